@@ -1,0 +1,100 @@
+# cored — one Makefile.
+#   make              builds ./cored and build/libcored.a (installs missing Debian packages first)
+#   make test         builds and runs every test (C unit tests + PyTorch parity)
+#   make SANITIZE=1 test   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench        speed of cored next to PyTorch on this machine
+#   make deps         only installs the Debian packages the build needs
+
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+BUILD   ?= build
+
+CFLAGS  ?= -O2
+CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -D_DEFAULT_SOURCE
+CPPFLAGS += -Iinclude -Isrc -I/usr/include/cjson -MMD -MP
+LDLIBS  += -lopenblas -lcjson -lpng -ljpeg -lm
+LDFLAGS += -fopenmp
+
+ifeq ($(SANITIZE),1)
+BUILD   := build-san
+CFLAGS  += -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+BIN      := $(if $(filter 1,$(SANITIZE)),$(BUILD)/cored,cored)
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_LIB := tests/harness.c tests/ref_ops.c
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_LIB:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+LIB      := $(BUILD)/libcored.a
+
+.PHONY: all deps deps-test deps-fuzz test test-c test-parity bench fuzz fuzz-run clean
+all: $(BIN) $(LIB)
+
+deps:
+	@tools/deps.sh build
+deps-test:
+	@tools/deps.sh test
+deps-fuzz:
+	@tools/deps.sh fuzz
+
+$(BUILD)/%.o: %.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_OBJ) $(LIB)
+	$(CC) $(LDFLAGS) $< $(TEST_OBJ) $(LIB) $(LDLIBS) -o $@
+
+# C unit tests first (fast, no Python), then the PyTorch parity tests on the cored binary.
+test: test-c test-parity
+
+test-c: $(TEST_BIN) | deps
+	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+
+test-parity: $(BIN) | deps-test
+	@set -e; for t in tests/parity_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done
+
+bench: $(BIN) | deps-test
+	CORED=./$(BIN) $(PYTHON) tools/bench.py
+
+# libFuzzer targets (clang 14): fuzz/fuzz_<name>.c, seed corpus fuzz/corpus/<name>/,
+# crash regressions fuzz/regress/<name>/ (replayed first by fuzz-run).
+FUZZ_SECONDS ?= 20
+FUZZ_CC      := clang
+FUZZ_FLAGS   := -std=c11 -O1 -g -fopenmp -D_DEFAULT_SOURCE -fsanitize=address,undefined
+FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build-fuzz/%.o)
+
+build-fuzz/%.o: %.c | deps-fuzz
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build-fuzz/fuzz_%: build-fuzz/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ $(LDLIBS) -o $@
+
+fuzz: $(FUZZ_BIN)
+
+fuzz-run: $(FUZZ_BIN)
+	@set -e; for b in $(FUZZ_BIN); do n=$${b#build-fuzz/fuzz_}; \
+	  if [ -d fuzz/regress/$$n ] && [ -n "$$(ls fuzz/regress/$$n)" ]; then \
+	    echo "== $$b: regressions"; $$b fuzz/regress/$$n/*; fi; \
+	  mkdir -p build-fuzz/corpus/$$n; echo "== $$b: $(FUZZ_SECONDS) s"; \
+	  $$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build-fuzz/corpus/$$n fuzz/corpus/$$n; done
+
+clean:
+	rm -rf build build-san build-fuzz cored
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -1,0 +1,43 @@
+/*
+ * The command-line tool: one file per subcommand, each `int cmd_<name>(int argc, char **argv)`
+ * returning the process exit code: 0 success, 1 failure, 2 usage error (unknown flag, bad
+ * value). Only the CLI prints; the library reports through cored_error.
+ */
+#ifndef CORED_CLI_H
+#define CORED_CLI_H
+
+#include <getopt.h>
+#include <stdint.h>
+
+#include "cored.h"
+
+#define EXIT_USAGE 2
+
+int cmd_forward(int argc, char **argv);
+int cmd_grad(int argc, char **argv);
+int cmd_init(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+int cmd_pack(int argc, char **argv);
+
+/* Prints "cored: error: <msg>" and the hint, if any, to stderr. */
+void cli_print_error(const cored_error *err);
+/* Prints "cored <cmd>: <msg>" plus "see 'cored <cmd> --help'" and returns EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict number parsing of an option value; on failure prints a usage error naming the
+   option and returns -1. */
+int cli_int(const char *cmd, const char *opt, const char *s, long lo, long hi, int *out);
+int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t *out);
+int cli_float(const char *cmd, const char *opt, const char *s, double lo, double hi, float *out);
+
+/* getopt_long with the error reporting of this tool: returns the option, -1 at the end,
+   or '?' after printing a usage error for an unknown option or a missing value. Resets
+   getopt's state on the first call for a new argv. */
+int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
+               const struct option *longopts);
+
+/* Installs the stderr log sink used by every command (warnings and notes of the library). */
+void cli_install_logger(int quiet);
+
+#endif

@@ -1,0 +1,14 @@
+/* Tensor files of the interop commands: `input` [N,3,S,S] and `labels` [N]. */
+#ifndef CORED_CLI_TENSORS_H
+#define CORED_CLI_TENSORS_H
+
+#include "cored.h"
+#include "io/safetensors.h"
+
+/* Reads tensor `input` (any float dtype, NCHW, square) as float32; caller frees with
+   cored_free. */
+int cli_load_input(const char *path, float **out, int *n, int *size, cored_error *err);
+/* Reads tensor `labels` [n] (integer or integral float dtype, values 0/1). */
+int cli_load_labels(const char *path, int n, int **out, cored_error *err);
+
+#endif

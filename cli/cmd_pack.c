@@ -1,0 +1,156 @@
+/*
+ * cored pack: decodes and resizes every image of a data folder once and stores the pixels
+ * in one pack file (format in docs/data.md), which the trainer memory-maps instead of
+ * decoding. A rebuild reuses the entries of the old pack whose sources did not change.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/core.h"
+#include "data/data.h"
+
+#define MAX_TASKS 256
+
+static void usage(void)
+{
+    printf("usage: cored pack DIR [options]\n\n"
+           "  DIR              data root in the CoReD layout (see cored data --help)\n"
+           "  --size PX        side of the stored images, the model's input size (default 128)\n"
+           "  --out FILE       pack file (default DIR/.cored-pack-<size>.bin)\n"
+           "  --tasks A,B      tasks to pack (default: every task folder of DIR)\n"
+           "  --splits LIST    splits to pack, of train,val,test,transfer\n"
+           "                   (default: train,val,test and transfer where DIR/TransferLearning/<Task> exists)\n"
+           "  --threads N      decoding threads (default: all cores)\n"
+           "  --strict         an undecodable image fails the command (default: stored as bad,\n"
+           "                   skipped with a warning by the loader)\n"
+           "  --quiet          no progress notes (default: off)\n\n"
+           "Images are resized as torchvision's Resize((size, size)) on PIL images (bit-exact) and\n"
+           "stored as 8-bit RGB with their labels, paths and source size/mtime. The loader refuses\n"
+           "a pack whose sources changed or whose size is not the model's; run cored pack again to\n"
+           "refresh it (unchanged images are copied, not decoded).\n");
+}
+
+/* Parses "train,val,test,transfer" into want[4]. */
+static int parse_splits(int want[4], const char *s)
+{
+    static const char *const names[4] = {"train", "val", "test", "transfer"};
+    memset(want, 0, 4 * sizeof *want);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        int found = 0;
+        for (int k = 0; k < 4; k++)
+            if (!strcmp(tok, names[k])) want[k] = found = 1;
+        if (!found) return -1;
+    }
+    return 0;
+}
+
+int cmd_pack(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"size", required_argument, 0, 'z'},    {"out", required_argument, 0, 'o'},
+        {"tasks", required_argument, 0, 't'},   {"splits", required_argument, 0, 'S'},
+        {"threads", required_argument, 0, 'j'}, {"strict", no_argument, 0, 's'},
+        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    const char *out = NULL, *tasks_arg = NULL, *splits_arg = NULL;
+    int size = 128, threads = 0, strict = 0, quiet = 0, c;
+    while ((c = cli_getopt("pack", argc, argv, "h", opts)) != -1) {
+        switch (c) {
+        case 'z':
+            if (cli_int("pack", "size", optarg, 8, 4096, &size)) return EXIT_USAGE;
+            break;
+        case 'o': out = optarg; break;
+        case 't': tasks_arg = optarg; break;
+        case 'S': splits_arg = optarg; break;
+        case 'j':
+            if (cli_int("pack", "threads", optarg, 1, 1024, &threads)) return EXIT_USAGE;
+            break;
+        case 's': strict = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(); return 0;
+        default: return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) return cli_usage_error("pack", "the data folder DIR is required");
+    if (optind + 1 < argc) return cli_usage_error("pack", "unexpected argument '%s'", argv[optind + 1]);
+    const char *root = argv[optind];
+    int want[4] = {1, 1, 1, 1}, explicit_splits = splits_arg != NULL;
+    if (splits_arg && parse_splits(want, splits_arg))
+        return cli_usage_error("pack", "--splits takes a list of train, val, test, transfer; got '%s'", splits_arg);
+    cli_install_logger(quiet);
+    if (threads <= 0) threads = cored_get_threads();
+
+    cored_error err = {0};
+    int rc = 0, nparts = 0;
+    char **listed = NULL, *tasks_copy = NULL, *tasks[MAX_TASKS], path[4400];
+    int ntasks = 0;
+    cored_dataset *parts[MAX_TASKS * 4] = {0}, *all = NULL;
+    if (tasks_arg) {
+        tasks_copy = cored_strdup(tasks_arg);
+        if (!tasks_copy) return 1;
+        for (char *tok = strtok(tasks_copy, ","); tok; tok = strtok(NULL, ","))
+            if (*tok && ntasks < MAX_TASKS) tasks[ntasks++] = tok;
+    } else {
+        int n = 0;
+        rc = cored_data_list_tasks(&listed, &n, root, &err);
+        for (int i = 0; !rc && i < n && ntasks < MAX_TASKS; i++) tasks[ntasks++] = listed[i];
+    }
+    if (!rc && !ntasks) rc = CORED_FAIL(&err, CORED_E_ARG, "%s: no task folders to pack", root);
+    const cored_split splits[4] = {CORED_SPLIT_TRAIN, CORED_SPLIT_VAL, CORED_SPLIT_TEST, CORED_SPLIT_TRANSFER};
+    for (int k = 0; !rc && k < ntasks; k++)
+        for (int s = 0; !rc && s < 4; s++) {
+            if (!want[s]) continue;
+            if (splits[s] == CORED_SPLIT_TRANSFER) {
+                /* without a TransferLearning folder "transfer" is the train split, already packed */
+                snprintf(path, sizeof path, "%s/TransferLearning/%s/train", root, tasks[k]);
+                if (!cored_is_dir(path)) {
+                    if (explicit_splits && !want[0])
+                        rc = cored_dataset_open(&parts[nparts++], root, tasks[k], CORED_SPLIT_TRAIN, &err);
+                    continue;
+                }
+            }
+            rc = cored_dataset_open(&parts[nparts], root, tasks[k], splits[s], &err);
+            if (!rc) nparts++;
+        }
+    if (!rc) rc = cored_dataset_concat(&all, parts, nparts, &err);
+    char defpath[4400];
+    if (!out) {
+        cored_pack_default_path(defpath, sizeof defpath, root, size);
+        out = defpath;
+    }
+    if (!rc) {
+        if (!quiet)
+            fprintf(stderr, "cored pack: %d images of %d task(s) at %d px into %s (%d threads)\n",
+                    cored_dataset_count(all), ntasks, size, out, threads);
+        char dir[4400], *slash;
+        snprintf(dir, sizeof dir, "%s", out);
+        slash = strrchr(dir, '/');
+        if (slash) {
+            *slash = '\0';
+            cored_clean_stale_temps(slash == dir ? "/" : dir, slash + 1);
+        } else {
+            cored_clean_stale_temps(".", out);
+        }
+        cored_pack_stats st;
+        double t0 = cored_now();
+        rc = cored_pack_build(out, all, size, threads, out, strict, &st, &err);
+        double dt = cored_now() - t0;
+        if (!rc)
+            printf("packed %d images (%d decoded, %d reused, %d undecodable) at %d px into %s: %.1f MiB "
+                   "in %.1f s\n",
+                   st.images, st.decoded, st.reused, st.bad, size, out, st.bytes / 1048576.0, dt);
+    }
+    for (int i = 0; i < nparts; i++) cored_dataset_free(parts[i]);
+    cored_dataset_free(all);
+    cored_free(listed);
+    cored_free(tasks_copy);
+    if (rc) {
+        cli_print_error(&err);
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * cored — command-line entry point: dispatches to one subcommand per file.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"forward", cmd_forward, "run a model on a tensor file (PyTorch interop and debugging)"},
+    {"grad", cmd_grad, "loss and every parameter gradient for one batch (interop)"},
+    {"init", cmd_init, "write freshly initialised weights of a model"},
+    {"bench", cmd_bench, "training-step and inference speed of a model"},
+    {"data", cmd_data, "check a data folder: images per task, split and class, and every problem"},
+    {"pack", cmd_pack, "pre-resize a data folder into one memory-mapped pack file"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "cored %s — Continual Representation using Distillation for fake-media detection\n\n"
+            "usage: cored <command> [options]     (cored <command> --help for its options)\n\n"
+            "commands:\n",
+            CORED_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nLabels: 0 = real, 1 = fake; scores are p(fake).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        if (argc > 2 && strcmp(name, "help") == 0) {
+            for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                if (!strcmp(commands[i].name, argv[2])) {
+                    char *args[] = {argv[2], "--help", NULL};
+                    return commands[i].fn(2, args);
+                }
+        }
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(name, "--version")) {
+        printf("cored %s\n", CORED_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(commands[i].name, name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "cored: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return EXIT_USAGE;
+}

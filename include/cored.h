@@ -1,0 +1,171 @@
+/*
+ * cored — Continual Representation using Distillation for fake-media detection.
+ *
+ * Public C API of libcored. Conventions that hold for every function below:
+ *
+ *  - Fallible functions return 0 (CORED_OK) on success and a negative cored_status on
+ *    failure. When `err` is not NULL it is filled with a message that names the file,
+ *    tensor or option at fault; outputs are left untouched unless a comment says otherwise.
+ *  - The library never prints and never exits; diagnostics reach the caller through
+ *    cored_error, and optional progress or warnings through cored_set_log().
+ *  - Images are float32. At this interface tensors are NCHW (as in PyTorch); inside the
+ *    engine activations are NHWC.
+ *  - Labels: 0 = real, 1 = fake. Scores are p(fake).
+ */
+#ifndef CORED_H
+#define CORED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CORED_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------- status, errors */
+
+typedef enum {
+    CORED_OK = 0,
+    CORED_E_ARG = -1,       /* invalid argument or option value */
+    CORED_E_IO = -2,        /* open/read/write/fsync/rename failed */
+    CORED_E_NOMEM = -3,     /* allocation failed */
+    CORED_E_FORMAT = -4,    /* malformed file contents */
+    CORED_E_SHAPE = -5,     /* tensor names or shapes do not fit */
+    CORED_E_NONFINITE = -6, /* NaN or Inf where a finite value is required */
+    CORED_E_INTERNAL = -7,  /* broken invariant inside cored (a bug) */
+    CORED_E_STOPPED = -8    /* stopped on request (signal) */
+} cored_status;
+
+typedef struct {
+    int code;            /* a cored_status */
+    char msg[1024];      /* one line, names the file / tensor / option and the problem */
+    char hint[256];      /* optional: what the user can do about it; "" when none */
+    const char *where;   /* source file of cored that raised it */
+    int line;
+} cored_error;
+
+/* Short English name of a status ("I/O error", ...). Never NULL. */
+const char *cored_status_str(int status);
+
+/* ---------------------------------------------------------------- runtime */
+
+/* Threads used by cored's kernels and by BLAS. n <= 0 selects the number of online CPUs.
+   Returns the number now in effect. */
+int cored_set_threads(int n);
+int cored_get_threads(void);
+
+typedef enum { CORED_LOG_ERROR, CORED_LOG_WARN, CORED_LOG_INFO, CORED_LOG_DEBUG } cored_log_level;
+typedef void (*cored_log_fn)(cored_log_level level, const char *msg, void *user);
+/* Installs a sink for the library's warnings and notes (e.g. a skipped corrupt image).
+   NULL (the default) drops them. */
+void cored_set_log(cored_log_fn fn, void *user);
+
+/* ---------------------------------------------------------------- models */
+
+typedef enum {
+    CORED_PARAM_WEIGHT,    /* conv / linear weight, PyTorch layout */
+    CORED_PARAM_BIAS,      /* conv / linear bias */
+    CORED_PARAM_BN_WEIGHT, /* batch-norm gamma */
+    CORED_PARAM_BN_BIAS,   /* batch-norm beta */
+    CORED_PARAM_BN_MEAN,   /* batch-norm running mean (buffer, not trained) */
+    CORED_PARAM_BN_VAR     /* batch-norm running variance (buffer, not trained) */
+} cored_param_kind;
+
+#define CORED_NAME_MAX 96
+
+typedef struct {
+    char name[CORED_NAME_MAX]; /* PyTorch state_dict key, e.g. "block1.rep.0.pointwise.weight" */
+    int ndim;
+    int shape[4];              /* PyTorch shape (conv weights OIHW) */
+    size_t numel;
+    size_t offset;             /* into the parameter slab (trainable) or the buffer slab */
+    cored_param_kind kind;
+} cored_param;
+
+/* Trainable kinds live in the parameter slab; running statistics in the buffer slab. */
+int cored_param_trainable(cored_param_kind kind);
+
+typedef enum {
+    CORED_BUILD_TRAIN, /* parameters, gradients, activations kept for backward */
+    CORED_BUILD_INFER  /* parameters and buffers only; activations reused (teacher, detect) */
+} cored_build;
+
+typedef struct cored_model cored_model;
+
+/* Names of the architectures cored knows, NULL-terminated. */
+const char *const *cored_arch_names(void);
+
+/* Builds `arch` for square inputs of `size` pixels and batches of up to `max_batch`.
+   Parameters are zero until cored_model_init_params() or a checkpoint load. */
+int cored_model_create(cored_model **out, const char *arch, int size, int max_batch,
+                       cored_build build, cored_error *err);
+/* NULL-safe; frees every slab. */
+void cored_model_free(cored_model *m);
+
+const char *cored_model_arch(const cored_model *m);
+int cored_model_size(const cored_model *m);
+int cored_model_max_batch(const cored_model *m);
+cored_build cored_model_build_kind(const cored_model *m);
+
+/* The parameter table: every tensor of the state_dict, in a fixed order. */
+int cored_model_param_count(const cored_model *m);
+const cored_param *cored_model_param(const cored_model *m, int i);
+int cored_model_param_find(const cored_model *m, const char *name); /* index or -1 */
+/* Pointer to the data of parameter i (in the parameter or buffer slab); gradient pointer
+   is NULL for buffers and in inference builds. */
+float *cored_model_param_data(cored_model *m, int i);
+float *cored_model_param_grad(cored_model *m, int i);
+
+/* The slabs: trainable parameters, their gradients (NULL in inference builds) and the
+   BN running statistics. */
+float *cored_model_weights(cored_model *m, size_t *count);
+float *cored_model_grads(cored_model *m, size_t *count);
+float *cored_model_buffers(cored_model *m, size_t *count);
+
+/* Copies parameters and buffers from src (same arch and size; any build kind). */
+int cored_model_copy_params(cored_model *dst, const cored_model *src, cored_error *err);
+
+/* PyTorch-style default initialisation of the architecture (what its PyTorch twin's
+   constructor does), from `seed`. */
+void cored_model_init_params(cored_model *m, uint64_t seed);
+
+/* Input buffer of the model: NHWC float32 [max_batch, size, size, 3]. */
+float *cored_model_input(cored_model *m);
+
+typedef enum {
+    CORED_FWD_EVAL = 0,       /* BN uses running statistics; no dropout */
+    CORED_FWD_BN_BATCH = 1,   /* BN uses batch statistics and updates running statistics */
+    CORED_FWD_STOCHASTIC = 2  /* dropout and drop-connect active (training) */
+} cored_fwd_flags;
+
+/* Forward pass over the first n images of the input buffer. `seed` drives dropout and
+   drop-connect when CORED_FWD_STOCHASTIC is set (ignored otherwise). */
+int cored_model_forward(cored_model *m, int n, int flags, uint64_t seed, cored_error *err);
+/* Logits [n, 2] of the last forward. */
+const float *cored_model_logits(const cored_model *m);
+/* Tap-point feature map of the last forward, NHWC [n, h, w, c]; dims written to *h, *w, *c. */
+const float *cored_model_features(const cored_model *m, int *h, int *w, int *c);
+const char *cored_model_tap_name(const cored_model *m);
+
+/* Backward pass of the last forward (train builds only). dlogits [n,2] is the loss
+   gradient at the logits; dfeatures (NHWC like the tap, may be NULL) is added at the tap.
+   Parameter gradients accumulate (+=) into the gradient slab. Backward reuses the memory
+   of activations it no longer needs, so each forward allows one backward; the features
+   and logits stay readable. */
+int cored_model_backward(cored_model *m, const float *dlogits, const float *dfeatures,
+                         cored_error *err);
+void cored_model_zero_grad(cored_model *m);
+
+/* Multiply-adds of one image's forward pass (convolutions and linear layers). */
+double cored_model_forward_macs(const cored_model *m);
+
+/* Bytes held by the model's slabs (parameters, gradients, buffers, activations,
+   workspace). */
+size_t cored_model_bytes(const cored_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,174 @@
+/*
+ * Checked file I/O. Reads are bounded and name the file in every error; writes that
+ * replace a file are atomic (temporary file in the same folder, fsync, rename, fsync of
+ * the folder), so a crash at any moment leaves either the old or the new file, whole.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core.h"
+
+int cored_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int cored_is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int cored_read_file(const char *path, size_t max_bytes, unsigned char **data, size_t *len,
+                    cored_error *err)
+{
+    int rc = CORED_OK;
+    unsigned char *buf = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot stat: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: not a regular file", path);
+        goto fail;
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: file is %lld bytes, more than the limit of %zu",
+                        path, (long long)st.st_size, max_bytes);
+        goto fail;
+    }
+    size_t n = (size_t)st.st_size;
+    buf = cored_alloc(n + 1);
+    if (!buf) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate %zu bytes", path, n + 1);
+        goto fail;
+    }
+    size_t got = fread(buf, 1, n, f);
+    if (got != n || ferror(f)) {
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: read %zu of %zu bytes: %s", path, got, n,
+                        ferror(f) ? strerror(errno) : "file shrank while reading");
+        goto fail;
+    }
+    buf[n] = 0;
+    fclose(f);
+    *data = buf;
+    *len = n;
+    return CORED_OK;
+fail:
+    cored_free(buf);
+    fclose(f);
+    return rc;
+}
+
+int cored_fwrite_all(FILE *f, const void *data, size_t bytes, const char *path, cored_error *err)
+{
+    if (bytes && fwrite(data, 1, bytes, f) != bytes)
+        return CORED_FAIL(err, CORED_E_IO, "%s: write failed: %s", path, strerror(errno));
+    return CORED_OK;
+}
+
+static void split_path(const char *path, char *dir, size_t dn, char *base, size_t bn)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(dir, dn, "%s", dirname(tmp));
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(base, bn, "%s", basename(tmp));
+}
+
+static int fsync_dir(const char *dir, cored_error *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open folder: %s", dir, strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    /* Some file systems refuse fsync on folders; the rename is still in place. */
+    if (rc != 0 && e != EINVAL && e != EROFS)
+        return CORED_FAIL(err, CORED_E_IO, "%s: fsync of folder failed: %s", dir, strerror(e));
+    return CORED_OK;
+}
+
+int cored_write_atomic(const char *path, cored_write_fn fn, void *user, cored_error *err)
+{
+    static _Atomic unsigned counter;
+    char dir[4096], base[1024], tmp[8192];
+    if (strlen(path) >= sizeof dir) return CORED_FAIL(err, CORED_E_ARG, "%s: path too long", path);
+    split_path(path, dir, sizeof dir, base, sizeof base);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld.%u", dir, base, (long)getpid(),
+             atomic_fetch_add(&counter, 1));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0)
+        return CORED_FAIL(err, CORED_E_IO, "%s: cannot create temporary file in %s: %s", path, dir,
+                          strerror(errno));
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return CORED_FAIL(err, CORED_E_IO, "%s: %s", path, strerror(e));
+    }
+    int rc = fn(f, user, err);
+    if (rc == CORED_OK && fflush(f) != 0)
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: write failed: %s", path, strerror(errno));
+    if (rc == CORED_OK && fsync(fileno(f)) != 0)
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: fsync failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 && rc == CORED_OK)
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed: %s", path, strerror(errno));
+    if (rc == CORED_OK && rename(tmp, path) != 0)
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot rename temporary file into place: %s", path,
+                        strerror(errno));
+    if (rc != CORED_OK) {
+        unlink(tmp);
+        return rc;
+    }
+    return fsync_dir(dir, err);
+}
+
+void cored_clean_stale_temps(const char *dir, const char *basename_)
+{
+    DIR *d = opendir(dir);
+    if (!d) return;
+    char prefix[1100];
+    snprintf(prefix, sizeof prefix, ".%s.tmp.", basename_);
+    size_t pl = strlen(prefix);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, pl) != 0) continue;
+        char full[8192];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        unlink(full);
+    }
+    closedir(d);
+}
+
+int cored_mkdir_p(const char *path, cored_error *err)
+{
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return CORED_FAIL(err, CORED_E_ARG, "invalid folder path '%s'", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return CORED_FAIL(err, CORED_E_IO, "%s: cannot create folder: %s", buf, strerror(errno));
+        if (!cored_is_dir(buf))
+            return CORED_FAIL(err, CORED_E_IO, "%s: exists and is not a folder", buf);
+        buf[i] = c;
+    }
+    return CORED_OK;
+}

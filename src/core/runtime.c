@@ -1,0 +1,58 @@
+/*
+ * Process-wide runtime settings: thread count (cored's OpenMP kernels and OpenBLAS use
+ * the same number so they never oversubscribe the cores), the log sink and the clock.
+ */
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "core.h"
+
+static int n_threads;
+static cored_log_fn log_fn;
+static void *log_user;
+
+int cored_set_threads(int n)
+{
+    if (n <= 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (int)cpus : 1;
+    }
+    n_threads = n;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+    return n;
+}
+
+int cored_get_threads(void)
+{
+    if (n_threads == 0) cored_set_threads(0);
+    return n_threads;
+}
+
+void cored_set_log(cored_log_fn fn, void *user)
+{
+    log_fn = fn;
+    log_user = user;
+}
+
+void cored_log(cored_log_level level, const char *fmt, ...)
+{
+    if (!log_fn) return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_fn(level, msg, log_user);
+}
+
+double cored_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

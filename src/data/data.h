@@ -1,0 +1,271 @@
+/*
+ * The data path of cored: image-folder data sets in the official CoReD layout, robust
+ * JPEG/PNG decoding, the torchvision-equivalent transform (PIL bilinear resize, flip,
+ * (x/255 - 0.5)/0.5), CoReD's CutMix, a threaded prefetching loader and a packed cache of
+ * pre-resized pixels. docs/data.md describes the layout, the choices and the pack format.
+ *
+ * Conventions: labels 0 = real, 1 = fake; images leave the loader as NHWC float32
+ * [n, size, size, 3] in [-1, 1]; every random decision is a pure function of
+ * (seed, epoch, sample or batch index), never of the thread count. Fallible functions
+ * return 0 or a negative cored_status and fill err; outputs are untouched on failure.
+ */
+#ifndef CORED_DATA_H
+#define CORED_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+/* ---------------------------------------------------------------- data sets */
+
+typedef enum {
+    CORED_SPLIT_TRAIN,
+    CORED_SPLIT_VAL,
+    CORED_SPLIT_TEST,
+    /* DATA/TransferLearning/<task>/train when it exists, else DATA/<task>/train
+       (METHOD.md decision 8). */
+    CORED_SPLIT_TRANSFER
+} cored_split;
+
+/* "train", "val", "test", "transfer". */
+const char *cored_split_name(cored_split split);
+
+/* An indexed list of (path, label) samples. Samples of an opened split are sorted by
+   path (bytewise), so the order is the same on every machine. */
+typedef struct cored_dataset cored_dataset;
+
+/* Indexes root/<task>/<split>/{real|0_real|0, fake|1_fake|1}/... (any depth of
+   sub-folders; .png .jpg .jpeg in any case; hidden entries skipped). Fails with a message
+   naming the expected path when root, the task, the split or a class folder is missing or
+   not a folder, when a class has no images, or when two spellings of one class exist. */
+int cored_dataset_open(cored_dataset **out, const char *root, const char *task, cored_split split,
+                       cored_error *err);
+/* Union of parts in order (joint training); the parts may be freed afterwards. */
+int cored_dataset_concat(cored_dataset **out, cored_dataset *const *parts, int n, cored_error *err);
+/* The samples indices[0..n) of ds, in that order; an index out of range is CORED_E_ARG. */
+int cored_dataset_subset(cored_dataset **out, const cored_dataset *ds, const int *indices, int n,
+                         cored_error *err);
+/* At most max_per_class samples of each class, chosen by a permutation that is a pure
+   function of (seed, label); the kept samples stay in ds's order. */
+int cored_dataset_cap_per_class(cored_dataset **out, const cored_dataset *ds, int max_per_class,
+                                uint64_t seed, cored_error *err);
+int cored_dataset_count(const cored_dataset *ds);
+int cored_dataset_label(const cored_dataset *ds, int i); /* 0 real, 1 fake */
+const char *cored_dataset_path(const cored_dataset *ds, int i);
+/* The path relative to the data root it was found under ("DeepFake/train/real/a.png"). */
+const char *cored_dataset_relpath(const cored_dataset *ds, int i);
+int cored_dataset_class_count(const cored_dataset *ds, int label);
+/* e.g. "DATA/DeepFake/val", for messages. */
+const char *cored_dataset_describe(const cored_dataset *ds);
+void cored_dataset_free(cored_dataset *ds);
+
+/* One finding of a data-set scan. */
+typedef enum { CORED_PROBLEM_ERROR, CORED_PROBLEM_WARNING } cored_problem_kind;
+typedef void (*cored_problem_fn)(cored_problem_kind kind, const char *msg, void *user);
+
+/* Like cored_dataset_open, but reports every problem of the split through fn (not only
+   the first) and returns the number of errors; *out (may be NULL) receives the data set
+   when there were none. */
+int cored_dataset_scan(cored_dataset **out, const char *root, const char *task, cored_split split,
+                       cored_problem_fn fn, void *user);
+
+/* Task folders under root (every visible folder but TransferLearning), sorted.
+   *names is one allocation holding the array and the strings (cored_free it). */
+int cored_data_list_tasks(char ***names, int *n, const char *root, cored_error *err);
+
+/* ---------------------------------------------------------------- decoding */
+
+#define CORED_MAX_PIXELS_DEFAULT (64u << 20) /* 64 Mpx: larger images are refused */
+#define CORED_MAX_FILE_BYTES ((size_t)256 << 20)
+
+/* An 8-bit RGB image, rows packed (stride w*3). Its buffer only grows, so one image object
+   reused for many decodes stops allocating once it has seen the largest picture. */
+typedef struct {
+    uint8_t *px;
+    int w, h;
+    size_t cap;
+} cored_image;
+
+void cored_image_release(cored_image *img); /* frees px; the struct may be reused */
+
+/* Decodes a JPEG (baseline, progressive, grayscale, RGB, CMYK/YCCK with Adobe inverted
+   values) or PNG (any bit depth and colour type; alpha dropped, 16-bit reduced to the high
+   byte, palette expanded) held in memory, recognised by content, not by name. EXIF
+   orientation is ignored (as PIL's loader used by torchvision's ImageFolder). Images with
+   more than max_pixels pixels (0 = CORED_MAX_PIXELS_DEFAULT) are refused before any pixel
+   memory is allocated; truncated data is an error. `name` is used in messages. */
+int cored_image_decode(cored_image *img, const uint8_t *data, size_t len, const char *name,
+                       size_t max_pixels, cored_error *err);
+
+/* ---------------------------------------------------------------- transforms */
+
+/* Scratch of the resize (coefficients, the intermediate image); grows only. */
+typedef struct {
+    int32_t *coef;
+    int *bounds;
+    double *pre;
+    uint8_t *tmp;
+    size_t coef_cap, bounds_cap, pre_cap, tmp_cap;
+} cored_resizer;
+
+void cored_resizer_release(cored_resizer *rz);
+
+/* Bilinear resize of 8-bit RGB (sw x sh) to (dw x dh), bit-exact with PIL's
+   Image.resize(..., BILINEAR) (Pillow Resample.c: triangle filter whose support is scaled
+   by the downscale factor, 22-bit fixed-point weights, horizontal pass first), which is
+   what torchvision's Resize((h, w)) does on PIL images. dst is dw*dh*3 bytes. */
+int cored_resize_rgb8(uint8_t *dst, int dw, int dh, const uint8_t *src, int sw, int sh,
+                      cored_resizer *rz, cored_error *err);
+
+/* (v/255 - 0.5)/0.5 in float32, as torchvision's ToTensor + Normalize(0.5, 0.5). */
+void cored_normalize_lut(float lut[256]);
+
+/* Reads, decodes and resizes one file to size x size RGB8 (dst: size*size*3 bytes).
+   `file` is a grow-only buffer for the file contents (*file_cap its size). */
+int cored_image_read_rgb8(uint8_t *dst, int size, const char *path, uint8_t **file, size_t *file_cap,
+                          cored_image *img, cored_resizer *rz, cored_error *err);
+
+/* One image, deterministic transform (resize + normalise), for detection and tests.
+   out: [size, size, 3] NHWC float32 in [-1, 1]. */
+int cored_image_load(float *out, const char *path, int size, cored_error *err);
+
+/* ---------------------------------------------------------------- CutMix */
+
+typedef enum { CORED_CUTMIX_NONE, CORED_CUTMIX_OPPOSITE, CORED_CUTMIX_SAME } cored_cutmix_mode;
+
+/* One batch's CutMix decision (METHOD.md 3.5). */
+typedef struct {
+    int fired;        /* r > 1 - p and at least one sample marked */
+    int x0, x1, y0, y1; /* the shared box, [x0, x1) x [y0, y1), clipped */
+    double lambda;
+} cored_cutmix_box;
+
+/* Draws the decision for a batch of n samples with labels[] from rng: r ~ U(0,1); if
+   r > 1 - p: permutation perm (written to partner[]), marked[i] = 1 where
+   labels[partner[i]] differs (OPPOSITE) or equals (SAME) labels[i] (i != partner[i] for
+   SAME), lambda ~ Beta(beta, beta), cut = int(size*sqrt(1 - lambda)), centre uniform in
+   {0..size-1}^2. partner and marked are [n]; scratch is [n]. */
+void cored_cutmix_draw(cored_cutmix_box *box, int *partner, uint8_t *marked, uint32_t *scratch,
+                       const int *labels, int n, int size, cored_cutmix_mode mode, float p,
+                       float beta, cored_rng *rng);
+
+/* Writes sample i of a batch as normalised floats: pixels of src[i] (flipped horizontally
+   when flip[i]), with the CutMix box taken from src[partner[i]] (with its flip) when
+   box->fired and marked[i]. out: [size, size, 3]. */
+void cored_compose_sample(float *out, int i, const uint8_t *const *src, const uint8_t *flip,
+                          const int *partner, const uint8_t *marked, const cored_cutmix_box *box,
+                          int size, const float lut[256]);
+
+/* ---------------------------------------------------------------- packed cache */
+
+/* A pack: pre-resized uint8 RGB pixels of many source images, their labels, paths
+   (relative to the data root) and the (size, mtime) of each source when it was packed.
+   Format in docs/data.md; every field is validated when opened. */
+typedef struct cored_pack cored_pack;
+
+#define CORED_PACK_VERSION 1
+
+/* Default location of the pack of a data root for one image size:
+   <root>/.cored-pack-<size>.bin */
+void cored_pack_default_path(char *buf, size_t n, const char *root, int size);
+
+typedef struct {
+    int images, reused, decoded, bad;
+    uint64_t bytes;
+} cored_pack_stats;
+
+/* Writes (atomically) a pack of every sample of ds at `size` px. Entries of an existing
+   pack at `reuse` (may be NULL or missing) whose source has the same size and mtime are
+   copied instead of decoded. Images that cannot be decoded are stored as bad entries (the
+   loader skips them like corrupt files), or fail the build when strict. */
+int cored_pack_build(const char *path, const cored_dataset *ds, int size, int threads,
+                     const char *reuse, int strict, cored_pack_stats *stats, cored_error *err);
+
+/* Memory-maps and validates a pack file. */
+int cored_pack_open(cored_pack **out, const char *path, cored_error *err);
+/* Validates a pack held in memory (buf must outlive the pack); what the fuzzer calls. */
+int cored_pack_parse(cored_pack **out, const uint8_t *buf, size_t len, const char *name,
+                     cored_error *err);
+void cored_pack_free(cored_pack *p);
+
+int cored_pack_size(const cored_pack *p);
+int cored_pack_count(const cored_pack *p);
+int cored_pack_label(const cored_pack *p, int i);
+int cored_pack_is_bad(const cored_pack *p, int i);
+const char *cored_pack_relpath(const cored_pack *p, int i, size_t *len);
+const uint8_t *cored_pack_pixels(const cored_pack *p, int i); /* size*size*3 bytes */
+/* Checks entry i's pixels against its stored checksum (CORED_E_FORMAT when they differ). */
+int cored_pack_verify_entry(const cored_pack *p, int i, cored_error *err);
+/* Entry index of a relative path, or -1. */
+int cored_pack_find(const cored_pack *p, const char *relpath);
+
+/* entry[i] = pack entry of sample i of ds. Refuses (CORED_E_ARG with a hint to rebuild)
+   when the pack's size is not `size`, a sample is missing from the pack or has another
+   label, or its source file changed (size or mtime) since it was packed. */
+int cored_pack_match(int *entry, const cored_pack *p, const cored_dataset *ds, int size,
+                     cored_error *err);
+
+/* Rewrites the header checksum of a pack image held in memory (tests and the fuzzer use it
+   to reach the checks behind the checksum). 0, or -1 when the sections do not fit. */
+int cored_pack_fix_checksum(uint8_t *buf, size_t len);
+
+/* 64-bit checksum of a byte range (four multiply-rotate lanes; corruption detection, not
+   cryptography). */
+uint64_t cored_checksum64(const void *data, size_t len, uint64_t seed);
+
+/* ---------------------------------------------------------------- loader */
+
+typedef struct {
+    int batch;            /* images per batch; the last partial batch is kept */
+    int size;             /* output side in px (model input), e.g. 128 */
+    int threads;          /* decode worker threads (0 = cored_get_threads()) */
+    int ring;             /* prefetched batches in flight (0 = 4); memory bounded by
+                             ring*batch*size*size*(3 floats + 3 bytes) */
+    uint64_t seed;
+    int shuffle;          /* permutation per epoch = f(seed, epoch) */
+    int flip;             /* horizontal flip p = 0.5 per sample = f(seed, epoch, sample) */
+    cored_cutmix_mode cutmix; /* OPPOSITE: p = 0.2, Beta(0.5, 0.5); SAME: p = 0.5, Beta(1, 1) */
+    float cutmix_p, cutmix_beta; /* 0 = the mode's default */
+    int strict;           /* a corrupt image is an error instead of a skipped sample */
+    const char *pack;     /* optional: path of a pack to read pixels from instead of decoding */
+} cored_loader_opts;
+
+typedef struct {
+    float *x;             /* NHWC float32 [n, size, size, 3], normalised (x/255-0.5)/0.5 */
+    int *labels;          /* [n] */
+    int *index;           /* [n] sample indices into the dataset */
+    int n;
+    int epoch, batch_index;
+    int cutmix;           /* 1 when CutMix modified this batch */
+} cored_batch;
+
+typedef struct cored_loader cored_loader;
+
+/* Starts the worker threads (idle until cored_loader_start). ds must outlive the loader.
+   With opts->pack the pack is opened and matched against ds (see cored_pack_match). */
+int cored_loader_create(cored_loader **out, const cored_dataset *ds, const cored_loader_opts *o,
+                        cored_error *err);
+int cored_loader_batches(const cored_loader *l); /* per epoch: ceil(count / batch) */
+/* Starts (or restarts) epoch `epoch` at batch first_batch: the batches that follow are
+   identical to those an uninterrupted epoch gives from that point (resume). Every batch
+   obtained before must have been released. */
+int cored_loader_start(cored_loader *l, int epoch, int first_batch, cored_error *err);
+/* 1 = *b holds the next batch (in order), 0 = end of the epoch, < 0 = error. A batch
+   whose every image was skipped is not returned; an epoch in which every image failed is
+   an error. Corrupt images are skipped (the batch is shorter) unless opts.strict. */
+int cored_loader_next(cored_loader *l, cored_batch **b, cored_error *err);
+/* Gives the buffer back to the ring (NULL is ignored). */
+void cored_loader_release(cored_loader *l, cored_batch *b);
+/* Distinct corrupt files skipped so far. */
+int cored_loader_skipped(const cored_loader *l);
+/* Stops the workers (also mid-epoch) and frees everything; NULL-safe. */
+void cored_loader_free(cored_loader *l);
+
+/* Loader throughput: opens root/<task>/train, runs the loader (flip + OPPOSITE CutMix,
+   shuffle) for about `seconds` after one warm-up batch and reports images per second.
+   pack may be NULL (decode the files). */
+int cored_bench_loader(const char *data_root, const char *task, const char *pack, int threads,
+                       int batch, int size, double seconds, double *images_per_s, cored_error *err);
+
+#endif

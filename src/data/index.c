@@ -1,0 +1,577 @@
+/*
+ * Data-set index over the official CoReD layout (METHOD.md section 8):
+ *   DATA/<Task>/{train,val,test}/{real,fake}/.../<image>.{png,jpg,jpeg}
+ *   DATA/TransferLearning/<Task>/train/{real,fake}/...
+ * Class folders may also be spelled 0_real/1_fake or 0/1 (the authors' GAN data); labels
+ * are 0 = real, 1 = fake whatever the spelling. Images may sit in nested (per-video)
+ * sub-folders; symbolic links are followed (as torchvision's ImageFolder does) with loop
+ * protection. Samples are sorted by path, bytewise, so an index is the same everywhere.
+ * Every problem of a split can be reported (cored_dataset_scan) or only the first
+ * (cored_dataset_open).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "data/data.h"
+
+#define PATH_MAX_LEN 4096
+#define MAX_DEPTH 64
+
+typedef struct {
+    const char *p;   /* valid only while sorting */
+    size_t off;      /* into the arena */
+    uint32_t rel;    /* offset of the root-relative part within the path */
+    uint8_t label;
+} sample;
+
+struct cored_dataset {
+    char *describe;
+    char *arena;
+    size_t arena_len, arena_cap;
+    sample *s;
+    int n, cap;
+    int count[2];
+};
+
+static const char *const class_names[2][3] = {{"real", "0_real", "0"}, {"fake", "1_fake", "1"}};
+
+const char *cored_split_name(cored_split split)
+{
+    switch (split) {
+    case CORED_SPLIT_TRAIN: return "train";
+    case CORED_SPLIT_VAL: return "val";
+    case CORED_SPLIT_TEST: return "test";
+    case CORED_SPLIT_TRANSFER: return "transfer";
+    }
+    return "?";
+}
+
+void cored_dataset_free(cored_dataset *ds)
+{
+    if (!ds) return;
+    cored_free(ds->describe);
+    cored_free(ds->arena);
+    cored_free(ds->s);
+    cored_free(ds);
+}
+
+static cored_dataset *dataset_new(const char *describe)
+{
+    cored_dataset *ds = cored_calloc(1, sizeof *ds);
+    if (!ds) return NULL;
+    ds->describe = cored_strdup(describe);
+    if (!ds->describe) {
+        cored_free(ds);
+        return NULL;
+    }
+    return ds;
+}
+
+/* Appends one sample; -1 when out of memory. */
+static int dataset_push(cored_dataset *ds, const char *path, size_t rel, int label)
+{
+    size_t len = strlen(path) + 1;
+    if (ds->n == ds->cap) {
+        if (ds->cap >= (1 << 30)) return -1;
+        int ncap = ds->cap ? 2 * ds->cap : 256;
+        sample *ns = cored_alloc((size_t)ncap * sizeof *ns);
+        if (!ns) return -1;
+        if (ds->n) memcpy(ns, ds->s, (size_t)ds->n * sizeof *ns);
+        cored_free(ds->s);
+        ds->s = ns;
+        ds->cap = ncap;
+    }
+    if (ds->arena_len + len > ds->arena_cap) {
+        size_t ncap = ds->arena_cap ? 2 * ds->arena_cap : 16384;
+        while (ncap < ds->arena_len + len) ncap *= 2;
+        char *na = cored_alloc(ncap);
+        if (!na) return -1;
+        if (ds->arena_len) memcpy(na, ds->arena, ds->arena_len);
+        cored_free(ds->arena);
+        ds->arena = na;
+        ds->arena_cap = ncap;
+    }
+    memcpy(ds->arena + ds->arena_len, path, len);
+    ds->s[ds->n].off = ds->arena_len;
+    ds->s[ds->n].rel = (uint32_t)rel;
+    ds->s[ds->n].label = (uint8_t)label;
+    ds->arena_len += len;
+    ds->count[label]++;
+    ds->n++;
+    return 0;
+}
+
+static int cmp_sample(const void *a, const void *b)
+{
+    return strcmp(((const sample *)a)->p, ((const sample *)b)->p);
+}
+
+static void dataset_sort(cored_dataset *ds)
+{
+    for (int i = 0; i < ds->n; i++) ds->s[i].p = ds->arena + ds->s[i].off;
+    if (ds->n > 1) qsort(ds->s, (size_t)ds->n, sizeof *ds->s, cmp_sample);
+}
+
+/* ---------------------------------------------------------------- scanning */
+
+typedef struct {
+    cored_problem_fn fn;
+    void *user;
+    int errors;
+    int nomem; /* an error was an allocation failure */
+} reporter;
+
+static void report(reporter *r, cored_problem_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void report(reporter *r, cored_problem_kind kind, const char *fmt, ...)
+{
+    char msg[PATH_MAX_LEN + 512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (kind == CORED_PROBLEM_ERROR) r->errors++;
+    if (r->fn) r->fn(kind, msg, r->user);
+}
+
+static int is_image_name(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || dot == name) return 0;
+    return !strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg");
+}
+
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+} dir_id;
+
+typedef struct {
+    cored_dataset *ds;
+    reporter *rep;
+    size_t rel;
+    int label;
+    int nomem;
+    int skipped;           /* non-image files */
+    char first_skipped[PATH_MAX_LEN];
+    dir_id stack[MAX_DEPTH];
+} walker;
+
+static void walk(walker *w, char *path, size_t len, int depth)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return;
+    for (int i = 0; i < depth; i++)
+        if (w->stack[i].dev == st.st_dev && w->stack[i].ino == st.st_ino) {
+            report(w->rep, CORED_PROBLEM_WARNING, "%s: symbolic-link loop, not followed", path);
+            return;
+        }
+    if (depth >= MAX_DEPTH) {
+        report(w->rep, CORED_PROBLEM_WARNING, "%s: folders nested deeper than %d levels, ignored", path,
+               MAX_DEPTH);
+        return;
+    }
+    w->stack[depth].dev = st.st_dev;
+    w->stack[depth].ino = st.st_ino;
+    DIR *d = opendir(path);
+    if (!d) {
+        report(w->rep, CORED_PROBLEM_ERROR, "%s: cannot read folder: %s", path, strerror(errno));
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && !w->nomem) {
+        if (e->d_name[0] == '.') continue; /* hidden files, ".", ".." */
+        size_t nl = strlen(e->d_name);
+        if (len + 1 + nl >= PATH_MAX_LEN) {
+            report(w->rep, CORED_PROBLEM_WARNING, "%s/%s: path too long, ignored", path, e->d_name);
+            continue;
+        }
+        path[len] = '/';
+        memcpy(path + len + 1, e->d_name, nl + 1);
+        struct stat es;
+        if (stat(path, &es) != 0) {
+            report(w->rep, CORED_PROBLEM_WARNING, "%s: cannot stat (broken link?), ignored", path);
+        } else if (S_ISDIR(es.st_mode)) {
+            walk(w, path, len + 1 + nl, depth + 1);
+        } else if (S_ISREG(es.st_mode) && is_image_name(e->d_name)) {
+            if (dataset_push(w->ds, path, w->rel, w->label)) w->nomem = 1;
+        } else {
+            if (!w->skipped++) snprintf(w->first_skipped, sizeof w->first_skipped, "%s", path);
+        }
+        path[len] = '\0';
+    }
+    closedir(d);
+}
+
+/* "dir" exists and is a folder: 1; missing: 0; something else: -1. */
+static int dir_state(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) return 0;
+    return S_ISDIR(st.st_mode) ? 1 : -1;
+}
+
+static int is_class_name(const char *name)
+{
+    for (int c = 0; c < 2; c++)
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(name, class_names[c][k])) return 1;
+    return 0;
+}
+
+/* Indexes one split folder; problems go to rep. */
+static void scan_split(cored_dataset *ds, reporter *rep, const char *split_dir, size_t rel)
+{
+    char path[PATH_MAX_LEN + 16];
+    DIR *d = opendir(split_dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' || is_class_name(e->d_name)) continue;
+            report(rep, CORED_PROBLEM_WARNING,
+                   "%s/%s: ignored (class folders are real/fake, 0_real/1_fake or 0/1)", split_dir,
+                   e->d_name);
+        }
+        closedir(d);
+    }
+    for (int label = 0; label < 2; label++) {
+        int found = -1, state[3];
+        for (int k = 0; k < 3; k++) {
+            snprintf(path, sizeof path, "%s/%s", split_dir, class_names[label][k]);
+            state[k] = dir_state(path);
+            if (state[k] < 0)
+                report(rep, CORED_PROBLEM_ERROR, "%s: is not a folder", path);
+            else if (state[k] > 0) {
+                if (found >= 0)
+                    report(rep, CORED_PROBLEM_ERROR, "%s: ambiguous class folders %s and %s (both mean %s)",
+                           split_dir, class_names[label][found], class_names[label][k],
+                           label ? "fake" : "real");
+                else
+                    found = k;
+            }
+        }
+        if (found < 0) {
+            if (state[0] == 0 && state[1] == 0 && state[2] == 0)
+                report(rep, CORED_PROBLEM_ERROR, "%s/%s: class folder not found (also looked for %s and %s)",
+                       split_dir, class_names[label][0], class_names[label][1], class_names[label][2]);
+            continue;
+        }
+        walker w;
+        memset(&w, 0, sizeof w);
+        w.ds = ds;
+        w.rep = rep;
+        w.rel = rel;
+        w.label = label;
+        int before = ds->count[label];
+        size_t len = (size_t)snprintf(path, sizeof path, "%s/%s", split_dir, class_names[label][found]);
+        walk(&w, path, len, 0);
+        if (w.nomem) {
+            rep->nomem = 1;
+            report(rep, CORED_PROBLEM_ERROR, "%s: out of memory while indexing", path);
+            return;
+        }
+        if (w.skipped)
+            report(rep, CORED_PROBLEM_WARNING,
+                   "%s: %d file(s) without a .png/.jpg/.jpeg extension ignored (e.g. %s)", path,
+                   w.skipped, w.first_skipped);
+        if (ds->count[label] == before)
+            report(rep, CORED_PROBLEM_ERROR, "%s: no images (.png, .jpg, .jpeg) in this class folder", path);
+    }
+}
+
+/* Strips trailing slashes (keeps "/"). */
+static void clean_root(char *out, size_t n, const char *root)
+{
+    snprintf(out, n, "%s", root);
+    size_t l = strlen(out);
+    while (l > 1 && out[l - 1] == '/') out[--l] = '\0';
+}
+
+static int scan_impl(cored_dataset **out, const char *root_in, const char *task, cored_split split,
+                     reporter *rp)
+{
+    char root[PATH_MAX_LEN], task_dir[PATH_MAX_LEN], split_dir[PATH_MAX_LEN];
+    cored_dataset *ds = NULL;
+    if (!root_in || !root_in[0] || !task || !task[0] || strchr(task, '/') || !strcmp(task, ".") ||
+        !strcmp(task, "..") || split < CORED_SPLIT_TRAIN || split > CORED_SPLIT_TRANSFER) {
+        report(rp, CORED_PROBLEM_ERROR, "invalid data root or task name ('%s', '%s')",
+               root_in ? root_in : "(null)", task ? task : "(null)");
+        return rp->errors;
+    }
+    if (strlen(root_in) + strlen(task) + 64 >= PATH_MAX_LEN) {
+        report(rp, CORED_PROBLEM_ERROR, "%s: path too long", root_in);
+        return rp->errors;
+    }
+    clean_root(root, sizeof root, root_in);
+    int st = dir_state(root);
+    if (st <= 0) {
+        report(rp, CORED_PROBLEM_ERROR, "%s: %s", root, st ? "is not a folder" : "data folder does not exist");
+        return rp->errors;
+    }
+    const char *sub = split == CORED_SPLIT_VAL ? "val" : split == CORED_SPLIT_TEST ? "test" : "train";
+    snprintf(task_dir, sizeof task_dir, "%s/%s", root, task);
+    if (split == CORED_SPLIT_TRANSFER) {
+        snprintf(split_dir, sizeof split_dir, "%s/TransferLearning/%s/train", root, task);
+        if (dir_state(split_dir) <= 0) {
+            snprintf(split_dir, sizeof split_dir, "%s/TransferLearning/%s", root, task);
+            if (dir_state(split_dir) > 0)
+                report(rp, CORED_PROBLEM_WARNING, "%s/train: not found; using %s/%s/train instead", split_dir,
+                       root, task);
+            snprintf(split_dir, sizeof split_dir, "%s/%s/train", root, task);
+        }
+    } else {
+        snprintf(split_dir, sizeof split_dir, "%s/%s/%s", root, task, sub);
+    }
+    st = dir_state(task_dir);
+    if (st <= 0 && strncmp(split_dir, task_dir, strlen(task_dir)) == 0) {
+        report(rp, CORED_PROBLEM_ERROR, "%s: %s (expected %s/%s/{train,val,test}/{real,fake}/...)",
+               task_dir, st ? "is not a folder" : "task folder not found", root, task);
+        return rp->errors;
+    }
+    st = dir_state(split_dir);
+    if (st <= 0) {
+        report(rp, CORED_PROBLEM_ERROR, "%s: %s", split_dir,
+               st ? "is not a folder" : "split folder not found");
+        return rp->errors;
+    }
+    ds = dataset_new(split_dir);
+    if (!ds) {
+        rp->nomem = 1;
+        report(rp, CORED_PROBLEM_ERROR, "%s: out of memory", split_dir);
+        return rp->errors;
+    }
+    scan_split(ds, rp, split_dir, strlen(root) + 1);
+    if (rp->errors) {
+        cored_dataset_free(ds);
+        return rp->errors;
+    }
+    dataset_sort(ds);
+    if (out)
+        *out = ds;
+    else
+        cored_dataset_free(ds);
+    return 0;
+}
+
+int cored_dataset_scan(cored_dataset **out, const char *root, const char *task, cored_split split,
+                       cored_problem_fn fn, void *user)
+{
+    reporter rep = {fn, user, 0, 0};
+    return scan_impl(out, root, task, split, &rep);
+}
+
+typedef struct {
+    cored_error *err;
+    int have;
+} first_error;
+
+static void keep_first(cored_problem_kind kind, const char *msg, void *user)
+{
+    first_error *fe = user;
+    if (kind == CORED_PROBLEM_WARNING) {
+        cored_log(CORED_LOG_WARN, "%s", msg);
+        return;
+    }
+    if (fe->have++) return;
+    CORED_FAIL(fe->err, CORED_E_IO, "%s", msg);
+}
+
+int cored_dataset_open(cored_dataset **out, const char *root, const char *task, cored_split split,
+                       cored_error *err)
+{
+    if (!out) return CORED_FAIL(err, CORED_E_ARG, "cored_dataset_open: out is NULL");
+    first_error fe = {err, 0};
+    reporter rep = {keep_first, &fe, 0, 0};
+    cored_dataset *ds = NULL;
+    if (scan_impl(&ds, root, task, split, &rep) || !ds) {
+        if (rep.nomem && err) err->code = CORED_E_NOMEM;
+        return rep.nomem ? CORED_E_NOMEM : CORED_E_IO;
+    }
+    *out = ds;
+    return CORED_OK;
+}
+
+/* ---------------------------------------------------------------- derived sets */
+
+static int copy_sample(cored_dataset *dst, const cored_dataset *src, int i)
+{
+    return dataset_push(dst, src->arena + src->s[i].off, src->s[i].rel, src->s[i].label);
+}
+
+int cored_dataset_concat(cored_dataset **out, cored_dataset *const *parts, int n, cored_error *err)
+{
+    if (!out || !parts || n <= 0) return CORED_FAIL(err, CORED_E_ARG, "cored_dataset_concat: no parts");
+    char desc[2048] = "";
+    size_t dl = 0;
+    for (int p = 0; p < n; p++) {
+        if (!parts[p]) return CORED_FAIL(err, CORED_E_ARG, "cored_dataset_concat: part %d is NULL", p);
+        if (dl < sizeof desc)
+            dl += (size_t)snprintf(desc + dl, sizeof desc - dl, "%s%s", p ? " + " : "", parts[p]->describe);
+    }
+    cored_dataset *ds = dataset_new(desc);
+    if (!ds) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate a data set");
+    for (int p = 0; p < n; p++)
+        for (int i = 0; i < parts[p]->n; i++)
+            if (copy_sample(ds, parts[p], i)) {
+                cored_dataset_free(ds);
+                return CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", desc);
+            }
+    *out = ds;
+    return CORED_OK;
+}
+
+int cored_dataset_subset(cored_dataset **out, const cored_dataset *src, const int *indices, int n,
+                         cored_error *err)
+{
+    if (!out || !src || n < 0 || (n > 0 && !indices))
+        return CORED_FAIL(err, CORED_E_ARG, "cored_dataset_subset: invalid arguments");
+    for (int k = 0; k < n; k++)
+        if (indices[k] < 0 || indices[k] >= src->n)
+            return CORED_FAIL(err, CORED_E_ARG, "%s: subset index %d out of range 0..%d", src->describe,
+                              indices[k], src->n - 1);
+    char desc[2048];
+    snprintf(desc, sizeof desc, "%s (subset of %d)", src->describe, n);
+    cored_dataset *ds = dataset_new(desc);
+    if (!ds) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate a data set");
+    for (int k = 0; k < n; k++)
+        if (copy_sample(ds, src, indices[k])) {
+            cored_dataset_free(ds);
+            return CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", desc);
+        }
+    *out = ds;
+    return CORED_OK;
+}
+
+int cored_dataset_cap_per_class(cored_dataset **out, const cored_dataset *src, int max_per_class,
+                                uint64_t seed, cored_error *err)
+{
+    if (!out || !src || max_per_class <= 0)
+        return CORED_FAIL(err, CORED_E_ARG, "cored_dataset_cap_per_class: max_per_class must be >= 1");
+    int rc = CORED_OK;
+    int *members = cored_alloc((size_t)(src->n ? src->n : 1) * sizeof *members);
+    uint8_t *keep = cored_calloc((size_t)(src->n ? src->n : 1), 1);
+    uint32_t *perm = cored_alloc((size_t)(src->n ? src->n : 1) * sizeof *perm);
+    int *idx = cored_alloc((size_t)(src->n ? src->n : 1) * sizeof *idx);
+    if (!members || !keep || !perm || !idx) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", src->describe);
+        goto fail;
+    }
+    for (int label = 0; label < 2; label++) {
+        int m = 0;
+        for (int i = 0; i < src->n; i++)
+            if (src->s[i].label == label) members[m++] = i;
+        if (m <= max_per_class) {
+            for (int k = 0; k < m; k++) keep[members[k]] = 1;
+            continue;
+        }
+        cored_rng r;
+        cored_rng_derive(&r, seed, 0x43415050u /* "CAPP" */, (uint64_t)label, 0);
+        cored_rng_permutation(&r, perm, (uint32_t)m);
+        for (int k = 0; k < max_per_class; k++) keep[members[perm[k]]] = 1;
+    }
+    int n = 0;
+    for (int i = 0; i < src->n; i++)
+        if (keep[i]) idx[n++] = i;
+    rc = cored_dataset_subset(out, src, idx, n, err);
+    if (rc == CORED_OK) {
+        char desc[2048];
+        snprintf(desc, sizeof desc, "%s (at most %d per class)", src->describe, max_per_class);
+        char *d = cored_strdup(desc);
+        if (d) {
+            cored_free((*out)->describe);
+            (*out)->describe = d;
+        }
+    }
+fail:
+    cored_free(members);
+    cored_free(keep);
+    cored_free(perm);
+    cored_free(idx);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- accessors */
+
+int cored_dataset_count(const cored_dataset *ds) { return ds ? ds->n : 0; }
+
+int cored_dataset_label(const cored_dataset *ds, int i)
+{
+    return ds && i >= 0 && i < ds->n ? ds->s[i].label : -1;
+}
+
+const char *cored_dataset_path(const cored_dataset *ds, int i)
+{
+    return ds && i >= 0 && i < ds->n ? ds->arena + ds->s[i].off : NULL;
+}
+
+const char *cored_dataset_relpath(const cored_dataset *ds, int i)
+{
+    return ds && i >= 0 && i < ds->n ? ds->arena + ds->s[i].off + ds->s[i].rel : NULL;
+}
+
+int cored_dataset_class_count(const cored_dataset *ds, int label)
+{
+    return ds && (label == 0 || label == 1) ? ds->count[label] : 0;
+}
+
+const char *cored_dataset_describe(const cored_dataset *ds) { return ds ? ds->describe : "(none)"; }
+
+/* ---------------------------------------------------------------- task list */
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int cored_data_list_tasks(char ***names, int *n, const char *root, cored_error *err)
+{
+    if (!names || !n || !root) return CORED_FAIL(err, CORED_E_ARG, "cored_data_list_tasks: NULL argument");
+    int st = dir_state(root);
+    if (st <= 0)
+        return CORED_FAIL(err, CORED_E_IO, "%s: %s", root, st ? "is not a folder" : "data folder does not exist");
+    DIR *d = opendir(root);
+    if (!d) return CORED_FAIL(err, CORED_E_IO, "%s: cannot read folder: %s", root, strerror(errno));
+    /* Two passes: count and size, then fill one block of pointers + strings. */
+    size_t count = 0, chars = 0;
+    char path[PATH_MAX_LEN];
+    struct dirent *e;
+    for (int pass = 0; pass < 2; pass++) {
+        char **list = NULL;
+        char *strs = NULL;
+        if (pass == 1) {
+            list = cored_alloc((count + 1) * sizeof(char *) + chars + 1);
+            if (!list) {
+                closedir(d);
+                return CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", root);
+            }
+            strs = (char *)(list + count + 1);
+            rewinddir(d);
+        }
+        size_t k = 0;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' || !strcmp(e->d_name, "TransferLearning")) continue;
+            snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+            if (dir_state(path) <= 0) continue;
+            size_t l = strlen(e->d_name) + 1;
+            if (pass == 0) {
+                count++;
+                chars += l;
+            } else if (k < count) {
+                memcpy(strs, e->d_name, l);
+                list[k++] = strs;
+                strs += l;
+            }
+        }
+        if (pass == 1) {
+            qsort(list, k, sizeof *list, cmp_str);
+            list[k] = NULL;
+            *names = list;
+            *n = (int)k;
+        }
+    }
+    closedir(d);
+    return CORED_OK;
+}

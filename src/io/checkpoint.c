@@ -1,0 +1,185 @@
+/*
+ * Model <-> safetensors. Parameters are stored in the PyTorch layouts cored uses
+ * internally, so saving and loading copy tensors by name with no reordering. A file
+ * that does not fit the model is refused with the full list of names that do not fit.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "core/core.h"
+
+int cored_model_save(cored_model *m, const char *path, const char *const *meta_kv, int n_meta,
+                     const cored_extra_tensors *extra, cored_error *err)
+{
+    int np = cored_model_param_count(m), ne = extra ? extra->n : 0;
+    cored_st_out *t = cored_calloc((size_t)(np + ne) ? (size_t)(np + ne) : 1, sizeof *t);
+    const char **kv = cored_calloc(2 * (size_t)(n_meta + 4), sizeof *kv);
+    int rc = CORED_OK;
+    if (!t || !kv) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate the tensor list", path);
+        goto done;
+    }
+    for (int i = 0; i < np; i++) {
+        const cored_param *p = cored_model_param(m, i);
+        t[i].name = p->name;
+        t[i].ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++) t[i].shape[d] = p->shape[d];
+        t[i].data = cored_model_param_data(m, i);
+    }
+    for (int i = 0; i < ne; i++) {
+        if (strncmp(extra->tensors[i].name, CORED_EXTRA_PREFIX, strlen(CORED_EXTRA_PREFIX)) != 0) {
+            rc = CORED_FAIL(err, CORED_E_INTERNAL, "extra tensor '%s' lacks the '%s' prefix",
+                            extra->tensors[i].name, CORED_EXTRA_PREFIX);
+            goto done;
+        }
+        t[np + i] = extra->tensors[i];
+    }
+    char size[16];
+    snprintf(size, sizeof size, "%d", cored_model_size(m));
+    int k = 0;
+    kv[k++] = "format", kv[k++] = "cored";
+    kv[k++] = "model", kv[k++] = cored_model_arch(m);
+    kv[k++] = "input_size", kv[k++] = size;
+    kv[k++] = "cored_version", kv[k++] = CORED_VERSION;
+    for (int i = 0; i < 2 * n_meta; i++) kv[k++] = meta_kv[i];
+    rc = cored_st_write(path, t, np + ne, kv, k / 2, err);
+done:
+    cored_free(t);
+    cored_free(kv);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static void shape_str(char *buf, size_t n, const int64_t *shape, int ndim)
+{
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, n - k, "[");
+    for (int d = 0; d < ndim && k < n; d++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", d ? "," : "", (long long)shape[d]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+/* Appends `item` to a comma list in buf, keeping at most `max_items` names. */
+static void list_add(char *buf, size_t n, int *count, int max_items, const char *item)
+{
+    if (*count < max_items) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "%s%s", *count ? ", " : "", item);
+    } else if (*count == max_items) {
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, ", ...");
+    }
+    (*count)++;
+}
+
+int cored_model_load_file(cored_model *m, const cored_st_file *f, cored_error *err)
+{
+    enum { MAX_LISTED = 6 };
+    char missing[512] = "", unexpected[512] = "", misshaped[768] = "";
+    int n_missing = 0, n_unexpected = 0, n_misshaped = 0;
+    const int np = cored_model_param_count(m);
+    const cored_st_tensor **match = cored_calloc((size_t)np ? (size_t)np : 1, sizeof *match);
+    if (!match) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate", f->path);
+    for (int i = 0; i < np; i++) {
+        const cored_param *p = cored_model_param(m, i);
+        const cored_st_tensor *t = cored_st_find(f, p->name);
+        if (!t) {
+            list_add(missing, sizeof missing, &n_missing, MAX_LISTED, p->name);
+            continue;
+        }
+        int same = t->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+        if (!same) {
+            char a[64], b[64], item[256];
+            int64_t ps[4];
+            for (int d = 0; d < p->ndim; d++) ps[d] = p->shape[d];
+            shape_str(a, sizeof a, t->shape, t->ndim);
+            shape_str(b, sizeof b, ps, p->ndim);
+            snprintf(item, sizeof item, "%s: file %s, model %s", p->name, a, b);
+            list_add(misshaped, sizeof misshaped, &n_misshaped, MAX_LISTED, item);
+            continue;
+        }
+        match[i] = t;
+    }
+    for (int j = 0; j < f->n_tensors; j++) {
+        const char *name = f->tensors[j].name;
+        if (ends_with(name, "num_batches_tracked")) continue;
+        if (strncmp(name, CORED_EXTRA_PREFIX, strlen(CORED_EXTRA_PREFIX)) == 0) continue;
+        if (cored_model_param_find(m, name) < 0)
+            list_add(unexpected, sizeof unexpected, &n_unexpected, MAX_LISTED, name);
+    }
+    int rc = CORED_OK;
+    if (n_missing || n_unexpected || n_misshaped) {
+        char msg[2048] = "";
+        size_t k = 0;
+        if (n_missing) k += (size_t)snprintf(msg + k, sizeof msg - k, "; %d missing (%s)", n_missing, missing);
+        if (n_unexpected && k < sizeof msg)
+            k += (size_t)snprintf(msg + k, sizeof msg - k, "; %d unexpected (%s)", n_unexpected, unexpected);
+        if (n_misshaped && k < sizeof msg)
+            snprintf(msg + k, sizeof msg - k, "; %d with another shape (%s)", n_misshaped, misshaped);
+        rc = CORED_FAIL(err, CORED_E_SHAPE, "%s does not fit model '%s'%s", f->path,
+                        cored_model_arch(m), msg);
+        const char *arch = cored_st_meta(f, "model");
+        if (arch && strcmp(arch, cored_model_arch(m)) != 0)
+            cored_error_hint(err, "the file's metadata says it holds a '%s' model; pass --model %s",
+                             arch, arch);
+        else if (!arch)
+            cored_error_hint(err, "is it a checkpoint of another architecture? PyTorch files need "
+                                  "tools/pth2safetensors.py first");
+        goto done;
+    }
+    /* Convert everything into a staging copy first, so a bad value leaves m unchanged. */
+    size_t nw, nb;
+    float *w = cored_model_weights(m, &nw), *b = cored_model_buffers(m, &nb);
+    float *sw = cored_alloc(sizeof(float) * (nw ? nw : 1)), *sb = cored_alloc(sizeof(float) * (nb ? nb : 1));
+    if (!sw || !sb) {
+        cored_free(sw);
+        cored_free(sb);
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate", f->path);
+        goto done;
+    }
+    memcpy(sw, w, sizeof(float) * nw);
+    memcpy(sb, b, sizeof(float) * nb);
+    for (int i = 0; i < np && rc == CORED_OK; i++) {
+        const cored_param *p = cored_model_param(m, i);
+        float *dst = (cored_param_trainable(p->kind) ? sw : sb) + p->offset;
+        rc = cored_st_to_f32(f, match[i], dst, p->numel, 0, err);
+    }
+    if (rc == CORED_OK) {
+        memcpy(w, sw, sizeof(float) * nw);
+        memcpy(b, sb, sizeof(float) * nb);
+    }
+    cored_free(sw);
+    cored_free(sb);
+done:
+    cored_free(match);
+    return rc;
+}
+
+int cored_model_load(cored_model *m, const char *path, cored_error *err)
+{
+    cored_st_file *f = NULL;
+    int rc = cored_st_open(&f, path, err);
+    if (rc == CORED_OK) rc = cored_model_load_file(m, f, err);
+    cored_st_close(f);
+    return rc;
+}
+
+int cored_checkpoint_peek(const char *path, char *arch, size_t n, int *size, cored_error *err)
+{
+    cored_st_file *f = NULL;
+    int rc = cored_st_open(&f, path, err);
+    if (rc != CORED_OK) return rc;
+    const char *a = cored_st_meta(f, "model"), *s = cored_st_meta(f, "input_size");
+    snprintf(arch, n, "%s", a ? a : "");
+    *size = s ? atoi(s) : 0;
+    cored_st_close(f);
+    return CORED_OK;
+}

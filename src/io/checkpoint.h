@@ -1,0 +1,40 @@
+/*
+ * Model checkpoints as safetensors: every tensor of the parameter table under its
+ * PyTorch state_dict name and shape (float32), plus `__metadata__` with the format tag,
+ * model name, input size and cored version, and any caller keys. Loading matches by name
+ * and shape and reports every missing, unexpected and mis-shaped name at once.
+ * Tensors whose names start with "cored." are cored's own extra state (optimiser,
+ * teacher statistics, ...) and are not model parameters.
+ */
+#ifndef CORED_CHECKPOINT_H
+#define CORED_CHECKPOINT_H
+
+#include "cored.h"
+#include "io/safetensors.h"
+
+#define CORED_EXTRA_PREFIX "cored."
+
+/* Extra tensors written along with the model (names must start with "cored."). */
+typedef struct {
+    const cored_st_out *tensors;
+    int n;
+} cored_extra_tensors;
+
+/* Writes the model's parameters and buffers atomically to path. meta_kv: key, value pairs
+   (n_meta of them) added to the standard keys: format=cored, model, input_size,
+   cored_version. extra may be NULL. */
+int cored_model_save(cored_model *m, const char *path, const char *const *meta_kv, int n_meta,
+                     const cored_extra_tensors *extra, cored_error *err);
+
+/* Loads parameters and buffers from an opened file into m. Every model tensor must be
+   present with its shape; `num_batches_tracked` and "cored." tensors are ignored; any
+   other name is unexpected. Non-finite values are refused. On failure m is unchanged. */
+int cored_model_load_file(cored_model *m, const cored_st_file *f, cored_error *err);
+/* Opens, validates and loads path. */
+int cored_model_load(cored_model *m, const char *path, cored_error *err);
+
+/* Reads the model name and input size from a checkpoint's metadata (size 0 when absent).
+   arch receives at most n-1 characters. */
+int cored_checkpoint_peek(const char *path, char *arch, size_t n, int *size, cored_error *err);
+
+#endif

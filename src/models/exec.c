@@ -1,0 +1,272 @@
+/*
+ * Executing the layer list: forward in order, backward in reverse.
+ *
+ * Gradient routing follows the ops' rule (input gradients overwrite): the first consumer
+ * of a layer to run backward writes that layer's gradient buffer; every later consumer
+ * writes into the scratch slab and the executor adds it in. The tap gradient
+ * (dfeatures) is added just before the tap layer's own backward.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "model.h"
+
+static inline float *act(cored_model *m, int i) { return m->arena + m->layers[i].out_off; }
+static inline float *grad(cored_model *m, int i) { return m->arena + m->layers[i].grad_off; }
+static inline float *aux(cored_model *m, int i) { return m->aux + m->layers[i].aux_off; }
+static inline float *pw(cored_model *m, int p)
+{
+    if (p < 0) return NULL;
+    const cored_param *q = &m->params[p];
+    return (cored_param_trainable(q->kind) ? m->weights : m->buffers) + q->offset;
+}
+static inline float *pg(cored_model *m, int p)
+{
+    if (p < 0 || !m->grads) return NULL;
+    return m->grads + m->params[p].offset;
+}
+
+static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed)
+{
+    cored_layer *l = &m->layers[i];
+    float *y = act(m, i);
+    const float *x = l->in[0] >= 0 ? act(m, l->in[0]) : NULL;
+    size_t cnt = cored_layer_numel(l, n);
+    switch (l->kind) {
+    case LAYER_INPUT: break;
+    case LAYER_CONV: {
+        cored_conv_shape s = l->u.conv;
+        s.n = n;
+        cored_conv_forward(y, x, pw(m, l->p_w), pw(m, l->p_b), &s, m->ws);
+        break;
+    }
+    case LAYER_BN: {
+        cored_bn_shape s = {.rows = n * l->h * l->w, .c = l->c, .eps = l->u.bn.eps,
+                            .momentum = l->u.bn.momentum};
+        float *mean = aux(m, i), *invstd = mean + l->c;
+        if (flags & CORED_FWD_BN_BATCH)
+            cored_bn_forward_train(y, mean, invstd, pw(m, l->p_mean), pw(m, l->p_var), x,
+                                   pw(m, l->p_w), pw(m, l->p_b), &s, m->ws);
+        else
+            cored_bn_forward_eval(y, mean, invstd, x, pw(m, l->p_w), pw(m, l->p_b),
+                                  pw(m, l->p_mean), pw(m, l->p_var), &s);
+        break;
+    }
+    case LAYER_RELU: cored_relu_forward(y, x, cnt); break;
+    case LAYER_SILU: cored_silu_forward(y, x, cnt); break;
+    case LAYER_SIGMOID: cored_sigmoid_forward(y, x, cnt); break;
+    case LAYER_MAXPOOL: {
+        cored_pool_shape s = l->u.pool;
+        s.n = n;
+        cored_maxpool_forward(y, (int32_t *)aux(m, i), x, &s);
+        break;
+    }
+    case LAYER_GAP: {
+        const cored_layer *src = &m->layers[l->in[0]];
+        cored_gap_forward(y, x, n, src->h * src->w, src->c);
+        break;
+    }
+    case LAYER_LINEAR:
+        cored_linear_forward(y, x, pw(m, l->p_w), pw(m, l->p_b), n, l->u.linear.in,
+                             l->u.linear.out);
+        break;
+    case LAYER_DROPOUT:
+        if ((flags & CORED_FWD_STOCHASTIC) && l->u.drop.p > 0.0f)
+            cored_dropout_forward(y, aux(m, i), x, cnt, l->u.drop.p, seed, (uint64_t)i);
+        else {
+            memcpy(y, x, sizeof(float) * cnt);
+            for (size_t k = 0; k < cnt; k++) aux(m, i)[k] = 1.0f;
+        }
+        break;
+    case LAYER_DROPCONNECT:
+        if ((flags & CORED_FWD_STOCHASTIC) && l->u.drop.p > 0.0f)
+            cored_dropconnect_forward(y, aux(m, i), x, n, cnt / (size_t)n, l->u.drop.p, seed,
+                                      (uint64_t)i);
+        else {
+            memcpy(y, x, sizeof(float) * cnt);
+            for (int k = 0; k < n; k++) aux(m, i)[k] = 1.0f;
+        }
+        break;
+    case LAYER_ADD: cored_add_forward(y, x, act(m, l->in[1]), cnt); break;
+    case LAYER_CHSCALE:
+        cored_chscale_forward(y, x, act(m, l->in[1]), n, l->h * l->w, l->c);
+        break;
+    default: CORED_ASSERT(0);
+    }
+}
+
+int cored_model_forward(cored_model *m, int n, int flags, uint64_t seed, cored_error *err)
+{
+    if (n < 1 || n > m->max_batch)
+        return CORED_FAIL(err, CORED_E_ARG, "batch of %d images; this model was built for 1..%d",
+                          n, m->max_batch);
+    if (flags & CORED_FWD_BN_BATCH)
+        for (int i = 0; i < m->n_layers; i++) {
+            const cored_layer *l = &m->layers[i];
+            if (l->kind == LAYER_BN && n * l->h * l->w < 2)
+                return CORED_FAIL(err, CORED_E_ARG,
+                                  "batch norm '%s' would see one value per channel with a batch "
+                                  "of %d; batch statistics need at least 2",
+                                  l->name, n);
+        }
+    for (int i = 0; i < m->n_layers; i++) {
+        double t0 = m->profile ? cored_now() : 0;
+        forward_layer(m, i, n, flags, seed);
+        if (m->profile) m->prof_fwd[m->layers[i].kind] += cored_now() - t0;
+    }
+    m->n_cur = n;
+    m->last_flags = flags;
+    m->backward_ready = m->build == CORED_BUILD_TRAIN;
+    return CORED_OK;
+}
+
+/* Where the gradient for input k of layer i goes: the producer's buffer if this is the
+   first write to it in this backward pass, the scratch slab otherwise (added later). */
+static float *input_grad_target(cored_model *m, int i, int k, int *deferred)
+{
+    int src = m->layers[i].in[k];
+    *deferred = 0;
+    if (src < 0 || m->layers[src].kind == LAYER_INPUT) return NULL;
+    if (!m->grad_written[src]) return grad(m, src);
+    *deferred = 1;
+    return m->scratch;
+}
+
+static void finish_input_grad(cored_model *m, int i, int k, int deferred)
+{
+    int src = m->layers[i].in[k];
+    if (src < 0 || m->layers[src].kind == LAYER_INPUT) return;
+    if (deferred) {
+        size_t cnt = cored_layer_numel(&m->layers[src], m->n_cur);
+        float *g = grad(m, src);
+        const float *s = m->scratch;
+        #pragma omp parallel for simd schedule(static)
+        for (size_t j = 0; j < cnt; j++) g[j] += s[j];
+    }
+    m->grad_written[src] = 1;
+}
+
+static void backward_layer(cored_model *m, int i)
+{
+    cored_layer *l = &m->layers[i];
+    const int n = m->n_cur;
+    const float *dy = grad(m, i);
+    const float *x = l->in[0] >= 0 ? act(m, l->in[0]) : NULL;
+    size_t cnt = cored_layer_numel(l, n);
+    int def0 = 0, def1 = 0;
+    float *dx = l->in[0] >= 0 ? input_grad_target(m, i, 0, &def0) : NULL;
+    /* Two-input layers: the second target is resolved after the first is finished, since
+       both may share the scratch slab. */
+    switch (l->kind) {
+    case LAYER_INPUT: return;
+    case LAYER_CONV: {
+        cored_conv_shape s = l->u.conv;
+        s.n = n;
+        cored_conv_backward(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, pw(m, l->p_w), &s, m->ws);
+        break;
+    }
+    case LAYER_BN: {
+        cored_bn_shape s = {.rows = n * l->h * l->w, .c = l->c, .eps = l->u.bn.eps,
+                            .momentum = l->u.bn.momentum};
+        const float *mean = aux(m, i), *invstd = mean + l->c;
+        if (m->last_flags & CORED_FWD_BN_BATCH)
+            cored_bn_backward_train(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, mean, invstd,
+                                    pw(m, l->p_w), &s, m->ws);
+        else
+            cored_bn_backward_eval(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, mean, invstd,
+                                   pw(m, l->p_w), &s, m->ws);
+        break;
+    }
+    case LAYER_RELU:
+        if (dx) cored_relu_backward(dx, dy, act(m, i), cnt);
+        break;
+    case LAYER_SILU:
+        if (dx) cored_silu_backward(dx, dy, x, cnt);
+        break;
+    case LAYER_SIGMOID:
+        if (dx) cored_sigmoid_backward(dx, dy, act(m, i), cnt);
+        break;
+    case LAYER_MAXPOOL: {
+        cored_pool_shape s = l->u.pool;
+        s.n = n;
+        if (dx) cored_maxpool_backward(dx, dy, (const int32_t *)aux(m, i), &s);
+        break;
+    }
+    case LAYER_GAP: {
+        const cored_layer *src = &m->layers[l->in[0]];
+        if (dx) cored_gap_backward(dx, dy, n, src->h * src->w, src->c);
+        break;
+    }
+    case LAYER_LINEAR:
+        cored_linear_backward(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, pw(m, l->p_w), n,
+                              l->u.linear.in, l->u.linear.out);
+        break;
+    case LAYER_DROPOUT:
+        if (dx) cored_dropout_backward(dx, dy, aux(m, i), cnt);
+        break;
+    case LAYER_DROPCONNECT:
+        if (dx) cored_dropconnect_backward(dx, dy, aux(m, i), n, cnt / (size_t)n);
+        break;
+    case LAYER_ADD:
+        if (dx) cored_add_backward(dx, NULL, dy, cnt);
+        finish_input_grad(m, i, 0, def0);
+        dx = input_grad_target(m, i, 1, &def1);
+        if (dx) cored_add_backward(dx, NULL, dy, cnt);
+        finish_input_grad(m, i, 1, def1);
+        return;
+    case LAYER_CHSCALE: {
+        const float *s = act(m, l->in[1]);
+        if (dx) cored_chscale_backward(dx, NULL, dy, x, s, n, l->h * l->w, l->c);
+        finish_input_grad(m, i, 0, def0);
+        float *ds = input_grad_target(m, i, 1, &def1);
+        if (ds) cored_chscale_backward(NULL, ds, dy, x, s, n, l->h * l->w, l->c);
+        finish_input_grad(m, i, 1, def1);
+        return;
+    }
+    default: CORED_ASSERT(0);
+    }
+    finish_input_grad(m, i, 0, def0);
+}
+
+int cored_model_backward(cored_model *m, const float *dlogits, const float *dfeatures,
+                         cored_error *err)
+{
+    if (m->build != CORED_BUILD_TRAIN)
+        return CORED_FAIL(err, CORED_E_ARG, "backward on an inference-only model");
+    if (m->n_cur < 1 || !m->backward_ready)
+        return CORED_FAIL(err, CORED_E_ARG, "backward needs a forward first (one backward per forward)");
+    const int n = m->n_cur;
+    m->backward_ready = 0; /* backward recycles activation memory for gradients */
+    memset(m->grad_written, 0, (size_t)m->n_layers);
+    memcpy(grad(m, m->logits), dlogits, sizeof(float) * cored_layer_numel(&m->layers[m->logits], n));
+    m->grad_written[m->logits] = 1;
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        if (!m->grad_written[i]) continue; /* no gradient reaches it (input) */
+        if (i == m->tap && dfeatures) {
+            float *g = grad(m, i);
+            size_t cnt = cored_layer_numel(&m->layers[i], n);
+            #pragma omp parallel for simd schedule(static)
+            for (size_t j = 0; j < cnt; j++) g[j] += dfeatures[j];
+        }
+        double t0 = m->profile ? cored_now() : 0;
+        backward_layer(m, i);
+        if (m->profile) m->prof_bwd[m->layers[i].kind] += cored_now() - t0;
+    }
+    return CORED_OK;
+}
+
+const float *cored_model_logits(const cored_model *m) { return m->arena + m->layers[m->logits].out_off; }
+
+const float *cored_model_features(const cored_model *m, int *h, int *w, int *c)
+{
+    const cored_layer *l = &m->layers[m->tap];
+    if (h) *h = l->h;
+    if (w) *w = l->w;
+    if (c) *c = l->c;
+    return m->arena + l->out_off;
+}
+
+void cored_model_zero_grad(cored_model *m)
+{
+    if (m->grads) memset(m->grads, 0, sizeof(float) * m->n_weights);
+}

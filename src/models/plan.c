@@ -1,0 +1,188 @@
+/*
+ * Static memory plan. Time runs over the forward steps 0..L-1, the start of backward at
+ * L, and the backward step of layer i at 2L-i. Every activation and every activation
+ * gradient is a buffer with a live interval:
+ *   - an activation lives from its forward step until its last forward consumer, and in
+ *     a training build until the backward step of each consumer that reads it (conv
+ *     reads its input, ReLU its output, ...);
+ *   - the gradient of layer i's output lives from the backward step of its last
+ *     consumer (the first one to run backward) until its own backward step.
+ * Buffers whose intervals overlap never share memory. Placement is greedy, largest
+ * first, at the lowest offset that fits (the classic offline approach of inference
+ * engines' memory planners).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+typedef struct {
+    size_t size, off;
+    int start, end;
+    int layer, is_grad;
+} plan_buf;
+
+/* Does backward of layer kind k read its input(s) / its own output? */
+static int bwd_needs_input(cored_layer_kind k)
+{
+    return k == LAYER_CONV || k == LAYER_BN || k == LAYER_SILU || k == LAYER_LINEAR ||
+           k == LAYER_CHSCALE;
+}
+
+static int bwd_needs_output(cored_layer_kind k) { return k == LAYER_RELU || k == LAYER_SIGMOID; }
+
+static int cmp_size_desc(const void *a, const void *b)
+{
+    const plan_buf *x = a, *y = b;
+    if (x->size != y->size) return x->size < y->size ? 1 : -1;
+    return x->start - y->start;
+}
+
+static int cmp_off(const void *a, const void *b)
+{
+    const plan_buf *x = *(plan_buf *const *)a, *y = *(plan_buf *const *)b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static size_t place(plan_buf *bufs, int nb, plan_buf **tmp)
+{
+    qsort(bufs, (size_t)nb, sizeof *bufs, cmp_size_desc);
+    size_t total = 0;
+    for (int i = 0; i < nb; i++) {
+        int nt = 0;
+        for (int j = 0; j < i; j++)
+            if (bufs[j].start <= bufs[i].end && bufs[i].start <= bufs[j].end) tmp[nt++] = &bufs[j];
+        qsort(tmp, (size_t)nt, sizeof *tmp, cmp_off);
+        size_t off = 0;
+        for (int j = 0; j < nt; j++) {
+            if (tmp[j]->off >= off + bufs[i].size) break;
+            size_t e = tmp[j]->off + tmp[j]->size;
+            if (e > off) off = e;
+        }
+        bufs[i].off = off;
+        if (off + bufs[i].size > total) total = off + bufs[i].size;
+    }
+    return total;
+}
+
+static size_t aux_floats(const cored_layer *l, int n)
+{
+    switch (l->kind) {
+    case LAYER_BN: return 2 * (size_t)l->c;
+    case LAYER_MAXPOOL:
+    case LAYER_DROPOUT: return cored_layer_numel(l, n);
+    case LAYER_DROPCONNECT: return (size_t)n;
+    default: return 0;
+    }
+}
+
+static size_t ws_floats(const cored_layer *l, int n)
+{
+    switch (l->kind) {
+    case LAYER_CONV: {
+        cored_conv_shape s = l->u.conv;
+        s.n = n;
+        return cored_conv_ws_floats(&s);
+    }
+    case LAYER_BN: {
+        cored_bn_shape s = {.rows = n * l->h * l->w, .c = l->c};
+        return cored_bn_ws_floats(&s);
+    }
+    default: return 0;
+    }
+}
+
+int cored_model_plan(cored_model *m, cored_error *err)
+{
+    const int L = m->n_layers, N = m->max_batch;
+    const int train = m->build == CORED_BUILD_TRAIN;
+    plan_buf *bufs = NULL;
+    plan_buf **tmp = NULL;
+    int rc = CORED_OK;
+
+    for (int i = 0; i < L; i++) m->layers[i].n_consumers = 0;
+    for (int i = 0; i < L; i++)
+        for (int k = 0; k < 2; k++)
+            if (m->layers[i].in[k] >= 0) m->layers[m->layers[i].in[k]].n_consumers++;
+    m->logits = L - 1;
+    m->layers[m->logits].keep = 1;
+    if (m->tap >= 0) m->layers[m->tap].keep = 1;
+    for (int i = 0; i < L - 1; i++) CORED_ASSERT(m->layers[i].n_consumers > 0);
+
+    bufs = cored_calloc(2 * (size_t)L, sizeof *bufs);
+    tmp = cored_calloc(2 * (size_t)L, sizeof *tmp);
+    if (!bufs || !tmp) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the memory plan");
+        goto done;
+    }
+    const int t_end = 2 * L + 1;
+    int nb = 0;
+    for (int i = 0; i < L; i++) {
+        cored_layer *l = &m->layers[i];
+        int end = i, first_bwd = t_end; /* backward step of the last consumer */
+        for (int j = i + 1; j < L; j++) {
+            const cored_layer *c = &m->layers[j];
+            if (c->in[0] != i && c->in[1] != i) continue;
+            if (j > end) end = j;
+            if (train && bwd_needs_input(c->kind) && 2 * L - j > end) end = 2 * L - j;
+            if (2 * L - j < first_bwd) first_bwd = 2 * L - j;
+        }
+        if (train && bwd_needs_output(l->kind) && 2 * L - i > end) end = 2 * L - i;
+        if (l->keep) end = t_end;
+        bufs[nb++] = (plan_buf){.size = cored_align_up(cored_layer_numel(l, N), 16), .start = i,
+                                .end = end, .layer = i};
+        if (train && l->kind != LAYER_INPUT) {
+            int start = i == m->logits ? L : first_bwd;
+            bufs[nb++] = (plan_buf){.size = cored_align_up(cored_layer_numel(l, N), 16),
+                                    .start = start, .end = 2 * L - i, .layer = i, .is_grad = 1};
+        }
+    }
+    m->n_arena = place(bufs, nb, tmp);
+    for (int b = 0; b < nb; b++) {
+        cored_layer *l = &m->layers[bufs[b].layer];
+        if (bufs[b].is_grad)
+            l->grad_off = bufs[b].off;
+        else
+            l->out_off = bufs[b].off;
+    }
+
+    m->n_aux = m->n_ws = m->n_scratch = 0;
+    for (int i = 0; i < L; i++) {
+        cored_layer *l = &m->layers[i];
+        l->aux_off = m->n_aux;
+        l->aux_floats = aux_floats(l, N);
+        m->n_aux += cored_align_up(l->aux_floats, 16);
+        l->ws_floats = ws_floats(l, N);
+        if (l->ws_floats > m->n_ws) m->n_ws = l->ws_floats;
+        if (train && l->n_consumers > 1 && cored_layer_numel(l, N) > m->n_scratch)
+            m->n_scratch = cored_layer_numel(l, N);
+    }
+
+    m->weights = cored_calloc(m->n_weights ? m->n_weights : 1, sizeof(float));
+    m->buffers = cored_calloc(m->n_buffers ? m->n_buffers : 1, sizeof(float));
+    m->arena = cored_alloc(sizeof(float) * (m->n_arena ? m->n_arena : 1));
+    m->aux = cored_alloc(sizeof(float) * (m->n_aux ? m->n_aux : 1));
+    m->ws = cored_alloc(sizeof(float) * (m->n_ws ? m->n_ws : 1));
+    m->grad_written = cored_calloc((size_t)L, 1);
+    if (train) {
+        m->grads = cored_calloc(m->n_weights ? m->n_weights : 1, sizeof(float));
+        m->scratch = cored_alloc(sizeof(float) * (m->n_scratch ? m->n_scratch : 1));
+    }
+    if (!m->weights || !m->buffers || !m->arena || !m->aux || !m->ws || !m->grad_written ||
+        (train && (!m->grads || !m->scratch))) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM,
+                        "cannot allocate %.1f MiB for model '%s' (batch %d, %d px)",
+                        (double)(m->n_weights * (train ? 2 : 1) + m->n_buffers + m->n_arena +
+                                 m->n_aux + m->n_ws + m->n_scratch) * 4.0 / 1048576.0,
+                        m->arch->name, N, m->size);
+        cored_error_hint(err, "use a smaller --batch");
+    } else {
+        /* The arena starts zeroed so that a forward over fewer images than the last one
+           never reads stale values in padding lanes. */
+        memset(m->arena, 0, sizeof(float) * m->n_arena);
+    }
+done:
+    cored_free(bufs);
+    cored_free(tmp);
+    return rc;
+}

@@ -1,0 +1,265 @@
+/*
+ * Data-set index: the official layout and its variants (real/fake, 0_real/1_fake, 0/1,
+ * nested per-video folders, TransferLearning with fallback), deterministic sorted order,
+ * every folder error with a message naming the expected path, derived sets (concat,
+ * subset, class-balanced cap), and out-of-memory at every allocation.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "test_data_util.h"
+
+static const char *make_layout(const char *name, const char *real, const char *fake)
+{
+    const char *root = fresh_dir(name);
+    char rel[512];
+    const char *splits[3] = {"train", "val", "test"};
+    for (int s = 0; s < 3; s++) {
+        for (int v = 0; v < 2; v++)
+            for (int f = 0; f < 3; f++) {
+                snprintf(rel, sizeof rel, "DeepFake/%s/%s/video%d/%04d.png", splits[s], real, v, f);
+                put_png(root, rel, 8, 8, v * 10 + f);
+            }
+        snprintf(rel, sizeof rel, "DeepFake/%s/%s/b.JPG", splits[s], fake);
+        put_jpeg(root, rel, 8, 8, 1);
+        snprintf(rel, sizeof rel, "DeepFake/%s/%s/a.jpeg", splits[s], fake);
+        put_jpeg(root, rel, 8, 8, 2);
+        snprintf(rel, sizeof rel, "DeepFake/%s/%s/deep/er/c.Png", splits[s], fake);
+        put_png(root, rel, 8, 8, 3);
+        snprintf(rel, sizeof rel, "DeepFake/%s/%s/notes.txt", splits[s], fake);
+        put_text(root, rel, "not an image");
+        snprintf(rel, sizeof rel, "DeepFake/%s/%s/.hidden.png", splits[s], fake);
+        put_text(root, rel, "hidden");
+    }
+    return root;
+}
+
+static void test_layouts(void)
+{
+    const char *names[3][2] = {{"real", "fake"}, {"0_real", "1_fake"}, {"0", "1"}};
+    for (int k = 0; k < 3; k++) {
+        char dname[64];
+        snprintf(dname, sizeof dname, "layout%d", k);
+        const char *root = make_layout(dname, names[k][0], names[k][1]);
+        cored_dataset *ds = NULL;
+        cored_error err;
+        int rc = cored_dataset_open(&ds, root, "DeepFake", CORED_SPLIT_VAL, &err);
+        CHECK_MSG(rc == 0, "%s/%s: %s", names[k][0], names[k][1], err.msg);
+        if (rc) continue;
+        CHECK(cored_dataset_count(ds) == 9);
+        CHECK(cored_dataset_class_count(ds, 0) == 6 && cored_dataset_class_count(ds, 1) == 3);
+        int sorted = 1;
+        for (int i = 1; i < cored_dataset_count(ds); i++)
+            sorted &= strcmp(cored_dataset_path(ds, i - 1), cored_dataset_path(ds, i)) < 0;
+        CHECK_MSG(sorted, "samples sorted by path");
+        for (int i = 0; i < cored_dataset_count(ds); i++) {
+            const char *p = cored_dataset_path(ds, i);
+            int want = strstr(p, "/video") ? 0 : 1;
+            CHECK_MSG(cored_dataset_label(ds, i) == want, "label of %s", p);
+            CHECK(strstr(p, ".txt") == NULL && strstr(p, ".hidden") == NULL);
+            CHECK(!strncmp(cored_dataset_relpath(ds, i), "DeepFake/val/", 13));
+            CHECK(!strcmp(p + strlen(root) + 1, cored_dataset_relpath(ds, i)));
+        }
+        char want[1100];
+        snprintf(want, sizeof want, "%s/DeepFake/val", root);
+        CHECK(!strcmp(cored_dataset_describe(ds), want));
+        cored_dataset_free(ds);
+    }
+}
+
+static void test_transfer(void)
+{
+    const char *root = make_layout("transfer", "real", "fake");
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, root, "DeepFake", CORED_SPLIT_TRANSFER, &err) == 0);
+    CHECK_MSG(ds && strstr(cored_dataset_describe(ds), "DeepFake/train") &&
+                  !strstr(cored_dataset_describe(ds), "TransferLearning"),
+              "no TransferLearning folder: falls back to DeepFake/train");
+    cored_dataset_free(ds);
+    put_png(root, "TransferLearning/DeepFake/train/real/v/1.png", 8, 8, 1);
+    put_png(root, "TransferLearning/DeepFake/train/fake/v/1.png", 8, 8, 2);
+    ds = NULL;
+    CHECK(cored_dataset_open(&ds, root, "DeepFake", CORED_SPLIT_TRANSFER, &err) == 0);
+    CHECK(ds && cored_dataset_count(ds) == 2 && strstr(cored_dataset_describe(ds), "TransferLearning/DeepFake/train"));
+    CHECK(ds && !strcmp(cored_dataset_relpath(ds, 0), "TransferLearning/DeepFake/train/fake/v/1.png"));
+    cored_dataset_free(ds);
+    /* The task list leaves TransferLearning out. */
+    char **tasks = NULL;
+    int nt = 0;
+    CHECK(cored_data_list_tasks(&tasks, &nt, root, &err) == 0);
+    CHECK(nt == 1 && tasks && !strcmp(tasks[0], "DeepFake"));
+    cored_free(tasks);
+}
+
+static int open_fails(const char *root, const char *task, cored_split split, const char *want1,
+                      const char *want2)
+{
+    cored_dataset *ds = NULL;
+    cored_error err;
+    memset(&err, 0, sizeof err);
+    int rc = cored_dataset_open(&ds, root, task, split, &err);
+    int ok = rc < 0 && ds == NULL && strstr(err.msg, want1) && (!want2 || strstr(err.msg, want2));
+    if (!ok) fprintf(stderr, "  got rc %d: '%s' (wanted '%s' and '%s')\n", rc, err.msg, want1, want2 ? want2 : "");
+    cored_dataset_free(ds);
+    return ok;
+}
+
+static void test_folder_errors(void)
+{
+    const char *root = make_layout("errors", "real", "fake");
+    char p[1200];
+    snprintf(p, sizeof p, "%s/nope", root);
+    CHECK(open_fails(p, "DeepFake", CORED_SPLIT_TRAIN, "nope", "does not exist"));
+    snprintf(p, sizeof p, "%s/DeepFake/val/real/video0/0000.png", root);
+    CHECK(open_fails(p, "DeepFake", CORED_SPLIT_TRAIN, "0000.png", "not a folder"));
+    CHECK(open_fails(root, "Face2Face", CORED_SPLIT_TRAIN, "Face2Face", "task folder not found"));
+    /* missing split */
+    snprintf(p, sizeof p, "rm -rf '%s/DeepFake/test'", root);
+    CHECK(system(p) == 0);
+    CHECK(open_fails(root, "DeepFake", CORED_SPLIT_TEST, "DeepFake/test", "split folder not found"));
+    /* a split that is a file */
+    put_text(root, "DeepFake/test", "x");
+    CHECK(open_fails(root, "DeepFake", CORED_SPLIT_TEST, "DeepFake/test", "not a folder"));
+    /* missing class: names the expected path */
+    snprintf(p, sizeof p, "rm -rf '%s/DeepFake/val/fake'", root);
+    CHECK(system(p) == 0);
+    CHECK(open_fails(root, "DeepFake", CORED_SPLIT_VAL, "DeepFake/val/fake", "class folder not found"));
+    /* empty class (only a non-image inside) */
+    put_text(root, "DeepFake/val/fake/readme.md", "empty");
+    CHECK(open_fails(root, "DeepFake", CORED_SPLIT_VAL, "DeepFake/val/fake", "no images"));
+    /* ambiguous spellings */
+    put_png(root, "DeepFake/train/0_real/x.png", 8, 8, 1);
+    CHECK(open_fails(root, "DeepFake", CORED_SPLIT_TRAIN, "ambiguous", "0_real"));
+    /* a class that is a file */
+    snprintf(p, sizeof p, "rm -rf '%s/DeepFake/train/0_real' '%s/DeepFake/train/real'", root, root);
+    CHECK(system(p) == 0);
+    put_text(root, "DeepFake/train/real", "x");
+    CHECK(open_fails(root, "DeepFake", CORED_SPLIT_TRAIN, "DeepFake/train/real", "not a folder"));
+}
+
+typedef struct {
+    int errors, warnings;
+    char all[4096];
+} collected;
+
+static void collect(cored_problem_kind kind, const char *msg, void *user)
+{
+    collected *c = user;
+    if (kind == CORED_PROBLEM_ERROR)
+        c->errors++;
+    else
+        c->warnings++;
+    size_t l = strlen(c->all);
+    snprintf(c->all + l, sizeof c->all - l, "%s\n", msg);
+}
+
+static void test_scan_reports_everything(void)
+{
+    const char *root = fresh_dir("scan");
+    put_text(root, "GAN/train/stray.txt", "x");
+    put_png(root, "GAN/train/other/x.png", 8, 8, 1);
+    collected c;
+    memset(&c, 0, sizeof c);
+    cored_dataset *ds = NULL;
+    int n = cored_dataset_scan(&ds, root, "GAN", CORED_SPLIT_TRAIN, collect, &c);
+    CHECK_MSG(n == 2 && c.errors == 2, "both missing classes reported (%d errors):\n%s", c.errors, c.all);
+    CHECK(strstr(c.all, "GAN/train/real") && strstr(c.all, "GAN/train/fake"));
+    CHECK_MSG(c.warnings == 2 && strstr(c.all, "stray.txt") && strstr(c.all, "other"),
+              "stray entries warned about:\n%s", c.all);
+    CHECK(ds == NULL);
+}
+
+static void test_symlink_loop(void)
+{
+    const char *root = make_layout("links", "real", "fake");
+    char target[1200], link[1200];
+    snprintf(target, sizeof target, "%s/DeepFake/train/real", root);
+    snprintf(link, sizeof link, "%s/DeepFake/train/real/video0/loop", root);
+    CHECK(symlink(target, link) == 0);
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, root, "DeepFake", CORED_SPLIT_TRAIN, &err) == 0);
+    CHECK_MSG(ds && cored_dataset_class_count(ds, 0) >= 6, "a symbolic-link loop terminates");
+    cored_dataset_free(ds);
+}
+
+static void test_derived(void)
+{
+    const char *root = make_layout("derived", "real", "fake");
+    cored_dataset *a = NULL, *b = NULL, *cat = NULL, *sub = NULL, *cap = NULL, *cap2 = NULL, *cap3 = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&a, root, "DeepFake", CORED_SPLIT_TRAIN, &err) == 0);
+    CHECK(cored_dataset_open(&b, root, "DeepFake", CORED_SPLIT_VAL, &err) == 0);
+    cored_dataset *parts[2] = {a, b};
+    CHECK(cored_dataset_concat(&cat, parts, 2, &err) == 0);
+    CHECK(cat && cored_dataset_count(cat) == 18 && cored_dataset_class_count(cat, 0) == 12);
+    CHECK(cat && !strcmp(cored_dataset_path(cat, 9), cored_dataset_path(b, 0)));
+    CHECK(cat && strstr(cored_dataset_describe(cat), " + "));
+    int idx[3] = {4, 0, 17};
+    CHECK(cored_dataset_subset(&sub, cat, idx, 3, &err) == 0);
+    CHECK(sub && cored_dataset_count(sub) == 3 && !strcmp(cored_dataset_path(sub, 1), cored_dataset_path(cat, 0)));
+    int badidx[1] = {18};
+    cored_dataset *none = NULL;
+    CHECK(cored_dataset_subset(&none, cat, badidx, 1, &err) == CORED_E_ARG && none == NULL);
+    CHECK(cored_dataset_cap_per_class(&cap, cat, 4, 7, &err) == 0);
+    CHECK(cap && cored_dataset_class_count(cap, 0) == 4 && cored_dataset_class_count(cap, 1) == 4);
+    CHECK(cored_dataset_cap_per_class(&cap2, cat, 4, 7, &err) == 0);
+    int same = cap && cap2 && cored_dataset_count(cap) == cored_dataset_count(cap2);
+    for (int i = 0; same && i < cored_dataset_count(cap); i++)
+        same &= !strcmp(cored_dataset_path(cap, i), cored_dataset_path(cap2, i));
+    CHECK_MSG(same, "cap per class is deterministic");
+    CHECK(cored_dataset_cap_per_class(&cap3, cat, 4, 8, &err) == 0);
+    int differs = 0;
+    for (int i = 0; cap && cap3 && i < cored_dataset_count(cap); i++)
+        differs |= strcmp(cored_dataset_path(cap, i), cored_dataset_path(cap3, i)) != 0;
+    CHECK_MSG(differs, "another seed picks other samples");
+    cored_dataset_free(a);
+    cored_dataset_free(b);
+    cored_dataset_free(cat);
+    cored_dataset_free(sub);
+    cored_dataset_free(cap);
+    cored_dataset_free(cap2);
+    cored_dataset_free(cap3);
+}
+
+/* Every allocation of open/concat/cap failing in turn: a clean error, nothing leaked. */
+static void test_out_of_memory(void)
+{
+    const char *root = make_layout("oom", "real", "fake");
+    int failures = 0, leaks = 0;
+    for (uint64_t k = 1; k < 200; k++) {
+        cored_alloc_stats a0 = cored_alloc_counts();
+        cored_dataset *ds = NULL, *cap = NULL;
+        cored_error err;
+        cored_alloc_fail_at(k);
+        int rc = cored_dataset_open(&ds, root, "DeepFake", CORED_SPLIT_TRAIN, &err);
+        if (rc == 0) rc = cored_dataset_cap_per_class(&cap, ds, 2, 1, &err);
+        cored_alloc_fail_at(0);
+        if (rc) {
+            failures++;
+            if (rc != CORED_E_NOMEM) fprintf(stderr, "  k=%llu: rc %d: %s\n", (unsigned long long)k, rc, err.msg);
+            CHECK(rc == CORED_E_NOMEM);
+        }
+        cored_dataset_free(ds);
+        cored_dataset_free(cap);
+        cored_alloc_stats a1 = cored_alloc_counts();
+        leaks += (a1.allocs - a0.allocs) != (a1.frees - a0.frees);
+        if (!rc) break;
+    }
+    CHECK(failures > 3);
+    CHECK_MSG(leaks == 0, "%d leaking failure points", leaks);
+}
+
+int main(void)
+{
+    RUN(test_layouts);
+    RUN(test_transfer);
+    RUN(test_folder_errors);
+    RUN(test_scan_reports_everything);
+    RUN(test_symlink_loop);
+    RUN(test_derived);
+    RUN(test_out_of_memory);
+    return test_finish();
+}

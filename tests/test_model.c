@@ -1,0 +1,268 @@
+/*
+ * Model machinery tests: parameter tables of the three architectures (names, shapes,
+ * counts), any batch up to the built maximum, inference build == training build in eval
+ * mode, copying slabs into a teacher, the feature tap and its gradient (directional
+ * derivative), zero allocations per training step after warm-up (counting allocator),
+ * and clean failure under injected allocation failures.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "harness.h"
+#include "models/model.h"
+#include "ops/ops.h"
+#include "train/optim.h"
+
+static void fill_input(cored_model *m, int n, uint64_t seed)
+{
+    cored_rng r;
+    cored_rng_seed(&r, seed, 9);
+    int s = cored_model_size(m);
+    float *x = cored_model_input(m);
+    for (size_t i = 0; i < (size_t)n * s * s * 3; i++) x[i] = 2 * cored_rng_uniform(&r) - 1;
+}
+
+static size_t count_params(cored_model *m)
+{
+    size_t n = 0;
+    for (int i = 0; i < cored_model_param_count(m); i++)
+        if (cored_param_trainable(cored_model_param(m, i)->kind)) n += cored_model_param(m, i)->numel;
+    return n;
+}
+
+static void test_param_tables(void)
+{
+    static const struct {
+        const char *arch;
+        size_t trainable;
+        const char *names[6];
+        int tap_c, tap_hw;
+    } cases[] = {
+        /* trainable counts are those of the PyTorch twins (sum of p.numel() over parameters()) */
+        {"tiny", 65890, {"conv1.weight", "bn4.running_var", "fc.weight", "fc.bias"}, 64, 8},
+        {"xception", 20811050,
+         {"block1.rep.0.conv1.weight", "block1.rep.1.running_mean", "block2.rep.1.pointwise.weight",
+          "block12.skipbn.weight", "conv4.pointwise.weight", "last_linear.bias"},
+         2048, 4},
+        {"efficientnet-b0", 4010110,
+         {"_conv_stem.weight", "_blocks.0._se_reduce.bias", "_blocks.15._project_conv.weight",
+          "_blocks.1._expand_conv.weight", "_bn1.running_var", "_fc.weight"},
+         1280, 4},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        cored_model *m = NULL;
+        cored_error err = {0};
+        int rc = cored_model_create(&m, cases[k].arch, 128, 2, CORED_BUILD_INFER, &err);
+        CHECK_MSG(rc == 0, "%s: %s", cases[k].arch, err.msg);
+        if (rc) continue;
+        CHECK_MSG(count_params(m) == cases[k].trainable, "%s: %zu trainable parameters, want %zu",
+                  cases[k].arch, count_params(m), cases[k].trainable);
+        for (int i = 0; i < 6 && cases[k].names[i]; i++)
+            CHECK_MSG(cored_model_param_find(m, cases[k].names[i]) >= 0, "%s: no parameter %s",
+                      cases[k].arch, cases[k].names[i]);
+        int h, w, c;
+        cored_model_features(m, &h, &w, &c);
+        CHECK_MSG(c == cases[k].tap_c && h == cases[k].tap_hw && w == cases[k].tap_hw,
+                  "%s: tap %dx%dx%d", cases[k].arch, c, h, w);
+        cored_model_free(m);
+    }
+    /* the block1 unit indices count the ReLU modules, as nn.Sequential does */
+    cored_model *m = NULL;
+    CHECK(cored_model_create(&m, "xception", 128, 1, CORED_BUILD_INFER, NULL) == 0);
+    CHECK(cored_model_param_find(m, "block1.rep.3.pointwise.weight") >= 0);
+    CHECK(cored_model_param_find(m, "block2.rep.4.pointwise.weight") >= 0);
+    CHECK(cored_model_param_find(m, "block12.rep.5.weight") >= 0);
+    CHECK(cored_model_param_find(m, "block4.skip.weight") < 0); /* identity skip */
+    const cored_param *p = cored_model_param(m, cored_model_param_find(m, "block1.rep.0.conv1.weight"));
+    CHECK(p && p->ndim == 4 && p->shape[0] == 64 && p->shape[1] == 1 && p->shape[2] == 3);
+    cored_model_free(m);
+}
+
+static void test_bad_arguments(void)
+{
+    cored_model *m = (cored_model *)1;
+    cored_error err = {0};
+    CHECK(cored_model_create(&m, "resnet50", 128, 2, CORED_BUILD_INFER, &err) == CORED_E_ARG);
+    CHECK(m == NULL && strstr(err.msg, "resnet50") && strstr(err.msg, "xception"));
+    CHECK(cored_model_create(&m, "xception", 32, 2, CORED_BUILD_INFER, &err) == CORED_E_ARG);
+    CHECK(strstr(err.msg, "64") != NULL);
+    CHECK(cored_model_create(&m, "tiny", 128, 0, CORED_BUILD_INFER, &err) == CORED_E_ARG);
+    CHECK(cored_model_create(&m, "tiny", 64, 4, CORED_BUILD_TRAIN, &err) == 0);
+    CHECK(cored_model_forward(m, 5, CORED_FWD_EVAL, 0, &err) == CORED_E_ARG);
+    CHECK(cored_model_backward(m, NULL, NULL, &err) == CORED_E_ARG); /* before any forward */
+    cored_model_free(m);
+    /* one image cannot give batch statistics at 1x1 spatial maps */
+    CHECK(cored_model_create(&m, "tiny", 16, 1, CORED_BUILD_TRAIN, &err) == 0);
+    CHECK(cored_model_forward(m, 1, CORED_FWD_BN_BATCH, 0, &err) == CORED_E_ARG);
+    cored_model_free(m);
+}
+
+/* Smaller batches in a bigger build, inference build vs training build, teacher copy. */
+static void test_builds_agree(void)
+{
+    const char *archs[] = {"tiny", "efficientnet-b0"};
+    for (int a = 0; a < 2; a++) {
+        cored_model *big = NULL, *small = NULL, *inf = NULL;
+        CHECK(cored_model_create(&big, archs[a], 64, 6, CORED_BUILD_TRAIN, NULL) == 0);
+        CHECK(cored_model_create(&small, archs[a], 64, 3, CORED_BUILD_TRAIN, NULL) == 0);
+        CHECK(cored_model_create(&inf, archs[a], 64, 3, CORED_BUILD_INFER, NULL) == 0);
+        if (!big || !small || !inf) return;
+        cored_model_init_params(big, 5);
+        CHECK(cored_model_copy_params(small, big, NULL) == 0);
+        CHECK(cored_model_copy_params(inf, big, NULL) == 0);
+        fill_input(big, 6, 1);
+        CHECK(cored_model_forward(big, 6, CORED_FWD_EVAL, 0, NULL) == 0);
+        fill_input(big, 3, 1); /* the same first three images, now a batch of 3 */
+        fill_input(small, 3, 1);
+        fill_input(inf, 3, 1);
+        CHECK(cored_model_forward(big, 3, CORED_FWD_EVAL, 0, NULL) == 0);
+        CHECK(cored_model_forward(small, 3, CORED_FWD_EVAL, 0, NULL) == 0);
+        CHECK(cored_model_forward(inf, 3, CORED_FWD_EVAL, 0, NULL) == 0);
+        check_close_ff("batch 3 of 6 vs built for 3", cored_model_logits(big), cored_model_logits(small), 6, 1e-6, 1e-5);
+        check_close_ff("inference build vs training build", cored_model_logits(inf), cored_model_logits(small), 6, 1e-6, 1e-5);
+        int h, w, c;
+        const float *f1 = cored_model_features(inf, &h, &w, &c), *f2 = cored_model_features(small, NULL, NULL, NULL);
+        check_close_ff("tap of both builds", f1, f2, (size_t)3 * h * w * c, 1e-6, 1e-5);
+        /* the input survives a forward in both builds */
+        float first = cored_model_input(inf)[0];
+        fill_input(inf, 1, 1);
+        CHECK(cored_model_input(inf)[0] == first);
+        cored_model *other = NULL;
+        CHECK(cored_model_create(&other, a ? "tiny" : "xception", 64, 1, CORED_BUILD_INFER, NULL) == 0);
+        CHECK(cored_model_copy_params(other, big, NULL) == CORED_E_SHAPE);
+        cored_model_free(other);
+        cored_model_free(big);
+        cored_model_free(small);
+        cored_model_free(inf);
+    }
+}
+
+/* The tap gradient enters at the right place: for tiny, whose head is ReLU -> average pool
+   -> fc, the gradient that logits * Q sends to the tap is known in closed form. Injecting it
+   as dfeatures (with zero dlogits) must give the same gradients below the tap as
+   backpropagating Q from the logits, and no gradient in the head. */
+static void test_tap_gradient(void)
+{
+    for (int flags = CORED_FWD_EVAL; flags <= CORED_FWD_BN_BATCH; flags++) {
+        const int n = 3;
+        cored_model *m = NULL;
+        CHECK(cored_model_create(&m, "tiny", 64, n, CORED_BUILD_TRAIN, NULL) == 0);
+        if (!m) return;
+        cored_model_init_params(m, 11);
+        fill_input(m, n, 4);
+        CHECK(cored_model_forward(m, n, flags, 0, NULL) == 0);
+        int h, w, c;
+        const float *f = cored_model_features(m, &h, &w, &c);
+        const float *fc = cored_model_param_data(m, cored_model_param_find(m, "fc.weight"));
+        float q[6] = {0.3f, -0.7f, 1.1f, 0.2f, -0.4f, 0.9f}, zero[6] = {0};
+        size_t nf = (size_t)n * h * w * c, nw;
+        float *dfeat = calloc(nf, sizeof(float));
+        for (int i = 0; i < n; i++)
+            for (int p = 0; p < h * w; p++)
+                for (int j = 0; j < c; j++) {
+                    size_t o = ((size_t)i * h * w + p) * c + j;
+                    if (f[o] > 0) dfeat[o] = (q[2 * i] * fc[j] + q[2 * i + 1] * fc[c + j]) / (h * w);
+                }
+        cored_model_grads(m, &nw);
+        float *g_logits = malloc(sizeof(float) * nw), *g_tap = malloc(sizeof(float) * nw);
+        cored_model_zero_grad(m);
+        CHECK(cored_model_backward(m, q, NULL, NULL) == 0);
+        memcpy(g_logits, cored_model_grads(m, NULL), sizeof(float) * nw);
+        CHECK(cored_model_backward(m, zero, dfeat, NULL) == CORED_E_ARG); /* one per forward */
+        CHECK(cored_model_forward(m, n, flags, 0, NULL) == 0);
+        cored_model_zero_grad(m);
+        CHECK(cored_model_backward(m, zero, dfeat, NULL) == 0);
+        memcpy(g_tap, cored_model_grads(m, NULL), sizeof(float) * nw);
+        for (int i = 0; i < cored_model_param_count(m); i++) {
+            const cored_param *p = cored_model_param(m, i);
+            if (!cored_param_trainable(p->kind)) continue;
+            if (strncmp(p->name, "fc.", 3) == 0) {
+                for (size_t k = 0; k < p->numel; k++) CHECK(g_tap[p->offset + k] == 0.0f);
+            } else {
+                char what[160];
+                snprintf(what, sizeof what, "%s BN: gradient of %.80s through the tap",
+                         flags ? "train" : "eval", p->name);
+                check_close_ff(what, g_tap + p->offset, g_logits + p->offset, p->numel, 1e-7, 1e-4);
+            }
+        }
+        free(dfeat), free(g_logits), free(g_tap);
+        cored_model_free(m);
+    }
+}
+
+/* After warm-up a training step (forward, loss, backward, optimiser) allocates nothing;
+   nor does an inference forward. */
+static void test_no_allocation_in_step(void)
+{
+    const char *archs[] = {"tiny", "efficientnet-b0"};
+    for (int a = 0; a < 2; a++) {
+        cored_model *m = NULL, *t = NULL;
+        cored_optim *o = NULL;
+        CHECK(cored_model_create(&m, archs[a], 64, 4, CORED_BUILD_TRAIN, NULL) == 0);
+        CHECK(cored_model_create(&t, archs[a], 64, 4, CORED_BUILD_INFER, NULL) == 0);
+        if (!m || !t) return;
+        cored_model_init_params(m, 1);
+        size_t nw;
+        float *w = cored_model_weights(m, &nw);
+        cored_optim_cfg cfg = cored_optim_defaults(CORED_OPT_SGD);
+        CHECK(cored_optim_create(&o, &cfg, nw, NULL) == 0);
+        int labels[4] = {0, 1, 0, 1};
+        float dl[8];
+        fill_input(m, 4, 2);
+        fill_input(t, 4, 2);
+        cored_alloc_stats before = {0};
+        for (int step = 0; step < 5; step++) {
+            if (step == 2) before = cored_alloc_counts();
+            CHECK(cored_model_copy_params(t, m, NULL) == 0);
+            CHECK(cored_model_forward(t, 4, CORED_FWD_EVAL, 0, NULL) == 0);
+            CHECK(cored_model_forward(m, 4, CORED_FWD_BN_BATCH | CORED_FWD_STOCHASTIC, step, NULL) == 0);
+            cored_softmax_ce(dl, cored_model_logits(m), labels, 4, 2, 1.0f);
+            cored_model_zero_grad(m);
+            CHECK(cored_model_backward(m, dl, NULL, NULL) == 0);
+            cored_optim_step(o, w, cored_model_grads(m, NULL));
+        }
+        cored_alloc_stats after = cored_alloc_counts();
+        CHECK_MSG(after.allocs == before.allocs && after.frees == before.frees,
+                  "%s: %llu allocations and %llu frees in 3 steps after warm-up", archs[a],
+                  (unsigned long long)(after.allocs - before.allocs),
+                  (unsigned long long)(after.frees - before.frees));
+        cored_optim_free(o);
+        cored_model_free(m);
+        cored_model_free(t);
+    }
+}
+
+/* Every allocation of a model build can fail; the build then reports CORED_E_NOMEM and
+   frees what it had (the sanitizer run checks for leaks). */
+static void test_allocation_failures(void)
+{
+    int failures = 0, k;
+    for (k = 1; k < 200; k++) {
+        cored_model *m = NULL;
+        cored_error err = {0};
+        cored_alloc_fail_at((uint64_t)k);
+        int rc = cored_model_create(&m, "tiny", 32, 2, CORED_BUILD_TRAIN, &err);
+        cored_alloc_fail_at(0);
+        if (rc == CORED_OK) {
+            cored_model_free(m);
+            break;
+        }
+        CHECK_MSG(rc == CORED_E_NOMEM && m == NULL, "fail at %d: rc %d (%s)", k, rc, err.msg);
+        failures++;
+    }
+    CHECK_MSG(k < 200 && failures > 5, "the build made %d allocations", failures);
+}
+
+int main(void)
+{
+    cored_set_threads(2);
+    RUN(test_param_tables);
+    RUN(test_bad_arguments);
+    RUN(test_builds_agree);
+    RUN(test_tap_gradient);
+    RUN(test_no_allocation_in_step);
+    RUN(test_allocation_failures);
+    return test_finish();
+}
