@@ -11,8 +11,8 @@ BUILD   ?= build
 
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -D_DEFAULT_SOURCE
-CPPFLAGS += -Iinclude -Isrc -I/usr/include/cjson -MMD -MP
-LDLIBS  += -lopenblas -lcjson -lpng -ljpeg -lm
+CPPFLAGS += -Iinclude -Isrc -I/usr/include/cjson -I/usr/include/cairo -MMD -MP
+LDLIBS  += -lopenblas -lcjson -lcairo -lpng -ljpeg -lm
 LDFLAGS += -fopenmp
 
 ifeq ($(SANITIZE),1)

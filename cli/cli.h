@@ -17,6 +17,11 @@ int cmd_forward(int argc, char **argv);
 int cmd_grad(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_adapt(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_detect(int argc, char **argv);
+int cmd_protocol(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 

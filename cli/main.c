@@ -13,6 +13,11 @@ typedef struct {
 } command;
 
 static const command commands[] = {
+    {"train", cmd_train, "task 1: train a real/fake detector on one task"},
+    {"adapt", cmd_adapt, "one continual step to a new task (CoReD or a baseline)"},
+    {"eval", cmd_eval, "AUC and accuracy of a checkpoint on each task's test split"},
+    {"protocol", cmd_protocol, "the whole continual protocol for several methods, with a report"},
+    {"detect", cmd_detect, "p(fake) and a label for images (JSON lines)"},
     {"forward", cmd_forward, "run a model on a tensor file (PyTorch interop and debugging)"},
     {"grad", cmd_grad, "loss and every parameter gradient for one batch (interop)"},
     {"init", cmd_init, "write freshly initialised weights of a model"},

@@ -55,6 +55,9 @@ const char *cored_status_str(int status);
    Returns the number now in effect. */
 int cored_set_threads(int n);
 int cored_get_threads(void);
+/* Deterministic mode: BLAS runs single-threaded, so results do not depend on the thread
+   count (cored's own kernels reduce over fixed partitions anyway). */
+void cored_set_deterministic(int on);
 
 typedef enum { CORED_LOG_ERROR, CORED_LOG_WARN, CORED_LOG_INFO, CORED_LOG_DEBUG } cored_log_level;
 typedef void (*cored_log_fn)(cored_log_level level, const char *msg, void *user);
@@ -164,6 +167,22 @@ double cored_model_forward_macs(const cored_model *m);
 /* Bytes held by the model's slabs (parameters, gradients, buffers, activations,
    workspace). */
 size_t cored_model_bytes(const cored_model *m);
+
+/* ---------------------------------------------------------------- detection */
+
+/* A trained detector for embedding: the checkpoint's model (architecture and input size
+   from its metadata) in an inference build. */
+typedef struct cored_detector cored_detector;
+
+int cored_detector_open(cored_detector **out, const char *checkpoint, cored_error *err);
+void cored_detector_close(cored_detector *d); /* NULL-safe */
+int cored_detector_size(const cored_detector *d);
+/* p(fake) of an image file (JPEG or PNG; resized to the model's size with torchvision's
+   bilinear resize and normalised as in training). */
+int cored_detector_score_file(cored_detector *d, const char *path, float *p_fake, cored_error *err);
+/* p(fake) of 8-bit RGB pixels (w x h, rows packed). */
+int cored_detector_score_rgb(cored_detector *d, const uint8_t *rgb, int w, int h, float *p_fake,
+                             cored_error *err);
 
 #ifdef __cplusplus
 }

@@ -95,6 +95,9 @@ void cored_clean_stale_temps(const char *dir, const char *basename);
 /* fwrite that reports a failure (disk full, ...) as an error naming path. */
 int cored_fwrite_all(FILE *f, const void *data, size_t bytes, const char *path, cored_error *err);
 
+/* out = a + "/" + b; -1 (out holds a truncated path) when it does not fit in n. */
+int cored_path_join(char *out, size_t n, const char *a, const char *b);
+
 /* Creates a directory and its parents (mode 0777 & umask); existing ones are fine. */
 int cored_mkdir_p(const char *path, cored_error *err);
 int cored_is_dir(const char *path);

@@ -154,6 +154,12 @@ void cored_clean_stale_temps(const char *dir, const char *basename_)
     closedir(d);
 }
 
+int cored_path_join(char *out, size_t n, const char *a, const char *b)
+{
+    int w = snprintf(out, n, "%s/%s", a, b);
+    return w < 0 || (size_t)w >= n ? -1 : 0;
+}
+
 int cored_mkdir_p(const char *path, cored_error *err)
 {
     char buf[4096];

@@ -11,7 +11,7 @@
 
 #include "core.h"
 
-static int n_threads;
+static int n_threads, deterministic;
 static cored_log_fn log_fn;
 static void *log_user;
 
@@ -23,8 +23,14 @@ int cored_set_threads(int n)
     }
     n_threads = n;
     omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+    openblas_set_num_threads(deterministic ? 1 : n);
     return n;
+}
+
+void cored_set_deterministic(int on)
+{
+    deterministic = on;
+    openblas_set_num_threads(on ? 1 : cored_get_threads());
 }
 
 int cored_get_threads(void)

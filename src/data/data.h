@@ -238,6 +238,8 @@ typedef struct {
     int n;
     int epoch, batch_index;
     int cutmix;           /* 1 when CutMix modified this batch */
+    const uint8_t *flipped; /* [n] 1 where the image was flipped horizontally */
+    const uint8_t *mixed;   /* [n] 1 where CutMix pasted a partner's box into the image */
 } cored_batch;
 
 typedef struct cored_loader cored_loader;

@@ -158,6 +158,9 @@ static int fill(cored_loader *l, worker *w, slot *s, int epoch, int b, cored_err
     cored_cutmix_draw(&box, s->partner, s->marked, s->perm, s->b.labels, k, l->size, l->o.cutmix, l->cut_p,
                       l->cut_beta, &r);
     s->b.cutmix = box.fired;
+    if (!box.fired) memset(s->marked, 0, (size_t)k);
+    s->b.flipped = s->flip;
+    s->b.mixed = s->marked;
     for (int i = 0; i < k; i++)
         cored_compose_sample(s->b.x + (size_t)i * l->img, i, s->src, s->flip, s->partner, s->marked, &box,
                              l->size, l->lut);

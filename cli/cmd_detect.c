@@ -1,0 +1,195 @@
+/*
+ * cored detect: p(fake) and a label for every image given (files, or folders searched
+ * recursively for .png/.jpg/.jpeg), one JSON object per line on stdout, in argument
+ * order (folders sorted). An unreadable image gets a line with "error" and makes the
+ * exit status 1; the others are still scored.
+ */
+#include <cJSON.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli.h"
+#include "core/core.h"
+#include "data/data.h"
+#include "eval/evaluate.h"
+#include "io/checkpoint.h"
+#include "opts.h"
+
+static void usage(void)
+{
+    printf("usage: cored detect --model CKPT [options] FILE|DIR ...\n\n"
+           "Prints one JSON line per image: {\"path\": ..., \"p_fake\": ..., \"label\": \"fake\"|\"real\"}\n"
+           "(label fake when p_fake > --threshold). Folders are searched recursively for\n"
+           ".png, .jpg and .jpeg files, in sorted order. Images are resized to the model's input\n"
+           "size with the same bilinear resize and normalisation as in training.\n");
+}
+
+typedef struct {
+    char **v;
+    int n, cap;
+} strlist;
+
+static int push(strlist *l, const char *s)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 256;
+        char **v = realloc(l->v, sizeof *v * (size_t)cap);
+        if (!v) return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = strdup(s))) return -1;
+    l->n++;
+    return 0;
+}
+
+static int is_image(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcasecmp(dot, ".png") || !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg"));
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Appends the images under dir, sorted. */
+static int walk(strlist *out, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    strlist here = {0};
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d)) != NULL && !rc) {
+        if (e->d_name[0] == '.') continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (cored_is_dir(path) || is_image(e->d_name)) rc = push(&here, path);
+    }
+    closedir(d);
+    qsort(here.v, (size_t)here.n, sizeof *here.v, cmp_str);
+    for (int i = 0; i < here.n && !rc; i++)
+        rc = cored_is_dir(here.v[i]) ? walk(out, here.v[i]) : push(out, here.v[i]);
+    for (int i = 0; i < here.n; i++) free(here.v[i]);
+    free(here.v);
+    return rc;
+}
+
+static void print_line(const char *path, float p, float threshold, const char *error)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "path", path);
+    if (error) {
+        cJSON_AddStringToObject(j, "error", error);
+    } else {
+        cJSON_AddNumberToObject(j, "p_fake", (double)(int)(p * 1e6 + 0.5) / 1e6);
+        cJSON_AddStringToObject(j, "label", p > threshold ? "fake" : "real");
+    }
+    char *s = cJSON_PrintUnformatted(j);
+    if (s) printf("%s\n", s);
+    cJSON_free(s);
+    cJSON_Delete(j);
+}
+
+int cmd_detect(int argc, char **argv)
+{
+    const char *ckpt = NULL;
+    int batch = 16, threads = 0;
+    float threshold = 0.5f;
+    opt_def defs[] = {
+        {"model", OPT_STR, &ckpt, 0, 0, NULL, "CKPT", "trained checkpoint (safetensors)"},
+        {"threshold", OPT_FLOAT, &threshold, 0, 1, NULL, "P", "p(fake) above which an image is labelled fake"},
+        {"batch", OPT_INT, &batch, 1, 1024, NULL, "N", "images per forward pass"},
+        {"threads", OPT_INT, &threads, 0, 1024, NULL, "N", "threads, 0 = all cores"},
+    };
+    char **pos = malloc(sizeof(char *) * (size_t)(argc + 1));
+    int npos = 0, rc = pos ? opts_parse("detect", argc, argv, defs, 4, usage, pos, argc, &npos) : 1;
+    if (rc) {
+        free(pos);
+        return rc == 1 ? 0 : rc;
+    }
+    if (!ckpt || npos == 0) {
+        free(pos);
+        return cli_usage_error("detect", "--model and at least one FILE or DIR are required");
+    }
+    cored_set_threads(threads);
+    strlist files = {0};
+    int failed = 0;
+    for (int i = 0; i < npos; i++) {
+        if (cored_is_dir(pos[i])) {
+            if (walk(&files, pos[i])) fprintf(stderr, "cored: warning: %s: cannot read the whole folder\n", pos[i]);
+        } else if (push(&files, pos[i])) {
+            fprintf(stderr, "cored: error: out of memory\n");
+            return 1;
+        }
+    }
+    free(pos);
+    cored_error err = {0};
+    cored_model *m = NULL;
+    char arch[64];
+    int size = 0;
+    uint8_t *file = NULL, *rgb = NULL;
+    size_t cap = 0;
+    cored_image img = {0};
+    cored_resizer rz = {0};
+    float lut[256], p[1024];
+    int ok[1024];
+    cored_normalize_lut(lut);
+    if ((rc = cored_checkpoint_peek(ckpt, arch, sizeof arch, &size, &err))) goto fail;
+    if (!arch[0]) {
+        rc = CORED_FAIL(&err, CORED_E_FORMAT, "%s: the metadata does not say which model it holds", ckpt);
+        goto fail;
+    }
+    size = size ? size : 128;
+    if ((rc = cored_model_create(&m, arch, size, batch, CORED_BUILD_INFER, &err)) ||
+        (rc = cored_model_load(m, ckpt, &err)))
+        goto fail;
+    const size_t n_img = (size_t)size * size * 3;
+    if (!(rgb = cored_alloc(n_img))) {
+        rc = CORED_FAIL(&err, CORED_E_NOMEM, "out of memory");
+        goto fail;
+    }
+    for (int b0 = 0; b0 < files.n; b0 += batch) {
+        int nb = files.n - b0 < batch ? files.n - b0 : batch, k = 0;
+        char errors[1024][256];
+        for (int i = 0; i < nb; i++) {
+            cored_error e2 = {0};
+            ok[i] = cored_image_read_rgb8(rgb, size, files.v[b0 + i], &file, &cap, &img, &rz, &e2) == 0;
+            if (!ok[i]) {
+                snprintf(errors[i], sizeof errors[i], "%.250s", e2.msg);
+                continue;
+            }
+            float *x = cored_model_input(m) + (size_t)k++ * n_img;
+            for (size_t q = 0; q < n_img; q++) x[q] = lut[rgb[q]];
+        }
+        if (k && (rc = cored_model_forward(m, k, CORED_FWD_EVAL, 0, &err))) goto fail;
+        if (k) cored_p_fake(p, cored_model_logits(m), k);
+        for (int i = 0, j = 0; i < nb; i++) {
+            if (ok[i]) {
+                print_line(files.v[b0 + i], p[j++], threshold, NULL);
+            } else {
+                print_line(files.v[b0 + i], 0, threshold, errors[i]);
+                fprintf(stderr, "cored: error: %s\n", errors[i]);
+                failed++;
+            }
+        }
+        fflush(stdout);
+    }
+    if (files.n == 0) fprintf(stderr, "cored: warning: no images found\n");
+    rc = failed ? 1 : 0;
+    goto done;
+fail:
+    cli_print_error(&err);
+    rc = 1;
+done:
+    for (int i = 0; i < files.n; i++) free(files.v[i]);
+    free(files.v);
+    cored_free(file);
+    cored_free(rgb);
+    cored_image_release(&img);
+    cored_resizer_release(&rz);
+    cored_model_free(m);
+    return rc;
+}

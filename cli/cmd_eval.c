@@ -1,0 +1,166 @@
+/*
+ * cored eval: AUC, accuracy, per-class accuracy and image counts of a checkpoint on the
+ * test (or val/train) split of each task.
+ */
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/core.h"
+#include "data/data.h"
+#include "eval/evaluate.h"
+#include "eval/metrics.h"
+#include "io/checkpoint.h"
+#include "opts.h"
+#include "train/train.h"
+
+static void usage(void)
+{
+    printf("usage: cored eval --model CKPT --data DIR --tasks A[,B...] [options]\n\n"
+           "Scores every image of DIR/<task>/<split> with p(fake) (deterministic transform: resize\n"
+           "and normalise) and reports, per task: ROC-AUC (mid-rank ties; n/a when a class is\n"
+           "absent), accuracy at p(fake) > 0.5, accuracy on real and on fake images, and counts.\n");
+}
+
+static void fmt_pct(char *buf, size_t n, double v)
+{
+    if (isnan(v))
+        snprintf(buf, n, "n/a");
+    else
+        snprintf(buf, n, "%.2f", 100 * v);
+}
+
+static void add_num(cJSON *o, const char *k, double v)
+{
+    if (isnan(v))
+        cJSON_AddNullToObject(o, k);
+    else
+        cJSON_AddNumberToObject(o, k, v);
+}
+
+static int write_json(const char *path, const char *ckpt, const char *split, const char *const *tasks,
+                      const cored_metrics *res, int n, cored_error *err)
+{
+    cJSON *j = cJSON_CreateObject(), *t = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", ckpt);
+    cJSON_AddStringToObject(j, "split", split);
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        add_num(o, "auc", res[i].auc);
+        add_num(o, "acc", res[i].acc);
+        add_num(o, "acc_real", res[i].acc_real);
+        add_num(o, "acc_fake", res[i].acc_fake);
+        cJSON_AddNumberToObject(o, "n_real", res[i].n_real);
+        cJSON_AddNumberToObject(o, "n_fake", res[i].n_fake);
+        cJSON_AddItemToObject(t, tasks[i], o);
+    }
+    cJSON_AddItemToObject(j, "tasks", t);
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!s) return CORED_FAIL(err, CORED_E_NOMEM, "cannot format JSON");
+    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+    int rc = CORED_OK;
+    if (!f) {
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create", path);
+    } else {
+        fprintf(f, "%s\n", s);
+        if (f != stdout && fclose(f) != 0) rc = CORED_FAIL(err, CORED_E_IO, "%s: write failed", path);
+    }
+    cJSON_free(s);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv)
+{
+    const char *ckpt = NULL, *data = NULL, *tasks_arg = NULL, *json = NULL, *arch = NULL, *pack = NULL;
+    int split = 2, batch = 64, threads = 0, size = 0, loader_threads = 0;
+    opt_def defs[] = {
+        {"model", OPT_STR, &ckpt, 0, 0, NULL, "CKPT", "checkpoint (safetensors)"},
+        {"data", OPT_STR, &data, 0, 0, NULL, "DIR", "data root"},
+        {"tasks", OPT_STR, &tasks_arg, 0, 0, NULL, "A,B", "tasks to evaluate"},
+        {"split", OPT_CHOICE, &split, 0, 0, "train|val|test|transfer", "SPLIT", "split"},
+        {"arch", OPT_STR, &arch, 0, 0, NULL, "NAME", "architecture when CKPT's metadata lacks it"},
+        {"size", OPT_INT, &size, 16, 4096, NULL, "PX", "input size (default: CKPT's, else 128)"},
+        {"batch", OPT_INT, &batch, 1, 4096, NULL, "N", "batch size"},
+        {"threads", OPT_INT, &threads, 0, 1024, NULL, "N", "threads, 0 = all cores"},
+        {"loader-threads", OPT_INT, &loader_threads, 0, 1024, NULL, "N", "decoding threads, 0 = automatic"},
+        {"pack", OPT_STR, &pack, 0, 0, NULL, "FILE", "pack of pre-resized images ('none': decode)"},
+        {"json", OPT_STR, &json, 0, 0, NULL, "FILE", "also write the results as JSON ('-' for stdout)"},
+    };
+    int nd = sizeof defs / sizeof defs[0];
+    int rc = opts_parse("eval", argc, argv, defs, nd, usage, NULL, 0, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    if (!ckpt || !data || !tasks_arg) return cli_usage_error("eval", "--model, --data and --tasks are required");
+    char list[4096];
+    const char *tasks[CORED_MAX_TASKS];
+    snprintf(list, sizeof list, "%s", tasks_arg);
+    int n_tasks = opts_split(list, tasks, CORED_MAX_TASKS);
+    if (n_tasks < 1) return cli_usage_error("eval", "--tasks needs 1 to %d names", CORED_MAX_TASKS);
+    threads = cored_set_threads(threads);
+
+    cored_error err = {0};
+    cored_model *m = NULL;
+    char ck_arch[64];
+    int ck_size = 0;
+    float *scores = NULL;
+    int *labels = NULL;
+    cored_metrics res[CORED_MAX_TASKS];
+    if ((rc = cored_checkpoint_peek(ckpt, ck_arch, sizeof ck_arch, &ck_size, &err))) goto fail;
+    if (!arch && !ck_arch[0]) {
+        rc = CORED_FAIL(&err, CORED_E_ARG, "%s does not say which model it holds", ckpt);
+        cored_error_hint(&err, "pass --arch tiny|xception|efficientnet-b0");
+        goto fail;
+    }
+    size = size ? size : ck_size ? ck_size : 128;
+    if ((rc = cored_model_create(&m, arch ? arch : ck_arch, size, batch, CORED_BUILD_INFER, &err))) goto fail;
+    if ((rc = cored_model_load(m, ckpt, &err))) goto fail;
+    char packbuf[4096] = "";
+    if (!pack) {
+        cored_pack_default_path(packbuf, sizeof packbuf, data, size);
+        if (!cored_is_file(packbuf)) packbuf[0] = 0;
+    } else if (strcmp(pack, "none")) {
+        snprintf(packbuf, sizeof packbuf, "%s", pack);
+    }
+    cored_loader_opts base = {.size = size, .threads = loader_threads ? loader_threads : (threads > 2 ? threads / 2 : 1),
+                              .pack = packbuf[0] ? packbuf : NULL};
+    for (int i = 0; i < n_tasks; i++) {
+        cored_dataset *ds = NULL;
+        cored_loader *l = NULL;
+        if ((rc = cored_dataset_open(&ds, data, tasks[i], (cored_split)split, &err))) goto fail;
+        int count = cored_dataset_count(ds), n = 0;
+        scores = cored_realloc(scores, sizeof(float) * (size_t)count);
+        labels = cored_realloc(labels, sizeof(int) * (size_t)count);
+        cored_loader_opts o = cored_eval_loader_opts(&base, batch);
+        if (!scores || !labels)
+            rc = CORED_FAIL(&err, CORED_E_NOMEM, "cannot allocate scores for %d images", count);
+        if (!rc) rc = cored_loader_create(&l, ds, &o, &err);
+        if (!rc) rc = cored_eval_scores(scores, labels, NULL, &n, m, l, &err);
+        if (!rc) rc = cored_metrics_compute(&res[i], scores, labels, n, &err);
+        if (!rc && cored_loader_skipped(l))
+            fprintf(stderr, "cored: warning: %s: %d unreadable image(s) skipped\n", tasks[i], cored_loader_skipped(l));
+        cored_loader_free(l);
+        cored_dataset_free(ds);
+        if (rc) goto fail;
+    }
+    printf("%s on the %s split\n", ckpt, cored_split_name((cored_split)split));
+    printf("%-20s %8s %8s %9s %9s %7s %7s\n", "task", "AUC %", "acc %", "real %", "fake %", "real", "fake");
+    for (int i = 0; i < n_tasks; i++) {
+        char a[16], b[16], c[16], d[16];
+        fmt_pct(a, sizeof a, res[i].auc), fmt_pct(b, sizeof b, res[i].acc);
+        fmt_pct(c, sizeof c, res[i].acc_real), fmt_pct(d, sizeof d, res[i].acc_fake);
+        printf("%-20s %8s %8s %9s %9s %7d %7d\n", tasks[i], a, b, c, d, res[i].n_real, res[i].n_fake);
+    }
+    if (json && (rc = write_json(json, ckpt, cored_split_name((cored_split)split), tasks, res, n_tasks, &err))) goto fail;
+    cored_free(scores);
+    cored_free(labels);
+    cored_model_free(m);
+    return 0;
+fail:
+    cli_print_error(&err);
+    cored_free(scores);
+    cored_free(labels);
+    cored_model_free(m);
+    return 1;
+}

@@ -1,0 +1,105 @@
+/*
+ * cored protocol: task 1 once, then every method through every continual step,
+ * evaluating every task after every step, and the report with plots.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/core.h"
+#include "train/protocol.h"
+#include "train_cli.h"
+
+static void usage(void)
+{
+    printf("usage: cored protocol --data DIR --tasks A,B[,C...] --out RUN [--methods tl,dl,tg,cored]\n"
+           "                      [--model tiny] [options]\n"
+           "       cored protocol --resume RUN\n\n"
+           "Trains task 1 (A) once, then for every method runs the continual steps A -> B -> C ...\n"
+           "(each step starts from the previous step's best model), evaluates every task's test\n"
+           "split after every step, and writes RUN/report.md, report.csv, report.json and\n"
+           "RUN/plots/ (AUC heat maps, mean AUC per step, ROC curves of the final models).\n"
+           "Methods: cored, tl, dl, tg, lwf, ewc, replay, joint. Ctrl-C stops cleanly; --resume\n"
+           "continues where it stopped.\n");
+}
+
+int cmd_protocol(int argc, char **argv)
+{
+    static train_cli t;
+    const char *tasks = NULL, *methods = "tl,dl,tg,cored", *out = NULL;
+    int task1_epochs = 0, split = 1;
+    train_cli_init(&t);
+    t.cfg.arch = "tiny";
+    train_cli_add(&t, (opt_def){"tasks", OPT_STR, &tasks, 0, 0, NULL, "A,B,...", "tasks in order (the first is task 1)"});
+    train_cli_add(&t, (opt_def){"methods", OPT_STR, &methods, 0, 0, NULL, "M,...", "continual methods to compare"});
+    train_cli_add(&t, (opt_def){"task1-epochs", OPT_INT, &task1_epochs, 0, 100000, NULL, "N",
+                                "epochs of task 1 (0 = --epochs)"});
+    train_cli_add(&t, (opt_def){"split", OPT_CHOICE, &split, 0, 0, "val|test", "SPLIT", "evaluation split"});
+    train_cli_add(&t, (opt_def){"out", OPT_STR, &out, 0, 0, NULL, "RUN", "protocol folder"});
+    int rc = train_cli_parse(&t, "protocol", argc, argv, usage);
+    if (rc) return rc < 0 ? 0 : rc;
+    cored_protocol_cfg p;
+    memset(&p, 0, sizeof p);
+    char *strings[2] = {NULL, NULL}, tbuf[4096], mbuf[512];
+    if (t.resume) {
+        if (tasks || out) return cli_usage_error("protocol", "--resume takes the tasks and folder from the run");
+        int threads = t.cfg.threads;
+        cored_error err = {0};
+        if (cored_protocol_load(&p, strings, t.resume, &err)) {
+            cli_print_error(&err);
+            return 1;
+        }
+        if (threads) p.base.threads = threads;
+    } else {
+        if (!tasks || !out) return cli_usage_error("protocol", "--tasks and --out are required");
+        if ((rc = train_cli_finish(&t, "protocol", NULL))) return rc;
+        p.base = t.cfg;
+        snprintf(tbuf, sizeof tbuf, "%s", tasks);
+        p.n_tasks = opts_split(tbuf, p.tasks, CORED_MAX_TASKS);
+        if (p.n_tasks < 2) return cli_usage_error("protocol", "--tasks needs 2 to %d task names", CORED_MAX_TASKS);
+        snprintf(mbuf, sizeof mbuf, "%s", methods);
+        const char *ml[CORED_METHOD_COUNT];
+        int nm = opts_split(mbuf, ml, CORED_METHOD_COUNT);
+        if (nm < 1) return cli_usage_error("protocol", "--methods needs 1 to %d names", CORED_METHOD_COUNT);
+        for (int i = 0; i < nm; i++) {
+            int k = cored_method_parse(ml[i]);
+            if (k < 0 || k == CORED_METHOD_CE)
+                return cli_usage_error("protocol", "unknown method '%s' (cored, tl, dl, tg, lwf, ewc, replay, joint)", ml[i]);
+            p.methods[p.n_methods++] = (cored_method)k;
+        }
+        p.task1_epochs = task1_epochs;
+        p.out = out;
+        p.force = t.cfg.force;
+        p.split = split ? CORED_SPLIT_TEST : CORED_SPLIT_VAL;
+    }
+    if (!t.quiet) {
+        fprintf(stderr, "protocol: %d tasks (", p.n_tasks);
+        for (int i = 0; i < p.n_tasks; i++) fprintf(stderr, "%s%s", i ? " -> " : "", p.tasks[i]);
+        fprintf(stderr, "), methods");
+        for (int i = 0; i < p.n_methods; i++) fprintf(stderr, "%s%s", i ? "," : " ", cored_method_name(p.methods[i]));
+        fprintf(stderr, ", model %s %d px, %d epochs per step%s -> %s\n", p.base.arch, p.base.size, p.base.epochs,
+                p.resume ? ", resuming" : "", p.out);
+    }
+    cli_progress pr;
+    cli_progress_init(&pr, t.quiet, t.log_every, "  ");
+    p.base.progress = cli_progress_fn;
+    p.base.progress_user = &pr;
+    p.base.stop = &cli_stop;
+    cli_install_signals();
+    cored_error err = {0};
+    static char summary[16384];
+    rc = cored_protocol_run(&p, summary, sizeof summary, &err);
+    cli_progress_done(&pr);
+    cored_free(strings[0]);
+    cored_free(strings[1]);
+    if (rc == CORED_E_STOPPED) {
+        fprintf(stderr, "cored: %s\ncored: continue with: cored protocol --resume %s\n", err.msg, p.out);
+        return 130;
+    }
+    if (rc) {
+        cli_print_error(&err);
+        return 1;
+    }
+    printf("%s\nreport: %s/report.md (plots in %s/plots)\n", summary, p.out, p.out);
+    return 0;
+}

@@ -1,0 +1,181 @@
+/* Shared options and execution of the training commands; see train_cli.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/core.h"
+#include "train_cli.h"
+
+void train_cli_add(train_cli *t, opt_def d)
+{
+    if (t->n_defs < TRAIN_MAX_OPTS) t->defs[t->n_defs++] = d;
+}
+
+void train_cli_init(train_cli *t)
+{
+    memset(t, 0, sizeof *t);
+    cored_train_cfg *c = &t->cfg;
+    cored_train_defaults(c);
+    t->select_idx = 0;
+    t->cutmix_idx = 0;
+    t->log_every = 50;
+    t->first_common = 0;
+    opt_def d[] = {
+        {"data", OPT_STR, &c->data, 0, 0, NULL, "DIR", "data root in the official CoReD layout"},
+        {"model", OPT_STR, &c->arch, 0, 0, NULL, "NAME", "tiny | xception | efficientnet-b0"},
+        {"size", OPT_INT, &c->size, 16, 4096, NULL, "PX", "input size (square)"},
+        {"epochs", OPT_INT, &c->epochs, 1, 100000, NULL, "N", "epochs"},
+        {"batch", OPT_INT, &c->batch, 2, 4096, NULL, "N", "batch size"},
+        {"optimizer", OPT_CHOICE, &t->optim_idx, 0, 0, "sgd|adam|adamw", "NAME", "optimiser"},
+        {"lr", OPT_FLOAT, &c->optim.lr, 0, 1e3, NULL, "X", "learning rate (constant)"},
+        {"momentum", OPT_FLOAT, &c->optim.momentum, 0, 1, NULL, "X", "SGD momentum"},
+        {"nesterov", OPT_FLAG, &c->optim.nesterov, 0, 0, NULL, NULL, "Nesterov momentum"},
+        {"weight-decay", OPT_FLOAT, &c->optim.weight_decay, 0, 10, NULL, "X", "weight decay"},
+        {"seed", OPT_U64, &c->seed, 0, 0, NULL, "S", "random seed (data order, augmentation, init)"},
+        {"threads", OPT_INT, &c->threads, 0, 1024, NULL, "N", "compute threads, 0 = all cores"},
+        {"loader-threads", OPT_INT, &c->loader_threads, 0, 1024, NULL, "N", "image decoding threads, 0 = automatic"},
+        {"deterministic", OPT_FLAG, &c->deterministic, 0, 0, NULL, NULL,
+         "single-threaded BLAS: results independent of --threads"},
+        {"temperature", OPT_FLOAT, &c->temperature, 1e-3, 1e3, NULL, "T", "distillation temperature"},
+        {"alpha", OPT_FLOAT, &c->alpha, 0, 1, NULL, "A", "distillation weight"},
+        {"freeze-bn", OPT_FLAG, &c->freeze_bn, 0, 0, NULL, NULL,
+         "train with BN in eval mode, as the official code effectively does"},
+        {"rep", OPT_CHOICE, &t->rep_idx, 0, 0, "scalar|vector", "MODE", "CoReD representation statistic"},
+        {"select", OPT_CHOICE, &t->select_idx, 0, 0, "acc|auc", "BY", "model selection: sum of val accuracy or AUC"},
+        {"max-per-class", OPT_INT, &c->max_per_class, 0, 100000000, NULL, "N",
+         "cap on training images per class, 0 = none"},
+        {"cutmix", OPT_CHOICE, &t->cutmix_idx, 0, 0, "opposite|same|none", "MODE",
+         "CutMix: opposite-class (p 0.2, Beta(0.5,0.5)) or same-class (p 0.5, Beta(1,1))"},
+        {"cutmix-p", OPT_FLOAT, &c->cutmix_p, 0, 1, NULL, "P", "CutMix probability, 0 = the mode's"},
+        {"no-flip", OPT_FLAG, &t->no_flip, 0, 0, NULL, NULL, "no horizontal flip"},
+        {"lwf-temperature", OPT_FLOAT, &c->lwf_temperature, 1e-3, 1e3, NULL, "T", "LwF temperature"},
+        {"lwf-lambda", OPT_FLOAT, &c->lwf_lambda, 0, 1e6, NULL, "X", "LwF distillation weight"},
+        {"ewc-lambda", OPT_FLOAT, &c->ewc_lambda, 0, 1e12, NULL, "X", "EWC penalty weight"},
+        {"ewc-samples", OPT_INT, &c->ewc_samples, 2, 1000000, NULL, "N", "images per task for EWC's Fisher"},
+        {"replay-size", OPT_INT, &c->replay_size, 2, 100000000, NULL, "N", "images in the replay buffer"},
+        {"pack", OPT_STR, &t->pack_opt, 0, 0, NULL, "FILE",
+         "pack of pre-resized images; default DATA/.cored-pack-SIZE.bin when present; 'none' to decode"},
+        {"strict", OPT_FLAG, &c->strict, 0, 0, NULL, NULL, "a corrupt image is an error, not a skipped file"},
+        {"save-every", OPT_FLOAT, &c->save_every, 0, 1e9, NULL, "S",
+         "seconds between mid-epoch checkpoints, 0 = epoch ends only"},
+        {"force", OPT_FLAG, &c->force, 0, 0, NULL, NULL, "replace an existing run folder"},
+    };
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) train_cli_add(t, d[i]);
+    t->n_common = t->n_defs;
+    train_cli_add(t, (opt_def){"resume", OPT_STR, &t->resume, 0, 0, NULL, "RUN",
+                               "continue the interrupted run in RUN with its saved configuration"});
+    train_cli_add(t, (opt_def){"quiet", OPT_FLAG, &t->quiet, 0, 0, NULL, NULL, "no progress output"});
+    train_cli_add(t, (opt_def){"log-every", OPT_INT, &t->log_every, 1, 1000000, NULL, "N",
+                               "without a terminal, one progress line every N batches"});
+}
+
+static int given(const train_cli *t, const char *name)
+{
+    for (int i = 0; i < t->n_defs; i++)
+        if (!strcmp(t->defs[i].name, name)) return t->given[i];
+    return 0;
+}
+
+int train_cli_parse(train_cli *t, const char *cmd, int argc, char **argv, void (*usage)(void))
+{
+    int rc = opts_parse_given(cmd, argc, argv, t->defs, t->n_defs, usage, NULL, 0, NULL, t->given);
+    if (rc == 1) return -1; /* --help was printed */
+    if (rc) return rc;
+    if (t->resume)
+        for (int i = t->first_common; i < t->n_common; i++)
+            if (t->given[i] && strcmp(t->defs[i].name, "threads") && strcmp(t->defs[i].name, "loader-threads"))
+                return cli_usage_error(cmd, "--resume continues with the run's saved configuration; "
+                                            "--%s cannot be changed", t->defs[i].name);
+    return 0;
+}
+
+int train_cli_finish(train_cli *t, const char *cmd, char **strings)
+{
+    cored_train_cfg *c = &t->cfg;
+    if (t->resume) {
+        cored_error err = {0};
+        char path[4096];
+        snprintf(path, sizeof path, "%s/config.json", t->resume);
+        int threads = c->threads, lthreads = c->loader_threads;
+        cored_progress_fn pf = c->progress;
+        if (cored_train_cfg_load(c, strings, path, &err)) {
+            cli_print_error(&err);
+            return 1;
+        }
+        if (given(t, "threads")) c->threads = threads;
+        if (given(t, "loader-threads")) c->loader_threads = lthreads;
+        c->progress = pf;
+        c->out = t->resume;
+        c->resume = 1;
+        return 0;
+    }
+    cored_optim_cfg o = cored_optim_defaults((cored_opt_kind)t->optim_idx);
+    if (t->optim_idx != CORED_OPT_SGD) {
+        /* Adam-family defaults unless given */
+        if (!given(t, "lr")) c->optim.lr = o.lr;
+        if (!given(t, "momentum")) c->optim.momentum = 0;
+        if (!given(t, "weight-decay")) c->optim.weight_decay = o.weight_decay;
+    }
+    c->optim.kind = (cored_opt_kind)t->optim_idx;
+    c->rep = t->rep_idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
+    c->select_auc = t->select_idx == 1;
+    c->cutmix = t->cutmix_idx == 0 ? CORED_CUTMIX_OPPOSITE : t->cutmix_idx == 1 ? CORED_CUTMIX_SAME : CORED_CUTMIX_NONE;
+    c->flip = !t->no_flip;
+    c->pack = t->pack_opt && !strcmp(t->pack_opt, "none") ? "" : t->pack_opt;
+    if (!c->data) return cli_usage_error(cmd, "--data is required");
+    return 0;
+}
+
+void train_cli_print(const train_cli *t, const char *what)
+{
+    if (t->quiet) return;
+    const cored_train_cfg *c = &t->cfg;
+    fprintf(stderr, "%s: %s %s -> %s\n", what, cored_method_name(c->method), c->target, c->out);
+    fprintf(stderr, "  model %s %d px, batch %d, %d epochs, %s lr %g momentum %g wd %g, seed %llu\n", c->arch,
+            c->size, c->batch, c->epochs, cored_optim_kind_name(c->optim.kind), c->optim.lr, c->optim.momentum,
+            c->optim.weight_decay, (unsigned long long)c->seed);
+    fprintf(stderr, "  data %s", c->data);
+    if (c->n_sources) {
+        fprintf(stderr, ", sources");
+        for (int i = 0; i < c->n_sources; i++) fprintf(stderr, "%s%s", i ? "," : " ", c->sources[i]);
+    }
+    fprintf(stderr, ", cutmix %s, flip %s, select %s%s%s\n",
+            c->cutmix == CORED_CUTMIX_NONE ? "none" : c->cutmix == CORED_CUTMIX_SAME ? "same" : "opposite",
+            c->flip ? "on" : "off", c->select_auc ? "auc" : "acc", c->freeze_bn ? ", BN frozen" : "",
+            c->resume ? ", resuming" : "");
+    if (c->method == CORED_METHOD_CORED || c->method == CORED_METHOD_DL)
+        fprintf(stderr, "  T %g, alpha %g%s\n", c->temperature, c->alpha,
+                c->method == CORED_METHOD_CORED ? (c->rep == CORED_REP_VECTOR ? ", vector representation" : ", scalar representation") : "");
+    if (c->from) fprintf(stderr, "  from %s\n", c->from);
+}
+
+int train_cli_run(train_cli *t, const char *label)
+{
+    cli_progress pr;
+    cli_progress_init(&pr, t->quiet, t->log_every, label);
+    t->cfg.progress = cli_progress_fn;
+    t->cfg.progress_user = &pr;
+    t->cfg.stop = &cli_stop;
+    cli_install_signals();
+    cored_error err = {0};
+    cored_train_result res;
+    int rc = cored_train_run(&t->cfg, &res, &err);
+    cli_progress_done(&pr);
+    if (rc == CORED_E_STOPPED) {
+        fprintf(stderr, "cored: %s\n", err.msg);
+        return 130;
+    }
+    if (rc) {
+        cli_print_error(&err);
+        return 1;
+    }
+    if (!t->quiet) {
+        if (res.best_epoch >= 0)
+            fprintf(stderr, "%sdone: best epoch %d (val %s sum %.4f) in %.0f s -> %s/best.safetensors\n", label,
+                    res.best_epoch + 1, t->cfg.select_auc ? "AUC" : "accuracy", res.best_score, res.seconds,
+                    t->cfg.out);
+        else
+            fprintf(stderr, "%salready complete: %s\n", label, t->cfg.out);
+    }
+    return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * Options shared by `cored train`, `cored adapt` and `cored protocol`, and running one
+ * training step with progress, stop signals and clear errors.
+ */
+#ifndef CORED_CLI_TRAIN_H
+#define CORED_CLI_TRAIN_H
+
+#include "opts.h"
+#include "progress.h"
+#include "train/train.h"
+
+#define TRAIN_MAX_OPTS 64
+
+typedef struct {
+    cored_train_cfg cfg;
+    int optim_idx, rep_idx, select_idx, cutmix_idx, method_idx;
+    int no_flip, quiet, log_every;
+    const char *pack_opt;   /* FILE, or "none" */
+    const char *resume;
+    const char *sources, *tasks, *methods; /* comma lists before splitting */
+    opt_def defs[TRAIN_MAX_OPTS];
+    unsigned char given[TRAIN_MAX_OPTS];
+    int n_defs;
+    int first_common, n_common; /* the options that --resume does not allow */
+} train_cli;
+
+/* METHOD.md defaults and the common option table. */
+void train_cli_init(train_cli *t);
+/* Appends a command-specific option. */
+void train_cli_add(train_cli *t, opt_def d);
+/* Parses argv: 0 to go on, -1 after --help was printed, otherwise the exit code. */
+int train_cli_parse(train_cli *t, const char *cmd, int argc, char **argv, void (*usage)(void));
+/* Turns choice indices into cfg fields; with --resume loads the run's configuration.
+   Returns 0 or EXIT_USAGE / 1 after printing the problem. */
+int train_cli_finish(train_cli *t, const char *cmd, char **strings);
+/* Prints the resolved settings of a step to stderr (unless quiet). */
+void train_cli_print(const train_cli *t, const char *what);
+/* Runs one step with progress and signals; prints the result. Returns the exit code. */
+int train_cli_run(train_cli *t, const char *label);
+
+#endif

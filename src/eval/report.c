@@ -1,0 +1,289 @@
+/*
+ * The protocol report (report.h): Markdown for people, CSV and JSON for programs, PNG
+ * plots. Definitions written into the report:
+ *   R[i][j]    test AUC (%) on task j after training step i (upper triangle: not yet seen)
+ *   mean seen  (1/(i+1)) sum_{j<=i} R[i][j]
+ *   BWT        1/(N-1) sum_{j<N-1} (R[N-1][j] - R[j][j])                (Lopez-Paz & Ranzato 2017)
+ *   forgetting 1/(N-1) sum_{j<N-1} (max_{j<=l<N-1} R[l][j] - R[N-1][j])  (Chaudhry et al. 2018)
+ */
+#include <cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "metrics.h"
+#include "report.h"
+
+static void cell(char *buf, size_t n, double v)
+{
+    if (isnan(v))
+        snprintf(buf, n, "n/a");
+    else
+        snprintf(buf, n, "%.2f", v);
+}
+
+/* A growing text buffer. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int oom;
+} text;
+
+static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(text *t, const char *fmt, ...)
+{
+    if (t->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (w < 0) {
+            t->oom = 1;
+            return;
+        }
+        if (t->s && t->len + (size_t)w < t->cap) {
+            t->len += (size_t)w;
+            return;
+        }
+        size_t cap = (t->cap ? 2 * t->cap : 4096) + (size_t)w;
+        char *s = cored_realloc(t->s, cap);
+        if (!s) {
+            t->oom = 1;
+            return;
+        }
+        t->s = s;
+        t->cap = cap;
+    }
+}
+
+static int write_text_cb(FILE *f, void *user, cored_error *err)
+{
+    const text *t = user;
+    return cored_fwrite_all(f, t->s, t->len, "report", err);
+}
+
+static int save_text(text *t, const char *dir, const char *name, cored_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = t->oom ? CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", path)
+                    : cored_write_atomic(path, write_text_cb, t, err);
+    cored_free(t->s);
+    memset(t, 0, sizeof *t);
+    return rc;
+}
+
+/* R of method m as an n x n matrix. */
+static void matrix(double *out, const cored_report *r, int m)
+{
+    for (int i = 0; i < r->n_tasks; i++)
+        for (int j = 0; j < r->n_tasks; j++) out[i * r->n_tasks + j] = *cored_report_auc(r, m, i, j);
+}
+
+void cored_report_summary_text(const cored_report *r, char *buf, size_t n)
+{
+    const int N = r->n_tasks;
+    double R[CORED_REPORT_MAX * CORED_REPORT_MAX], mean[CORED_REPORT_MAX];
+    size_t k = (size_t)snprintf(buf, n, "mean test AUC %% over the tasks seen so far\n%-10s", "method");
+    for (int i = 0; i < N && k < n; i++) {
+        char h[48];
+        snprintf(h, sizeof h, "T%d %s", i + 1, r->tasks[i]);
+        k += (size_t)snprintf(buf + k, n - k, " %12.12s", h);
+    }
+    if (k < n) k += (size_t)snprintf(buf + k, n - k, " %8s %8s\n", "BWT", "forget");
+    for (int m = 0; m < r->n_methods && k < n; m++) {
+        matrix(R, r, m);
+        cored_matrix_mean_seen(mean, R, N);
+        k += (size_t)snprintf(buf + k, n - k, "%-10s", r->methods[m]);
+        for (int i = 0; i < N && k < n; i++) {
+            char c[16];
+            cell(c, sizeof c, mean[i]);
+            k += (size_t)snprintf(buf + k, n - k, " %12s", c);
+        }
+        char b[16], f[16];
+        cell(b, sizeof b, cored_matrix_bwt(R, N));
+        cell(f, sizeof f, cored_matrix_forgetting(R, N));
+        if (k < n) k += (size_t)snprintf(buf + k, n - k, " %8s %8s\n", b, f);
+    }
+}
+
+static void markdown(text *t, const cored_report *r)
+{
+    const int N = r->n_tasks;
+    double R[CORED_REPORT_MAX * CORED_REPORT_MAX], mean[CORED_REPORT_MAX];
+    char c[32];
+    put(t, "# %s\n\n%s\n\n", r->title, r->settings ? r->settings : "");
+    put(t, "Task order: ");
+    for (int i = 0; i < N; i++) put(t, "%s%d. %s", i ? " → " : "", i + 1, r->tasks[i]);
+    put(t, ". Every model is evaluated on the **%s** split of **every** task after every step.\n\n", r->split);
+    put(t, "## Summary (mean test AUC %% over the tasks seen so far)\n\n| method |");
+    for (int i = 0; i < N; i++) put(t, " Task %d (%s) |", i + 1, r->tasks[i]);
+    put(t, " BWT | forgetting |\n|---|");
+    for (int i = 0; i < N + 2; i++) put(t, "---:|");
+    put(t, "\n");
+    for (int m = 0; m < r->n_methods; m++) {
+        matrix(R, r, m);
+        cored_matrix_mean_seen(mean, R, N);
+        put(t, "| %s |", r->methods[m]);
+        for (int i = 0; i < N; i++) {
+            cell(c, sizeof c, mean[i]);
+            put(t, " %s |", c);
+        }
+        cell(c, sizeof c, cored_matrix_bwt(R, N));
+        put(t, " %s |", c);
+        cell(c, sizeof c, cored_matrix_forgetting(R, N));
+        put(t, " %s |\n", c);
+    }
+    put(t, "\n![mean AUC per step](plots/mean_auc.png)\n\n");
+    put(t, "## Definitions\n\n"
+           "- R[i][j]: ROC-AUC (%%, ties by mid-rank, score p(fake)) on the %s split of task j after "
+           "training step i. The upper triangle (j > i) shows tasks not trained yet.\n"
+           "- Mean seen after step i: (1/(i+1)) Σ_{j≤i} R[i][j].\n"
+           "- BWT = 1/(N−1) Σ_{j<N−1} (R[N−1][j] − R[j][j]) — negative means forgetting "
+           "(Lopez-Paz & Ranzato, 2017).\n"
+           "- Forgetting = 1/(N−1) Σ_{j<N−1} (max_{j≤l<N−1} R[l][j] − R[N−1][j]) — the drop from "
+           "each task's best to its final AUC (Chaudhry et al., 2018).\n\n",
+        r->split);
+    for (int m = 0; m < r->n_methods; m++) {
+        matrix(R, r, m);
+        cored_matrix_mean_seen(mean, R, N);
+        put(t, "## %s\n\n| after step \\ test AUC %% | ", r->methods[m]);
+        for (int j = 0; j < N; j++) put(t, "%s | ", r->tasks[j]);
+        put(t, "mean seen |\n|---|");
+        for (int j = 0; j <= N; j++) put(t, "---:|");
+        put(t, "\n");
+        for (int i = 0; i < N; i++) {
+            put(t, "| %d: %s |", i + 1, r->tasks[i]);
+            for (int j = 0; j < N; j++) {
+                cell(c, sizeof c, R[i * N + j]);
+                put(t, j == i ? " **%s** |" : j > i ? " *%s* |" : " %s |", c);
+            }
+            cell(c, sizeof c, mean[i]);
+            put(t, " %s |\n", c);
+        }
+        char b[16], f[16];
+        cell(b, sizeof b, cored_matrix_bwt(R, N));
+        cell(f, sizeof f, cored_matrix_forgetting(R, N));
+        put(t, "\nBWT %s, forgetting %s.\n\n![AUC matrix of %s](plots/auc_%s.png)\n\n", b, f, r->methods[m],
+            r->methods[m]);
+    }
+    put(t, "## ROC curves of the final models\n\n");
+    for (int j = 0; j < N; j++) put(t, "![ROC on %s](plots/roc_%s.png)\n", r->tasks[j], r->tasks[j]);
+}
+
+static void csv(text *t, const cored_report *r)
+{
+    put(t, "method,step,trained_task,task,auc,acc\n");
+    for (int m = 0; m < r->n_methods; m++)
+        for (int i = 0; i < r->n_tasks; i++)
+            for (int j = 0; j < r->n_tasks; j++) {
+                char a[32], b[32];
+                cell(a, sizeof a, *cored_report_auc(r, m, i, j));
+                cell(b, sizeof b, *cored_report_acc(r, m, i, j));
+                put(t, "%s,%d,%s,%s,%s,%s\n", r->methods[m], i + 1, r->tasks[i], r->tasks[j], a, b);
+            }
+}
+
+static cJSON *num(double v) { return isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v); }
+
+static int json(text *t, const cored_report *r)
+{
+    const int N = r->n_tasks;
+    double R[CORED_REPORT_MAX * CORED_REPORT_MAX], mean[CORED_REPORT_MAX];
+    cJSON *j = cJSON_CreateObject(), *tasks = cJSON_CreateArray(), *methods = cJSON_CreateObject();
+    for (int i = 0; i < N; i++) cJSON_AddItemToArray(tasks, cJSON_CreateString(r->tasks[i]));
+    cJSON_AddItemToObject(j, "tasks", tasks);
+    cJSON_AddStringToObject(j, "split", r->split);
+    cJSON_AddStringToObject(j, "auc_unit", "percent");
+    for (int m = 0; m < r->n_methods; m++) {
+        cJSON *o = cJSON_CreateObject(), *auc = cJSON_CreateArray(), *acc = cJSON_CreateArray(),
+              *ms = cJSON_CreateArray();
+        matrix(R, r, m);
+        cored_matrix_mean_seen(mean, R, N);
+        for (int i = 0; i < N; i++) {
+            cJSON *ra = cJSON_CreateArray(), *rc = cJSON_CreateArray();
+            for (int k = 0; k < N; k++) {
+                cJSON_AddItemToArray(ra, num(R[i * N + k]));
+                cJSON_AddItemToArray(rc, num(*cored_report_acc(r, m, i, k)));
+            }
+            cJSON_AddItemToArray(auc, ra);
+            cJSON_AddItemToArray(acc, rc);
+            cJSON_AddItemToArray(ms, num(mean[i]));
+        }
+        cJSON_AddItemToObject(o, "auc", auc);
+        cJSON_AddItemToObject(o, "acc", acc);
+        cJSON_AddItemToObject(o, "mean_seen_auc", ms);
+        cJSON_AddItemToObject(o, "bwt", num(cored_matrix_bwt(R, N)));
+        cJSON_AddItemToObject(o, "forgetting", num(cored_matrix_forgetting(R, N)));
+        cJSON_AddItemToObject(methods, r->methods[m], o);
+    }
+    cJSON_AddItemToObject(j, "methods", methods);
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!s) return -1;
+    put(t, "%s\n", s);
+    cJSON_free(s);
+    return 0;
+}
+
+static int plots(const cored_report *r, const char *dir, cored_error *err)
+{
+    const int N = r->n_tasks, M = r->n_methods;
+    char path[4096], title[256];
+    double R[CORED_REPORT_MAX * CORED_REPORT_MAX], y[CORED_REPORT_MAX * CORED_REPORT_MAX];
+    const char *xl[CORED_REPORT_MAX];
+    char xlab[CORED_REPORT_MAX][64];
+    int rc;
+    for (int m = 0; m < M; m++) {
+        matrix(R, r, m);
+        cored_matrix_mean_seen(y + m * N, R, N);
+        snprintf(path, sizeof path, "%s/plots/auc_%s.png", dir, r->methods[m]);
+        snprintf(title, sizeof title, "%s: test AUC %% after each step", r->methods[m]);
+        if ((rc = cored_plot_heatmap(path, title, R, N, r->tasks, err))) return rc;
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(xlab[i], sizeof xlab[i], "%d: %s", i + 1, r->tasks[i]);
+        xl[i] = xlab[i];
+    }
+    snprintf(path, sizeof path, "%s/plots/mean_auc.png", dir);
+    if ((rc = cored_plot_lines(path, "mean AUC over the tasks seen so far", y, M, N, r->methods, xl,
+                               "mean test AUC %", err)))
+        return rc;
+    for (int j = 0; j < N; j++) {
+        double *fpr[CORED_REPORT_MAX] = {0}, *tpr[CORED_REPORT_MAX] = {0}, auc[CORED_REPORT_MAX];
+        int npts[CORED_REPORT_MAX] = {0};
+        rc = CORED_OK;
+        for (int m = 0; m < M && !rc; m++) {
+            auc[m] = *cored_report_auc(r, m, N - 1, j);
+            if (r->counts[m][j])
+                rc = cored_roc_curve(&fpr[m], &tpr[m], &npts[m], r->scores[m][j], r->labels[m][j], r->counts[m][j], err);
+        }
+        snprintf(path, sizeof path, "%s/plots/roc_%s.png", dir, r->tasks[j]);
+        snprintf(title, sizeof title, "ROC on %s (%s split), final models", r->tasks[j], r->split);
+        if (!rc)
+            rc = cored_plot_roc(path, title, (const double *const *)fpr, (const double *const *)tpr, npts, auc, M,
+                                r->methods, err);
+        for (int m = 0; m < M; m++) cored_free(fpr[m]), cored_free(tpr[m]);
+        if (rc) return rc;
+    }
+    return CORED_OK;
+}
+
+int cored_report_write(const cored_report *r, const char *dir, cored_error *err)
+{
+    char pdir[4096];
+    snprintf(pdir, sizeof pdir, "%s/plots", dir);
+    int rc = cored_mkdir_p(pdir, err);
+    if (rc) return rc;
+    text t = {0};
+    markdown(&t, r);
+    if ((rc = save_text(&t, dir, "report.md", err))) return rc;
+    csv(&t, r);
+    if ((rc = save_text(&t, dir, "report.csv", err))) return rc;
+    if (json(&t, r)) t.oom = 1;
+    if ((rc = save_text(&t, dir, "report.json", err))) return rc;
+    return plots(r, dir, err);
+}

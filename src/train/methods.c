@@ -1,0 +1,83 @@
+/*
+ * Per-batch losses of CoReD and the baselines.
+ *
+ *  CE, TL, replay, joint: L = CE(z_S, y)
+ *  DL:    L = CE + [alpha*T^2*KL(p_T^T || p_S^T) + (1-alpha)*CE]      (= 1.5 CE + 200 KL)
+ *  CoReD: L = DL + L_Rep                                               (METHOD.md 3.4)
+ *  LwF:   L = CE + lambda*T^2*KL at T = 2 (Li & Hoiem's distillation on the old model's
+ *         outputs; lambda = 1 by default)
+ *  TG:    L = CE + gamma*(1/2 sum_{not head} (w - w_T)^2 + 1/2 ||head||^2),
+ *         gamma = sigmoid(-CE(z_T, y)), a constant per batch (T-GD as the CoReD code has it;
+ *         the head is found by the architecture's classifier name, not a fixed prefix)
+ *  EWC:   L = CE + lambda/2 * sum F_i (w_i - w*_i)^2 (online EWC: Fisher summed over the
+ *         earlier tasks, anchor = the previous task's weights)
+ * The official code puts alpha*T^2 inside the KL target; the gradient is the same, the
+ * logged value here is the standard KL without its +alpha*T^2*ln(alpha*T^2) offset.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "methods.h"
+#include "ops/ops.h"
+
+void cored_method_logit_loss(cored_loss_terms *terms, float *dlogits, float *dfeat,
+                             const cored_train_cfg *cfg, const float *s, const float *t,
+                             const int *labels, int n, const float *features, int hw, int c,
+                             const int *cells, const cored_rep_stats *teacher_rep, float *ws)
+{
+    memset(terms, 0, sizeof *terms);
+    const cored_method m = cfg->method;
+    float *tmp = ws; /* the KD gradient, added to dlogits before ws serves L_Rep */
+    float ce_weight = 1.0f;
+    if (m == CORED_METHOD_DL || m == CORED_METHOD_CORED) ce_weight = 2.0f - cfg->alpha;
+    terms->ce = cored_softmax_ce(dlogits, s, labels, n, 2, ce_weight);
+    terms->total = ce_weight * terms->ce;
+    if ((m == CORED_METHOD_DL || m == CORED_METHOD_CORED || m == CORED_METHOD_LWF) && t) {
+        float temp = m == CORED_METHOD_LWF ? cfg->lwf_temperature : cfg->temperature;
+        float alpha = m == CORED_METHOD_LWF ? cfg->lwf_lambda : cfg->alpha;
+        terms->kd = cored_kd_loss(tmp, s, t, n, 2, temp, alpha, 1.0f);
+        for (int i = 0; i < 2 * n; i++) dlogits[i] += tmp[i];
+        terms->total += terms->kd;
+    }
+    if (m == CORED_METHOD_CORED && features && teacher_rep) {
+        terms->rep = cored_rep_loss(dfeat, &terms->rep_cells, teacher_rep, cells, features, n, hw,
+                                    c, ws);
+        terms->total += terms->rep;
+    } else if (dfeat) {
+        memset(dfeat, 0, sizeof(float) * (size_t)n * hw * c);
+    }
+}
+
+void cored_method_weight_loss(cored_loss_terms *terms, float *g, const float *w,
+                              const cored_reg_ctx *reg, const cored_train_cfg *cfg, const float *t,
+                              const int *labels, int n)
+{
+    double value = 0;
+    if (cfg->method == CORED_METHOD_TG) {
+        double ce_t = cored_softmax_ce(NULL, t, labels, n, 2, 1.0f);
+        float gamma = (float)(1.0 / (1.0 + exp(ce_t)));
+        double sp = 0, cls = 0;
+        #pragma omp parallel for reduction(+ : sp, cls) schedule(static)
+        for (size_t i = 0; i < reg->n; i++) {
+            float d = reg->is_head[i] ? w[i] : w[i] - reg->anchor[i];
+            if (reg->is_head[i])
+                cls += 0.5 * (double)d * d;
+            else
+                sp += 0.5 * (double)d * d;
+            g[i] += gamma * d;
+        }
+        value = gamma * (sp + cls);
+    } else if (cfg->method == CORED_METHOD_EWC) {
+        const float lambda = cfg->ewc_lambda;
+        double v = 0;
+        #pragma omp parallel for reduction(+ : v) schedule(static)
+        for (size_t i = 0; i < reg->n; i++) {
+            float d = w[i] - reg->anchor[i];
+            v += 0.5 * (double)reg->fisher[i] * d * d;
+            g[i] += lambda * reg->fisher[i] * d;
+        }
+        value = lambda * v;
+    }
+    terms->reg = value;
+    terms->total += value;
+}

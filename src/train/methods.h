@@ -1,0 +1,45 @@
+/*
+ * The loss of one training batch for each method (METHOD.md decisions 3, 4, 7), as values
+ * and gradients: with respect to the student's logits and tap features (handed to
+ * cored_model_backward) and, for the weight-space regularisers (TG, EWC), added straight
+ * into the gradient slab after backward.
+ */
+#ifndef CORED_METHODS_H
+#define CORED_METHODS_H
+
+#include "train/represent.h"
+#include "train/train.h"
+
+typedef struct {
+    double ce;    /* mean cross-entropy of the student */
+    double kd;    /* distillation term (alpha*T^2*KL, or LwF's lambda*T^2*KL) */
+    double rep;   /* CoReD representation loss */
+    double reg;   /* TG: gamma*(L2-SP + L_cls); EWC: lambda/2 * sum F (w - w*)^2 */
+    double total; /* what is minimised */
+    int rep_cells;
+} cored_loss_terms;
+
+/* Weight-space context of the regularisers. */
+typedef struct {
+    const float *anchor;   /* teacher (TG) or previous task's (EWC) weights, [n] */
+    const float *fisher;   /* EWC: accumulated diagonal Fisher, [n] */
+    const uint8_t *is_head;/* [n] 1 for the classifier's elements (TG) */
+    size_t n;
+} cored_reg_ctx;
+
+/* Logit- and feature-space part of the loss. s: student logits (n,2); t: teacher logits
+   (n,2) or NULL; features: student tap (n,hw,c) (CoReD); cells: the student's cells from
+   its eval-mode pass (CoReD); dlogits (n,2) and dfeat (n,hw,c) are written. ws: scratch of
+   cored_rep_ws_floats(n, c) floats (at least 2n). Sets ce, kd, rep, total (without reg). */
+void cored_method_logit_loss(cored_loss_terms *terms, float *dlogits, float *dfeat,
+                             const cored_train_cfg *cfg, const float *s, const float *t,
+                             const int *labels, int n, const float *features, int hw, int c,
+                             const int *cells, const cored_rep_stats *teacher_rep, float *ws);
+
+/* Weight-space part: adds its gradient to g (n) and its value to terms->reg and
+   terms->total. t: teacher logits for TG's gamma. */
+void cored_method_weight_loss(cored_loss_terms *terms, float *g, const float *w,
+                              const cored_reg_ctx *reg, const cored_train_cfg *cfg, const float *t,
+                              const int *labels, int n);
+
+#endif

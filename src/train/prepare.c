@@ -1,0 +1,192 @@
+/*
+ * Per-task preparation: the teacher pass (logit cache for both flips, CoReD statistics
+ * over un-augmented images) and the EWC Fisher. See prepare.h.
+ */
+#include <string.h>
+
+#include "core/core.h"
+#include "ops/ops.h"
+#include "prepare.h"
+
+void cored_flip_batch(float *x, int n, int size)
+{
+    #pragma omp parallel for schedule(static)
+    for (int r = 0; r < n * size; r++) {
+        float *row = x + (size_t)r * size * 3;
+        for (int a = 0, b = size - 1; a < b; a++, b--)
+            for (int ch = 0; ch < 3; ch++) {
+                float t = row[3 * a + ch];
+                row[3 * a + ch] = row[3 * b + ch];
+                row[3 * b + ch] = t;
+            }
+    }
+}
+
+void cored_teacher_cache_release(cored_teacher_cache *c)
+{
+    cored_free(c->logits);
+    cored_free(c->have);
+    memset(c, 0, sizeof *c);
+}
+
+static cored_loader_opts deterministic_opts(const cored_loader_opts *lo, int batch)
+{
+    cored_loader_opts o = *lo;
+    o.batch = batch;
+    o.shuffle = 0;
+    o.flip = 0;
+    o.cutmix = CORED_CUTMIX_NONE;
+    return o;
+}
+
+int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_model *teacher,
+                       const cored_dataset *ds, const cored_loader_opts *lo,
+                       cored_progress_fn progress, void *user, volatile sig_atomic_t *stop,
+                       cored_error *err)
+{
+    const int n = cored_dataset_count(ds), size = cored_model_size(teacher);
+    cored_loader *l = NULL;
+    int *cells = NULL, rc;
+    memset(cache, 0, sizeof *cache);
+    cache->n = n;
+    cache->logits = cored_calloc((size_t)n * 4, sizeof(float));
+    cache->have = cored_calloc((size_t)n, 1);
+    cells = cored_alloc(sizeof(int) * (size_t)cored_model_max_batch(teacher));
+    if (!cache->logits || !cache->have || !cells) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the teacher cache for %d images", n);
+        goto fail;
+    }
+    cored_loader_opts o = deterministic_opts(lo, cored_model_max_batch(teacher));
+    if ((rc = cored_loader_create(&l, ds, &o, err))) goto fail;
+    if ((rc = cored_loader_start(l, 0, 0, err))) goto fail;
+    double t0 = cored_now();
+    int done = 0, batches = cored_loader_batches(l);
+    cored_batch *b;
+    while ((rc = cored_loader_next(l, &b, err)) == 1) {
+        if (stop && *stop) {
+            cored_loader_release(l, b);
+            rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped during the teacher pass");
+            goto fail;
+        }
+        float *in = cored_model_input(teacher);
+        for (int flip = 0; flip < 2; flip++) {
+            memcpy(in, b->x, sizeof(float) * (size_t)b->n * size * size * 3);
+            if (flip) cored_flip_batch(in, b->n, size);
+            if ((rc = cored_model_forward(teacher, b->n, CORED_FWD_EVAL, 0, err))) {
+                cored_loader_release(l, b);
+                goto fail;
+            }
+            const float *z = cored_model_logits(teacher);
+            for (int i = 0; i < b->n; i++) {
+                memcpy(cache->logits + ((size_t)b->index[i] * 2 + flip) * 2, z + 2 * i, 2 * sizeof(float));
+                cache->have[b->index[i]] = 1;
+            }
+            if (!flip && rep) {
+                int h, w, c;
+                const float *f = cored_model_features(teacher, &h, &w, &c);
+                cored_cells_from_logits(cells, z, b->labels, b->n);
+                cored_rep_accumulate(rep, f, cells, b->n, h * w, c);
+            }
+        }
+        cored_loader_release(l, b);
+        if (progress) {
+            double el = cored_now() - t0;
+            cored_progress p = {.phase = CORED_PHASE_PREPARE, .what = "teacher pass",
+                                .batch = ++done, .batches = batches, .elapsed = el,
+                                .images_per_s = el > 0 ? 2.0 * done * o.batch / el : 0,
+                                .eta = done ? el / done * (batches - done) : 0};
+            progress(&p, user);
+        }
+    }
+    if (rc < 0) goto fail;
+    if (rep) cored_rep_finish(rep);
+    cored_loader_free(l);
+    cored_free(cells);
+    return CORED_OK;
+fail:
+    cored_loader_free(l);
+    cored_free(cells);
+    cored_teacher_cache_release(cache);
+    return rc;
+}
+
+int cored_teacher_batch_logits(float *out, const cored_teacher_cache *cache, cored_model *teacher,
+                               const cored_batch *b, int size, cored_error *err)
+{
+    const size_t img = (size_t)size * size * 3;
+    float *in = cored_model_input(teacher);
+    int rows[4096], k = 0;
+    for (int i = 0; i < b->n; i++) {
+        int idx = b->index[i];
+        if (!b->mixed[i] && idx < cache->n && cache->have[idx]) {
+            memcpy(out + 2 * i, cache->logits + ((size_t)idx * 2 + (b->flipped[i] ? 1 : 0)) * 2,
+                   2 * sizeof(float));
+        } else {
+            memcpy(in + (size_t)k * img, b->x + (size_t)i * img, sizeof(float) * img);
+            rows[k++] = i;
+        }
+    }
+    if (k == 0) return CORED_OK;
+    int rc = cored_model_forward(teacher, k, CORED_FWD_EVAL, 0, err);
+    if (rc) return rc;
+    const float *z = cored_model_logits(teacher);
+    for (int j = 0; j < k; j++) memcpy(out + 2 * rows[j], z + 2 * j, 2 * sizeof(float));
+    return CORED_OK;
+}
+
+int cored_ewc_fisher(float *fisher, cored_model *m, const cored_dataset *ds, int max_samples,
+                     uint64_t seed, const cored_loader_opts *lo, volatile sig_atomic_t *stop,
+                     cored_error *err)
+{
+    const int size = cored_model_size(m);
+    const size_t img = (size_t)size * size * 3;
+    cored_dataset *sub = NULL;
+    cored_loader *l = NULL;
+    float *acc = NULL, dl[2];
+    size_t nw;
+    float *g = cored_model_grads(m, &nw);
+    int rc = cored_dataset_cap_per_class(&sub, ds, max_samples / 2 > 0 ? max_samples / 2 : 1, seed, err);
+    if (rc) return rc;
+    acc = cored_calloc(nw ? nw : 1, sizeof(float));
+    if (!acc) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the Fisher");
+        goto done;
+    }
+    cored_loader_opts o = deterministic_opts(lo, cored_model_max_batch(m));
+    if ((rc = cored_loader_create(&l, sub, &o, err)) || (rc = cored_loader_start(l, 0, 0, err))) goto done;
+    int count = 0;
+    cored_batch *b;
+    while ((rc = cored_loader_next(l, &b, err)) == 1) {
+        for (int i = 0; i < b->n && rc == 1; i++) {
+            if (stop && *stop) {
+                rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped while computing the Fisher");
+                break;
+            }
+            memcpy(cored_model_input(m), b->x + (size_t)i * img, sizeof(float) * img);
+            int r2 = cored_model_forward(m, 1, CORED_FWD_EVAL, 0, err);
+            if (!r2) {
+                cored_softmax_ce(dl, cored_model_logits(m), &b->labels[i], 1, 2, 1.0f);
+                cored_model_zero_grad(m);
+                r2 = cored_model_backward(m, dl, NULL, err);
+            }
+            if (r2) {
+                rc = r2;
+                break;
+            }
+            #pragma omp parallel for simd schedule(static)
+            for (size_t k = 0; k < nw; k++) acc[k] += g[k] * g[k];
+            count++;
+        }
+        cored_loader_release(l, b);
+        if (rc != 1) break;
+    }
+    if (rc < 0) goto done;
+    rc = CORED_OK;
+    for (size_t k = 0; k < nw; k++) fisher[k] += count ? acc[k] / count : 0.0f;
+    cored_model_zero_grad(m);
+done:
+    cored_loader_free(l);
+    cored_dataset_free(sub);
+    cored_free(acc);
+    return rc;
+}

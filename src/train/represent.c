@@ -1,0 +1,185 @@
+/*
+ * CoReD representation statistics and loss; see represent.h. The student's cell means
+ * come from the same batched train-mode forward that gives the logits (METHOD.md
+ * section 10, item 3), so the loss has a gradient through the tap features: for a cell
+ * with k images, d L / d F[i, argmax, ch] = 2 (mu_S - mu_T) / k, divided by C in scalar
+ * mode (the mean over channels).
+ */
+#include <math.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "represent.h"
+
+int cored_band(float p)
+{
+    if (!(p > 0.5f)) return -1;
+    if (p <= 0.6f) return 0;
+    if (p <= 0.7f) return 1;
+    if (p <= 0.8f) return 2;
+    if (p <= 0.9f) return 3;
+    return 4;
+}
+
+int cored_cell(int label, float p_true)
+{
+    int b = cored_band(p_true);
+    return b < 0 ? -1 : label * CORED_BANDS + b;
+}
+
+void cored_cells_from_logits(int *cells, const float *logits, const int *labels, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + 2 * (size_t)i;
+        /* softmax of two logits: p_y = 1 / (1 + exp(z_other - z_y)) */
+        int y = labels[i];
+        float d = z[1 - y] - z[y];
+        float p = 1.0f / (1.0f + expf(d));
+        cells[i] = cored_cell(y, p);
+    }
+}
+
+int cored_rep_init(cored_rep_stats *s, cored_rep_mode mode, int channels, cored_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->mode = mode;
+    s->dim = mode == CORED_REP_SCALAR ? 1 : channels;
+    s->sum = cored_calloc((size_t)CORED_CELLS * s->dim, sizeof(double));
+    s->mu = cored_calloc((size_t)CORED_CELLS * s->dim, sizeof(float));
+    if (!s->sum || !s->mu) {
+        cored_rep_release(s);
+        return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate representation statistics");
+    }
+    return CORED_OK;
+}
+
+void cored_rep_release(cored_rep_stats *s)
+{
+    cored_free(s->sum);
+    cored_free(s->mu);
+    s->sum = NULL;
+    s->mu = NULL;
+}
+
+/* Per-channel spatial maximum of one image's map (hw, c) into v (c); argmax (c, may be
+   NULL) receives the first position of each maximum. */
+static void channel_max(float *v, int *argmax, const float *f, int hw, int c)
+{
+    for (int ch = 0; ch < c; ch++) {
+        v[ch] = f[ch];
+        if (argmax) argmax[ch] = 0;
+    }
+    for (int p = 1; p < hw; p++) {
+        const float *row = f + (size_t)p * c;
+        for (int ch = 0; ch < c; ch++)
+            if (row[ch] > v[ch]) {
+                v[ch] = row[ch];
+                if (argmax) argmax[ch] = p;
+            }
+    }
+}
+
+void cored_rep_accumulate(cored_rep_stats *s, const float *features, const int *cells, int n,
+                          int hw, int c)
+{
+    float v[4096];
+    for (int i = 0; i < n; i++) {
+        int cell = cells[i];
+        if (cell < 0) continue;
+        double *acc = s->sum + (size_t)cell * s->dim;
+        const float *f = features + (size_t)i * hw * c;
+        for (int c0 = 0; c0 < c; c0 += 4096) {
+            int cc = c - c0 < 4096 ? c - c0 : 4096;
+            for (int ch = 0; ch < cc; ch++) {
+                v[ch] = f[c0 + ch];
+                for (int p = 1; p < hw; p++)
+                    if (f[(size_t)p * c + c0 + ch] > v[ch]) v[ch] = f[(size_t)p * c + c0 + ch];
+            }
+            if (s->mode == CORED_REP_SCALAR) {
+                double m = 0;
+                for (int ch = 0; ch < cc; ch++) m += v[ch];
+                acc[0] += m / c;
+            } else {
+                for (int ch = 0; ch < cc; ch++) acc[c0 + ch] += v[ch];
+            }
+        }
+        s->count[cell] += 1;
+        s->present[cell] = 1;
+    }
+}
+
+void cored_rep_finish(cored_rep_stats *s)
+{
+    for (int k = 0; k < CORED_CELLS; k++)
+        for (int d = 0; d < s->dim; d++)
+            s->mu[(size_t)k * s->dim + d] =
+                s->present[k] ? (float)(s->sum[(size_t)k * s->dim + d] / s->count[k]) : 0.0f;
+}
+
+size_t cored_rep_ws_floats(int n, int c)
+{
+    /* per image: channel maxima (c floats) and their positions (c ints) */
+    return 2 * (size_t)n * c + (size_t)CORED_CELLS * c;
+}
+
+double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, const int *cells,
+                      const float *features, int n, int hw, int c, float *ws)
+{
+    const int dim = teacher->dim;
+    float *vmax = ws;
+    int *amax = (int *)(ws + (size_t)n * c);
+    float *mu = ws + 2 * (size_t)n * c; /* [CORED_CELLS][dim] student means */
+    int count[CORED_CELLS] = {0};
+    for (int i = 0; i < n; i++) {
+        channel_max(vmax + (size_t)i * c, amax + (size_t)i * c, features + (size_t)i * hw * c, hw, c);
+        if (cells[i] >= 0) count[cells[i]]++;
+    }
+    memset(mu, 0, sizeof(float) * CORED_CELLS * (size_t)dim);
+    for (int k = 0; k < CORED_CELLS; k++) {
+        if (!count[k] || !teacher->present[k]) continue;
+        double acc[1];
+        float *m = mu + (size_t)k * dim;
+        if (dim == 1) {
+            acc[0] = 0;
+            for (int i = 0; i < n; i++) {
+                if (cells[i] != k) continue;
+                double s = 0;
+                for (int ch = 0; ch < c; ch++) s += vmax[(size_t)i * c + ch];
+                acc[0] += s / c;
+            }
+            m[0] = (float)(acc[0] / count[k]);
+        } else {
+            for (int ch = 0; ch < c; ch++) {
+                double s = 0;
+                for (int i = 0; i < n; i++)
+                    if (cells[i] == k) s += vmax[(size_t)i * c + ch];
+                m[ch] = (float)(s / count[k]);
+            }
+        }
+    }
+    double loss = 0;
+    int n_used = 0;
+    if (dfeat) memset(dfeat, 0, sizeof(float) * (size_t)n * hw * c);
+    for (int k = 0; k < CORED_CELLS; k++) {
+        if (!count[k] || !teacher->present[k]) continue;
+        n_used++;
+        const float *mt = teacher->mu + (size_t)k * dim, *ms = mu + (size_t)k * dim;
+        for (int d = 0; d < dim; d++) {
+            double diff = (double)ms[d] - mt[d];
+            loss += diff * diff;
+        }
+        if (!dfeat) continue;
+        for (int i = 0; i < n; i++) {
+            if (cells[i] != k) continue;
+            float *g = dfeat + (size_t)i * hw * c;
+            const int *am = amax + (size_t)i * c;
+            for (int ch = 0; ch < c; ch++) {
+                double diff = dim == 1 ? (double)ms[0] - mt[0] : (double)ms[ch] - mt[ch];
+                double grad = 2.0 * diff / count[k] / (dim == 1 ? c : 1);
+                g[(size_t)am[ch] * c + ch] = (float)grad;
+            }
+        }
+    }
+    if (used) *used = n_used;
+    return loss;
+}

@@ -1,0 +1,292 @@
+/*
+ * Checkpoints of a training run. Both files hold the model (PyTorch names) and, as
+ * "cored." tensors, the CoReD teacher statistics and the EWC Fisher (per parameter, so
+ * they do not depend on slab layout). last.safetensors adds the optimiser state and, in
+ * metadata "cored.state", the position (epoch, next batch), the selection so far and the
+ * epoch's running sums, written with 17 significant digits so a resumed run continues
+ * bit-exactly. Writes are atomic; nothing non-finite is written (the safetensors writer
+ * refuses it).
+ */
+#include <cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "io/checkpoint.h"
+#include "trainer.h"
+
+/* Per-parameter views of a slab parallel to the weights: "<prefix><param name>". */
+typedef struct {
+    cored_st_out *t;
+    int n, cap;
+    char *names;
+    size_t names_used, names_cap;
+} extras;
+
+static int extras_add(extras *e, const char *name, int ndim, const int64_t *shape, const float *data)
+{
+    if (e->n == e->cap) return -1;
+    size_t len = strlen(name) + 1;
+    if (e->names_used + len > e->names_cap) return -1;
+    char *dst = e->names + e->names_used;
+    memcpy(dst, name, len);
+    e->names_used += len;
+    cored_st_out *o = &e->t[e->n++];
+    memset(o, 0, sizeof *o);
+    o->name = dst;
+    o->ndim = ndim;
+    for (int d = 0; d < ndim; d++) o->shape[d] = shape[d];
+    o->data = data;
+    return 0;
+}
+
+static int extras_slab(extras *e, cored_model *m, const char *prefix, const float *slab)
+{
+    for (int i = 0; i < cored_model_param_count(m); i++) {
+        const cored_param *p = cored_model_param(m, i);
+        if (!cored_param_trainable(p->kind)) continue;
+        char name[CORED_NAME_MAX + 32];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        int64_t shape[4];
+        for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
+        if (extras_add(e, name, p->ndim, shape, slab + p->offset)) return -1;
+    }
+    return 0;
+}
+
+static void fmt17(char *buf, size_t n, double v) { snprintf(buf, n, "%.17g", v); }
+
+static char *state_json(const cored_trainer *t)
+{
+    cJSON *j = cJSON_CreateObject(), *acc = cJSON_CreateArray();
+    char b[64];
+    cJSON_AddNumberToObject(j, "epoch", t->epoch);
+    cJSON_AddNumberToObject(j, "next_batch", t->next_batch);
+    cJSON_AddNumberToObject(j, "best_epoch", t->best_epoch);
+    fmt17(b, sizeof b, t->best_score);
+    cJSON_AddStringToObject(j, "best_score", b);
+    snprintf(b, sizeof b, "%llu", (unsigned long long)t->opt->steps);
+    cJSON_AddStringToObject(j, "optim_steps", b);
+    snprintf(b, sizeof b, "%016llx", (unsigned long long)t->from_checksum);
+    cJSON_AddStringToObject(j, "from_checksum", b);
+    const double v[] = {t->acc.loss, t->acc.ce, t->acc.kd, t->acc.rep, t->acc.reg,
+                        t->acc.images, t->acc.correct, t->acc.seconds, t->acc.batches};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        fmt17(b, sizeof b, v[i]);
+        cJSON_AddItemToArray(acc, cJSON_CreateString(b));
+    }
+    cJSON_AddItemToObject(j, "acc", acc);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
+{
+    const cored_train_cfg *cfg = t->cfg;
+    cored_model *m = t->student;
+    int np = cored_model_param_count(m);
+    extras e = {0};
+    e.cap = 3 * np + 4;
+    e.t = cored_calloc((size_t)e.cap, sizeof *e.t);
+    e.names_cap = (size_t)e.cap * (CORED_NAME_MAX + 32);
+    e.names = cored_alloc(e.names_cap);
+    char *state = NULL, tasks[4096] = "", epoch[16], score[64], seed[32];
+    int rc = CORED_OK;
+    if (!e.t || !e.names) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the checkpoint list");
+        goto done;
+    }
+    float present[CORED_CELLS];
+    int64_t shape_mu[2] = {CORED_CELLS, t->have_rep ? t->rep.dim : 0}, shape_c[1] = {CORED_CELLS};
+    if (t->have_rep) {
+        for (int k = 0; k < CORED_CELLS; k++) present[k] = (float)t->rep.count[k];
+        extras_add(&e, "cored.rep.mu", 2, shape_mu, t->rep.mu);
+        extras_add(&e, "cored.rep.count", 1, shape_c, present);
+    }
+    if (t->fisher && extras_slab(&e, m, "cored.ewc.fisher.", t->fisher)) goto overflow;
+    if (!best) {
+        if (t->opt->m && extras_slab(&e, m, "cored.optim.m.", t->opt->m)) goto overflow;
+        if (t->opt->v && extras_slab(&e, m, "cored.optim.v.", t->opt->v)) goto overflow;
+    }
+    for (int i = 0; i < t->n_tasks; i++) {
+        strncat(tasks, t->tasks[i], sizeof tasks - strlen(tasks) - 2);
+        if (i + 1 < t->n_tasks) strcat(tasks, ",");
+    }
+    int ep = best ? t->best_epoch : t->epoch;
+    snprintf(epoch, sizeof epoch, "%d", ep + 1);
+    snprintf(score, sizeof score, "%.6f", t->best_score);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
+    const char *meta[16];
+    int k = 0;
+    meta[k++] = "tasks", meta[k++] = tasks;
+    meta[k++] = "method", meta[k++] = cored_method_name(cfg->method);
+    meta[k++] = "seed", meta[k++] = seed;
+    meta[k++] = "epoch", meta[k++] = epoch;
+    meta[k++] = "kind", meta[k++] = best ? "best" : "last";
+    meta[k++] = "select", meta[k++] = cfg->select_auc ? "auc" : "acc";
+    if (best) {
+        meta[k++] = "score", meta[k++] = score;
+    } else {
+        state = state_json(t);
+        if (!state) {
+            rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the run state");
+            goto done;
+        }
+        meta[k++] = "cored.state", meta[k++] = state;
+    }
+    cored_extra_tensors ex = {e.t, e.n};
+    rc = cored_model_save(m, best ? t->path_best : t->path_last, meta, k / 2, &ex, err);
+    goto done;
+overflow:
+    rc = CORED_FAIL(err, CORED_E_INTERNAL, "checkpoint tensor list overflow");
+done:
+    cJSON_free(state);
+    cored_free(e.t);
+    cored_free(e.names);
+    return rc;
+}
+
+/* Copies "<prefix><param>" tensors of f into a slab parallel to m's weights. */
+static int load_slab(float *slab, const cored_st_file *f, cored_model *m, const char *prefix,
+                     int required, cored_error *err)
+{
+    int found = 0;
+    for (int i = 0; i < cored_model_param_count(m); i++) {
+        const cored_param *p = cored_model_param(m, i);
+        if (!cored_param_trainable(p->kind)) continue;
+        char name[CORED_NAME_MAX + 32];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        const cored_st_tensor *ts = cored_st_find(f, name);
+        if (!ts) {
+            if (required || found)
+                return CORED_FAIL(err, CORED_E_FORMAT, "%s: tensor '%s' is missing", f->path, name);
+            return 0;
+        }
+        found = 1;
+        if (ts->numel != p->numel)
+            return CORED_FAIL(err, CORED_E_SHAPE, "%s: tensor '%s' has %zu values, the model %zu",
+                              f->path, name, ts->numel, p->numel);
+        int rc = cored_st_to_f32(f, ts, slab + p->offset, p->numel, 0, err);
+        if (rc) return rc;
+    }
+    return found;
+}
+
+int cored_trainer_load_fisher(cored_trainer *t, const char *path, cored_error *err)
+{
+    cored_st_file *f = NULL;
+    int rc = cored_st_open(&f, path, err);
+    if (rc) return rc;
+    rc = load_slab(t->fisher, f, t->student, "cored.ewc.fisher.", 0, err);
+    cored_st_close(f);
+    return rc;
+}
+
+static int load_rep(cored_trainer *t, const cored_st_file *f, cored_error *err)
+{
+    const cored_st_tensor *mu = cored_st_find(f, "cored.rep.mu"), *cnt = cored_st_find(f, "cored.rep.count");
+    if (!mu || !cnt) return CORED_FAIL(err, CORED_E_FORMAT, "%s: the CoReD statistics are missing", f->path);
+    if (mu->numel != (size_t)CORED_CELLS * t->rep.dim || cnt->numel != CORED_CELLS)
+        return CORED_FAIL(err, CORED_E_SHAPE, "%s: the CoReD statistics have another shape", f->path);
+    float c[CORED_CELLS];
+    int rc = cored_st_to_f32(f, mu, t->rep.mu, mu->numel, 0, err);
+    if (!rc) rc = cored_st_to_f32(f, cnt, c, CORED_CELLS, 0, err);
+    for (int k = 0; !rc && k < CORED_CELLS; k++) {
+        t->rep.count[k] = c[k];
+        t->rep.present[k] = c[k] > 0;
+    }
+    return rc;
+}
+
+int cored_trainer_restore(cored_trainer *t, cored_error *err)
+{
+    cored_st_file *f = NULL;
+    cJSON *j = NULL;
+    int rc = cored_st_open(&f, t->path_last, err);
+    if (rc) return rc;
+    const char *state = cored_st_meta(f, "cored.state");
+    if (!state || !(j = cJSON_Parse(state))) {
+        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: no run state in the metadata; not a cored 'last' checkpoint",
+                        t->path_last);
+        goto done;
+    }
+    if ((rc = cored_model_load_file(t->student, f, err))) goto done;
+    if (t->opt->m && (rc = load_slab(t->opt->m, f, t->student, "cored.optim.m.", 1, err)) < 0) goto done;
+    if (t->opt->v && (rc = load_slab(t->opt->v, f, t->student, "cored.optim.v.", 1, err)) < 0) goto done;
+    if (t->fisher && (rc = load_slab(t->fisher, f, t->student, "cored.ewc.fisher.", 1, err)) < 0) goto done;
+    if (t->have_rep && (rc = load_rep(t, f, err))) goto done;
+    const cJSON *v;
+#define GETNUM(key) ((v = cJSON_GetObjectItemCaseSensitive(j, key)) && cJSON_IsNumber(v) ? v->valuedouble : -1)
+#define GETSTR(key) ((v = cJSON_GetObjectItemCaseSensitive(j, key)) && cJSON_IsString(v) ? v->valuestring : "")
+    t->epoch = (int)GETNUM("epoch");
+    t->next_batch = (int)GETNUM("next_batch");
+    t->best_epoch = (int)GETNUM("best_epoch");
+    t->best_score = strtod(GETSTR("best_score"), NULL);
+    t->opt->steps = strtoull(GETSTR("optim_steps"), NULL, 10);
+    uint64_t sum = strtoull(GETSTR("from_checksum"), NULL, 16);
+#undef GETNUM
+#undef GETSTR
+    if (sum != t->from_checksum) {
+        rc = CORED_FAIL(err, CORED_E_FORMAT,
+                        "%s: the teacher checkpoint %s changed since this run started; cannot resume",
+                        t->path_last, t->cfg->from ? t->cfg->from : "(none)");
+        goto done;
+    }
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "acc");
+    double a[9] = {0};
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, acc)
+    {
+        if (n < 9 && cJSON_IsString(it)) a[n] = strtod(it->valuestring, NULL);
+        n++;
+    }
+    if (n != 9 || t->epoch < 0 || t->next_batch < 0) {
+        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: malformed run state", t->path_last);
+        goto done;
+    }
+    t->acc = (cored_epoch_acc){a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], (int)a[8]};
+    rc = CORED_OK;
+done:
+    cJSON_Delete(j);
+    cored_st_close(f);
+    return rc;
+}
+
+/* Rewrites a log file keeping its header (when `header`) and the first `keep` data lines. */
+static int trim_file(const char *path, int header, int keep, cored_error *err)
+{
+    unsigned char *text = NULL;
+    size_t len;
+    if (!cored_is_file(path)) return CORED_OK;
+    int rc = cored_read_file(path, (size_t)1 << 30, &text, &len, err);
+    if (rc) return rc;
+    size_t pos = 0;
+    int lines = 0, want = keep + (header ? 1 : 0);
+    while (pos < len && lines < want) {
+        const unsigned char *nl = memchr(text + pos, '\n', len - pos);
+        if (!nl) break;
+        pos = (size_t)(nl - text) + 1;
+        lines++;
+    }
+    FILE *f = fopen(path, "r+b");
+    if (!f || ftruncate(fileno(f), (off_t)pos) != 0) {
+        if (f) fclose(f);
+        cored_free(text);
+        return CORED_FAIL(err, CORED_E_IO, "%s: cannot truncate the log", path);
+    }
+    fclose(f);
+    cored_free(text);
+    return CORED_OK;
+}
+
+int cored_trainer_trim_logs(cored_trainer *t, int epochs, cored_error *err)
+{
+    int rc = trim_file(t->path_csv, 1, epochs, err);
+    if (!rc) rc = trim_file(t->path_jsonl, 0, epochs, err);
+    return rc;
+}

@@ -1,0 +1,653 @@
+/*
+ * One training run: task 1 or one continual step (train.h). The loop per batch:
+ *   1. CoReD only: the student's cells (class x confidence band) from a no-grad eval-mode
+ *      pass (an inference build holding a copy of the student's weights);
+ *   2. methods with a teacher: its logits, cached per image and flip, recomputed only for
+ *      images CutMix modified (prepare.c);
+ *   3. the student's training forward (BN batch statistics unless --freeze-bn) giving the
+ *      logits and the tap features; the method's loss and its gradients (methods.c);
+ *   4. backward, the weight-space regularisers (TG, EWC), the non-finite guard, SGD.
+ * After every epoch: accuracy and AUC on the val split of every seen task, selection by
+ * their sum (strictly greater wins, so ties keep the earlier epoch), logs, checkpoints.
+ */
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "eval/evaluate.h"
+#include "io/checkpoint.h"
+#include "models/model.h"
+#include "ops/ops.h"
+#include "trainer.h"
+
+/* ---------------------------------------------------------------- set-up */
+
+static int check_cfg(const cored_train_cfg *c, cored_error *err)
+{
+    if (!c->data || !c->target || !c->arch || !c->out)
+        return CORED_FAIL(err, CORED_E_ARG, "data root, target task, model and output folder are required");
+    if (c->epochs < 1 || c->epochs > 100000) return CORED_FAIL(err, CORED_E_ARG, "epochs must be 1..100000");
+    if (c->batch < 2 || c->batch > 4096) return CORED_FAIL(err, CORED_E_ARG, "batch must be 2..4096");
+    if ((unsigned)c->method >= CORED_METHOD_COUNT) return CORED_FAIL(err, CORED_E_ARG, "unknown method");
+    if (c->method == CORED_METHOD_CE && c->n_sources)
+        return CORED_FAIL(err, CORED_E_ARG, "task 1 (cross-entropy) takes no source tasks; use a continual method");
+    if (c->method != CORED_METHOD_CE && (!c->from || c->n_sources < 1))
+        return CORED_FAIL(err, CORED_E_ARG, "method '%s' is a continual step: it needs --from and --sources",
+                          cored_method_name(c->method));
+    if (c->n_sources >= CORED_MAX_TASKS) return CORED_FAIL(err, CORED_E_ARG, "at most %d tasks", CORED_MAX_TASKS);
+    for (int i = 0; i <= c->n_sources; i++) {
+        const char *a = i < c->n_sources ? c->sources[i] : c->target;
+        if (!a[0] || strchr(a, '_') || strchr(a, '/') || strchr(a, ','))
+            return CORED_FAIL(err, CORED_E_ARG,
+                              "task name '%s': names must be non-empty without '_', '/' or ',' "
+                              "(the official layout joins task names with '_')", a);
+        for (int k = 0; k < i; k++) {
+            const char *b = k < c->n_sources ? c->sources[k] : c->target;
+            if (!strcmp(a, b)) return CORED_FAIL(err, CORED_E_ARG, "task '%s' is listed twice", a);
+        }
+    }
+    if (!(c->temperature > 0) || !(c->alpha >= 0 && c->alpha <= 1) || !(c->lwf_temperature > 0) ||
+        !(c->ewc_lambda >= 0) || c->replay_size < 2 || c->ewc_samples < 2)
+        return CORED_FAIL(err, CORED_E_ARG, "invalid method settings (T, alpha, LwF T, EWC lambda/samples, replay size)");
+    return CORED_OK;
+}
+
+/* The training set that task `k` of the sequence (0 = task 1) was trained on. */
+static int task_train_set(cored_dataset **out, const cored_train_cfg *c, const char *task, int k,
+                          cored_error *err)
+{
+    return cored_dataset_open(out, c->data, task, k == 0 ? CORED_SPLIT_TRAIN : CORED_SPLIT_TRANSFER, err);
+}
+
+static int concat_free(cored_dataset **out, cored_dataset **parts, int n, cored_error *err)
+{
+    int rc = cored_dataset_concat(out, parts, n, err);
+    for (int i = 0; i < n; i++) cored_dataset_free(parts[i]);
+    return rc;
+}
+
+static int setup_datasets(cored_trainer *t, cored_error *err)
+{
+    const cored_train_cfg *c = t->cfg;
+    cored_dataset *parts[CORED_MAX_TASKS + 1] = {0}, *target = NULL;
+    int rc = c->method == CORED_METHOD_CE
+                 ? cored_dataset_open(&target, c->data, c->target, CORED_SPLIT_TRAIN, err)
+                 : cored_dataset_open(&target, c->data, c->target, CORED_SPLIT_TRANSFER, err);
+    if (rc) return rc;
+    if (c->max_per_class > 0) {
+        cored_dataset *capped = NULL;
+        rc = cored_dataset_cap_per_class(&capped, target, c->max_per_class, c->seed, err);
+        cored_dataset_free(target);
+        if (rc) return rc;
+        target = capped;
+    }
+    int np = 0;
+    if (c->method == CORED_METHOD_JOINT || c->method == CORED_METHOD_REPLAY) {
+        /* replay: a class-balanced sample of every earlier task, replay_size images in all */
+        int per_class = c->replay_size / (2 * c->n_sources);
+        if (per_class < 1) per_class = 1;
+        for (int s = 0; s < c->n_sources && !rc; s++) {
+            cored_dataset *d = NULL;
+            rc = task_train_set(&d, c, c->sources[s], s, err);
+            if (!rc && c->method == CORED_METHOD_REPLAY) {
+                rc = cored_dataset_cap_per_class(&parts[np], d, per_class, cored_hash64(c->seed, (uint64_t)s), err);
+                cored_dataset_free(d);
+            } else if (!rc) {
+                parts[np] = d;
+            }
+            if (!rc) np++;
+        }
+        parts[np++] = target;
+        target = NULL;
+        if (rc) {
+            for (int i = 0; i < np; i++) cored_dataset_free(parts[i]);
+            return rc;
+        }
+        if ((rc = concat_free(&t->train, parts, np, err))) return rc;
+    } else {
+        t->train = target;
+    }
+    t->max_val = 0;
+    for (int i = 0; i < t->n_tasks; i++) {
+        if ((rc = cored_dataset_open(&t->val[i], c->data, t->tasks[i], CORED_SPLIT_VAL, err))) return rc;
+        int n = cored_dataset_count(t->val[i]);
+        if (n > t->max_val) t->max_val = n;
+    }
+    return CORED_OK;
+}
+
+static int setup_models(cored_trainer *t, cored_error *err)
+{
+    const cored_train_cfg *c = t->cfg;
+    const int B = c->batch;
+    int rc;
+    if ((rc = cored_model_create(&t->student, c->arch, c->size, B, CORED_BUILD_TRAIN, err))) return rc;
+    if ((rc = cored_model_create(&t->eval, c->arch, c->size, B, CORED_BUILD_INFER, err))) return rc;
+    if (cored_method_uses_teacher(c->method) &&
+        (rc = cored_model_create(&t->teacher, c->arch, c->size, B, CORED_BUILD_INFER, err)))
+        return rc;
+    if (c->method == CORED_METHOD_CE) {
+        if (c->init)
+            rc = cored_model_load(t->student, c->init, err);
+        else
+            cored_model_init_params(t->student, c->seed);
+    } else {
+        rc = cored_model_load(t->student, c->from, err);
+        if (!rc && t->teacher) rc = cored_model_copy_params(t->teacher, t->student, err);
+    }
+    if (rc) return rc;
+    size_t nw;
+    float *w = cored_model_weights(t->student, &nw);
+    if ((rc = cored_optim_create(&t->opt, &c->optim, nw, err))) return rc;
+    int fh, fw, ch;
+    cored_model_features(t->student, &fh, &fw, &ch);
+    size_t feat = (size_t)B * fh * fw * ch;
+    t->dlogits = cored_alloc(sizeof(float) * 2 * B);
+    t->tlogits = cored_alloc(sizeof(float) * 2 * B);
+    t->cells = cored_alloc(sizeof(int) * B);
+    t->dfeat = c->method == CORED_METHOD_CORED ? cored_alloc(sizeof(float) * feat) : NULL;
+    t->ws = cored_alloc(sizeof(float) * cored_rep_ws_floats(B, ch));
+    t->scores = cored_alloc(sizeof(float) * (t->max_val ? t->max_val : 1));
+    t->labels = cored_alloc(sizeof(int) * (t->max_val ? t->max_val : 1));
+    if (!t->dlogits || !t->tlogits || !t->cells || !t->ws || !t->scores || !t->labels ||
+        (c->method == CORED_METHOD_CORED && !t->dfeat))
+        return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the training buffers");
+    if (c->method == CORED_METHOD_CORED && (rc = cored_rep_init(&t->rep, c->rep, ch, err))) return rc;
+    t->have_rep = c->method == CORED_METHOD_CORED;
+    t->reg.n = nw;
+    if (c->method == CORED_METHOD_TG) {
+        t->reg.anchor = cored_model_weights(t->teacher, NULL);
+        t->is_head = cored_calloc(nw ? nw : 1, 1);
+        if (!t->is_head) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate");
+        size_t hl = strlen(t->student->arch->head);
+        for (int i = 0; i < cored_model_param_count(t->student); i++) {
+            const cored_param *p = cored_model_param(t->student, i);
+            if (cored_param_trainable(p->kind) && !strncmp(p->name, t->student->arch->head, hl) &&
+                p->name[hl] == '.')
+                memset(t->is_head + p->offset, 1, p->numel);
+        }
+        t->reg.is_head = t->is_head;
+    }
+    if (c->method == CORED_METHOD_EWC) {
+        t->anchor = cored_alloc(sizeof(float) * (nw ? nw : 1));
+        t->fisher = cored_calloc(nw ? nw : 1, sizeof(float));
+        if (!t->anchor || !t->fisher) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the EWC state");
+        memcpy(t->anchor, w, sizeof(float) * nw);
+        t->reg.anchor = t->anchor;
+        t->reg.fisher = t->fisher;
+    }
+    return CORED_OK;
+}
+
+static void report_prepare(const cored_trainer *t, const char *what)
+{
+    if (!t->cfg->progress) return;
+    cored_progress p = {.phase = CORED_PHASE_PREPARE, .what = what};
+    t->cfg->progress(&p, t->cfg->progress_user);
+}
+
+/* Teacher pass (logit cache, CoReD statistics) and the EWC Fisher of the earlier tasks. */
+static int prepare(cored_trainer *t, int resumed, cored_error *err)
+{
+    const cored_train_cfg *c = t->cfg;
+    int rc;
+    if (t->teacher) {
+        report_prepare(t, "teacher pass over the training set");
+        cored_rep_stats *rep = t->have_rep && !resumed ? &t->rep : NULL;
+        rc = cored_teacher_pass(&t->cache, rep, t->teacher, t->train, &t->lo, c->progress,
+                                c->progress_user, c->stop, err);
+        if (rc) return rc;
+        if (t->have_rep && !resumed) {
+            int present = 0;
+            for (int k = 0; k < CORED_CELLS; k++) present += t->rep.present[k];
+            if (!present)
+                cored_log(CORED_LOG_WARN, "the teacher puts no training image above p = 0.5: "
+                                          "the representation loss will be zero");
+        }
+    }
+    if (c->method == CORED_METHOD_EWC && !resumed) {
+        rc = cored_trainer_load_fisher(t, c->from, err);
+        if (rc < 0) return rc;
+        if (rc == 0) { /* the checkpoint carries none: Fisher of each earlier task now */
+            for (int s = 0; s < c->n_sources; s++) {
+                cored_dataset *d = NULL;
+                char what[256];
+                snprintf(what, sizeof what, "EWC Fisher of %s", c->sources[s]);
+                report_prepare(t, what);
+                if ((rc = task_train_set(&d, c, c->sources[s], s, err))) return rc;
+                rc = cored_ewc_fisher(t->fisher, t->student, d, c->ewc_samples, c->seed, &t->lo, c->stop, err);
+                cored_dataset_free(d);
+                if (rc) return rc;
+            }
+        }
+    }
+    return CORED_OK;
+}
+
+/* ---------------------------------------------------------------- one batch */
+
+static int nonfinite(const cored_trainer *t, const char *term, int batch, cored_error *err)
+{
+    return CORED_FAIL(err, CORED_E_NONFINITE,
+                      "non-finite %s at task %s, epoch %d, step %d; stopped without saving",
+                      term, t->cfg->target, t->epoch + 1, batch + 1);
+}
+
+static int check_grads(const cored_trainer *t, int batch, cored_error *err)
+{
+    size_t nw;
+    const float *g = cored_model_grads(t->student, &nw);
+    int bad = 0;
+    #pragma omp parallel for reduction(| : bad) schedule(static)
+    for (size_t i = 0; i < nw; i++) bad |= !isfinite(g[i]);
+    if (!bad) return CORED_OK;
+    for (int i = 0; i < cored_model_param_count(t->student); i++) {
+        const cored_param *p = cored_model_param(t->student, i);
+        if (!cored_param_trainable(p->kind)) continue;
+        for (size_t k = 0; k < p->numel; k++)
+            if (!isfinite(g[p->offset + k])) {
+                char term[CORED_NAME_MAX + 32];
+                snprintf(term, sizeof term, "gradient of %s", p->name);
+                return nonfinite(t, term, batch, err);
+            }
+    }
+    return nonfinite(t, "gradient", batch, err);
+}
+
+static int train_batch(cored_trainer *t, const cored_batch *b, cored_loss_terms *terms, int *correct,
+                       cored_error *err)
+{
+    const cored_train_cfg *c = t->cfg;
+    const int n = b->n, size = c->size;
+    const size_t bytes = sizeof(float) * (size_t)n * size * size * 3;
+    const int cored = c->method == CORED_METHOD_CORED;
+    int rc;
+    if (cored && !c->freeze_bn) {
+        if ((rc = cored_model_copy_params(t->eval, t->student, err))) return rc;
+        memcpy(cored_model_input(t->eval), b->x, bytes);
+        if ((rc = cored_model_forward(t->eval, n, CORED_FWD_EVAL, 0, err))) return rc;
+        cored_cells_from_logits(t->cells, cored_model_logits(t->eval), b->labels, n);
+    }
+    const float *tl = NULL;
+    if (t->teacher) {
+        if ((rc = cored_teacher_batch_logits(t->tlogits, &t->cache, t->teacher, b, size, err))) return rc;
+        tl = t->tlogits;
+    }
+    memcpy(cored_model_input(t->student), b->x, bytes);
+    int flags = c->freeze_bn ? CORED_FWD_EVAL : CORED_FWD_BN_BATCH | CORED_FWD_STOCHASTIC;
+    uint64_t seed = cored_hash64(c->seed, ((uint64_t)t->epoch << 32) | (uint64_t)b->batch_index);
+    if ((rc = cored_model_forward(t->student, n, flags, seed, err))) return rc;
+    const float *z = cored_model_logits(t->student);
+    for (int i = 0; i < 2 * n; i++)
+        if (!isfinite(z[i])) return nonfinite(t, "student logits", b->batch_index, err);
+    if (cored && c->freeze_bn) cored_cells_from_logits(t->cells, z, b->labels, n);
+    int fh, fw, fc;
+    const float *feat = cored_model_features(t->student, &fh, &fw, &fc);
+    cored_method_logit_loss(terms, t->dlogits, t->dfeat, c, z, tl, b->labels, n, feat, fh * fw, fc,
+                            t->cells, t->have_rep ? &t->rep : NULL, t->ws);
+    if (!isfinite(terms->ce)) return nonfinite(t, "cross-entropy loss", b->batch_index, err);
+    if (!isfinite(terms->kd)) return nonfinite(t, "distillation loss", b->batch_index, err);
+    if (!isfinite(terms->rep)) return nonfinite(t, "representation loss", b->batch_index, err);
+    *correct = 0;
+    for (int i = 0; i < n; i++) *correct += (z[2 * i + 1] > z[2 * i]) == b->labels[i];
+    cored_model_zero_grad(t->student);
+    if ((rc = cored_model_backward(t->student, t->dlogits, cored ? t->dfeat : NULL, err))) return rc;
+    size_t nw;
+    float *w = cored_model_weights(t->student, &nw), *g = cored_model_grads(t->student, NULL);
+    if (c->method == CORED_METHOD_TG || c->method == CORED_METHOD_EWC) {
+        cored_method_weight_loss(terms, g, w, &t->reg, c, tl, b->labels, n);
+        if (!isfinite(terms->reg)) return nonfinite(t, "regularisation loss", b->batch_index, err);
+    }
+    if ((rc = check_grads(t, b->batch_index, err))) return rc;
+    cored_optim_step(t->opt, w, g);
+    return CORED_OK;
+}
+
+/* ---------------------------------------------------------------- validation, logs */
+
+static int validate(cored_trainer *t, double *acc, double *auc, cored_error *err)
+{
+    int rc = cored_model_copy_params(t->eval, t->student, err);
+    for (int i = 0; i < t->n_tasks && !rc; i++) {
+        cored_loader *l = NULL;
+        cored_loader_opts o = cored_eval_loader_opts(&t->lo, t->cfg->batch);
+        int n = 0;
+        cored_metrics m;
+        rc = cored_loader_create(&l, t->val[i], &o, err);
+        if (!rc) rc = cored_eval_scores(t->scores, t->labels, NULL, &n, t->eval, l, err);
+        if (!rc) rc = cored_metrics_compute(&m, t->scores, t->labels, n, err);
+        cored_loader_free(l);
+        if (!rc) {
+            acc[i] = m.acc;
+            auc[i] = m.auc;
+        }
+    }
+    return rc;
+}
+
+static int append_line(const char *path, const char *line, cored_error *err)
+{
+    FILE *f = fopen(path, "ab");
+    if (!f) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    int rc = cored_fwrite_all(f, line, strlen(line), path, err);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = rc ? rc : CORED_FAIL(err, CORED_E_IO, "%s: write failed", path);
+    if (fclose(f) != 0 && !rc) rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed", path);
+    return rc;
+}
+
+static int write_log_headers(cored_trainer *t, cored_error *err)
+{
+    char line[8192];
+    size_t k = (size_t)snprintf(line, sizeof line, "epoch,loss,ce,kd,rep,reg,train_acc");
+    for (int i = 0; i < t->n_tasks && k < sizeof line; i++)
+        k += (size_t)snprintf(line + k, sizeof line - k, ",val_acc_%s,val_auc_%s", t->tasks[i], t->tasks[i]);
+    if (k < sizeof line) snprintf(line + k, sizeof line - k, ",images_per_s,seconds,selected\n");
+    FILE *f = fopen(t->path_csv, "wb");
+    if (!f) return CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_csv, strerror(errno));
+    int rc = cored_fwrite_all(f, line, strlen(line), t->path_csv, err);
+    if (fclose(f) && !rc) rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed", t->path_csv);
+    FILE *g = rc ? NULL : fopen(t->path_jsonl, "wb");
+    if (!rc && !g) rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_jsonl, strerror(errno));
+    if (g) fclose(g);
+    return rc;
+}
+
+static int write_log_line(cored_trainer *t, const double *acc, const double *auc, int selected,
+                          cored_error *err)
+{
+    const cored_epoch_acc *a = &t->acc;
+    double im = a->images > 0 ? a->images : 1;
+    double ips = a->seconds > 0 ? a->images / a->seconds : 0;
+    char line[8192];
+    size_t k = (size_t)snprintf(line, sizeof line, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f", t->epoch + 1,
+                                a->loss / im, a->ce / im, a->kd / im, a->rep / im, a->reg / im,
+                                a->correct / im);
+    for (int i = 0; i < t->n_tasks && k < sizeof line; i++)
+        k += (size_t)snprintf(line + k, sizeof line - k, ",%.6f,%.6f", acc[i], auc[i]);
+    if (k < sizeof line) snprintf(line + k, sizeof line - k, ",%.2f,%.3f,%d\n", ips, a->seconds, selected);
+    int rc = append_line(t->path_csv, line, err);
+    if (rc) return rc;
+    cJSON *j = cJSON_CreateObject(), *val = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "epoch", t->epoch + 1);
+    cJSON_AddNumberToObject(j, "loss", a->loss / im);
+    cJSON_AddNumberToObject(j, "ce", a->ce / im);
+    cJSON_AddNumberToObject(j, "kd", a->kd / im);
+    cJSON_AddNumberToObject(j, "rep", a->rep / im);
+    cJSON_AddNumberToObject(j, "reg", a->reg / im);
+    cJSON_AddNumberToObject(j, "train_acc", a->correct / im);
+    for (int i = 0; i < t->n_tasks; i++) {
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddNumberToObject(v, "acc", acc[i]);
+        if (isnan(auc[i]))
+            cJSON_AddNullToObject(v, "auc");
+        else
+            cJSON_AddNumberToObject(v, "auc", auc[i]);
+        cJSON_AddItemToObject(val, t->tasks[i], v);
+    }
+    cJSON_AddItemToObject(j, "val", val);
+    cJSON_AddNumberToObject(j, "images_per_s", ips);
+    cJSON_AddNumberToObject(j, "seconds", a->seconds);
+    cJSON_AddBoolToObject(j, "selected", selected);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) return CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
+    size_t n = strlen(s);
+    char *l2 = cored_alloc(n + 2);
+    if (l2) {
+        memcpy(l2, s, n);
+        l2[n] = '\n', l2[n + 1] = 0;
+        rc = append_line(t->path_jsonl, l2, err);
+    } else {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
+    }
+    cored_free(l2);
+    cJSON_free(s);
+    return rc;
+}
+
+static int write_summary(cored_trainer *t, double seconds, cored_error *err);
+
+/* ---------------------------------------------------------------- the run */
+
+static void report_batch(cored_trainer *t, int batch, int batches)
+{
+    const cored_train_cfg *c = t->cfg;
+    if (!c->progress) return;
+    const cored_epoch_acc *a = &t->acc;
+    double im = a->images > 0 ? a->images : 1;
+    double per_batch = a->batches ? a->seconds / a->batches : 0;
+    double left = (double)(batches - batch) + (double)(c->epochs - t->epoch - 1) * batches;
+    cored_progress p = {.phase = CORED_PHASE_BATCH, .epoch = t->epoch, .epochs = c->epochs,
+                        .batch = batch, .batches = batches,
+                        .images_per_s = a->seconds > 0 ? a->images / a->seconds : 0,
+                        .elapsed = cored_now() - t->t_start, .eta = per_batch * left,
+                        .loss = a->loss / im, .ce = a->ce / im, .kd = a->kd / im, .rep = a->rep / im,
+                        .reg = a->reg / im, .train_acc = a->correct / im};
+    c->progress(&p, c->progress_user);
+}
+
+static void trainer_free(cored_trainer *t)
+{
+    cored_loader_free(t->train_loader);
+    cored_dataset_free(t->train);
+    for (int i = 0; i < t->n_tasks; i++) cored_dataset_free(t->val[i]);
+    cored_model_free(t->student);
+    cored_model_free(t->eval);
+    cored_model_free(t->teacher);
+    cored_optim_free(t->opt);
+    cored_teacher_cache_release(&t->cache);
+    cored_rep_release(&t->rep);
+    cored_free(t->anchor);
+    cored_free(t->fisher);
+    cored_free(t->is_head);
+    cored_free(t->dlogits);
+    cored_free(t->dfeat);
+    cored_free(t->tlogits);
+    cored_free(t->ws);
+    cored_free(t->cells);
+    cored_free(t->scores);
+    cored_free(t->labels);
+}
+
+static int prepare_folder(cored_trainer *t, cored_error *err)
+{
+    const cored_train_cfg *c = t->cfg;
+    const char *names[] = {"config.json", "log.csv", "log.jsonl", "best.safetensors",
+                           "last.safetensors", "summary.json"};
+    char *paths[] = {t->path_config, t->path_csv, t->path_jsonl, t->path_best, t->path_last, t->path_summary};
+    for (int i = 0; i < 6; i++) {
+        int w = snprintf(paths[i], 4096, "%s/%s", c->out, names[i]);
+        if (w < 0 || w >= 4096) return CORED_FAIL(err, CORED_E_ARG, "output path too long: %s", c->out);
+    }
+    if (c->resume) {
+        if (!cored_is_file(t->path_config))
+            return CORED_FAIL(err, CORED_E_ARG, "%s: no run to resume (config.json is missing)", c->out);
+        cored_clean_stale_temps(c->out, "last.safetensors");
+        cored_clean_stale_temps(c->out, "best.safetensors");
+        return CORED_OK;
+    }
+    int exists = 0;
+    for (int i = 0; i < 6; i++) exists |= cored_is_file(paths[i]);
+    if (exists && !c->force) {
+        int rc = CORED_FAIL(err, CORED_E_ARG, "%s already holds a run", c->out);
+        cored_error_hint(err, "use --resume %s to continue it, --force to replace it, or another --out", c->out);
+        return rc;
+    }
+    if (exists)
+        for (int i = 0; i < 6; i++) remove(paths[i]);
+    return cored_mkdir_p(c->out, err);
+}
+
+static uint64_t file_checksum(const char *path)
+{
+    unsigned char *buf = NULL;
+    size_t len;
+    if (!path || cored_read_file(path, (size_t)8 << 30, &buf, &len, NULL)) return 0;
+    uint64_t h = cored_checksum64(buf, len, 0);
+    cored_free(buf);
+    return h;
+}
+
+int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_error *err)
+{
+    cored_trainer t;
+    memset(&t, 0, sizeof t);
+    memset(res, 0, sizeof *res);
+    res->best_epoch = -1;
+    t.cfg = cfg;
+    t.best_epoch = -1;
+    t.best_score = -INFINITY;
+    t.t_start = cored_now();
+    int rc = check_cfg(cfg, err);
+    if (rc) return rc;
+    for (int i = 0; i < cfg->n_sources; i++) t.tasks[t.n_tasks++] = cfg->sources[i];
+    t.tasks[t.n_tasks++] = cfg->target;
+    if ((rc = prepare_folder(&t, err))) return rc;
+    if (cfg->resume && cored_is_file(t.path_summary)) {
+        res->epochs_done = cfg->epochs;
+        return CORED_OK; /* already complete */
+    }
+    cored_set_threads(cfg->threads);
+    cored_set_deterministic(cfg->deterministic);
+    char pack[4096] = "";
+    if (!cfg->pack) {
+        cored_pack_default_path(pack, sizeof pack, cfg->data, cfg->size);
+        if (!cored_is_file(pack)) pack[0] = 0;
+    } else {
+        snprintf(pack, sizeof pack, "%s", cfg->pack);
+    }
+    int threads = cored_get_threads();
+    t.lo = (cored_loader_opts){.batch = cfg->batch, .size = cfg->size, .seed = cfg->seed,
+                               .threads = cfg->loader_threads > 0 ? cfg->loader_threads
+                                                                  : (threads > 2 ? threads / 2 : 1),
+                               .shuffle = 1, .flip = cfg->flip, .cutmix = cfg->cutmix,
+                               .cutmix_p = cfg->cutmix_p, .cutmix_beta = cfg->cutmix_beta,
+                               .strict = cfg->strict, .pack = pack[0] ? pack : NULL};
+    if ((rc = setup_datasets(&t, err)) || (rc = setup_models(&t, err))) goto done;
+    t.from_checksum = file_checksum(cfg->from);
+    int resumed = cfg->resume && cored_is_file(t.path_last);
+    if (resumed) {
+        if ((rc = cored_trainer_restore(&t, err)) || (rc = cored_trainer_trim_logs(&t, t.epoch, err))) goto done;
+    } else {
+        if ((rc = cored_train_cfg_save(cfg, t.path_config, err)) || (rc = write_log_headers(&t, err))) goto done;
+    }
+    if ((rc = prepare(&t, resumed, err))) goto done;
+    if ((rc = cored_loader_create(&t.train_loader, t.train, &t.lo, err))) goto done;
+    const int batches = cored_loader_batches(t.train_loader);
+    double acc[CORED_MAX_TASKS + 1], auc[CORED_MAX_TASKS + 1];
+    t.last_save = cored_now();
+    while (t.epoch < cfg->epochs) {
+        if ((rc = cored_loader_start(t.train_loader, t.epoch, t.next_batch, err))) goto done;
+        cored_batch *b;
+        while ((rc = cored_loader_next(t.train_loader, &b, err)) == 1) {
+            double t0 = cored_now();
+            cored_loss_terms terms;
+            int correct = 0;
+            rc = train_batch(&t, b, &terms, &correct, err);
+            int bi = b->batch_index, n = b->n;
+            cored_loader_release(t.train_loader, b);
+            if (rc) goto done;
+            t.acc.loss += terms.total * n, t.acc.ce += terms.ce * n, t.acc.kd += terms.kd * n;
+            t.acc.rep += terms.rep * n, t.acc.reg += terms.reg * n;
+            t.acc.images += n, t.acc.correct += correct;
+            t.acc.seconds += cored_now() - t0;
+            t.acc.batches++;
+            t.next_batch = bi + 1;
+            report_batch(&t, bi + 1, batches);
+            int stop = cfg->stop && *cfg->stop;
+            if (stop || (cfg->save_every > 0 && cored_now() - t.last_save >= cfg->save_every)) {
+                if ((rc = cored_trainer_save(&t, 0, err))) goto done;
+                t.last_save = cored_now();
+                if (stop) {
+                    rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped at epoch %d, batch %d; resume with --resume %s",
+                                    t.epoch + 1, bi + 1, cfg->out);
+                    goto done;
+                }
+            }
+        }
+        if (rc < 0) goto done;
+        if ((rc = validate(&t, acc, auc, err))) goto done;
+        double score = 0;
+        for (int i = 0; i < t.n_tasks; i++) {
+            double v = cfg->select_auc ? auc[i] : acc[i];
+            score += isnan(v) ? 0 : v;
+        }
+        int selected = score > t.best_score;
+        if (selected) {
+            t.best_score = score;
+            t.best_epoch = t.epoch;
+            if ((rc = cored_trainer_save(&t, 1, err))) goto done;
+        }
+        if ((rc = write_log_line(&t, acc, auc, selected, err))) goto done;
+        if (cfg->progress) {
+            cored_progress p = {.phase = CORED_PHASE_EPOCH, .epoch = t.epoch, .epochs = cfg->epochs,
+                                .batch = batches, .batches = batches,
+                                .images_per_s = t.acc.seconds > 0 ? t.acc.images / t.acc.seconds : 0,
+                                .elapsed = cored_now() - t.t_start,
+                                .loss = t.acc.loss / (t.acc.images > 0 ? t.acc.images : 1),
+                                .ce = t.acc.ce / (t.acc.images > 0 ? t.acc.images : 1),
+                                .kd = t.acc.kd / (t.acc.images > 0 ? t.acc.images : 1),
+                                .rep = t.acc.rep / (t.acc.images > 0 ? t.acc.images : 1),
+                                .reg = t.acc.reg / (t.acc.images > 0 ? t.acc.images : 1),
+                                .train_acc = t.acc.correct / (t.acc.images > 0 ? t.acc.images : 1),
+                                .n_tasks = t.n_tasks, .tasks = t.tasks, .val_acc = acc, .val_auc = auc,
+                                .selected = selected};
+            cfg->progress(&p, cfg->progress_user);
+        }
+        t.epoch++;
+        t.next_batch = 0;
+        memset(&t.acc, 0, sizeof t.acc);
+        if ((rc = cored_trainer_save(&t, 0, err))) goto done;
+        t.last_save = cored_now();
+        if (cfg->stop && *cfg->stop) {
+            rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped after epoch %d; resume with --resume %s", t.epoch,
+                            cfg->out);
+            goto done;
+        }
+    }
+    if (cfg->method == CORED_METHOD_EWC) {
+        /* The next step's penalty needs this task's Fisher, at the selected weights. */
+        report_prepare(&t, "EWC Fisher of the target");
+        if ((rc = cored_model_load(t.student, t.path_best, err))) goto done;
+        rc = cored_ewc_fisher(t.fisher, t.student, t.train, cfg->ewc_samples, cfg->seed, &t.lo, cfg->stop, err);
+        if (!rc) rc = cored_trainer_save(&t, 1, err);
+        if (rc) goto done;
+    }
+    res->best_epoch = t.best_epoch;
+    res->best_score = t.best_score;
+    res->epochs_done = t.epoch;
+    res->seconds = cored_now() - t.t_start;
+    rc = write_summary(&t, res->seconds, err);
+done:
+    trainer_free(&t);
+    return rc;
+}
+
+static int write_text(FILE *f, void *user, cored_error *err)
+{
+    return cored_fwrite_all(f, user, strlen(user), "summary.json", err);
+}
+
+static int write_summary(cored_trainer *t, double seconds, cored_error *err)
+{
+    cJSON *j = cJSON_CreateObject(), *tasks = cJSON_CreateArray();
+    for (int i = 0; i < t->n_tasks; i++) cJSON_AddItemToArray(tasks, cJSON_CreateString(t->tasks[i]));
+    cJSON_AddStringToObject(j, "method", cored_method_name(t->cfg->method));
+    cJSON_AddItemToObject(j, "tasks", tasks);
+    cJSON_AddNumberToObject(j, "epochs", t->epoch);
+    cJSON_AddNumberToObject(j, "best_epoch", t->best_epoch + 1);
+    cJSON_AddNumberToObject(j, "best_score", t->best_score);
+    cJSON_AddStringToObject(j, "select", t->cfg->select_auc ? "auc" : "acc");
+    cJSON_AddNumberToObject(j, "seconds", seconds);
+    cJSON_AddNumberToObject(j, "skipped_images", cored_loader_skipped(t->train_loader));
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!s) return CORED_FAIL(err, CORED_E_NOMEM, "cannot format the summary");
+    int rc = cored_write_atomic(t->path_summary, write_text, s, err);
+    cJSON_free(s);
+    return rc;
+}

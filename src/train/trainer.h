@@ -1,0 +1,64 @@
+/*
+ * Internal state of one training run (trainer.c) and its checkpoint/resume I/O (state.c).
+ */
+#ifndef CORED_TRAINER_H
+#define CORED_TRAINER_H
+
+#include "data/data.h"
+#include "train/methods.h"
+#include "train/prepare.h"
+#include "train/train.h"
+
+/* Sums over the batches of the current epoch (weighted by images). */
+typedef struct {
+    double loss, ce, kd, rep, reg;
+    double images, correct;
+    double seconds;
+    int batches;
+} cored_epoch_acc;
+
+typedef struct {
+    const cored_train_cfg *cfg;
+    char path_best[4096], path_last[4096], path_csv[4096], path_jsonl[4096], path_summary[4096],
+        path_config[4096];
+    const char *tasks[CORED_MAX_TASKS + 1]; /* seen tasks: sources, then the target */
+    int n_tasks;
+
+    cored_model *student, *eval, *teacher;
+    cored_optim *opt;
+    cored_dataset *train, *val[CORED_MAX_TASKS + 1];
+    cored_loader *train_loader, *val_loader[CORED_MAX_TASKS + 1];
+    cored_loader_opts lo;
+
+    cored_teacher_cache cache;
+    cored_rep_stats rep;
+    int have_rep;
+    float *anchor;      /* TG: teacher weights (borrowed); EWC: previous task's weights (owned) */
+    float *fisher;      /* EWC: Fisher summed over earlier tasks */
+    uint8_t *is_head;   /* TG */
+    cored_reg_ctx reg;
+
+    float *dlogits, *dfeat, *tlogits, *ws;
+    int *cells;
+    float *scores;
+    int *labels;
+    int max_val;
+
+    int epoch, next_batch, best_epoch;
+    double best_score;
+    cored_epoch_acc acc;
+    uint64_t from_checksum;
+    double t_start, last_save;
+} cored_trainer;
+
+/* Saves the latest state (kind "last", resumable) or the selected epoch (kind "best"). */
+int cored_trainer_save(cored_trainer *t, int best, cored_error *err);
+/* Restores the state saved by cored_trainer_save(last) (resume). */
+int cored_trainer_restore(cored_trainer *t, cored_error *err);
+/* Reads the EWC Fisher carried by a checkpoint into t->fisher; 1 when present, 0 when
+   absent, < 0 on error. */
+int cored_trainer_load_fisher(cored_trainer *t, const char *path, cored_error *err);
+/* Keeps the first `epochs` data lines of the run's logs (resume after a crash). */
+int cored_trainer_trim_logs(cored_trainer *t, int epochs, cored_error *err);
+
+#endif
