@@ -33,7 +33,7 @@ TEST_OBJ := $(TEST_LIB:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libcored.a
 
-.PHONY: all deps deps-test deps-fuzz test test-c test-parity bench fuzz fuzz-run clean
+.PHONY: all deps deps-test deps-fuzz test test-c test-parity bench fixtures fuzz fuzz-run clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -64,7 +64,11 @@ test-c: $(TEST_BIN) | deps
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
 
 test-parity: $(BIN) | deps-test
-	@set -e; for t in tests/parity_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done
+	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done
+
+# PyTorch / scikit-learn reference values of the method's loss terms and metrics.
+fixtures: | deps-test
+	$(PYTHON) tools/make_method_fixtures.py tests/fixtures/method.safetensors
 
 bench: $(BIN) | deps-test
 	CORED=./$(BIN) $(PYTHON) tools/bench.py

@@ -80,7 +80,7 @@ int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_err
     cJSON_AddStringToObject(j, "data", cfg->data);
     for (int i = 0; i < cfg->n_sources; i++) cJSON_AddItemToArray(src, cJSON_CreateString(cfg->sources[i]));
     cJSON_AddItemToObject(j, "sources", src);
-    cJSON_AddStringToObject(j, "target", cfg->target);
+    if (cfg->target) cJSON_AddStringToObject(j, "target", cfg->target);
     if (cfg->pack) cJSON_AddStringToObject(j, "pack", cfg->pack);
     cJSON_AddNumberToObject(j, "max_per_class", cfg->max_per_class);
     cJSON_AddNumberToObject(j, "loader_threads", cfg->loader_threads);
@@ -251,8 +251,8 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
         if (cfg->n_sources < CORED_MAX_TASKS && cJSON_IsString(it))
             cfg->sources[cfg->n_sources++] = keep(&a, it->valuestring);
     }
-    if (!cfg->data || !cfg->target || !cfg->arch) {
-        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: 'data', 'target' and 'model' are required", path);
+    if (!cfg->data || !cfg->arch) {
+        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: 'data' and 'model' are required", path);
         goto done;
     }
     *strings = a.buf;

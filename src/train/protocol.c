@@ -217,6 +217,8 @@ static int run_step(const cored_protocol_cfg *p, cored_train_cfg *c, const char 
                     cored_error *err)
 {
     char path[4096];
+    cored_clean_stale_temps(dir, "eval.json");
+    cored_clean_stale_temps(dir, "eval.safetensors");
     snprintf(path, sizeof path, "%s/summary.json", dir);
     c->out = dir;
     c->force = p->force && !p->resume;
@@ -363,6 +365,8 @@ int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cor
         }
         if ((rc = cored_mkdir_p(p->out, err)) || (rc = cored_protocol_save(p, err))) return rc;
     }
+    const char *own[] = {"protocol.json", "base.json", "report.md", "report.csv", "report.json"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) cored_clean_stale_temps(p->out, own[i]);
     cored_train_cfg c = p->base;
     char dir[4096], what[512];
     /* task 1 */

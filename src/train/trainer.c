@@ -466,8 +466,7 @@ static int prepare_folder(cored_trainer *t, cored_error *err)
     if (c->resume) {
         if (!cored_is_file(t->path_config))
             return CORED_FAIL(err, CORED_E_ARG, "%s: no run to resume (config.json is missing)", c->out);
-        cored_clean_stale_temps(c->out, "last.safetensors");
-        cored_clean_stale_temps(c->out, "best.safetensors");
+        for (int i = 0; i < 6; i++) cored_clean_stale_temps(c->out, names[i]);
         return CORED_OK;
     }
     int exists = 0;

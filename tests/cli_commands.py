@@ -1,0 +1,107 @@
+"""The command line: --help everywhere, exit status 2 for unknown options and missing
+arguments, 1 with a clear message for bad input; train/eval/detect outputs; the run folder
+is never overwritten without --force; the non-finite guard; progress without a terminal."""
+import json
+import os
+import sys
+import tempfile
+
+import clitest as t
+
+COMMANDS = ["train", "adapt", "eval", "protocol", "detect", "forward", "grad", "init", "bench", "data", "pack", "synth"]
+
+
+def main():
+    for cmd in COMMANDS:
+        r = t.run(cmd, "--help", ok=False)
+        t.check(r.returncode == 0 and "usage: cored " + cmd in r.stdout, f"{cmd} --help")
+        r = t.run(cmd, "--no-such-option", ok=False)
+        t.check(r.returncode == 2 and "--no-such-option" in r.stderr, f"{cmd}: unknown option exits 2 ({r.returncode})")
+    r = t.run("train", "--help")
+    t.check("default 0.05" in r.stdout and "default 128" in r.stdout, "train --help shows defaults")
+    t.check(t.run("no-such-command", ok=False).returncode == 2, "unknown command exits 2")
+    t.check(t.run(ok=False).returncode == 2, "no command exits 2")
+    t.check(t.run("train", "--data", "x", ok=False).returncode == 2, "train without --task/--out exits 2")
+    t.check(t.run("train", "--epochs", "zero", ok=False).returncode == 2, "a non-number exits 2")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "data")
+        t.make_data(data, per_class=(40, 16, 20, 16))
+        run = os.path.join(tmp, "run")
+        common = ["--model", "tiny", "--size", "32", "--batch", "16", "--epochs", "3"]
+        task1 = ["--model", "tiny", "--size", "32", "--batch", "16", "--epochs", "10"]
+
+        r = t.run("train", "--data", os.path.join(tmp, "missing"), "--task", "A", "--out", run, *common, ok=False)
+        t.check(r.returncode == 1 and "missing" in r.stderr, "a missing data folder is named")
+        r = t.run("train", "--data", data, "--task", "Nope", "--out", run, *common, ok=False)
+        t.check(r.returncode == 1 and "Nope" in r.stderr, "a missing task is named")
+        r = t.run("train", "--data", data, "--task", "A_B", "--out", run, *common, ok=False)
+        t.check(r.returncode == 1 and "'_'" in r.stderr, "task names with '_' are refused")
+
+        # progress without a terminal: plain lines every --log-every batches and one per epoch
+        r = t.run("train", "--data", data, "--task", "A", "--out", run, "--log-every", "2", *common)
+        lines = r.stderr.splitlines()
+        t.check(sum("batch 2/" in l for l in lines) == 3 and sum("val acc/AUC" in l for l in lines) == 3,
+                "plain progress lines")
+        t.check("\r" not in r.stderr, "no carriage returns without a terminal")
+        for f in ("config.json", "log.csv", "log.jsonl", "best.safetensors", "last.safetensors", "summary.json"):
+            t.check(os.path.exists(os.path.join(run, f)), f"run folder has {f}")
+        log = [json.loads(l) for l in open(os.path.join(run, "log.jsonl"))]
+        t.check(len(log) == 3 and set(log[0]["val"]) == {"A"} and "images_per_s" in log[0], "log.jsonl per epoch")
+        meta = t.st.load(os.path.join(run, "best.safetensors"))[1]
+        t.check(meta.get("model") == "tiny" and meta.get("tasks") == "A" and meta.get("kind") == "best"
+                and meta.get("method") == "train" and "epoch" in meta and meta.get("cored_version"),
+                f"best checkpoint metadata {meta}")
+
+        r = t.run("train", "--data", data, "--task", "A", "--out", run, *common, ok=False)
+        t.check(r.returncode == 1 and "--force" in r.stderr, "an existing run is not overwritten")
+        before = open(os.path.join(run, "best.safetensors"), "rb").read()
+        t.check(before == open(os.path.join(run, "best.safetensors"), "rb").read(), "the old run is intact")
+        t.check(t.run("train", "--data", data, "--task", "A", "--out", run, "--force", "--quiet", *task1).returncode == 0,
+                "--force replaces a run")
+        r = t.run("train", "--resume", run, "--epochs", "5", ok=False)
+        t.check(r.returncode == 2, "--resume refuses changed settings")
+
+        # eval and detect
+        r = t.run("eval", "--model", os.path.join(run, "best.safetensors"), "--data", data, "--tasks", "A,B",
+                  "--json", "-")
+        doc = json.loads(r.stdout[r.stdout.index("{"):])
+        t.check(set(doc["tasks"]) == {"A", "B"} and doc["tasks"]["A"]["n_real"] == 20, "eval JSON")
+        t.check(doc["tasks"]["A"]["auc"] > 0.9, f"task 1 is learned (AUC {doc['tasks']['A']['auc']:.3f})")
+        r = t.run("detect", "--model", os.path.join(run, "best.safetensors"), os.path.join(data, "A", "test", "fake"),
+                  os.path.join(data, "A", "test", "real", "0000.png"))
+        rows = [json.loads(l) for l in r.stdout.splitlines()]
+        t.check(len(rows) == 21 and all(0 <= x["p_fake"] <= 1 and x["label"] in ("real", "fake") for x in rows),
+                "detect: one JSON line per image")
+        t.check(rows == sorted(rows[:20], key=lambda x: x["path"]) + rows[20:], "detect: folders in sorted order")
+        bad = os.path.join(tmp, "bad.jpg")
+        open(bad, "wb").write(b"not an image")
+        r = t.run("detect", "--model", os.path.join(run, "best.safetensors"), bad, os.path.join(data, "A", "test", "real",
+                  "0001.png"), ok=False)
+        rows = [json.loads(l) for l in r.stdout.splitlines()]
+        t.check(r.returncode == 1 and "error" in rows[0] and "p_fake" in rows[1], "detect: a bad image is reported, the rest scored")
+
+        # the non-finite guard: a learning rate that blows up stops the run, nothing non-finite is saved
+        nan_run = os.path.join(tmp, "nan")
+        r = t.run("train", "--data", data, "--task", "A", "--out", nan_run, "--lr", "1000", "--quiet", *common, ok=False)
+        t.check(r.returncode == 1 and "non-finite" in r.stderr and "epoch" in r.stderr and "step" in r.stderr,
+                f"non-finite guard: {r.stderr.strip()[-200:]}")
+        for f in ("best.safetensors", "last.safetensors"):
+            p = os.path.join(nan_run, f)
+            if os.path.exists(p):
+                import numpy as np
+                t.check(all(np.all(np.isfinite(v)) for v in t.tensors(p).values()), f"{f} holds only finite values")
+
+        # adapt infers the model from the checkpoint and reads the transfer set
+        step = os.path.join(tmp, "step")
+        r = t.run("adapt", "--data", data, "--from", os.path.join(run, "best.safetensors"), "--sources", "A",
+                  "--target", "B", "--out", step, "--size", "32", "--batch", "16", "--epochs", "2", "--quiet")
+        cfg = json.load(open(os.path.join(step, "config.json")))
+        t.check(cfg["model"] == "tiny" and cfg["method"] == "cored" and cfg["sources"] == ["A"], "adapt config")
+        meta = t.st.load(os.path.join(step, "best.safetensors"))
+        t.check(meta[1].get("tasks") == "A,B" and "cored.rep.mu" in meta[0], "the teacher statistics are saved")
+    t.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Helpers of the command-line tests (tests/cli_*.py): a tiny synthetic data set in the
+official layout, running cored, comparing checkpoints."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+import st  # noqa: E402
+
+CORED = os.environ.get("CORED", "./cored")
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print(f"  FAIL {what}")
+    return cond
+
+
+def finish():
+    print(f"  {'ok' if not failures else 'FAILED'}: {failures} failure(s)")
+    sys.exit(1 if failures else 0)
+
+
+def run(*args, ok=True, env=None):
+    r = subprocess.run([CORED, *args], capture_output=True, text=True, env=env)
+    if ok and r.returncode != 0:
+        raise RuntimeError(f"cored {' '.join(args)} exited {r.returncode}:\n{r.stderr}")
+    return r
+
+
+def make_data(root, size=32, per_class=(60, 20, 30, 20), tasks=("A", "B")):
+    """Two tasks with planted artifacts: A's fakes carry a checkerboard, B's a flat patch.
+    per_class: images per class in train, val, test and TransferLearning/train."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    checker = (((yy + xx) % 2) * 2 - 1)[..., None]
+    seed = 0
+
+    def real(r):
+        x = np.linspace(0, 1, size)
+        img = np.zeros((size, size, 3))
+        for c in range(3):
+            fx, fy = r.uniform(0.5, 3, 2)
+            img[..., c] = 0.5 + 0.3 * np.sin(2 * np.pi * (fx * x[None, :] + fy * x[:, None]) + r.uniform(0, 6.3))
+        return img + r.normal(0, 0.03, img.shape)
+
+    def fake(task, img, r):
+        if task == tasks[0]:
+            return img + 0.06 * checker
+        out = img.copy()
+        x0, y0 = r.integers(2, size // 2, 2)
+        w = size * 3 // 8
+        out[y0:y0 + w, x0:x0 + w] = out[y0:y0 + w, x0:x0 + w].mean(axis=(0, 1))
+        return out
+
+    def save(img, path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).save(path)
+
+    for task in tasks:
+        for split, n in zip(("train", "val", "test", "tl"), per_class):
+            base = f"{root}/TransferLearning/{task}/train" if split == "tl" else f"{root}/{task}/{split}"
+            for i in range(n):
+                seed += 1
+                r = np.random.default_rng(seed)
+                save(real(r), f"{base}/real/{i:04d}.png")
+                save(fake(task, real(r), r), f"{base}/fake/{i:04d}.png")
+
+
+def tensors(path):
+    """The tensors of a safetensors file (metadata aside)."""
+    return st.load(path)[0]
+
+
+def same_tensors(a, b, skip_prefix=()):
+    ta, tb = tensors(a), tensors(b)
+    keys = [k for k in ta if not k.startswith(skip_prefix)] if skip_prefix else list(ta)
+    if sorted(keys) != sorted(k for k in tb if not (skip_prefix and k.startswith(skip_prefix))):
+        return False
+    return all(ta[k].shape == tb[k].shape and np.array_equal(ta[k].view(np.uint8), tb[k].view(np.uint8)) for k in keys)
