@@ -33,7 +33,7 @@ TEST_OBJ := $(TEST_LIB:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libcored.a
 
-.PHONY: all deps deps-test deps-fuzz test test-c test-parity bench fixtures fuzz fuzz-run clean
+.PHONY: all deps deps-test deps-fuzz test test-c test-parity test-slow bench fixtures fuzz fuzz-run clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -65,6 +65,10 @@ test-c: $(TEST_BIN) | deps
 
 test-parity: $(BIN) | deps-test
 	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done
+
+# Longer end-to-end checks (minutes): CI runs them after `make test`.
+test-slow: $(BIN) | deps-test
+	@set -e; for t in tests/slow_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done
 
 # PyTorch / scikit-learn reference values of the method's loss terms and metrics.
 fixtures: | deps-test

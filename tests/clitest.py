@@ -35,8 +35,11 @@ def run(*args, ok=True, env=None):
     return r
 
 
-def make_data(root, size=32, per_class=(60, 20, 30, 20), tasks=("A", "B")):
-    """Two tasks with planted artifacts: A's fakes carry a checkerboard, B's a flat patch.
+def make_data(root, size=32, per_class=(60, 20, 30, 20), tasks=("A", "B"), a_amp=0.06, confound=(0.0, 0.0)):
+    """Two tasks with planted artifacts: A's fakes carry a checkerboard of amplitude a_amp,
+    B's a flat (re-rendered) patch. confound = (fraction, amplitude): that fraction of B's
+    real images carries a checkerboard too (an innocent pattern that task 1's detector takes
+    for a forgery), which makes fine-tuning on B interfere with task 1.
     per_class: images per class in train, val, test and TransferLearning/train."""
     yy, xx = np.mgrid[0:size, 0:size]
     checker = (((yy + xx) % 2) * 2 - 1)[..., None]
@@ -52,7 +55,7 @@ def make_data(root, size=32, per_class=(60, 20, 30, 20), tasks=("A", "B")):
 
     def fake(task, img, r):
         if task == tasks[0]:
-            return img + 0.06 * checker
+            return img + a_amp * checker
         out = img.copy()
         x0, y0 = r.integers(2, size // 2, 2)
         w = size * 3 // 8
@@ -69,7 +72,10 @@ def make_data(root, size=32, per_class=(60, 20, 30, 20), tasks=("A", "B")):
             for i in range(n):
                 seed += 1
                 r = np.random.default_rng(seed)
-                save(real(r), f"{base}/real/{i:04d}.png")
+                img = real(r)
+                if task != tasks[0] and r.uniform() < confound[0]:
+                    img = img + confound[1] * checker
+                save(img, f"{base}/real/{i:04d}.png")
                 save(fake(task, real(r), r), f"{base}/fake/{i:04d}.png")
 
 
