@@ -233,6 +233,10 @@ static int run_step(const cored_protocol_cfg *p, cored_train_cfg *c, const char 
         c->resume = p->resume && cored_is_file(path);
     }
     announce(p, what);
+    /* a step that trains again must be evaluated again */
+    char ev[4096];
+    if (!cored_path_join(ev, sizeof ev, dir, "eval.json")) remove(ev);
+    if (!cored_path_join(ev, sizeof ev, dir, "eval.safetensors")) remove(ev);
     cored_train_result res;
     int rc = cored_train_run(c, &res, err);
     if (!rc) rc = eval_step(p, dir, err);
