@@ -19,6 +19,7 @@ ifeq ($(SANITIZE),1)
 BUILD   := build-san
 CFLAGS  += -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
+export LSAN_OPTIONS = suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 endif
 
 BIN      := $(if $(filter 1,$(SANITIZE)),$(BUILD)/cored,cored)

@@ -50,23 +50,37 @@ int cmd_adapt(int argc, char **argv)
         if (!strcmp(t.defs[i].name, "size")) t.defs[i] = (opt_def){"size", OPT_INT, &size, 16, 4096, NULL, "PX",
                                                                  "input size (default: CKPT's)"};
     }
-    int rc = train_cli_parse(&t, "adapt", argc, argv, usage);
+    int rc = train_cli_parse(&t, "adapt", argc, argv, usage, NULL);
     if (rc) return rc < 0 ? 0 : rc;
-    char *strings = NULL, src_buf[4096];
+    char *strings = NULL, src_buf[4096], ck_arch[64], ck_tasks[4096];
+    int ck_size = 0;
     if (t.resume) {
         if (from || target || out || sources) return cli_usage_error("adapt", "--resume takes the step from the run");
     } else {
         if (!from || !sources || !target || !out)
             return cli_usage_error("adapt", "--from, --sources, --target and --out are required");
+        if (strlen(sources) >= sizeof src_buf) return cli_usage_error("adapt", "--sources is too long");
         snprintf(src_buf, sizeof src_buf, "%s", sources);
         t.cfg.n_sources = opts_split(src_buf, t.cfg.sources, CORED_MAX_TASKS - 1);
         if (t.cfg.n_sources < 1) return cli_usage_error("adapt", "--sources needs 1 to %d task names", CORED_MAX_TASKS - 1);
-        char ck_arch[64];
-        int ck_size = 0;
         cored_error err = {0};
-        if (cored_checkpoint_peek(from, ck_arch, sizeof ck_arch, &ck_size, &err)) {
+        if (cored_checkpoint_peek(from, ck_arch, sizeof ck_arch, &ck_size, &err) ||
+            cored_checkpoint_meta(from, "tasks", ck_tasks, sizeof ck_tasks, &err)) {
             cli_print_error(&err);
             return 1;
+        }
+        /* the sources are the tasks the checkpoint has learned, in order */
+        if (ck_tasks[0]) {
+            char joined[4096] = "";
+            for (int i = 0; i < t.cfg.n_sources; i++) {
+                if (i) strncat(joined, ",", sizeof joined - strlen(joined) - 1);
+                strncat(joined, t.cfg.sources[i], sizeof joined - strlen(joined) - 1);
+            }
+            if (strcmp(joined, ck_tasks)) {
+                fprintf(stderr, "cored: error: %s has learned the tasks %s, but --sources says %s\n"
+                                "  hint: pass --sources %s (the earlier tasks, in order)\n", from, ck_tasks, joined, ck_tasks);
+                return 1;
+            }
         }
         t.cfg.arch = arch ? arch : ck_arch[0] ? ck_arch : NULL;
         if (!t.cfg.arch) return cli_usage_error("adapt", "%s does not name its model; pass --model", from);

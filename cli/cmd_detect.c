@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "core/core.h"
@@ -54,11 +55,27 @@ static int is_image(const char *name)
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Appends the images under dir, sorted. */
-static int walk(strlist *out, const char *dir)
+#define MAX_DEPTH 64
+
+/* The folders on the path being walked, so that a symbolic-link loop is noticed. */
+typedef struct {
+    dev_t dev[MAX_DEPTH];
+    ino_t ino[MAX_DEPTH];
+    int depth;
+} walk_path;
+
+/* Appends the images under dir, sorted; folders already on the path are skipped. */
+static int walk(strlist *out, const char *dir, walk_path *wp)
 {
+    struct stat st;
+    if (stat(dir, &st) != 0 || wp->depth >= MAX_DEPTH) return -1;
+    for (int i = 0; i < wp->depth; i++)
+        if (wp->dev[i] == st.st_dev && wp->ino[i] == st.st_ino) return 0; /* a loop */
     DIR *d = opendir(dir);
     if (!d) return -1;
+    wp->dev[wp->depth] = st.st_dev;
+    wp->ino[wp->depth] = st.st_ino;
+    wp->depth++;
     strlist here = {0};
     struct dirent *e;
     int rc = 0;
@@ -71,9 +88,10 @@ static int walk(strlist *out, const char *dir)
     closedir(d);
     qsort(here.v, (size_t)here.n, sizeof *here.v, cmp_str);
     for (int i = 0; i < here.n && !rc; i++)
-        rc = cored_is_dir(here.v[i]) ? walk(out, here.v[i]) : push(out, here.v[i]);
+        rc = cored_is_dir(here.v[i]) ? walk(out, here.v[i], wp) : push(out, here.v[i]);
     for (int i = 0; i < here.n; i++) free(here.v[i]);
     free(here.v);
+    wp->depth--;
     return rc;
 }
 
@@ -105,7 +123,8 @@ int cmd_detect(int argc, char **argv)
         {"threads", OPT_INT, &threads, 0, 1024, NULL, "N", "threads, 0 = all cores"},
     };
     char **pos = malloc(sizeof(char *) * (size_t)(argc + 1));
-    int npos = 0, rc = pos ? opts_parse("detect", argc, argv, defs, 4, usage, pos, argc, &npos) : 1;
+    if (!pos) return 1;
+    int npos = 0, rc = opts_parse("detect", argc, argv, defs, 4, usage, pos, argc, &npos);
     if (rc) {
         free(pos);
         return rc == 1 ? 0 : rc;
@@ -117,15 +136,6 @@ int cmd_detect(int argc, char **argv)
     cored_set_threads(threads);
     strlist files = {0};
     int failed = 0;
-    for (int i = 0; i < npos; i++) {
-        if (cored_is_dir(pos[i])) {
-            if (walk(&files, pos[i])) fprintf(stderr, "cored: warning: %s: cannot read the whole folder\n", pos[i]);
-        } else if (push(&files, pos[i])) {
-            fprintf(stderr, "cored: error: out of memory\n");
-            return 1;
-        }
-    }
-    free(pos);
     cored_error err = {0};
     cored_model *m = NULL;
     char arch[64];
@@ -134,9 +144,14 @@ int cmd_detect(int argc, char **argv)
     size_t cap = 0;
     cored_image img = {0};
     cored_resizer rz = {0};
-    float lut[256], p[1024];
-    int ok[1024];
+    float lut[256], *p = malloc(sizeof(float) * (size_t)batch);
+    int *ok = malloc(sizeof(int) * (size_t)batch);
+    char (*errors)[256] = malloc(sizeof *errors * (size_t)batch);
     cored_normalize_lut(lut);
+    if (!p || !ok || !errors) {
+        rc = CORED_FAIL(&err, CORED_E_NOMEM, "out of memory");
+        goto fail;
+    }
     if ((rc = cored_checkpoint_peek(ckpt, arch, sizeof arch, &size, &err))) goto fail;
     if (!arch[0]) {
         rc = CORED_FAIL(&err, CORED_E_FORMAT, "%s: the metadata does not say which model it holds", ckpt);
@@ -146,6 +161,18 @@ int cmd_detect(int argc, char **argv)
     if ((rc = cored_model_create(&m, arch, size, batch, CORED_BUILD_INFER, &err)) ||
         (rc = cored_model_load(m, ckpt, &err)))
         goto fail;
+    for (int i = 0; i < npos; i++) {
+        if (cored_is_dir(pos[i])) {
+            walk_path wp = {.depth = 0};
+            if (walk(&files, pos[i], &wp)) {
+                fprintf(stderr, "cored: error: %s: cannot read the whole folder\n", pos[i]);
+                failed++;
+            }
+        } else if (push(&files, pos[i])) {
+            rc = CORED_FAIL(&err, CORED_E_NOMEM, "out of memory");
+            goto fail;
+        }
+    }
     const size_t n_img = (size_t)size * size * 3;
     if (!(rgb = cored_alloc(n_img))) {
         rc = CORED_FAIL(&err, CORED_E_NOMEM, "out of memory");
@@ -153,7 +180,6 @@ int cmd_detect(int argc, char **argv)
     }
     for (int b0 = 0; b0 < files.n; b0 += batch) {
         int nb = files.n - b0 < batch ? files.n - b0 : batch, k = 0;
-        char errors[1024][256];
         for (int i = 0; i < nb; i++) {
             cored_error e2 = {0};
             ok[i] = cored_image_read_rgb8(rgb, size, files.v[b0 + i], &file, &cap, &img, &rz, &e2) == 0;
@@ -186,6 +212,10 @@ fail:
 done:
     for (int i = 0; i < files.n; i++) free(files.v[i]);
     free(files.v);
+    free(pos);
+    free(p);
+    free(ok);
+    free(errors);
     cored_free(file);
     cored_free(rgb);
     cored_image_release(&img);

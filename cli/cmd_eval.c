@@ -13,6 +13,7 @@
 #include "eval/evaluate.h"
 #include "eval/metrics.h"
 #include "io/checkpoint.h"
+#include "io/json.h"
 #include "opts.h"
 #include "train/train.h"
 
@@ -32,13 +33,7 @@ static void fmt_pct(char *buf, size_t n, double v)
         snprintf(buf, n, "%.2f", 100 * v);
 }
 
-static void add_num(cJSON *o, const char *k, double v)
-{
-    if (isnan(v))
-        cJSON_AddNullToObject(o, k);
-    else
-        cJSON_AddNumberToObject(o, k, v);
-}
+static void add_json(cJSON *o, const char *k, double v) { cJSON_AddItemToObject(o, k, cored_json_number(v)); }
 
 static int write_json(const char *path, const char *ckpt, const char *split, const char *const *tasks,
                       const cored_metrics *res, int n, cored_error *err)
@@ -48,34 +43,28 @@ static int write_json(const char *path, const char *ckpt, const char *split, con
     cJSON_AddStringToObject(j, "split", split);
     for (int i = 0; i < n; i++) {
         cJSON *o = cJSON_CreateObject();
-        add_num(o, "auc", res[i].auc);
-        add_num(o, "acc", res[i].acc);
-        add_num(o, "acc_real", res[i].acc_real);
-        add_num(o, "acc_fake", res[i].acc_fake);
+        add_json(o, "auc", res[i].auc);
+        add_json(o, "acc", res[i].acc);
+        add_json(o, "acc_real", res[i].acc_real);
+        add_json(o, "acc_fake", res[i].acc_fake);
         cJSON_AddNumberToObject(o, "n_real", res[i].n_real);
         cJSON_AddNumberToObject(o, "n_fake", res[i].n_fake);
         cJSON_AddItemToObject(t, tasks[i], o);
     }
     cJSON_AddItemToObject(j, "tasks", t);
-    char *s = cJSON_Print(j);
+    if (strcmp(path, "-")) return cored_json_save(j, path, err);
+    char *s = cored_json_line(j);
     cJSON_Delete(j);
     if (!s) return CORED_FAIL(err, CORED_E_NOMEM, "cannot format JSON");
-    FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
-    int rc = CORED_OK;
-    if (!f) {
-        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create", path);
-    } else {
-        fprintf(f, "%s\n", s);
-        if (f != stdout && fclose(f) != 0) rc = CORED_FAIL(err, CORED_E_IO, "%s: write failed", path);
-    }
-    cJSON_free(s);
-    return rc;
+    fputs(s, stdout);
+    cored_free(s);
+    return CORED_OK;
 }
 
 int cmd_eval(int argc, char **argv)
 {
     const char *ckpt = NULL, *data = NULL, *tasks_arg = NULL, *json = NULL, *arch = NULL, *pack = NULL;
-    int split = 2, batch = 64, threads = 0, size = 0, loader_threads = 0;
+    int split = 2, batch = 64, threads = 0, size = 0, loader_threads = 0, strict = 0;
     opt_def defs[] = {
         {"model", OPT_STR, &ckpt, 0, 0, NULL, "CKPT", "checkpoint (safetensors)"},
         {"data", OPT_STR, &data, 0, 0, NULL, "DIR", "data root"},
@@ -87,6 +76,7 @@ int cmd_eval(int argc, char **argv)
         {"threads", OPT_INT, &threads, 0, 1024, NULL, "N", "threads, 0 = all cores"},
         {"loader-threads", OPT_INT, &loader_threads, 0, 1024, NULL, "N", "decoding threads, 0 = automatic"},
         {"pack", OPT_STR, &pack, 0, 0, NULL, "FILE", "pack of pre-resized images ('none': decode)"},
+        {"strict", OPT_FLAG, &strict, 0, 0, NULL, NULL, "an unreadable image is an error, not a skipped file"},
         {"json", OPT_STR, &json, 0, 0, NULL, "FILE", "also write the results as JSON ('-' for stdout)"},
     };
     int nd = sizeof defs / sizeof defs[0];
@@ -116,22 +106,19 @@ int cmd_eval(int argc, char **argv)
     size = size ? size : ck_size ? ck_size : 128;
     if ((rc = cored_model_create(&m, arch ? arch : ck_arch, size, batch, CORED_BUILD_INFER, &err))) goto fail;
     if ((rc = cored_model_load(m, ckpt, &err))) goto fail;
-    char packbuf[4096] = "";
-    if (!pack) {
-        cored_pack_default_path(packbuf, sizeof packbuf, data, size);
-        if (!cored_is_file(packbuf)) packbuf[0] = 0;
-    } else if (strcmp(pack, "none")) {
-        snprintf(packbuf, sizeof packbuf, "%s", pack);
-    }
-    cored_loader_opts base = {.size = size, .threads = loader_threads ? loader_threads : (threads > 2 ? threads / 2 : 1),
+    char packbuf[4096];
+    cored_resolve_pack(packbuf, sizeof packbuf, data, pack && !strcmp(pack, "none") ? "" : pack, size);
+    cored_loader_opts base = {.size = size, .threads = cored_loader_threads(loader_threads), .strict = strict,
                               .pack = packbuf[0] ? packbuf : NULL};
     for (int i = 0; i < n_tasks; i++) {
         cored_dataset *ds = NULL;
         cored_loader *l = NULL;
         if ((rc = cored_dataset_open(&ds, data, tasks[i], (cored_split)split, &err))) goto fail;
         int count = cored_dataset_count(ds), n = 0;
-        scores = cored_realloc(scores, sizeof(float) * (size_t)count);
-        labels = cored_realloc(labels, sizeof(int) * (size_t)count);
+        cored_free(scores);
+        cored_free(labels);
+        scores = cored_alloc(sizeof(float) * (size_t)count);
+        labels = cored_alloc(sizeof(int) * (size_t)count);
         cored_loader_opts o = cored_eval_loader_opts(&base, batch);
         if (!scores || !labels)
             rc = CORED_FAIL(&err, CORED_E_NOMEM, "cannot allocate scores for %d images", count);

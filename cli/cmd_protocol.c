@@ -29,31 +29,33 @@ int cmd_protocol(int argc, char **argv)
     const char *tasks = NULL, *methods = "tl,dl,tg,cored", *out = NULL;
     int task1_epochs = 0, split = 1;
     train_cli_init(&t);
-    t.cfg.arch = "tiny";
     train_cli_add(&t, (opt_def){"tasks", OPT_STR, &tasks, 0, 0, NULL, "A,B,...", "tasks in order (the first is task 1)"});
     train_cli_add(&t, (opt_def){"methods", OPT_STR, &methods, 0, 0, NULL, "M,...", "continual methods to compare"});
     train_cli_add(&t, (opt_def){"task1-epochs", OPT_INT, &task1_epochs, 0, 100000, NULL, "N",
                                 "epochs of task 1 (0 = --epochs)"});
     train_cli_add(&t, (opt_def){"split", OPT_CHOICE, &split, 0, 0, "val|test", "SPLIT", "evaluation split"});
     train_cli_add(&t, (opt_def){"out", OPT_STR, &out, 0, 0, NULL, "RUN", "protocol folder"});
-    int rc = train_cli_parse(&t, "protocol", argc, argv, usage);
+    static const char *const fixed[] = {"tasks", "methods", "task1-epochs", "split", "out", NULL};
+    int rc = train_cli_parse(&t, "protocol", argc, argv, usage, fixed);
     if (rc) return rc < 0 ? 0 : rc;
     cored_protocol_cfg p;
     memset(&p, 0, sizeof p);
     char *strings[2] = {NULL, NULL}, tbuf[4096], mbuf[512];
     if (t.resume) {
-        if (tasks || out) return cli_usage_error("protocol", "--resume takes the tasks and folder from the run");
-        int threads = t.cfg.threads;
+        int threads = t.cfg.threads, lthreads = t.cfg.loader_threads;
         cored_error err = {0};
-        if (cored_protocol_load(&p, strings, t.resume, &err)) {
+        if (cored_protocol_load(&p, strings, cli_abspath(t.abs_out, sizeof t.abs_out, t.resume), &err)) {
             cli_print_error(&err);
             return 1;
         }
-        if (threads) p.base.threads = threads;
+        if (train_cli_given(&t, "threads")) p.base.threads = threads;
+        if (train_cli_given(&t, "loader-threads")) p.base.loader_threads = lthreads;
     } else {
         if (!tasks || !out) return cli_usage_error("protocol", "--tasks and --out are required");
         if ((rc = train_cli_finish(&t, "protocol", NULL))) return rc;
         p.base = t.cfg;
+        if (strlen(tasks) >= sizeof tbuf || strlen(methods) >= sizeof mbuf)
+            return cli_usage_error("protocol", "--tasks or --methods is too long");
         snprintf(tbuf, sizeof tbuf, "%s", tasks);
         p.n_tasks = opts_split(tbuf, p.tasks, CORED_MAX_TASKS);
         if (p.n_tasks < 2) return cli_usage_error("protocol", "--tasks needs 2 to %d task names", CORED_MAX_TASKS);
@@ -68,7 +70,7 @@ int cmd_protocol(int argc, char **argv)
             p.methods[p.n_methods++] = (cored_method)k;
         }
         p.task1_epochs = task1_epochs;
-        p.out = out;
+        p.out = cli_abspath(t.abs_out, sizeof t.abs_out, out);
         p.force = t.cfg.force;
         p.split = split ? CORED_SPLIT_TEST : CORED_SPLIT_VAL;
     }

@@ -16,7 +16,8 @@ static void usage(void)
            "Task 1: trains a real/fake detector with cross-entropy on DIR/NAME/train (labels:\n"
            "real = 0, fake = 1), keeps the epoch with the best accuracy on DIR/NAME/val, and\n"
            "writes RUN/{config.json,log.csv,log.jsonl,best.safetensors,last.safetensors,summary.json}.\n"
-           "Ctrl-C saves RUN/last.safetensors; --resume RUN continues bit-exactly.\n");
+           "Ctrl-C saves RUN/last.safetensors and --resume RUN continues from it (bit-exactly\n"
+           "with --threads 1 --deterministic).\n");
 }
 
 int cmd_train(int argc, char **argv)
@@ -24,11 +25,10 @@ int cmd_train(int argc, char **argv)
     static train_cli t;
     const char *task = NULL, *out = NULL, *init = NULL;
     train_cli_init(&t);
-    t.cfg.arch = "tiny";
     train_cli_add(&t, (opt_def){"task", OPT_STR, &task, 0, 0, NULL, "NAME", "the task to learn (a folder of DIR)"});
     train_cli_add(&t, (opt_def){"out", OPT_STR, &out, 0, 0, NULL, "RUN", "run folder"});
     train_cli_add(&t, (opt_def){"init", OPT_STR, &init, 0, 0, NULL, "FILE", "initial weights (default: PyTorch-style init)"});
-    int rc = train_cli_parse(&t, "train", argc, argv, usage);
+    int rc = train_cli_parse(&t, "train", argc, argv, usage, NULL);
     if (rc) return rc < 0 ? 0 : rc;
     char *strings = NULL;
     if (t.resume) {

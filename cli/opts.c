@@ -74,7 +74,10 @@ int opts_parse_given(const char *cmd, int argc, char **argv, const opt_def *defs
                      void (*usage)(void), char **pos, int max_pos, int *npos, unsigned char *given)
 {
     struct option *lo = calloc((size_t)n + 2, sizeof *lo);
-    if (!lo) return 1;
+    if (!lo) {
+        fprintf(stderr, "cored %s: out of memory\n", cmd);
+        return EXIT_USAGE;
+    }
     for (int i = 0; i < n; i++)
         lo[i] = (struct option){defs[i].name, defs[i].type == OPT_FLAG ? no_argument : required_argument, 0, 1000 + i};
     lo[n] = (struct option){"help", no_argument, 0, 'h'};

@@ -1,6 +1,7 @@
 /* Shared options and execution of the training commands; see train_cli.h. */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "core/core.h"
@@ -19,7 +20,6 @@ void train_cli_init(train_cli *t)
     t->select_idx = 0;
     t->cutmix_idx = 0;
     t->log_every = 50;
-    t->first_common = 0;
     opt_def d[] = {
         {"data", OPT_STR, &c->data, 0, 0, NULL, "DIR", "data root in the official CoReD layout"},
         {"model", OPT_STR, &c->arch, 0, 0, NULL, "NAME", "tiny | xception | efficientnet-b0"},
@@ -47,6 +47,7 @@ void train_cli_init(train_cli *t)
         {"cutmix", OPT_CHOICE, &t->cutmix_idx, 0, 0, "opposite|same|none", "MODE",
          "CutMix: opposite-class (p 0.2, Beta(0.5,0.5)) or same-class (p 0.5, Beta(1,1))"},
         {"cutmix-p", OPT_FLOAT, &c->cutmix_p, 0, 1, NULL, "P", "CutMix probability, 0 = the mode's"},
+        {"cutmix-beta", OPT_FLOAT, &c->cutmix_beta, 0, 1e3, NULL, "A", "CutMix Beta(A, A) parameter, 0 = the mode's"},
         {"no-flip", OPT_FLAG, &t->no_flip, 0, 0, NULL, NULL, "no horizontal flip"},
         {"lwf-temperature", OPT_FLOAT, &c->lwf_temperature, 1e-3, 1e3, NULL, "T", "LwF temperature"},
         {"lwf-lambda", OPT_FLOAT, &c->lwf_lambda, 0, 1e6, NULL, "X", "LwF distillation weight"},
@@ -69,23 +70,40 @@ void train_cli_init(train_cli *t)
                                "without a terminal, one progress line every N batches"});
 }
 
-static int given(const train_cli *t, const char *name)
+int train_cli_given(const train_cli *t, const char *name)
 {
     for (int i = 0; i < t->n_defs; i++)
         if (!strcmp(t->defs[i].name, name)) return t->given[i];
     return 0;
 }
 
-int train_cli_parse(train_cli *t, const char *cmd, int argc, char **argv, void (*usage)(void))
+const char *cli_abspath(char *buf, size_t n, const char *path)
+{
+    if (!path) return NULL;
+    char cwd[4096];
+    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        snprintf(buf, n, "%s", path);
+    else
+        snprintf(buf, n, "%s/%s", cwd, path);
+    return buf;
+}
+
+int train_cli_parse(train_cli *t, const char *cmd, int argc, char **argv, void (*usage)(void),
+                    const char *const *extra)
 {
     int rc = opts_parse_given(cmd, argc, argv, t->defs, t->n_defs, usage, NULL, 0, NULL, t->given);
     if (rc == 1) return -1; /* --help was printed */
     if (rc) return rc;
-    if (t->resume)
-        for (int i = t->first_common; i < t->n_common; i++)
-            if (t->given[i] && strcmp(t->defs[i].name, "threads") && strcmp(t->defs[i].name, "loader-threads"))
-                return cli_usage_error(cmd, "--resume continues with the run's saved configuration; "
-                                            "--%s cannot be changed", t->defs[i].name);
+    if (!t->resume) return 0;
+    for (int i = 0; i < t->n_defs; i++) {
+        if (!t->given[i] || !strcmp(t->defs[i].name, "threads") || !strcmp(t->defs[i].name, "loader-threads"))
+            continue;
+        int refused = i < t->n_common;
+        for (const char *const *e = extra; e && *e && !refused; e++) refused = !strcmp(*e, t->defs[i].name);
+        if (refused)
+            return cli_usage_error(cmd, "--resume continues with the run's saved configuration; "
+                                        "--%s cannot be given with it", t->defs[i].name);
+    }
     return 0;
 }
 
@@ -102,8 +120,8 @@ int train_cli_finish(train_cli *t, const char *cmd, char **strings)
             cli_print_error(&err);
             return 1;
         }
-        if (given(t, "threads")) c->threads = threads;
-        if (given(t, "loader-threads")) c->loader_threads = lthreads;
+        if (train_cli_given(t, "threads")) c->threads = threads;
+        if (train_cli_given(t, "loader-threads")) c->loader_threads = lthreads;
         c->progress = pf;
         c->out = t->resume;
         c->resume = 1;
@@ -112,17 +130,21 @@ int train_cli_finish(train_cli *t, const char *cmd, char **strings)
     cored_optim_cfg o = cored_optim_defaults((cored_opt_kind)t->optim_idx);
     if (t->optim_idx != CORED_OPT_SGD) {
         /* Adam-family defaults unless given */
-        if (!given(t, "lr")) c->optim.lr = o.lr;
-        if (!given(t, "momentum")) c->optim.momentum = 0;
-        if (!given(t, "weight-decay")) c->optim.weight_decay = o.weight_decay;
+        if (!train_cli_given(t, "lr")) c->optim.lr = o.lr;
+        if (!train_cli_given(t, "momentum")) c->optim.momentum = 0;
+        if (!train_cli_given(t, "weight-decay")) c->optim.weight_decay = o.weight_decay;
     }
     c->optim.kind = (cored_opt_kind)t->optim_idx;
     c->rep = t->rep_idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
     c->select_auc = t->select_idx == 1;
     c->cutmix = t->cutmix_idx == 0 ? CORED_CUTMIX_OPPOSITE : t->cutmix_idx == 1 ? CORED_CUTMIX_SAME : CORED_CUTMIX_NONE;
     c->flip = !t->no_flip;
-    c->pack = t->pack_opt && !strcmp(t->pack_opt, "none") ? "" : t->pack_opt;
+    c->pack = t->pack_opt && !strcmp(t->pack_opt, "none") ? "" : cli_abspath(t->abs_pack, sizeof t->abs_pack, t->pack_opt);
     if (!c->data) return cli_usage_error(cmd, "--data is required");
+    c->data = cli_abspath(t->abs_data, sizeof t->abs_data, c->data);
+    c->from = cli_abspath(t->abs_from, sizeof t->abs_from, c->from);
+    c->init = cli_abspath(t->abs_init, sizeof t->abs_init, c->init);
+    c->out = cli_abspath(t->abs_out, sizeof t->abs_out, c->out);
     return 0;
 }
 
@@ -146,6 +168,9 @@ void train_cli_print(const train_cli *t, const char *what)
     if (c->method == CORED_METHOD_CORED || c->method == CORED_METHOD_DL)
         fprintf(stderr, "  T %g, alpha %g%s\n", c->temperature, c->alpha,
                 c->method == CORED_METHOD_CORED ? (c->rep == CORED_REP_VECTOR ? ", vector representation" : ", scalar representation") : "");
+    if (c->method == CORED_METHOD_LWF) fprintf(stderr, "  LwF T %g, lambda %g\n", c->lwf_temperature, c->lwf_lambda);
+    if (c->method == CORED_METHOD_EWC) fprintf(stderr, "  EWC lambda %g, %d images per task\n", c->ewc_lambda, c->ewc_samples);
+    if (c->method == CORED_METHOD_REPLAY) fprintf(stderr, "  replay buffer of %d images\n", c->replay_size);
     if (c->from) fprintf(stderr, "  from %s\n", c->from);
 }
 

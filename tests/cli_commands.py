@@ -8,7 +8,7 @@ import tempfile
 
 import clitest as t
 
-COMMANDS = ["train", "adapt", "eval", "protocol", "detect", "forward", "grad", "init", "bench", "data", "pack", "synth"]
+COMMANDS = ["train", "adapt", "eval", "protocol", "detect", "forward", "grad", "init", "bench", "data", "pack"]
 
 
 def main():
@@ -53,9 +53,9 @@ def main():
                 and meta.get("method") == "train" and "epoch" in meta and meta.get("cored_version"),
                 f"best checkpoint metadata {meta}")
 
+        before = open(os.path.join(run, "best.safetensors"), "rb").read()
         r = t.run("train", "--data", data, "--task", "A", "--out", run, *common, ok=False)
         t.check(r.returncode == 1 and "--force" in r.stderr, "an existing run is not overwritten")
-        before = open(os.path.join(run, "best.safetensors"), "rb").read()
         t.check(before == open(os.path.join(run, "best.safetensors"), "rb").read(), "the old run is intact")
         t.check(t.run("train", "--data", data, "--task", "A", "--out", run, "--force", "--quiet", *task1).returncode == 0,
                 "--force replaces a run")

@@ -71,7 +71,7 @@ static void test_kd_dl(void)
     float *s = get("kd.s", &n2), *t = get("kd.t", NULL), *want = get("kd.grad_s", NULL);
     int *y = get_int("kd.y", NULL);
     int n = (int)n2 / 2;
-    float *g = malloc(sizeof(float) * n2), ws[64];
+    float *g = malloc(sizeof(float) * n2), *ws = malloc(sizeof(float) * n2);
     cored_loss_terms terms;
     cored_train_cfg c = cfg_for(CORED_METHOD_DL);
     cored_method_logit_loss(&terms, g, NULL, &c, s, t, y, n, NULL, 0, 0, NULL, NULL, ws);
@@ -84,7 +84,55 @@ static void test_kd_dl(void)
     CHECK_MSG(fabs(terms.kd + 200.0 * log(200.0) - official) < 1e-3, "official %.6f vs ours + offset %.6f",
               official, terms.kd + 200.0 * log(200.0));
     CHECK(fabs(terms.total - (1.5 * terms.ce + terms.kd)) < 1e-9);
-    free(s), free(t), free(want), free(y), free(g);
+    free(s), free(t), free(want), free(y), free(g), free(ws);
+}
+
+static void test_lwf(void)
+{
+    size_t n2;
+    float *s = get("kd.s", &n2), *t = get("kd.t", NULL), *want = get("lwf.grad_s", NULL);
+    int *y = get_int("kd.y", NULL);
+    float *g = malloc(sizeof(float) * n2), *ws = malloc(sizeof(float) * n2);
+    cored_loss_terms terms;
+    cored_train_cfg c = cfg_for(CORED_METHOD_LWF);
+    cored_method_logit_loss(&terms, g, NULL, &c, s, t, y, (int)n2 / 2, NULL, 0, 0, NULL, NULL, ws);
+    CHECK_MSG(fabs(terms.kd - scalar("lwf.kd")) < 1e-5 * fabs(scalar("lwf.kd")) + 1e-7, "LwF KD %.8g want %.8g",
+              terms.kd, scalar("lwf.kd"));
+    check_close_ff("LwF gradient (CE + KD at T = 2)", g, want, n2, 1e-6, 1e-4);
+    free(s), free(t), free(want), free(y), free(g), free(ws);
+}
+
+/* The teacher's statistics: the same reduction, accumulated over batches. */
+static void test_teacher_statistics(void)
+{
+    size_t nf, nl;
+    float *feat_nchw = get("rep.features", &nf), *ze = get("rep.eval_logits", NULL);
+    float *want_s = get("rep.teacher.scalar", NULL), *want_v = get("rep.teacher.vector", NULL);
+    float *want_c = get("rep.teacher.count", NULL);
+    int *labels = get_int("rep.labels", &nl);
+    const int n = (int)nl, c = 6, h = 3;
+    float *feat = malloc(sizeof(float) * nf);
+    int *cells = malloc(sizeof(int) * (size_t)n);
+    cored_nchw_to_nhwc(feat, feat_nchw, n, c, h, h);
+    cored_cells_from_logits(cells, ze, labels, n);
+    for (int mode = 0; mode < 2; mode++) {
+        cored_rep_stats st;
+        CHECK(cored_rep_init(&st, mode ? CORED_REP_VECTOR : CORED_REP_SCALAR, c, NULL) == 0);
+        int half = n / 2; /* two batches */
+        cored_rep_accumulate(&st, feat, cells, half, h * h, c);
+        cored_rep_accumulate(&st, feat + (size_t)half * h * h * c, cells + half, n - half, h * h, c);
+        cored_rep_finish(&st);
+        for (int k = 0; k < CORED_CELLS; k++) {
+            CHECK(st.count[k] == want_c[k] && st.present[k] == (want_c[k] > 0));
+            for (int d = 0; d < st.dim; d++) {
+                float w = mode ? want_v[k * c + d] : want_s[k];
+                CHECK_MSG(fabsf(st.mu[k * st.dim + d] - w) < 1e-6f, "%s cell %d: mu %.7g want %.7g",
+                          mode ? "vector" : "scalar", k, st.mu[k * st.dim + d], w);
+            }
+        }
+        cored_rep_release(&st);
+    }
+    free(feat_nchw), free(ze), free(want_s), free(want_v), free(want_c), free(labels), free(feat), free(cells);
 }
 
 static void test_representation(void)
@@ -95,7 +143,7 @@ static void test_representation(void)
     const int n = (int)nl, c = 6, hw = 9, h = 3;
     float *feat = malloc(sizeof(float) * nf), *dfeat = malloc(sizeof(float) * nf), *dfeat_nchw = malloc(sizeof(float) * nf);
     cored_nchw_to_nhwc(feat, feat_nchw, n, c, h, h);
-    int cells[64];
+    int *cells = malloc(sizeof(int) * (size_t)n);
     cored_cells_from_logits(cells, ze, labels, n);
     for (int i = 0; i < n; i++) CHECK_MSG(cells[i] == cells_want[i], "image %d: cell %d want %d", i, cells[i], cells_want[i]);
     const char *modes[2] = {"scalar", "vector"};
@@ -125,12 +173,12 @@ static void test_representation(void)
         /* the full CoReD loss adds it to DL's */
         cored_train_cfg cfgc = cfg_for(CORED_METHOD_CORED);
         cfgc.rep = mode ? CORED_REP_VECTOR : CORED_REP_SCALAR;
-        float dl[64], *ws2 = malloc(sizeof(float) * cored_rep_ws_floats(n, c));
+        float *dl = malloc(sizeof(float) * 2 * (size_t)n), *ws2 = malloc(sizeof(float) * cored_rep_ws_floats(n, c));
         cored_loss_terms terms;
         cored_method_logit_loss(&terms, dl, dfeat, &cfgc, ze, ze, labels, n, feat, hw, c, cells, &teacher, ws2);
         CHECK(fabs(terms.rep - loss) < 1e-9 && fabs(terms.kd) < 1e-9);
         CHECK(fabs(terms.total - (1.5 * terms.ce + terms.rep)) < 1e-9);
-        free(ws2), free(g), free(ws), free(mu);
+        free(dl), free(ws2), free(g), free(ws), free(mu);
         cored_rep_release(&teacher);
     }
     /* no cell present on both sides: zero loss, zero gradient */
@@ -142,7 +190,7 @@ static void test_representation(void)
     for (size_t i = 0; i < nf; i++) CHECK(dfeat[i] == 0.0f);
     cored_rep_release(&empty);
     free(ws), free(feat_nchw), free(feat), free(dfeat), free(dfeat_nchw), free(ze), free(present), free(labels),
-        free(cells_want);
+        free(cells_want), free(cells);
 }
 
 static void test_weight_penalties(void)
@@ -257,7 +305,9 @@ int main(void)
         return 2;
     }
     RUN(test_kd_dl);
+    RUN(test_lwf);
     RUN(test_representation);
+    RUN(test_teacher_statistics);
     RUN(test_weight_penalties);
     RUN(test_bands);
     RUN(test_auc);

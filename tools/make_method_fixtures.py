@@ -109,6 +109,23 @@ for mode, mu in (("scalar", mu_s), ("vector", mu_v)):
 out.update({"rep.features": feat, "rep.labels": labels, "rep.eval_logits": ze, "rep.present": present,
             "rep.cells": cells.astype(np.int64)})
 
+# the teacher's statistics of the same images (their cells from the same logits)
+vmax = feat.astype(np.float64).max(axis=(2, 3))
+t_scalar, t_vector, t_count = np.zeros(10), np.zeros((10, C)), np.zeros(10)
+for k in range(10):
+    idx = np.nonzero(cells == k)[0]
+    t_count[k] = len(idx)
+    if len(idx):
+        t_scalar[k] = vmax[idx].mean(axis=1).mean()
+        t_vector[k] = vmax[idx].mean(axis=0)
+out.update({"rep.teacher.scalar": t_scalar, "rep.teacher.vector": t_vector, "rep.teacher.count": t_count})
+
+# LwF: distillation at T = 2 with weight 1, and its gradient with CE
+S2 = torch.tensor(s, dtype=torch.float64, requires_grad=True)
+kd2 = F.kl_div(F.log_softmax(S2 / 2, 1), F.softmax(Tt / 2, 1), reduction="batchmean") * 4
+(F.cross_entropy(S2, Y) + kd2).backward()
+out.update({"lwf.kd": np.array([kd2.item()]), "lwf.grad_s": S2.grad.numpy()})
+
 # ---------------------------------------------------------------- TG
 n = 40
 w = f32(rng.normal(0, 1, n))

@@ -103,6 +103,19 @@ int cored_mkdir_p(const char *path, cored_error *err);
 int cored_is_dir(const char *path);
 int cored_is_file(const char *path);
 
+/* ---------------------------------------------------------------- strings */
+
+/* A growing string; a failed allocation makes it sticky-failed (oom) instead of
+   truncating. Starts zeroed; cored_sb_release frees it. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    int oom;
+} cored_sb;
+
+void cored_sb_printf(cored_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cored_sb_release(cored_sb *b);
+
 /* ---------------------------------------------------------------- logging */
 
 void cored_log(cored_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

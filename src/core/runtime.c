@@ -56,6 +56,41 @@ void cored_log(cored_log_level level, const char *fmt, ...)
     log_fn(level, msg, log_user);
 }
 
+void cored_sb_printf(cored_sb *b, const char *fmt, ...)
+{
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int w = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (w < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->s && b->len + (size_t)w < b->cap) {
+            b->len += (size_t)w;
+            return;
+        }
+        size_t cap = (b->cap ? 2 * b->cap : 256) + (size_t)w;
+        char *s = cored_realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+void cored_sb_release(cored_sb *b)
+{
+    cored_free(b->s);
+    b->s = NULL;
+    b->len = b->cap = 0;
+    b->oom = 0;
+}
+
 double cored_now(void)
 {
     struct timespec ts;

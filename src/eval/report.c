@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "io/json.h"
 #include "metrics.h"
 #include "report.h"
 
@@ -24,55 +25,23 @@ static void cell(char *buf, size_t n, double v)
         snprintf(buf, n, "%.2f", v);
 }
 
-/* A growing text buffer. */
-typedef struct {
-    char *s;
-    size_t len, cap;
-    int oom;
-} text;
-
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(text *t, const char *fmt, ...)
-{
-    if (t->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int w = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
-        va_end(ap);
-        if (w < 0) {
-            t->oom = 1;
-            return;
-        }
-        if (t->s && t->len + (size_t)w < t->cap) {
-            t->len += (size_t)w;
-            return;
-        }
-        size_t cap = (t->cap ? 2 * t->cap : 4096) + (size_t)w;
-        char *s = cored_realloc(t->s, cap);
-        if (!s) {
-            t->oom = 1;
-            return;
-        }
-        t->s = s;
-        t->cap = cap;
-    }
-}
-
 static int write_text_cb(FILE *f, void *user, cored_error *err)
 {
-    const text *t = user;
+    const cored_sb *t = user;
     return cored_fwrite_all(f, t->s, t->len, "report", err);
 }
 
-static int save_text(text *t, const char *dir, const char *name, cored_error *err)
+static int save_text(cored_sb *t, const char *dir, const char *name, cored_error *err)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    int rc = t->oom ? CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", path)
-                    : cored_write_atomic(path, write_text_cb, t, err);
-    cored_free(t->s);
-    memset(t, 0, sizeof *t);
+    int rc;
+    if (cored_path_join(path, sizeof path, dir, name))
+        rc = CORED_FAIL(err, CORED_E_ARG, "%s: path too long", dir);
+    else if (t->oom || !t->s)
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", path);
+    else
+        rc = cored_write_atomic(path, write_text_cb, t, err);
+    cored_sb_release(t);
     return rc;
 }
 
@@ -110,35 +79,46 @@ void cored_report_summary_text(const cored_report *r, char *buf, size_t n)
     }
 }
 
-static void markdown(text *t, const cored_report *r)
+/* A file name inside a Markdown link: spaces and parentheses percent-encoded. */
+static void link_name(cored_sb *t, const char *name)
+{
+    for (const char *c = name; *c; c++) {
+        if (*c == ' ' || *c == '(' || *c == ')' || *c == '%')
+            cored_sb_printf(t, "%%%02X", (unsigned char)*c);
+        else
+            cored_sb_printf(t, "%c", *c);
+    }
+}
+
+static void markdown(cored_sb *t, const cored_report *r)
 {
     const int N = r->n_tasks;
     double R[CORED_REPORT_MAX * CORED_REPORT_MAX], mean[CORED_REPORT_MAX];
     char c[32];
-    put(t, "# %s\n\n%s\n\n", r->title, r->settings ? r->settings : "");
-    put(t, "Task order: ");
-    for (int i = 0; i < N; i++) put(t, "%s%d. %s", i ? " → " : "", i + 1, r->tasks[i]);
-    put(t, ". Every model is evaluated on the **%s** split of **every** task after every step.\n\n", r->split);
-    put(t, "## Summary (mean test AUC %% over the tasks seen so far)\n\n| method |");
-    for (int i = 0; i < N; i++) put(t, " Task %d (%s) |", i + 1, r->tasks[i]);
-    put(t, " BWT | forgetting |\n|---|");
-    for (int i = 0; i < N + 2; i++) put(t, "---:|");
-    put(t, "\n");
+    cored_sb_printf(t, "# %s\n\n%s\n\n", r->title, r->settings ? r->settings : "");
+    cored_sb_printf(t, "Task order: ");
+    for (int i = 0; i < N; i++) cored_sb_printf(t, "%s%d. %s", i ? " → " : "", i + 1, r->tasks[i]);
+    cored_sb_printf(t, ". Every model is evaluated on the **%s** split of **every** task after every step.\n\n", r->split);
+    cored_sb_printf(t, "## Summary (mean test AUC %% over the tasks seen so far)\n\n| method |");
+    for (int i = 0; i < N; i++) cored_sb_printf(t, " Task %d (%s) |", i + 1, r->tasks[i]);
+    cored_sb_printf(t, " BWT | forgetting |\n|---|");
+    for (int i = 0; i < N + 2; i++) cored_sb_printf(t, "---:|");
+    cored_sb_printf(t, "\n");
     for (int m = 0; m < r->n_methods; m++) {
         matrix(R, r, m);
         cored_matrix_mean_seen(mean, R, N);
-        put(t, "| %s |", r->methods[m]);
+        cored_sb_printf(t, "| %s |", r->methods[m]);
         for (int i = 0; i < N; i++) {
             cell(c, sizeof c, mean[i]);
-            put(t, " %s |", c);
+            cored_sb_printf(t, " %s |", c);
         }
         cell(c, sizeof c, cored_matrix_bwt(R, N));
-        put(t, " %s |", c);
+        cored_sb_printf(t, " %s |", c);
         cell(c, sizeof c, cored_matrix_forgetting(R, N));
-        put(t, " %s |\n", c);
+        cored_sb_printf(t, " %s |\n", c);
     }
-    put(t, "\n![mean AUC per step](plots/mean_auc.png)\n\n");
-    put(t, "## Definitions\n\n"
+    cored_sb_printf(t, "\n![mean AUC per step](plots/mean_auc.png)\n\n");
+    cored_sb_printf(t, "## Definitions\n\n"
            "- R[i][j]: ROC-AUC (%%, ties by mid-rank, score p(fake)) on the %s split of task j after "
            "training step i. The upper triangle (j > i) shows tasks not trained yet.\n"
            "- Mean seen after step i: (1/(i+1)) Σ_{j≤i} R[i][j].\n"
@@ -150,46 +130,48 @@ static void markdown(text *t, const cored_report *r)
     for (int m = 0; m < r->n_methods; m++) {
         matrix(R, r, m);
         cored_matrix_mean_seen(mean, R, N);
-        put(t, "## %s\n\n| after step \\ test AUC %% | ", r->methods[m]);
-        for (int j = 0; j < N; j++) put(t, "%s | ", r->tasks[j]);
-        put(t, "mean seen |\n|---|");
-        for (int j = 0; j <= N; j++) put(t, "---:|");
-        put(t, "\n");
+        cored_sb_printf(t, "## %s\n\n| after step \\ test AUC %% | ", r->methods[m]);
+        for (int j = 0; j < N; j++) cored_sb_printf(t, "%s | ", r->tasks[j]);
+        cored_sb_printf(t, "mean seen |\n|---|");
+        for (int j = 0; j <= N; j++) cored_sb_printf(t, "---:|");
+        cored_sb_printf(t, "\n");
         for (int i = 0; i < N; i++) {
-            put(t, "| %d: %s |", i + 1, r->tasks[i]);
+            cored_sb_printf(t, "| %d: %s |", i + 1, r->tasks[i]);
             for (int j = 0; j < N; j++) {
                 cell(c, sizeof c, R[i * N + j]);
-                put(t, j == i ? " **%s** |" : j > i ? " *%s* |" : " %s |", c);
+                cored_sb_printf(t, j == i ? " **%s** |" : j > i ? " *%s* |" : " %s |", c);
             }
             cell(c, sizeof c, mean[i]);
-            put(t, " %s |\n", c);
+            cored_sb_printf(t, " %s |\n", c);
         }
         char b[16], f[16];
         cell(b, sizeof b, cored_matrix_bwt(R, N));
         cell(f, sizeof f, cored_matrix_forgetting(R, N));
-        put(t, "\nBWT %s, forgetting %s.\n\n![AUC matrix of %s](plots/auc_%s.png)\n\n", b, f, r->methods[m],
-            r->methods[m]);
+        cored_sb_printf(t, "\nBWT %s, forgetting %s.\n\n![AUC matrix of %s](plots/auc_%s.png)\n\n", b, f,
+                        r->methods[m], r->methods[m]);
     }
-    put(t, "## ROC curves of the final models\n\n");
-    for (int j = 0; j < N; j++) put(t, "![ROC on %s](plots/roc_%s.png)\n", r->tasks[j], r->tasks[j]);
+    cored_sb_printf(t, "## ROC curves of the final models\n\n");
+    for (int j = 0; j < N; j++) {
+        cored_sb_printf(t, "![ROC on %s](plots/roc_", r->tasks[j]);
+        link_name(t, r->tasks[j]);
+        cored_sb_printf(t, ".png)\n");
+    }
 }
 
-static void csv(text *t, const cored_report *r)
+static void csv(cored_sb *t, const cored_report *r)
 {
-    put(t, "method,step,trained_task,task,auc,acc\n");
+    cored_sb_printf(t, "method,step,trained_task,task,auc,acc\n");
     for (int m = 0; m < r->n_methods; m++)
         for (int i = 0; i < r->n_tasks; i++)
             for (int j = 0; j < r->n_tasks; j++) {
                 char a[32], b[32];
                 cell(a, sizeof a, *cored_report_auc(r, m, i, j));
                 cell(b, sizeof b, *cored_report_acc(r, m, i, j));
-                put(t, "%s,%d,%s,%s,%s,%s\n", r->methods[m], i + 1, r->tasks[i], r->tasks[j], a, b);
+                cored_sb_printf(t, "%s,%d,%s,%s,%s,%s\n", r->methods[m], i + 1, r->tasks[i], r->tasks[j], a, b);
             }
 }
 
-static cJSON *num(double v) { return isnan(v) ? cJSON_CreateNull() : cJSON_CreateNumber(v); }
-
-static int json(text *t, const cored_report *r)
+static int json(cored_sb *t, const cored_report *r)
 {
     const int N = r->n_tasks;
     double R[CORED_REPORT_MAX * CORED_REPORT_MAX], mean[CORED_REPORT_MAX];
@@ -206,25 +188,25 @@ static int json(text *t, const cored_report *r)
         for (int i = 0; i < N; i++) {
             cJSON *ra = cJSON_CreateArray(), *rc = cJSON_CreateArray();
             for (int k = 0; k < N; k++) {
-                cJSON_AddItemToArray(ra, num(R[i * N + k]));
-                cJSON_AddItemToArray(rc, num(*cored_report_acc(r, m, i, k)));
+                cJSON_AddItemToArray(ra, cored_json_number(R[i * N + k]));
+                cJSON_AddItemToArray(rc, cored_json_number(*cored_report_acc(r, m, i, k)));
             }
             cJSON_AddItemToArray(auc, ra);
             cJSON_AddItemToArray(acc, rc);
-            cJSON_AddItemToArray(ms, num(mean[i]));
+            cJSON_AddItemToArray(ms, cored_json_number(mean[i]));
         }
         cJSON_AddItemToObject(o, "auc", auc);
         cJSON_AddItemToObject(o, "acc", acc);
         cJSON_AddItemToObject(o, "mean_seen_auc", ms);
-        cJSON_AddItemToObject(o, "bwt", num(cored_matrix_bwt(R, N)));
-        cJSON_AddItemToObject(o, "forgetting", num(cored_matrix_forgetting(R, N)));
+        cJSON_AddItemToObject(o, "bwt", cored_json_number(cored_matrix_bwt(R, N)));
+        cJSON_AddItemToObject(o, "forgetting", cored_json_number(cored_matrix_forgetting(R, N)));
         cJSON_AddItemToObject(methods, r->methods[m], o);
     }
     cJSON_AddItemToObject(j, "methods", methods);
     char *s = cJSON_Print(j);
     cJSON_Delete(j);
     if (!s) return -1;
-    put(t, "%s\n", s);
+    cored_sb_printf(t, "%s\n", s);
     cJSON_free(s);
     return 0;
 }
@@ -278,7 +260,7 @@ int cored_report_write(const cored_report *r, const char *dir, cored_error *err)
     snprintf(pdir, sizeof pdir, "%s/plots", dir);
     int rc = cored_mkdir_p(pdir, err);
     if (rc) return rc;
-    text t = {0};
+    cored_sb t = {0};
     markdown(&t, r);
     if ((rc = save_text(&t, dir, "report.md", err))) return rc;
     csv(&t, r);

@@ -183,3 +183,14 @@ int cored_checkpoint_peek(const char *path, char *arch, size_t n, int *size, cor
     cored_st_close(f);
     return CORED_OK;
 }
+
+int cored_checkpoint_meta(const char *path, const char *key, char *buf, size_t n, cored_error *err)
+{
+    cored_st_file *f = NULL;
+    int rc = cored_st_open(&f, path, err);
+    if (rc) return rc;
+    const char *v = cored_st_meta(f, key);
+    snprintf(buf, n, "%s", v ? v : "");
+    cored_st_close(f);
+    return CORED_OK;
+}

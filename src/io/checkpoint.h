@@ -37,4 +37,7 @@ int cored_model_load(cored_model *m, const char *path, cored_error *err);
    arch receives at most n-1 characters. */
 int cored_checkpoint_peek(const char *path, char *arch, size_t n, int *size, cored_error *err);
 
+/* Copies the value of a metadata key of a checkpoint into buf ("" when absent). */
+int cored_checkpoint_meta(const char *path, const char *key, char *buf, size_t n, cored_error *err);
+
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "io/json.h"
 #include "train.h"
 
 static const char *method_names[CORED_METHOD_COUNT] = {"train", "tl",  "dl",     "tg",   "lwf",
@@ -60,15 +61,36 @@ void cored_train_defaults(cored_train_cfg *cfg)
     cfg->save_every = 300.0;
 }
 
+void cored_resolve_pack(char *buf, size_t n, const char *data, const char *pack, int size)
+{
+    if (!pack) {
+        cored_pack_default_path(buf, n, data, size);
+        if (!cored_is_file(buf)) buf[0] = 0;
+    } else {
+        snprintf(buf, n, "%s", pack);
+    }
+}
+
+int cored_loader_threads(int requested)
+{
+    if (requested > 0) return requested;
+    int threads = cored_get_threads();
+    return threads > 2 ? threads / 2 : 1;
+}
+
+uint64_t cored_file_checksum(const char *path)
+{
+    unsigned char *buf = NULL;
+    size_t len;
+    if (!path || cored_read_file(path, (size_t)8 << 30, &buf, &len, NULL)) return 0;
+    uint64_t h = cored_checksum64(buf, len, 0);
+    cored_free(buf);
+    return h;
+}
+
 static const char *cutmix_name(cored_cutmix_mode m)
 {
     return m == CORED_CUTMIX_NONE ? "none" : m == CORED_CUTMIX_SAME ? "same" : "opposite";
-}
-
-static int write_text(FILE *f, void *user, cored_error *err)
-{
-    const char *text = user;
-    return cored_fwrite_all(f, text, strlen(text), "config.json", err);
 }
 
 int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_error *err)
@@ -118,23 +140,7 @@ int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_err
     cJSON_AddNumberToObject(j, "threads", cfg->threads);
     cJSON_AddBoolToObject(j, "deterministic", cfg->deterministic);
     cJSON_AddNumberToObject(j, "save_every", cfg->save_every);
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!text) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot format the configuration", path);
-    size_t n = strlen(text);
-    char *full = cored_alloc(n + 2);
-    int rc;
-    if (!full) {
-        rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot format the configuration", path);
-    } else {
-        memcpy(full, text, n);
-        full[n] = '\n';
-        full[n + 1] = 0;
-        rc = cored_write_atomic(path, write_text, full, err);
-    }
-    cored_free(full);
-    cJSON_free(text);
-    return rc;
+    return cored_json_save(j, path, err);
 }
 
 /* A string arena: every string of a loaded configuration in one block. */
@@ -155,13 +161,11 @@ static const char *keep(arena *a, const char *s)
 
 int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path, cored_error *err)
 {
-    unsigned char *text = NULL;
-    size_t len;
-    int rc = cored_read_file(path, 1 << 20, &text, &len, err);
-    if (rc) return rc;
-    cJSON *j = cJSON_ParseWithLength((const char *)text, len);
-    arena a = {cored_alloc(len + 1), 0, len + 1};
-    if (!j || !cJSON_IsObject(j)) {
+    int rc = CORED_OK;
+    cJSON *j = cored_json_load(path, 1 << 20, err);
+    if (!j) return err ? err->code : CORED_E_FORMAT;
+    arena a = {cored_alloc(1 << 20), 0, 1 << 20};
+    if (!cJSON_IsObject(j)) {
         rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: not a JSON object", path);
         goto done;
     }
@@ -170,6 +174,7 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
         goto done;
     }
     cored_train_defaults(cfg);
+    const char *bad_number = NULL;
 #define STR(key, field)                                                                    \
     do {                                                                                   \
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);                          \
@@ -178,7 +183,8 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
 #define NUM(key, field, type)                                                              \
     do {                                                                                   \
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);                          \
-        if (cJSON_IsNumber(v)) cfg->field = (type)v->valuedouble;                           \
+        if (cJSON_IsNumber(v) && fabs(v->valuedouble) < 1e9) cfg->field = (type)v->valuedouble; \
+        else if (v) bad_number = key;                                                       \
     } while (0)
 #define BOOL(key, field)                                                                   \
     do {                                                                                   \
@@ -221,10 +227,18 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
 #undef STR
 #undef NUM
 #undef BOOL
+    if (bad_number) {
+        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: '%s' must be a number", path, bad_number);
+        goto done;
+    }
     const cJSON *v;
     if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "optimizer"))) {
         int k = cored_optim_kind_parse(v->valuestring);
-        if (k >= 0) cfg->optim.kind = (cored_opt_kind)k;
+        if (k < 0) {
+            rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: unknown optimizer '%s'", path, v->valuestring);
+            goto done;
+        }
+        cfg->optim.kind = (cored_opt_kind)k;
     }
     if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "seed")))
         cfg->seed = strtoull(v->valuestring, NULL, 10);
@@ -236,14 +250,25 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
         }
         cfg->method = (cored_method)k;
     }
-    if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "rep")))
-        cfg->rep = strcmp(v->valuestring, "vector") ? CORED_REP_SCALAR : CORED_REP_VECTOR;
-    if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "select")))
-        cfg->select_auc = !strcmp(v->valuestring, "auc");
-    if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "cutmix")))
-        cfg->cutmix = !strcmp(v->valuestring, "none")   ? CORED_CUTMIX_NONE
-                      : !strcmp(v->valuestring, "same") ? CORED_CUTMIX_SAME
-                                                        : CORED_CUTMIX_OPPOSITE;
+    static const struct {
+        const char *key, *a, *b, *c;
+    } choices[] = {{"rep", "scalar", "vector", NULL},
+                   {"select", "acc", "auc", NULL},
+                   {"cutmix", "opposite", "same", "none"}};
+    for (size_t q = 0; q < sizeof choices / sizeof choices[0]; q++) {
+        v = cJSON_GetObjectItemCaseSensitive(j, choices[q].key);
+        if (!v) continue;
+        const char *x = cJSON_IsString(v) ? v->valuestring : "";
+        int idx = !strcmp(x, choices[q].a) ? 0 : !strcmp(x, choices[q].b) ? 1
+                  : (choices[q].c && !strcmp(x, choices[q].c)) ? 2 : -1;
+        if (idx < 0) {
+            rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: unknown %s '%s'", path, choices[q].key, x);
+            goto done;
+        }
+        if (q == 0) cfg->rep = idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
+        if (q == 1) cfg->select_auc = idx;
+        if (q == 2) cfg->cutmix = idx == 0 ? CORED_CUTMIX_OPPOSITE : idx == 1 ? CORED_CUTMIX_SAME : CORED_CUTMIX_NONE;
+    }
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "sources"), *it;
     cfg->n_sources = 0;
     cJSON_ArrayForEach(it, src)
@@ -260,6 +285,5 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
 done:
     cJSON_Delete(j);
     cored_free(a.buf);
-    cored_free(text);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "methods.h"
+#include "models/model.h"
 #include "ops/ops.h"
 
 void cored_method_logit_loss(cored_loss_terms *terms, float *dlogits, float *dfeat,
@@ -48,36 +49,52 @@ void cored_method_logit_loss(cored_loss_terms *terms, float *dlogits, float *dfe
     }
 }
 
+/* Sum over fixed chunks combined in order, so the logged value does not depend on the
+   number of threads. */
+#define REG_PARTS 16
+
 void cored_method_weight_loss(cored_loss_terms *terms, float *g, const float *w,
                               const cored_reg_ctx *reg, const cored_train_cfg *cfg, const float *t,
                               const int *labels, int n)
 {
-    double value = 0;
-    if (cfg->method == CORED_METHOD_TG) {
-        double ce_t = cored_softmax_ce(NULL, t, labels, n, 2, 1.0f);
-        float gamma = (float)(1.0 / (1.0 + exp(ce_t)));
-        double sp = 0, cls = 0;
-        #pragma omp parallel for reduction(+ : sp, cls) schedule(static)
-        for (size_t i = 0; i < reg->n; i++) {
-            float d = reg->is_head[i] ? w[i] : w[i] - reg->anchor[i];
-            if (reg->is_head[i])
-                cls += 0.5 * (double)d * d;
-            else
-                sp += 0.5 * (double)d * d;
-            g[i] += gamma * d;
-        }
-        value = gamma * (sp + cls);
-    } else if (cfg->method == CORED_METHOD_EWC) {
-        const float lambda = cfg->ewc_lambda;
+    const int tg = cfg->method == CORED_METHOD_TG;
+    if (!tg && cfg->method != CORED_METHOD_EWC) return;
+    float gamma = 0.0f;
+    if (tg) gamma = (float)(1.0 / (1.0 + exp(cored_softmax_ce(NULL, t, labels, n, 2, 1.0f))));
+    const float lambda = cfg->ewc_lambda;
+    double part[REG_PARTS];
+    #pragma omp parallel for schedule(static)
+    for (int p = 0; p < REG_PARTS; p++) {
+        size_t lo = reg->n * (size_t)p / REG_PARTS, hi = reg->n * (size_t)(p + 1) / REG_PARTS;
         double v = 0;
-        #pragma omp parallel for reduction(+ : v) schedule(static)
-        for (size_t i = 0; i < reg->n; i++) {
-            float d = w[i] - reg->anchor[i];
-            v += 0.5 * (double)reg->fisher[i] * d * d;
-            g[i] += lambda * reg->fisher[i] * d;
+        for (size_t i = lo; i < hi; i++) {
+            if (tg) {
+                /* L2-SP towards the teacher, plain L2 on the classifier */
+                float d = reg->is_head[i] ? w[i] : w[i] - reg->anchor[i];
+                v += 0.5 * (double)d * d;
+                g[i] += gamma * d;
+            } else {
+                float d = w[i] - reg->anchor[i];
+                v += 0.5 * (double)reg->fisher[i] * d * d;
+                g[i] += lambda * reg->fisher[i] * d;
+            }
         }
-        value = lambda * v;
+        part[p] = v;
     }
+    double value = 0;
+    for (int p = 0; p < REG_PARTS; p++) value += part[p];
+    value *= tg ? gamma : lambda;
     terms->reg = value;
     terms->total += value;
+}
+
+void cored_head_mask(uint8_t *mask, const cored_model *m)
+{
+    size_t nw = m->n_weights, hl = strlen(m->arch->head);
+    memset(mask, 0, nw);
+    for (int i = 0; i < cored_model_param_count(m); i++) {
+        const cored_param *p = cored_model_param(m, i);
+        if (cored_param_trainable(p->kind) && !strncmp(p->name, m->arch->head, hl) && p->name[hl] == '.')
+            memset(mask + p->offset, 1, p->numel);
+    }
 }

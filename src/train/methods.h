@@ -42,4 +42,8 @@ void cored_method_weight_loss(cored_loss_terms *terms, float *g, const float *w,
                               const cored_reg_ctx *reg, const cored_train_cfg *cfg, const float *t,
                               const int *labels, int n);
 
+/* mask[i] = 1 for the elements of the weight slab that belong to the classifier (the
+   parameters "<head>.*", head = the architecture's classifier module), else 0. */
+void cored_head_mask(uint8_t *mask, const cored_model *m);
+
 #endif

@@ -115,7 +115,7 @@ int cored_teacher_batch_logits(float *out, const cored_teacher_cache *cache, cor
 {
     const size_t img = (size_t)size * size * 3;
     float *in = cored_model_input(teacher);
-    int rows[4096], k = 0;
+    int rows[CORED_MAX_BATCH], k = 0;
     for (int i = 0; i < b->n; i++) {
         int idx = b->index[i];
         if (!b->mixed[i] && idx < cache->n && cache->have[idx]) {

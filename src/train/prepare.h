@@ -32,8 +32,8 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
                        cored_progress_fn progress, void *user, volatile sig_atomic_t *stop,
                        cored_error *err);
 
-/* Teacher logits (n, 2) of a training batch: from the cache, and one teacher forward for
-   the images CutMix modified. */
+/* Teacher logits (n, 2) of a training batch (n <= CORED_MAX_BATCH): from the cache, and
+   one teacher forward for the images CutMix modified. */
 int cored_teacher_batch_logits(float *out, const cored_teacher_cache *cache, cored_model *teacher,
                                const cored_batch *b, int size, cored_error *err);
 

@@ -13,6 +13,7 @@
 #include "eval/metrics.h"
 #include "eval/report.h"
 #include "io/checkpoint.h"
+#include "io/json.h"
 #include "io/safetensors.h"
 #include "protocol.h"
 
@@ -21,42 +22,6 @@ static void announce(const cored_protocol_cfg *p, const char *what)
     if (!p->base.progress) return;
     cored_progress e = {.phase = CORED_PHASE_PREPARE, .what = what};
     p->base.progress(&e, p->base.progress_user);
-}
-
-static int write_string(FILE *f, void *user, cored_error *err)
-{
-    return cored_fwrite_all(f, user, strlen(user), "json", err);
-}
-
-static int save_json(cJSON *j, const char *path, cored_error *err)
-{
-    char *s = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!s) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot format", path);
-    size_t n = strlen(s);
-    char *t = cored_alloc(n + 2);
-    int rc;
-    if (!t) {
-        rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot format", path);
-    } else {
-        memcpy(t, s, n);
-        t[n] = '\n', t[n + 1] = 0;
-        rc = cored_write_atomic(path, write_string, t, err);
-    }
-    cored_free(t);
-    cJSON_free(s);
-    return rc;
-}
-
-static cJSON *load_json(const char *path, cored_error *err)
-{
-    unsigned char *buf = NULL;
-    size_t len;
-    if (cored_read_file(path, (size_t)64 << 20, &buf, &len, err)) return NULL;
-    cJSON *j = cJSON_ParseWithLength((const char *)buf, len);
-    cored_free(buf);
-    if (!j) CORED_FAIL(err, CORED_E_FORMAT, "%s: not valid JSON", path);
-    return j;
 }
 
 int cored_protocol_save(const cored_protocol_cfg *p, cored_error *err)
@@ -73,7 +38,7 @@ int cored_protocol_save(const cored_protocol_cfg *p, cored_error *err)
     cJSON_AddNumberToObject(j, "task1_epochs", p->task1_epochs);
     cJSON_AddStringToObject(j, "split", cored_split_name(p->split));
     snprintf(path, sizeof path, "%s/protocol.json", p->out);
-    return save_json(j, path, err);
+    return cored_json_save(j, path, err);
 }
 
 int cored_protocol_load(cored_protocol_cfg *p, char **strings, const char *dir, cored_error *err)
@@ -81,7 +46,7 @@ int cored_protocol_load(cored_protocol_cfg *p, char **strings, const char *dir, 
     char path[4096];
     memset(p, 0, sizeof *p);
     snprintf(path, sizeof path, "%s/protocol.json", dir);
-    cJSON *j = load_json(path, err);
+    cJSON *j = cored_json_load(path, (size_t)1 << 20, err);
     if (!j) return err ? err->code : CORED_E_FORMAT;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "tasks"), *m = cJSON_GetObjectItemCaseSensitive(j, "methods");
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "task1_epochs"), *s = cJSON_GetObjectItemCaseSensitive(j, "split");
@@ -145,15 +110,9 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
     cJSON *j = cJSON_CreateObject(), *tasks = cJSON_CreateObject();
     int rc = cored_model_create(&m, b->arch, b->size, b->batch, CORED_BUILD_INFER, err);
     if (!rc) rc = cored_model_load(m, ckpt, err);
-    char pack[4096] = "";
-    if (!b->pack) {
-        cored_pack_default_path(pack, sizeof pack, b->data, b->size);
-        if (!cored_is_file(pack)) pack[0] = 0;
-    } else {
-        snprintf(pack, sizeof pack, "%s", b->pack);
-    }
-    int threads = cored_get_threads();
-    cored_loader_opts base = {.size = b->size, .threads = b->loader_threads ? b->loader_threads : (threads > 2 ? threads / 2 : 1),
+    char pack[4096];
+    cored_resolve_pack(pack, sizeof pack, b->data, b->pack, b->size);
+    cored_loader_opts base = {.size = b->size, .threads = cored_loader_threads(b->loader_threads),
                               .strict = b->strict, .pack = pack[0] ? pack : NULL};
     for (int i = 0; i < p->n_tasks && !rc; i++) {
         cored_dataset *ds = NULL;
@@ -177,10 +136,10 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
         counts[i] = n;
         for (int k = 0; k < n; k++) flabels[i][k] = (float)labels[k];
         cJSON *o2 = cJSON_CreateObject();
-        cJSON_AddItemToObject(o2, "auc", isnan(res.auc) ? cJSON_CreateNull() : cJSON_CreateNumber(res.auc));
-        cJSON_AddItemToObject(o2, "acc", isnan(res.acc) ? cJSON_CreateNull() : cJSON_CreateNumber(res.acc));
-        cJSON_AddItemToObject(o2, "acc_real", isnan(res.acc_real) ? cJSON_CreateNull() : cJSON_CreateNumber(res.acc_real));
-        cJSON_AddItemToObject(o2, "acc_fake", isnan(res.acc_fake) ? cJSON_CreateNull() : cJSON_CreateNumber(res.acc_fake));
+        cJSON_AddItemToObject(o2, "auc", cored_json_number(res.auc));
+        cJSON_AddItemToObject(o2, "acc", cored_json_number(res.acc));
+        cJSON_AddItemToObject(o2, "acc_real", cored_json_number(res.acc_real));
+        cJSON_AddItemToObject(o2, "acc_fake", cored_json_number(res.acc_fake));
         cJSON_AddNumberToObject(o2, "n_real", res.n_real);
         cJSON_AddNumberToObject(o2, "n_fake", res.n_fake);
         cJSON_AddItemToObject(tasks, p->tasks[i], o2);
@@ -202,7 +161,7 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
     cJSON_AddStringToObject(j, "split", cored_split_name(p->split));
     cJSON_AddItemToObject(j, "tasks", tasks);
     if (!rc)
-        rc = save_json(j, json_path, err);
+        rc = cored_json_save(j, json_path, err);
     else
         cJSON_Delete(j);
     for (int i = 0; i < p->n_tasks; i++) cored_free(scores[i]), cored_free(flabels[i]);
@@ -212,6 +171,16 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
 }
 
 /* ---------------------------------------------------------------- steps */
+
+/* A completed step counts only if it was trained from the current previous model. */
+static int summary_matches(const char *summary, const char *from)
+{
+    cJSON *j = cored_json_load(summary, (size_t)1 << 20, NULL);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "from_checksum");
+    int ok = cJSON_IsString(v) && strtoull(v->valuestring, NULL, 16) == cored_file_checksum(from);
+    cJSON_Delete(j);
+    return ok;
+}
 
 static int run_step(const cored_protocol_cfg *p, cored_train_cfg *c, const char *dir, const char *what,
                     cored_error *err)
@@ -223,11 +192,11 @@ static int run_step(const cored_protocol_cfg *p, cored_train_cfg *c, const char 
     c->out = dir;
     c->force = p->force && !p->resume;
     c->resume = 0;
-    if (cored_is_file(path)) {
-        if (!p->force || p->resume) {
-            announce(p, what);
-            return eval_step(p, dir, err);
-        }
+    if (cored_is_file(path) && summary_matches(path, c->from)) {
+        announce(p, what);
+        return eval_step(p, dir, err);
+    } else if (cored_is_file(path)) {
+        c->force = 1; /* trained from another teacher (an earlier, replaced run): redo */
     } else {
         snprintf(path, sizeof path, "%s/config.json", dir);
         c->resume = p->resume && cored_is_file(path);
@@ -248,7 +217,7 @@ static int read_eval(const cored_protocol_cfg *p, const char *dir, cored_report 
 {
     char path[4096];
     if (cored_path_join(path, sizeof path, dir, "eval.json")) return CORED_FAIL(err, CORED_E_ARG, "%s: path too long", dir);
-    cJSON *j = load_json(path, err);
+    cJSON *j = cored_json_load(path, (size_t)1 << 20, err);
     if (!j) return err ? err->code : CORED_E_FORMAT;
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(j, "tasks");
     for (int t = 0; t < p->n_tasks; t++) {
@@ -281,7 +250,7 @@ static int build_report(const cored_protocol_cfg *p, char *summary, size_t n, co
     r.auc = cored_alloc(sizeof(double) * cells);
     r.acc = cored_alloc(sizeof(double) * cells);
     cored_st_file *finals[CORED_REPORT_MAX] = {0};
-    float *lab[CORED_REPORT_MAX][CORED_REPORT_MAX] = {{0}};
+    float *scores[CORED_REPORT_MAX][CORED_REPORT_MAX] = {{0}};
     int rc = r.auc && r.acc ? CORED_OK : CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
     char dir[4096];
     for (int m = 0; m < p->n_methods && !rc; m++)
@@ -310,7 +279,7 @@ static int build_report(const cored_protocol_cfg *p, char *summary, size_t n, co
             float *sc = cored_alloc(sizeof(float) * (s->numel ? s->numel : 1));
             float *lf = cored_alloc(sizeof(float) * (s->numel ? s->numel : 1));
             int *li = cored_alloc(sizeof(int) * (s->numel ? s->numel : 1));
-            lab[m][t] = sc;
+            scores[m][t] = sc;
             r.scores[m][t] = sc;
             r.labels[m][t] = li;
             if (!sc || !lf || !li) rc = CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
@@ -339,11 +308,26 @@ static int build_report(const cored_protocol_cfg *p, char *summary, size_t n, co
     if (!rc && summary) cored_report_summary_text(&r, summary, n);
     for (int m = 0; m < p->n_methods; m++) {
         cored_st_close(finals[m]);
-        for (int t = 0; t < p->n_tasks; t++) cored_free(lab[m][t]), cored_free((void *)r.labels[m][t]);
+        for (int t = 0; t < p->n_tasks; t++) cored_free(scores[m][t]), cored_free((void *)r.labels[m][t]);
     }
     cored_free(r.auc);
     cored_free(r.acc);
     return rc;
+}
+
+/* --force: the files of every step of an earlier run in this folder go (cored's own
+   files only), so nothing of it can be mistaken for a completed step. */
+static void forget_steps(const cored_protocol_cfg *p)
+{
+    static const char *files[] = {"config.json", "log.csv", "log.jsonl", "best.safetensors", "last.safetensors",
+                                  "summary.json", "eval.json", "eval.safetensors"};
+    char dir[4096], path[4096];
+    for (int m = 0; m < p->n_methods; m++)
+        for (int k = m ? 1 : 0; k < p->n_tasks; k++) {
+            step_dir(dir, sizeof dir, p, m, k);
+            for (size_t f = 0; f < sizeof files / sizeof files[0]; f++)
+                if (!cored_path_join(path, sizeof path, dir, files[f])) remove(path);
+        }
 }
 
 int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cored_error *err)
@@ -368,6 +352,7 @@ int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cor
             return rc;
         }
         if ((rc = cored_mkdir_p(p->out, err)) || (rc = cored_protocol_save(p, err))) return rc;
+        if (p->force) forget_steps(p);
     }
     const char *own[] = {"protocol.json", "base.json", "report.md", "report.csv", "report.json"};
     for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) cored_clean_stale_temps(p->out, own[i]);

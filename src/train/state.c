@@ -94,27 +94,29 @@ int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
     e.t = cored_calloc((size_t)e.cap, sizeof *e.t);
     e.names_cap = (size_t)e.cap * (CORED_NAME_MAX + 32);
     e.names = cored_alloc(e.names_cap);
-    char *state = NULL, tasks[4096] = "", epoch[16], score[64], seed[32];
+    char *state = NULL, epoch[16], score[64], seed[32];
+    cored_sb tasks = {0};
     int rc = CORED_OK;
     if (!e.t || !e.names) {
         rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the checkpoint list");
         goto done;
     }
-    float present[CORED_CELLS];
+    float counts[CORED_CELLS];
     int64_t shape_mu[2] = {CORED_CELLS, t->have_rep ? t->rep.dim : 0}, shape_c[1] = {CORED_CELLS};
     if (t->have_rep) {
-        for (int k = 0; k < CORED_CELLS; k++) present[k] = (float)t->rep.count[k];
+        for (int k = 0; k < CORED_CELLS; k++) counts[k] = (float)t->rep.count[k];
         extras_add(&e, "cored.rep.mu", 2, shape_mu, t->rep.mu);
-        extras_add(&e, "cored.rep.count", 1, shape_c, present);
+        extras_add(&e, "cored.rep.count", 1, shape_c, counts);
     }
     if (t->fisher && extras_slab(&e, m, "cored.ewc.fisher.", t->fisher)) goto overflow;
     if (!best) {
         if (t->opt->m && extras_slab(&e, m, "cored.optim.m.", t->opt->m)) goto overflow;
         if (t->opt->v && extras_slab(&e, m, "cored.optim.v.", t->opt->v)) goto overflow;
     }
-    for (int i = 0; i < t->n_tasks; i++) {
-        strncat(tasks, t->tasks[i], sizeof tasks - strlen(tasks) - 2);
-        if (i + 1 < t->n_tasks) strcat(tasks, ",");
+    for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&tasks, "%s%s", i ? "," : "", t->tasks[i]);
+    if (tasks.oom) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the task list");
+        goto done;
     }
     int ep = best ? t->best_epoch : t->epoch;
     snprintf(epoch, sizeof epoch, "%d", ep + 1);
@@ -122,7 +124,7 @@ int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
     const char *meta[16];
     int k = 0;
-    meta[k++] = "tasks", meta[k++] = tasks;
+    meta[k++] = "tasks", meta[k++] = tasks.s;
     meta[k++] = "method", meta[k++] = cored_method_name(cfg->method);
     meta[k++] = "seed", meta[k++] = seed;
     meta[k++] = "epoch", meta[k++] = epoch;
@@ -144,6 +146,7 @@ int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
 overflow:
     rc = CORED_FAIL(err, CORED_E_INTERNAL, "checkpoint tensor list overflow");
 done:
+    cored_sb_release(&tasks);
     cJSON_free(state);
     cored_free(e.t);
     cored_free(e.names);
@@ -289,4 +292,23 @@ int cored_trainer_trim_logs(cored_trainer *t, int epochs, cored_error *err)
     int rc = trim_file(t->path_csv, 1, epochs, err);
     if (!rc) rc = trim_file(t->path_jsonl, 0, epochs, err);
     return rc;
+}
+
+int cored_trainer_check_best(cored_trainer *t, cored_error *err)
+{
+    if (t->best_epoch < 0) return CORED_OK;
+    char want[16];
+    snprintf(want, sizeof want, "%d", t->best_epoch + 1);
+    cored_st_file *f = NULL;
+    int ok = 0;
+    if (cored_is_file(t->path_best) && cored_st_open(&f, t->path_best, NULL) == CORED_OK) {
+        const char *ep = cored_st_meta(f, "epoch");
+        ok = ep && !strcmp(ep, want);
+    }
+    cored_st_close(f);
+    if (ok) return CORED_OK;
+    /* the restored weights are the end of the selected epoch: write best from them */
+    if (t->best_epoch == t->epoch - 1 && t->next_batch == 0) return cored_trainer_save(t, 1, err);
+    return CORED_FAIL(err, CORED_E_FORMAT, "%s does not hold the selected epoch %d; the run folder is inconsistent",
+                      t->path_best, t->best_epoch + 1);
 }

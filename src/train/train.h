@@ -41,6 +41,7 @@ int cored_method_uses_teacher(cored_method m);  /* needs the previous model's ou
 int cored_method_uses_old_data(cored_method m); /* reads earlier tasks' training images */
 
 #define CORED_MAX_TASKS 32
+#define CORED_MAX_BATCH 4096
 
 typedef enum {
     CORED_PHASE_PREPARE, /* teacher pass, Fisher, ... (what says which) */
@@ -124,6 +125,15 @@ typedef struct {
    *cfg->stop was set, CORED_E_NONFINITE (without saving) when a loss or gradient is not
    finite, naming task, epoch, step and term. */
 int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_error *err);
+
+/* The pack a run reads pixels from, into buf ("" for none): pack NULL means
+   DATA/.cored-pack-<size>.bin when that file exists, "" means none, else the path given. */
+void cored_resolve_pack(char *buf, size_t n, const char *data, const char *pack, int size);
+/* Decoding threads: requested when > 0, else half the compute threads (at least 1). */
+int cored_loader_threads(int requested);
+
+/* A 64-bit checksum of a file's bytes; 0 for NULL or an unreadable file. */
+uint64_t cored_file_checksum(const char *path);
 
 /* Writes the resolved configuration as JSON (config.json of a run). */
 int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_error *err);

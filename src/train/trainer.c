@@ -20,6 +20,7 @@
 #include "core/core.h"
 #include "eval/evaluate.h"
 #include "io/checkpoint.h"
+#include "io/json.h"
 #include "models/model.h"
 #include "ops/ops.h"
 #include "trainer.h"
@@ -31,7 +32,8 @@ static int check_cfg(const cored_train_cfg *c, cored_error *err)
     if (!c->data || !c->target || !c->arch || !c->out)
         return CORED_FAIL(err, CORED_E_ARG, "data root, target task, model and output folder are required");
     if (c->epochs < 1 || c->epochs > 100000) return CORED_FAIL(err, CORED_E_ARG, "epochs must be 1..100000");
-    if (c->batch < 2 || c->batch > 4096) return CORED_FAIL(err, CORED_E_ARG, "batch must be 2..4096");
+    if (c->batch < 2 || c->batch > CORED_MAX_BATCH)
+        return CORED_FAIL(err, CORED_E_ARG, "batch must be 2..%d", CORED_MAX_BATCH);
     if ((unsigned)c->method >= CORED_METHOD_COUNT) return CORED_FAIL(err, CORED_E_ARG, "unknown method");
     if (c->method == CORED_METHOD_CE && c->n_sources)
         return CORED_FAIL(err, CORED_E_ARG, "task 1 (cross-entropy) takes no source tasks; use a continual method");
@@ -163,13 +165,7 @@ static int setup_models(cored_trainer *t, cored_error *err)
         t->reg.anchor = cored_model_weights(t->teacher, NULL);
         t->is_head = cored_calloc(nw ? nw : 1, 1);
         if (!t->is_head) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate");
-        size_t hl = strlen(t->student->arch->head);
-        for (int i = 0; i < cored_model_param_count(t->student); i++) {
-            const cored_param *p = cored_model_param(t->student, i);
-            if (cored_param_trainable(p->kind) && !strncmp(p->name, t->student->arch->head, hl) &&
-                p->name[hl] == '.')
-                memset(t->is_head + p->offset, 1, p->numel);
-        }
+        cored_head_mask(t->is_head, t->student);
         t->reg.is_head = t->is_head;
     }
     if (c->method == CORED_METHOD_EWC) {
@@ -237,25 +233,27 @@ static int nonfinite(const cored_trainer *t, const char *term, int batch, cored_
                       term, t->cfg->target, t->epoch + 1, batch + 1);
 }
 
-static int check_grads(const cored_trainer *t, int batch, cored_error *err)
+/* Every element of a slab parallel to the weights (gradients, or weights after the
+   update) must be finite; the first bad one is reported with its parameter's name. */
+static int check_finite(const cored_trainer *t, const float *v, const char *what, int batch, cored_error *err)
 {
     size_t nw;
-    const float *g = cored_model_grads(t->student, &nw);
+    cored_model_weights(t->student, &nw);
     int bad = 0;
     #pragma omp parallel for reduction(| : bad) schedule(static)
-    for (size_t i = 0; i < nw; i++) bad |= !isfinite(g[i]);
+    for (size_t i = 0; i < nw; i++) bad |= !isfinite(v[i]);
     if (!bad) return CORED_OK;
     for (int i = 0; i < cored_model_param_count(t->student); i++) {
         const cored_param *p = cored_model_param(t->student, i);
         if (!cored_param_trainable(p->kind)) continue;
         for (size_t k = 0; k < p->numel; k++)
-            if (!isfinite(g[p->offset + k])) {
-                char term[CORED_NAME_MAX + 32];
-                snprintf(term, sizeof term, "gradient of %s", p->name);
+            if (!isfinite(v[p->offset + k])) {
+                char term[CORED_NAME_MAX + 48];
+                snprintf(term, sizeof term, "%s %s", what, p->name);
                 return nonfinite(t, term, batch, err);
             }
     }
-    return nonfinite(t, "gradient", batch, err);
+    return nonfinite(t, what, batch, err);
 }
 
 static int train_batch(cored_trainer *t, const cored_batch *b, cored_loss_terms *terms, int *correct,
@@ -302,9 +300,9 @@ static int train_batch(cored_trainer *t, const cored_batch *b, cored_loss_terms 
         cored_method_weight_loss(terms, g, w, &t->reg, c, tl, b->labels, n);
         if (!isfinite(terms->reg)) return nonfinite(t, "regularisation loss", b->batch_index, err);
     }
-    if ((rc = check_grads(t, b->batch_index, err))) return rc;
+    if ((rc = check_finite(t, g, "gradient of", b->batch_index, err))) return rc;
     cored_optim_step(t->opt, w, g);
-    return CORED_OK;
+    return check_finite(t, w, "updated value of", b->batch_index, err);
 }
 
 /* ---------------------------------------------------------------- validation, logs */
@@ -341,71 +339,61 @@ static int append_line(const char *path, const char *line, cored_error *err)
 
 static int write_log_headers(cored_trainer *t, cored_error *err)
 {
-    char line[8192];
-    size_t k = (size_t)snprintf(line, sizeof line, "epoch,loss,ce,kd,rep,reg,train_acc");
-    for (int i = 0; i < t->n_tasks && k < sizeof line; i++)
-        k += (size_t)snprintf(line + k, sizeof line - k, ",val_acc_%s,val_auc_%s", t->tasks[i], t->tasks[i]);
-    if (k < sizeof line) snprintf(line + k, sizeof line - k, ",images_per_s,seconds,selected\n");
-    FILE *f = fopen(t->path_csv, "wb");
-    if (!f) return CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_csv, strerror(errno));
-    int rc = cored_fwrite_all(f, line, strlen(line), t->path_csv, err);
-    if (fclose(f) && !rc) rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed", t->path_csv);
-    FILE *g = rc ? NULL : fopen(t->path_jsonl, "wb");
-    if (!rc && !g) rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_jsonl, strerror(errno));
+    cored_sb line = {0};
+    cored_sb_printf(&line, "epoch,loss,ce,kd,rep,reg,train_acc");
+    for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&line, ",val_acc_%s,val_auc_%s", t->tasks[i], t->tasks[i]);
+    cored_sb_printf(&line, ",images_per_s,seconds,selected\n");
+    int rc = CORED_OK;
+    FILE *f = NULL, *g = NULL;
+    if (line.oom) rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log header");
+    if (!rc && !(f = fopen(t->path_csv, "wb")))
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_csv, strerror(errno));
+    if (!rc) rc = cored_fwrite_all(f, line.s, line.len, t->path_csv, err);
+    if (f && fclose(f) && !rc) rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed", t->path_csv);
+    if (!rc && !(g = fopen(t->path_jsonl, "wb")))
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_jsonl, strerror(errno));
     if (g) fclose(g);
+    cored_sb_release(&line);
     return rc;
 }
+
+static double per_image(const cored_epoch_acc *a, double sum) { return sum / (a->images > 0 ? a->images : 1); }
 
 static int write_log_line(cored_trainer *t, const double *acc, const double *auc, int selected,
                           cored_error *err)
 {
     const cored_epoch_acc *a = &t->acc;
-    double im = a->images > 0 ? a->images : 1;
     double ips = a->seconds > 0 ? a->images / a->seconds : 0;
-    char line[8192];
-    size_t k = (size_t)snprintf(line, sizeof line, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f", t->epoch + 1,
-                                a->loss / im, a->ce / im, a->kd / im, a->rep / im, a->reg / im,
-                                a->correct / im);
-    for (int i = 0; i < t->n_tasks && k < sizeof line; i++)
-        k += (size_t)snprintf(line + k, sizeof line - k, ",%.6f,%.6f", acc[i], auc[i]);
-    if (k < sizeof line) snprintf(line + k, sizeof line - k, ",%.2f,%.3f,%d\n", ips, a->seconds, selected);
-    int rc = append_line(t->path_csv, line, err);
+    cored_sb line = {0};
+    cored_sb_printf(&line, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f", t->epoch + 1, per_image(a, a->loss), per_image(a, a->ce),
+                    per_image(a, a->kd), per_image(a, a->rep), per_image(a, a->reg), per_image(a, a->correct));
+    for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&line, ",%.6f,%.6f", acc[i], auc[i]);
+    cored_sb_printf(&line, ",%.2f,%.3f,%d\n", ips, a->seconds, selected);
+    int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line") : append_line(t->path_csv, line.s, err);
+    cored_sb_release(&line);
     if (rc) return rc;
     cJSON *j = cJSON_CreateObject(), *val = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "epoch", t->epoch + 1);
-    cJSON_AddNumberToObject(j, "loss", a->loss / im);
-    cJSON_AddNumberToObject(j, "ce", a->ce / im);
-    cJSON_AddNumberToObject(j, "kd", a->kd / im);
-    cJSON_AddNumberToObject(j, "rep", a->rep / im);
-    cJSON_AddNumberToObject(j, "reg", a->reg / im);
-    cJSON_AddNumberToObject(j, "train_acc", a->correct / im);
+    cJSON_AddItemToObject(j, "loss", cored_json_number(per_image(a, a->loss)));
+    cJSON_AddItemToObject(j, "ce", cored_json_number(per_image(a, a->ce)));
+    cJSON_AddItemToObject(j, "kd", cored_json_number(per_image(a, a->kd)));
+    cJSON_AddItemToObject(j, "rep", cored_json_number(per_image(a, a->rep)));
+    cJSON_AddItemToObject(j, "reg", cored_json_number(per_image(a, a->reg)));
+    cJSON_AddItemToObject(j, "train_acc", cored_json_number(per_image(a, a->correct)));
     for (int i = 0; i < t->n_tasks; i++) {
         cJSON *v = cJSON_CreateObject();
-        cJSON_AddNumberToObject(v, "acc", acc[i]);
-        if (isnan(auc[i]))
-            cJSON_AddNullToObject(v, "auc");
-        else
-            cJSON_AddNumberToObject(v, "auc", auc[i]);
+        cJSON_AddItemToObject(v, "acc", cored_json_number(acc[i]));
+        cJSON_AddItemToObject(v, "auc", cored_json_number(auc[i]));
         cJSON_AddItemToObject(val, t->tasks[i], v);
     }
     cJSON_AddItemToObject(j, "val", val);
     cJSON_AddNumberToObject(j, "images_per_s", ips);
     cJSON_AddNumberToObject(j, "seconds", a->seconds);
     cJSON_AddBoolToObject(j, "selected", selected);
-    char *s = cJSON_PrintUnformatted(j);
+    char *s2 = cored_json_line(j);
     cJSON_Delete(j);
-    if (!s) return CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
-    size_t n = strlen(s);
-    char *l2 = cored_alloc(n + 2);
-    if (l2) {
-        memcpy(l2, s, n);
-        l2[n] = '\n', l2[n + 1] = 0;
-        rc = append_line(t->path_jsonl, l2, err);
-    } else {
-        rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
-    }
-    cored_free(l2);
-    cJSON_free(s);
+    rc = s2 ? append_line(t->path_jsonl, s2, err) : CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
+    cored_free(s2);
     return rc;
 }
 
@@ -413,21 +401,26 @@ static int write_summary(cored_trainer *t, double seconds, cored_error *err);
 
 /* ---------------------------------------------------------------- the run */
 
-static void report_batch(cored_trainer *t, int batch, int batches)
+/* Progress of the epoch so far (running means of the loss terms). */
+static cored_progress progress_of(const cored_trainer *t, cored_phase phase, int batch, int batches)
 {
     const cored_train_cfg *c = t->cfg;
-    if (!c->progress) return;
     const cored_epoch_acc *a = &t->acc;
-    double im = a->images > 0 ? a->images : 1;
     double per_batch = a->batches ? a->seconds / a->batches : 0;
     double left = (double)(batches - batch) + (double)(c->epochs - t->epoch - 1) * batches;
-    cored_progress p = {.phase = CORED_PHASE_BATCH, .epoch = t->epoch, .epochs = c->epochs,
-                        .batch = batch, .batches = batches,
-                        .images_per_s = a->seconds > 0 ? a->images / a->seconds : 0,
-                        .elapsed = cored_now() - t->t_start, .eta = per_batch * left,
-                        .loss = a->loss / im, .ce = a->ce / im, .kd = a->kd / im, .rep = a->rep / im,
-                        .reg = a->reg / im, .train_acc = a->correct / im};
-    c->progress(&p, c->progress_user);
+    return (cored_progress){.phase = phase, .epoch = t->epoch, .epochs = c->epochs, .batch = batch,
+                            .batches = batches, .images_per_s = a->seconds > 0 ? a->images / a->seconds : 0,
+                            .elapsed = cored_now() - t->t_start, .eta = per_batch * left,
+                            .loss = per_image(a, a->loss), .ce = per_image(a, a->ce), .kd = per_image(a, a->kd),
+                            .rep = per_image(a, a->rep), .reg = per_image(a, a->reg),
+                            .train_acc = per_image(a, a->correct)};
+}
+
+static void report_batch(cored_trainer *t, int batch, int batches)
+{
+    if (!t->cfg->progress) return;
+    cored_progress p = progress_of(t, CORED_PHASE_BATCH, batch, batches);
+    t->cfg->progress(&p, t->cfg->progress_user);
 }
 
 static void trainer_free(cored_trainer *t)
@@ -481,16 +474,6 @@ static int prepare_folder(cored_trainer *t, cored_error *err)
     return cored_mkdir_p(c->out, err);
 }
 
-static uint64_t file_checksum(const char *path)
-{
-    unsigned char *buf = NULL;
-    size_t len;
-    if (!path || cored_read_file(path, (size_t)8 << 30, &buf, &len, NULL)) return 0;
-    uint64_t h = cored_checksum64(buf, len, 0);
-    cored_free(buf);
-    return h;
-}
-
 int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_error *err)
 {
     cored_trainer t;
@@ -512,29 +495,27 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
     }
     cored_set_threads(cfg->threads);
     cored_set_deterministic(cfg->deterministic);
-    char pack[4096] = "";
-    if (!cfg->pack) {
-        cored_pack_default_path(pack, sizeof pack, cfg->data, cfg->size);
-        if (!cored_is_file(pack)) pack[0] = 0;
-    } else {
-        snprintf(pack, sizeof pack, "%s", cfg->pack);
-    }
-    int threads = cored_get_threads();
+    char pack[4096];
+    cored_resolve_pack(pack, sizeof pack, cfg->data, cfg->pack, cfg->size);
     t.lo = (cored_loader_opts){.batch = cfg->batch, .size = cfg->size, .seed = cfg->seed,
-                               .threads = cfg->loader_threads > 0 ? cfg->loader_threads
-                                                                  : (threads > 2 ? threads / 2 : 1),
+                               .threads = cored_loader_threads(cfg->loader_threads),
                                .shuffle = 1, .flip = cfg->flip, .cutmix = cfg->cutmix,
                                .cutmix_p = cfg->cutmix_p, .cutmix_beta = cfg->cutmix_beta,
                                .strict = cfg->strict, .pack = pack[0] ? pack : NULL};
     if ((rc = setup_datasets(&t, err)) || (rc = setup_models(&t, err))) goto done;
-    t.from_checksum = file_checksum(cfg->from);
+    t.from_checksum = cored_file_checksum(cfg->from);
     int resumed = cfg->resume && cored_is_file(t.path_last);
     if (resumed) {
-        if ((rc = cored_trainer_restore(&t, err)) || (rc = cored_trainer_trim_logs(&t, t.epoch, err))) goto done;
+        if ((rc = cored_trainer_restore(&t, err)) || (rc = cored_trainer_trim_logs(&t, t.epoch, err)) ||
+            (rc = cored_trainer_check_best(&t, err)))
+            goto done;
     } else {
         if ((rc = cored_train_cfg_save(cfg, t.path_config, err)) || (rc = write_log_headers(&t, err))) goto done;
     }
-    if ((rc = prepare(&t, resumed, err))) goto done;
+    if ((rc = prepare(&t, resumed, err))) {
+        if (rc == CORED_E_STOPPED) cored_error_hint(err, "start again with --resume %s", cfg->out);
+        goto done;
+    }
     if ((rc = cored_loader_create(&t.train_loader, t.train, &t.lo, err))) goto done;
     const int batches = cored_loader_batches(t.train_loader);
     double acc[CORED_MAX_TASKS + 1], auc[CORED_MAX_TASKS + 1];
@@ -575,32 +556,25 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
             double v = cfg->select_auc ? auc[i] : acc[i];
             score += isnan(v) ? 0 : v;
         }
-        int selected = score > t.best_score;
+        /* strictly better, up to rounding of the sum: ties keep the earlier epoch */
+        int selected = t.best_epoch < 0 || score > t.best_score + 1e-12 * (1 + fabs(t.best_score));
         if (selected) {
             t.best_score = score;
             t.best_epoch = t.epoch;
-            if ((rc = cored_trainer_save(&t, 1, err))) goto done;
         }
         if ((rc = write_log_line(&t, acc, auc, selected, err))) goto done;
         if (cfg->progress) {
-            cored_progress p = {.phase = CORED_PHASE_EPOCH, .epoch = t.epoch, .epochs = cfg->epochs,
-                                .batch = batches, .batches = batches,
-                                .images_per_s = t.acc.seconds > 0 ? t.acc.images / t.acc.seconds : 0,
-                                .elapsed = cored_now() - t.t_start,
-                                .loss = t.acc.loss / (t.acc.images > 0 ? t.acc.images : 1),
-                                .ce = t.acc.ce / (t.acc.images > 0 ? t.acc.images : 1),
-                                .kd = t.acc.kd / (t.acc.images > 0 ? t.acc.images : 1),
-                                .rep = t.acc.rep / (t.acc.images > 0 ? t.acc.images : 1),
-                                .reg = t.acc.reg / (t.acc.images > 0 ? t.acc.images : 1),
-                                .train_acc = t.acc.correct / (t.acc.images > 0 ? t.acc.images : 1),
-                                .n_tasks = t.n_tasks, .tasks = t.tasks, .val_acc = acc, .val_auc = auc,
-                                .selected = selected};
+            cored_progress p = progress_of(&t, CORED_PHASE_EPOCH, batches, batches);
+            p.n_tasks = t.n_tasks, p.tasks = t.tasks, p.val_acc = acc, p.val_auc = auc, p.selected = selected;
             cfg->progress(&p, cfg->progress_user);
         }
         t.epoch++;
         t.next_batch = 0;
         memset(&t.acc, 0, sizeof t.acc);
+        /* last first: it records the selection, and a resume rewrites best from it if the
+           process dies between the two writes */
         if ((rc = cored_trainer_save(&t, 0, err))) goto done;
+        if (selected && (rc = cored_trainer_save(&t, 1, err))) goto done;
         t.last_save = cored_now();
         if (cfg->stop && *cfg->stop) {
             rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped after epoch %d; resume with --resume %s", t.epoch,
@@ -626,27 +600,20 @@ done:
     return rc;
 }
 
-static int write_text(FILE *f, void *user, cored_error *err)
-{
-    return cored_fwrite_all(f, user, strlen(user), "summary.json", err);
-}
-
 static int write_summary(cored_trainer *t, double seconds, cored_error *err)
 {
     cJSON *j = cJSON_CreateObject(), *tasks = cJSON_CreateArray();
+    char sum[32];
+    snprintf(sum, sizeof sum, "%016llx", (unsigned long long)t->from_checksum);
     for (int i = 0; i < t->n_tasks; i++) cJSON_AddItemToArray(tasks, cJSON_CreateString(t->tasks[i]));
     cJSON_AddStringToObject(j, "method", cored_method_name(t->cfg->method));
     cJSON_AddItemToObject(j, "tasks", tasks);
+    cJSON_AddStringToObject(j, "from_checksum", sum);
     cJSON_AddNumberToObject(j, "epochs", t->epoch);
     cJSON_AddNumberToObject(j, "best_epoch", t->best_epoch + 1);
-    cJSON_AddNumberToObject(j, "best_score", t->best_score);
+    cJSON_AddItemToObject(j, "best_score", cored_json_number(t->best_score));
     cJSON_AddStringToObject(j, "select", t->cfg->select_auc ? "auc" : "acc");
     cJSON_AddNumberToObject(j, "seconds", seconds);
     cJSON_AddNumberToObject(j, "skipped_images", cored_loader_skipped(t->train_loader));
-    char *s = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!s) return CORED_FAIL(err, CORED_E_NOMEM, "cannot format the summary");
-    int rc = cored_write_atomic(t->path_summary, write_text, s, err);
-    cJSON_free(s);
-    return rc;
+    return cored_json_save(j, t->path_summary, err);
 }

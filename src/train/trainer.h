@@ -27,7 +27,7 @@ typedef struct {
     cored_model *student, *eval, *teacher;
     cored_optim *opt;
     cored_dataset *train, *val[CORED_MAX_TASKS + 1];
-    cored_loader *train_loader, *val_loader[CORED_MAX_TASKS + 1];
+    cored_loader *train_loader;
     cored_loader_opts lo;
 
     cored_teacher_cache cache;
@@ -55,6 +55,9 @@ typedef struct {
 int cored_trainer_save(cored_trainer *t, int best, cored_error *err);
 /* Restores the state saved by cored_trainer_save(last) (resume). */
 int cored_trainer_restore(cored_trainer *t, cored_error *err);
+/* After a resume: makes best.safetensors agree with the restored selection (the process
+   may have died after saving last and before saving best). */
+int cored_trainer_check_best(cored_trainer *t, cored_error *err);
 /* Reads the EWC Fisher carried by a checkpoint into t->fisher; 1 when present, 0 when
    absent, < 0 on error. */
 int cored_trainer_load_fisher(cored_trainer *t, const char *path, cored_error *err);
