@@ -26,23 +26,15 @@ static void sort_idx(int *idx, int *tmp, const float *s, int n)
     }
 }
 
-double cored_auc(const float *scores, const int *labels, int n, int *scratch)
+double cored_auc(const float *scores, const int *labels, int n)
 {
     long n_fake = 0;
     for (int i = 0; i < n; i++) n_fake += labels[i] == 1;
     long n_real = n - n_fake;
     if (n_fake == 0 || n_real == 0) return NAN;
-    int *mem = NULL, *idx = scratch;
-    if (!idx) {
-        mem = cored_alloc(sizeof(int) * 2 * (size_t)n);
-        if (!mem) return NAN;
-        idx = mem;
-    }
-    int *tmp = cored_alloc(sizeof(int) * (size_t)n);
-    if (!tmp) {
-        cored_free(mem);
-        return NAN;
-    }
+    int *idx = cored_alloc(sizeof(int) * 2 * (size_t)n);
+    if (!idx) return NAN;
+    int *tmp = idx + n;
     for (int i = 0; i < n; i++) idx[i] = i;
     sort_idx(idx, tmp, scores, n);
     double rank_sum = 0;
@@ -54,8 +46,7 @@ double cored_auc(const float *scores, const int *labels, int n, int *scratch)
             if (labels[idx[k]] == 1) rank_sum += mid_rank;
         i = j + 1;
     }
-    cored_free(tmp);
-    cored_free(mem);
+    cored_free(idx);
     return (rank_sum - 0.5 * (double)n_fake * (n_fake + 1)) / ((double)n_fake * n_real);
 }
 
@@ -75,7 +66,7 @@ int cored_metrics_compute(cored_metrics *m, const float *scores, const int *labe
     m->acc = n ? (double)(ok_r + ok_f) / n : NAN;
     m->acc_real = m->n_real ? (double)ok_r / m->n_real : NAN;
     m->acc_fake = m->n_fake ? (double)ok_f / m->n_fake : NAN;
-    m->auc = n ? cored_auc(scores, labels, n, NULL) : NAN;
+    m->auc = n ? cored_auc(scores, labels, n) : NAN;
     if (isnan(m->auc) && m->n_real && m->n_fake)
         return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the AUC's sort buffer for %d scores", n);
     return CORED_OK;

@@ -19,9 +19,9 @@ typedef struct {
 } cored_metrics;
 
 /* ROC-AUC of scores (p(fake)) against labels (0 real, 1 fake) in O(n log n); tied scores
-   get their mid-rank. NaN when one class is absent. scratch: n ints (may be NULL: then
-   the function allocates, returning NaN if that fails). */
-double cored_auc(const float *scores, const int *labels, int n, int *scratch);
+   get their mid-rank. NaN when one class is absent (or its sort buffer cannot be
+   allocated; cored_metrics_compute tells the two apart). */
+double cored_auc(const float *scores, const int *labels, int n);
 
 /* AUC, accuracy at 0.5 (p(fake) > 0.5 is "fake") and per-class accuracy. */
 int cored_metrics_compute(cored_metrics *m, const float *scores, const int *labels, int n,
