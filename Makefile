@@ -12,7 +12,12 @@ BUILD   ?= build
 CFLAGS  ?= -O2
 CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -D_DEFAULT_SOURCE
 CPPFLAGS += -Iinclude -Isrc -I/usr/include/cjson -I/usr/include/cairo -MMD -MP
-LDLIBS  += -lopenblas -lcjson -lcairo -lpng -ljpeg -lm
+# OpenBLAS built on OpenMP (Debian's libopenblas0-openmp, linked by path with an rpath so
+# the system default stays as it is): BLAS then runs on cored's OpenMP threads instead of
+# a second thread pool that fights them for the cores.
+BLAS_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp
+BLAS_LIBS ?= -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
+LDLIBS  += $(BLAS_LIBS) -lcjson -lcairo -lpng -ljpeg -lm
 LDFLAGS += -fopenmp
 
 ifeq ($(SANITIZE),1)
@@ -21,6 +26,12 @@ CFLAGS  += -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize
 LDFLAGS += -fsanitize=address,undefined
 export LSAN_OPTIONS = suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 endif
+
+# The kernels (src/ops) may fuse a*b+c into one FMA where the CPU has it (their AVX2 + FMA
+# clones, see src/ops/simd.h; -std=c11 alone forbids that contraction), and may evaluate
+# both arms of a float select so that such loops vectorise (cored never enables FP traps).
+# Not -ffast-math: NaN, infinity and signed zeros keep their IEEE meaning.
+$(BUILD)/src/ops/%.o: CFLAGS += -ffp-contract=fast -fno-trapping-math
 
 BIN      := $(if $(filter 1,$(SANITIZE)),$(BUILD)/cored,cored)
 LIB_SRC  := $(sort $(wildcard src/*/*.c))

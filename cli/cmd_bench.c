@@ -1,9 +1,19 @@
 /*
- * cored bench: training-step and inference speed of a model on random data.
- * Training step = train-mode forward (dropout on) + cross-entropy + backward + SGD step.
+ * cored bench: speed of a model on random data, and of the data loader.
+ *
+ *  - train: train-mode forward (dropout on) + cross-entropy + backward + SGD step.
+ *  - cored: the CoReD step of a continual task: teacher forward (inference build, eval),
+ *    student eval forward (the no-grad pass that assigns confidence bands), student
+ *    train-mode forward + CE + KD + backward with a gradient at the feature tap + SGD.
+ *  - infer: eval-mode forward of a batch.
+ *  - infer1: one image at a time through one model, the threads inside each layer.
+ *  - serve1: one image at a time, one model instance per thread (each single-threaded),
+ *    the way a detector serves single-image requests: throughput over all instances.
  * Each measurement is the median over repetitions after warm-up; every repetition runs
- * enough steps to last about --min-time seconds.
+ * enough steps to last about --min-time seconds. With --data it measures the loader
+ * instead (cored_bench_loader): images per second from JPEG files or a pack.
  */
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,23 +21,37 @@
 
 #include "cli.h"
 #include "core/core.h"
+#include "data/data.h"
 #include "models/model.h"
 #include "ops/ops.h"
 #include "train/optim.h"
 
 static void usage(void)
 {
-    printf("usage: cored bench --model NAME [options]\n\n"
-           "  --model NAME     tiny | xception | efficientnet-b0 (required)\n"
+    printf("usage: cored bench --model NAME [options]\n"
+           "       cored bench --data DIR [--task NAME] [--pack FILE] [options]\n\n"
+           "Model speed on random data (images/s, medians over repetitions):\n"
+           "  train   forward (train mode, dropout on) + cross-entropy + backward + SGD step\n"
+           "  cored   CoReD step: teacher forward + student eval forward + student train\n"
+           "          forward + CE + KD + backward with a tap gradient + SGD step\n"
+           "  infer   eval forward of a batch\n"
+           "  infer1  eval forward of one image, the threads inside the layers\n"
+           "  serve1  eval forward of one image per request, one model per thread\n\n"
+           "  --model NAME     tiny | xception | efficientnet-b0\n"
            "  --batch N        batch size (default 32)\n"
            "  --size PX        input size (default 128)\n"
            "  --threads N      threads (default: all cores)\n"
            "  --reps N         timed repetitions, median reported (default 5)\n"
            "  --warmup N       untimed steps first (default 2)\n"
            "  --min-time S     seconds per repetition at least (default 0.5)\n"
-           "  --only WHAT      train | infer | infer1 (default: all three)\n"
-           "  --profile        per-op-kind share of the training step\n"
-           "  --json           one JSON object on stdout instead of the table\n");
+           "  --only WHAT      train | cored | infer | infer1 | serve1 (default: all five)\n"
+           "  --profile        per-op share of the training step (forward and backward)\n"
+           "  --json           one JSON object on stdout instead of the table\n\n"
+           "Loader speed (flip + opposite-class CutMix + shuffle, --batch, --size, --threads):\n"
+           "  --data DIR       data root; measures DIR/<task>/train\n"
+           "  --task NAME      task folder (default: the first task under DIR)\n"
+           "  --pack FILE      read this pack instead of decoding the image files\n"
+           "  --seconds S      seconds per repetition (default 3)\n");
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -70,10 +94,10 @@ static int measure(step_fn fn, void *ctx, const bench_cfg *b, double *median, co
 }
 
 typedef struct {
-    cored_model *m;
+    cored_model *m, *teacher;
     cored_optim *opt;
     int n, *labels;
-    float *dlogits;
+    float *dlogits, *dlogits_kd, *dfeat;
     uint64_t step;
 } train_ctx;
 
@@ -89,10 +113,49 @@ static int train_step(void *p, cored_error *err)
     return CORED_OK;
 }
 
+/* The engine work of one CoReD step (METHOD.md, decision 3 and 4): the losses' own
+   arithmetic is negligible next to it. */
+static int cored_step(void *p, cored_error *err)
+{
+    train_ctx *t = p;
+    int rc, n = t->n;
+    if ((rc = cored_model_forward(t->teacher, n, CORED_FWD_EVAL, 0, err))) return rc;
+    if ((rc = cored_model_forward(t->m, n, CORED_FWD_EVAL, 0, err))) return rc;
+    if ((rc = cored_model_forward(t->m, n, CORED_FWD_BN_BATCH | CORED_FWD_STOCHASTIC, t->step++, err)))
+        return rc;
+    const float *z = cored_model_logits(t->m);
+    cored_softmax_ce(t->dlogits, z, t->labels, n, 2, 1.5f);
+    cored_kd_loss(t->dlogits_kd, z, cored_model_logits(t->teacher), n, 2, 20.0f, 0.5f, 1.0f);
+    for (int i = 0; i < 2 * n; i++) t->dlogits[i] += t->dlogits_kd[i];
+    cored_model_zero_grad(t->m);
+    if ((rc = cored_model_backward(t->m, t->dlogits, t->dfeat, err))) return rc;
+    cored_optim_step(t->opt, cored_model_weights(t->m, NULL), cored_model_grads(t->m, NULL));
+    return CORED_OK;
+}
+
 static int infer_step(void *p, cored_error *err)
 {
     train_ctx *t = p;
     return cored_model_forward(t->m, t->n, CORED_FWD_EVAL, 0, err);
+}
+
+/* One model per thread, each running single-image forwards on one thread (nested
+   parallel regions are inactive and OpenMP BLAS runs serially inside a parallel region). */
+typedef struct {
+    cored_model **inst;
+    int n_inst, per_thread;
+} serve_ctx;
+
+static int serve_step(void *p, cored_error *err)
+{
+    serve_ctx *s = p;
+    int failed = 0;
+    #pragma omp parallel num_threads(s->n_inst) reduction(| : failed)
+    {
+        cored_model *m = s->inst[omp_get_thread_num()];
+        for (int i = 0; i < s->per_thread; i++) failed |= cored_model_forward(m, 1, CORED_FWD_EVAL, 0, NULL) != 0;
+    }
+    return failed ? CORED_FAIL(err, CORED_E_INTERNAL, "a served forward failed") : CORED_OK;
 }
 
 static void fill_random(cored_model *m, int n, int size, uint64_t seed)
@@ -109,6 +172,173 @@ static long peak_rss_kib(void)
     return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;
 }
 
+static int wants(const char *only, const char *what) { return !only || strcmp(only, what) == 0; }
+
+typedef struct {
+    double train_s, cored_s, infer_s, infer1_s, serve1_s, macs;
+    long rss_train;
+    double prof_f[CORED_PROF_SLOTS], prof_b[CORED_PROF_SLOTS];
+} bench_result;
+
+/* The train and CoReD-step measurements (one training build, plus a teacher). */
+static int bench_training(const char *arch, int batch, int size, const char *only, int profile,
+                          const bench_cfg *b, bench_result *res, cored_error *err)
+{
+    train_ctx t = {0};
+    int rc;
+    if ((rc = cored_model_create(&t.m, arch, size, batch, CORED_BUILD_TRAIN, err))) goto done;
+    cored_model_init_params(t.m, 1);
+    res->macs = cored_model_forward_macs(t.m);
+    size_t nw;
+    cored_model_weights(t.m, &nw);
+    cored_optim_cfg cfg = cored_optim_defaults(CORED_OPT_SGD);
+    cfg.lr = 1e-4f; /* keep random-data training numerically tame over many steps */
+    if ((rc = cored_optim_create(&t.opt, &cfg, nw, err))) goto done;
+    int fh, fw, fc;
+    cored_model_features(t.m, &fh, &fw, &fc);
+    t.n = batch;
+    t.labels = malloc(sizeof(int) * (size_t)batch);
+    t.dlogits = malloc(sizeof(float) * 2 * (size_t)batch);
+    t.dlogits_kd = malloc(sizeof(float) * 2 * (size_t)batch);
+    t.dfeat = malloc(sizeof(float) * (size_t)batch * fh * fw * fc);
+    if (!t.labels || !t.dlogits || !t.dlogits_kd || !t.dfeat) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < batch; i++) t.labels[i] = i & 1;
+    for (size_t i = 0; i < (size_t)batch * fh * fw * fc; i++) t.dfeat[i] = (i % 7 == 0) ? 1e-4f : 0.0f;
+    fill_random(t.m, batch, size, 7);
+    if (wants(only, "train")) {
+        if ((rc = measure(train_step, &t, b, &res->train_s, err))) goto done;
+        if (profile) {
+            cored_model_set_profile(t.m, 1);
+            for (int i = 0; i < b->reps; i++)
+                if ((rc = train_step(&t, err))) goto done;
+            memcpy(res->prof_f, t.m->prof_fwd, sizeof res->prof_f);
+            memcpy(res->prof_b, t.m->prof_bwd, sizeof res->prof_b);
+            cored_model_set_profile(t.m, 0);
+        }
+        res->rss_train = peak_rss_kib();
+    }
+    if (wants(only, "cored")) {
+        if ((rc = cored_model_create(&t.teacher, arch, size, batch, CORED_BUILD_INFER, err))) goto done;
+        if ((rc = cored_model_copy_params(t.teacher, t.m, err))) goto done;
+        fill_random(t.teacher, batch, size, 7);
+        if ((rc = measure(cored_step, &t, b, &res->cored_s, err))) goto done;
+    }
+done:
+    cored_model_free(t.m);
+    cored_model_free(t.teacher);
+    cored_optim_free(t.opt);
+    free(t.labels);
+    free(t.dlogits);
+    free(t.dlogits_kd);
+    free(t.dfeat);
+    return rc;
+}
+
+static int bench_inference(const char *arch, int batch, int size, int threads, const char *only,
+                           const bench_cfg *b, bench_result *res, cored_error *err)
+{
+    int rc = CORED_OK;
+    for (int pass = 0; pass < 2 && rc == CORED_OK; pass++) {
+        if (!wants(only, pass == 0 ? "infer" : "infer1")) continue;
+        train_ctx t = {0};
+        int nb = pass == 0 ? batch : 1;
+        if ((rc = cored_model_create(&t.m, arch, size, nb, CORED_BUILD_INFER, err))) break;
+        cored_model_init_params(t.m, 1);
+        res->macs = cored_model_forward_macs(t.m);
+        t.n = nb;
+        fill_random(t.m, nb, size, 7);
+        rc = measure(infer_step, &t, b, pass == 0 ? &res->infer_s : &res->infer1_s, err);
+        cored_model_free(t.m);
+    }
+    if (rc || !wants(only, "serve1")) return rc;
+    serve_ctx s = {.n_inst = threads, .per_thread = 1};
+    s.inst = calloc((size_t)threads, sizeof *s.inst);
+    if (!s.inst) return CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
+    for (int i = 0; i < threads && rc == CORED_OK; i++) {
+        if ((rc = cored_model_create(&s.inst[i], arch, size, 1, CORED_BUILD_INFER, err))) break;
+        if (i == 0)
+            cored_model_init_params(s.inst[0], 1);
+        else
+            rc = cored_model_copy_params(s.inst[i], s.inst[0], err);
+        fill_random(s.inst[i], 1, size, 7 + (uint64_t)i);
+    }
+    if (rc == CORED_OK) {
+        rc = measure(serve_step, &s, b, &res->serve1_s, err);
+        res->serve1_s /= threads; /* seconds per image over all instances */
+    }
+    for (int i = 0; i < threads; i++) cored_model_free(s.inst[i]);
+    free(s.inst);
+    return rc;
+}
+
+static void print_profile(const bench_result *r, int reps, int json)
+{
+    double total = 0;
+    for (int k = 0; k < CORED_PROF_SLOTS; k++) total += r->prof_f[k] + r->prof_b[k];
+    if (json) {
+        printf(",\"profile\":{");
+        int first = 1;
+        for (int k = 0; k < CORED_PROF_SLOTS; k++) {
+            if (r->prof_f[k] + r->prof_b[k] <= 0) continue;
+            printf("%s\"%s\":{\"forward_s\":%.4f,\"backward_s\":%.4f}", first ? "" : ",",
+                   cored_prof_slot_name(k), r->prof_f[k] / reps, r->prof_b[k] / reps);
+            first = 0;
+        }
+        printf("}");
+        return;
+    }
+    printf("  training-step profile (per step; a BN fused with its activation counts as batchnorm):\n");
+    for (int k = 0; k < CORED_PROF_SLOTS; k++) {
+        double s = r->prof_f[k] + r->prof_b[k];
+        if (s <= 0) continue;
+        printf("    %-12s fwd %8.2f ms  bwd %8.2f ms  %5.1f%%\n", cored_prof_slot_name(k),
+               1e3 * r->prof_f[k] / reps, 1e3 * r->prof_b[k] / reps, 100 * s / total);
+    }
+}
+
+static int bench_loader(const char *root, const char *task, const char *pack, int threads,
+                        int batch, int size, double seconds, int reps, int json, cored_error *err)
+{
+    char **tasks = NULL;
+    int n_tasks = 0, rc = CORED_OK;
+    if (!task) {
+        if ((rc = cored_data_list_tasks(&tasks, &n_tasks, root, err))) return rc;
+        if (n_tasks == 0) {
+            rc = CORED_FAIL(err, CORED_E_ARG, "%s: no task folders found", root);
+            goto done;
+        }
+        task = tasks[0];
+    }
+    double *runs = calloc((size_t)reps, sizeof *runs);
+    if (!runs) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
+        goto done;
+    }
+    if (!json)
+        fprintf(stderr, "bench: loader on %s/%s/train from %s, batch %d, %d px, %d threads, %d x %.1f s\n",
+                root, task, pack ? pack : "image files", batch, size, threads, reps, seconds);
+    for (int r = 0; r < reps && rc == CORED_OK; r++)
+        rc = cored_bench_loader(root, task, pack, threads, batch, size, seconds, &runs[r], err);
+    if (rc == CORED_OK) {
+        qsort(runs, (size_t)reps, sizeof *runs, cmp_double);
+        if (json)
+            printf("{\"task\":\"%s\",\"source\":\"%s\",\"batch\":%d,\"size\":%d,\"threads\":%d,"
+                   "\"reps\":%d,\"loader_img_s\":%.1f,\"loader_min_img_s\":%.1f,\"loader_max_img_s\":%.1f}\n",
+                   task, pack ? "pack" : "files", batch, size, threads, reps, runs[reps / 2], runs[0],
+                   runs[reps - 1]);
+        else
+            printf("loader (%s)  %9.0f img/s  (median of %d; %0.f..%0.f)\n", pack ? "pack" : "image files",
+                   runs[reps / 2], reps, runs[0], runs[reps - 1]);
+    }
+    free(runs);
+done:
+    cored_free(tasks);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -117,11 +347,14 @@ int cmd_bench(int argc, char **argv)
         {"reps", required_argument, 0, 'r'},    {"warmup", required_argument, 0, 'w'},
         {"min-time", required_argument, 0, 't'}, {"only", required_argument, 0, 'o'},
         {"profile", no_argument, 0, 'p'},       {"json", no_argument, 0, 'J'},
+        {"data", required_argument, 0, 'd'},    {"task", required_argument, 0, 'T'},
+        {"pack", required_argument, 0, 'P'},    {"seconds", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    const char *arch = NULL, *only = NULL;
+    static const char *const whats[] = {"train", "cored", "infer", "infer1", "serve1"};
+    const char *arch = NULL, *only = NULL, *data = NULL, *task = NULL, *pack = NULL;
     int batch = 32, size = 128, threads = 0, profile = 0, json = 0, c;
     bench_cfg b = {.reps = 5, .warmup = 2, .min_time = 0.5};
-    float min_time = 0.5f;
+    float min_time = 0.5f, seconds = 3.0f;
     while ((c = cli_getopt("bench", argc, argv, "h", opts)) != -1) {
         switch (c) {
         case 'm': arch = optarg; break;
@@ -144,126 +377,79 @@ int cmd_bench(int argc, char **argv)
             if (cli_float("bench", "min-time", optarg, 0, 3600, &min_time)) return EXIT_USAGE;
             b.min_time = min_time;
             break;
-        case 'o':
-            if (strcmp(optarg, "train") && strcmp(optarg, "infer") && strcmp(optarg, "infer1"))
-                return cli_usage_error("bench", "--only must be train, infer or infer1, got '%s'", optarg);
-            only = optarg;
+        case 'o': {
+            size_t k = 0;
+            while (k < sizeof whats / sizeof whats[0] && strcmp(optarg, whats[k])) k++;
+            if (k == sizeof whats / sizeof whats[0])
+                return cli_usage_error("bench", "--only must be train, cored, infer, infer1 or serve1, got '%s'",
+                                       optarg);
+            only = whats[k];
             break;
+        }
         case 'p': profile = 1; break;
         case 'J': json = 1; break;
+        case 'd': data = optarg; break;
+        case 'T': task = optarg; break;
+        case 'P': pack = optarg; break;
+        case 's':
+            if (cli_float("bench", "seconds", optarg, 0.1, 3600, &seconds)) return EXIT_USAGE;
+            break;
         case 'h': usage(); return 0;
         default: return EXIT_USAGE;
         }
     }
     if (optind < argc) return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-    if (!arch) return cli_usage_error("bench", "--model is required");
+    if (!arch && !data) return cli_usage_error("bench", "--model or --data is required");
+    if (arch && data) return cli_usage_error("bench", "--model and --data measure different things; give one");
+    if (!data && (task || pack))
+        return cli_usage_error("bench", "--task and --pack go with --data");
     threads = cored_set_threads(threads);
-
     cored_error err = {0};
-    train_ctx t = {0};
-    double train_s = 0, infer_s = 0, infer1_s = 0, macs = 0;
-    long rss_train = -1;
-    double prof_f[LAYER_KIND_COUNT] = {0}, prof_b[LAYER_KIND_COUNT] = {0};
-    int rc = CORED_OK;
+    if (data) {
+        if (bench_loader(data, task, pack, threads, batch, size, seconds, b.reps, json, &err)) {
+            cli_print_error(&err);
+            return 1;
+        }
+        return 0;
+    }
+
+    bench_result r = {.rss_train = -1};
     if (!json)
         fprintf(stderr, "bench: model %s, batch %d, %d px, %d threads, %d reps after %d warm-up\n",
                 arch, batch, size, threads, b.reps, b.warmup);
+    if ((wants(only, "train") || wants(only, "cored")) &&
+        bench_training(arch, batch, size, only, profile, &b, &r, &err))
+        goto fail;
+    if (bench_inference(arch, batch, size, threads, only, &b, &r, &err)) goto fail;
 
-    if (!only || !strcmp(only, "train")) {
-        if ((rc = cored_model_create(&t.m, arch, size, batch, CORED_BUILD_TRAIN, &err))) goto fail;
-        cored_model_init_params(t.m, 1);
-        macs = cored_model_forward_macs(t.m);
-        size_t nw;
-        cored_model_weights(t.m, &nw);
-        cored_optim_cfg cfg = cored_optim_defaults(CORED_OPT_SGD);
-        cfg.lr = 1e-4f; /* keep random-data training numerically tame over many steps */
-        if ((rc = cored_optim_create(&t.opt, &cfg, nw, &err))) goto fail;
-        t.n = batch;
-        t.labels = malloc(sizeof(int) * (size_t)batch);
-        t.dlogits = malloc(sizeof(float) * 2 * (size_t)batch);
-        if (!t.labels || !t.dlogits) {
-            rc = CORED_FAIL(&err, CORED_E_NOMEM, "out of memory");
-            goto fail;
-        }
-        for (int i = 0; i < batch; i++) t.labels[i] = i & 1;
-        fill_random(t.m, batch, size, 7);
-        if ((rc = measure(train_step, &t, &b, &train_s, &err))) goto fail;
-        if (profile) {
-            cored_model_set_profile(t.m, 1);
-            for (int i = 0; i < b.reps; i++)
-                if ((rc = train_step(&t, &err))) goto fail;
-            memcpy(prof_f, t.m->prof_fwd, sizeof prof_f);
-            memcpy(prof_b, t.m->prof_bwd, sizeof prof_b);
-        }
-        rss_train = peak_rss_kib();
-        cored_model_free(t.m), t.m = NULL;
-        cored_optim_free(t.opt), t.opt = NULL;
-    }
-    for (int pass = 0; pass < 2; pass++) {
-        const char *what = pass == 0 ? "infer" : "infer1";
-        if (only && strcmp(only, what)) continue;
-        int nb = pass == 0 ? batch : 1;
-        if ((rc = cored_model_create(&t.m, arch, size, nb, CORED_BUILD_INFER, &err))) goto fail;
-        cored_model_init_params(t.m, 1);
-        macs = cored_model_forward_macs(t.m);
-        t.n = nb;
-        fill_random(t.m, nb, size, 7);
-        if ((rc = measure(infer_step, &t, &b, pass == 0 ? &infer_s : &infer1_s, &err))) goto fail;
-        cored_model_free(t.m), t.m = NULL;
-    }
-
-    double tr = train_s > 0 ? batch / train_s : 0, inf = infer_s > 0 ? batch / infer_s : 0;
-    double inf1 = infer1_s > 0 ? 1.0 / infer1_s : 0;
+    double tr = r.train_s > 0 ? batch / r.train_s : 0, co = r.cored_s > 0 ? batch / r.cored_s : 0;
+    double inf = r.infer_s > 0 ? batch / r.infer_s : 0, inf1 = r.infer1_s > 0 ? 1.0 / r.infer1_s : 0;
+    double srv = r.serve1_s > 0 ? 1.0 / r.serve1_s : 0;
     /* a training step costs about three forward passes (forward, input and weight grads) */
-    double gflops_train = tr * 3 * 2 * macs * 1e-9, gflops_inf = inf * 2 * macs * 1e-9;
+    double gflops_train = tr * 3 * 2 * r.macs * 1e-9, gflops_inf = inf * 2 * r.macs * 1e-9;
     if (json) {
         printf("{\"model\":\"%s\",\"batch\":%d,\"size\":%d,\"threads\":%d,\"reps\":%d,"
-               "\"train_img_s\":%.3f,\"infer_img_s\":%.3f,\"infer1_img_s\":%.3f,"
-               "\"forward_gmacs_per_image\":%.4f,\"train_gflops\":%.2f,\"infer_gflops\":%.2f,"
-               "\"train_peak_rss_mib\":%.1f",
-               arch, batch, size, threads, b.reps, tr, inf, inf1, macs * 1e-9, gflops_train,
-               gflops_inf, rss_train > 0 ? rss_train / 1024.0 : 0.0);
-        if (profile) {
-            printf(",\"profile\":{");
-            int first = 1;
-            for (int k = 0; k < LAYER_KIND_COUNT; k++) {
-                if (prof_f[k] + prof_b[k] <= 0) continue;
-                printf("%s\"%s\":{\"forward_s\":%.4f,\"backward_s\":%.4f}", first ? "" : ",",
-                       cored_layer_kind_name((cored_layer_kind)k), prof_f[k] / b.reps, prof_b[k] / b.reps);
-                first = 0;
-            }
-            printf("}");
-        }
+               "\"train_img_s\":%.3f,\"cored_img_s\":%.3f,\"infer_img_s\":%.3f,\"infer1_img_s\":%.3f,"
+               "\"serve1_img_s\":%.3f,\"forward_gmacs_per_image\":%.4f,\"train_gflops\":%.2f,"
+               "\"infer_gflops\":%.2f,\"train_peak_rss_mib\":%.1f",
+               arch, batch, size, threads, b.reps, tr, co, inf, inf1, srv, r.macs * 1e-9,
+               gflops_train, gflops_inf, r.rss_train > 0 ? r.rss_train / 1024.0 : 0.0);
+        if (profile) print_profile(&r, b.reps, 1);
         printf("}\n");
     } else {
         printf("model %s  batch %d  %d px  %d threads  (%.3f GMAC/image forward)\n", arch, batch,
-               size, threads, macs * 1e-9);
-        if (train_s > 0)
+               size, threads, r.macs * 1e-9);
+        if (tr > 0)
             printf("  train step       %9.2f img/s  (%.1f GFLOP/s, peak RSS %.0f MiB)\n", tr,
-                   gflops_train, rss_train / 1024.0);
-        if (infer_s > 0) printf("  inference b%-4d  %9.2f img/s  (%.1f GFLOP/s)\n", batch, inf, gflops_inf);
-        if (infer1_s > 0) printf("  inference b1     %9.2f img/s\n", inf1);
-        if (profile) {
-            double total = 0;
-            for (int k = 0; k < LAYER_KIND_COUNT; k++) total += prof_f[k] + prof_b[k];
-            printf("  training-step profile (per step):\n");
-            for (int k = 0; k < LAYER_KIND_COUNT; k++) {
-                double s = prof_f[k] + prof_b[k];
-                if (s <= 0) continue;
-                printf("    %-12s fwd %8.2f ms  bwd %8.2f ms  %5.1f%%\n",
-                       cored_layer_kind_name((cored_layer_kind)k), 1e3 * prof_f[k] / b.reps,
-                       1e3 * prof_b[k] / b.reps, 100 * s / total);
-            }
-        }
+                   gflops_train, r.rss_train / 1024.0);
+        if (co > 0) printf("  CoReD step       %9.2f img/s  (%.2fx the train step's time)\n", co, tr > 0 ? tr / co : 0);
+        if (inf > 0) printf("  inference b%-4d  %9.2f img/s  (%.1f GFLOP/s)\n", batch, inf, gflops_inf);
+        if (inf1 > 0) printf("  inference b1     %9.2f img/s  (one model, %d threads inside)\n", inf1, threads);
+        if (srv > 0) printf("  served b1        %9.2f img/s  (%d models, one thread each)\n", srv, threads);
+        if (profile) print_profile(&r, b.reps, 0);
     }
-    free(t.labels);
-    free(t.dlogits);
     return 0;
 fail:
     cli_print_error(&err);
-    cored_model_free(t.m);
-    cored_optim_free(t.opt);
-    free(t.labels);
-    free(t.dlogits);
     return 1;
 }

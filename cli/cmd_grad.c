@@ -1,7 +1,9 @@
 /*
  * cored grad: one training-mode forward (BN batch statistics), mean cross-entropy and
  * backward on a tensor file, for comparison with PyTorch. With --steps K it continues
- * with K optimiser steps on the same batch and records the loss before each.
+ * with K optimiser steps on the same batch and records the loss before each. With
+ * --decisions it also writes the side of every ReLU and max-pool kink that each forward
+ * took, so that a PyTorch reference can follow the same branch (tools/twins.py, replay).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +13,81 @@
 #include "cli_tensors.h"
 #include "core/core.h"
 #include "io/checkpoint.h"
+#include "models/model.h"
 #include "ops/ops.h"
 #include "train/optim.h"
+
+/* The kink decisions of every forward, as tensors for the --decisions file. */
+typedef struct {
+    cored_st_out *t;
+    char **names;
+    void **data;
+    int n, cap;
+} decisions;
+
+static void decisions_free(decisions *d)
+{
+    for (int i = 0; i < d->n; i++) {
+        cored_free(d->names[i]);
+        cored_free(d->data[i]);
+    }
+    cored_free(d->t);
+    cored_free(d->names);
+    cored_free(d->data);
+}
+
+/* Appends the decisions of the last forward of m as step `step` (NHWC -> NCHW). */
+static int decisions_record(decisions *d, const cored_model *m, int step, cored_error *err)
+{
+    int nk = cored_model_kinks(m, NULL, 0), n_relu = 0, n_pool = 0;
+    cored_kink *k = cored_alloc(sizeof *k * (size_t)(nk ? nk : 1));
+    if (!k) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the kink list");
+    cored_model_kinks(m, k, nk);
+    if (d->n + nk > d->cap) {
+        int cap = d->n + nk + 16;
+        cored_st_out *t = cored_realloc(d->t, sizeof *t * (size_t)cap);
+        if (t) d->t = t;
+        char **names = cored_realloc(d->names, sizeof *names * (size_t)cap);
+        if (names) d->names = names;
+        void **data = cored_realloc(d->data, sizeof *data * (size_t)cap);
+        if (data) d->data = data;
+        if (!t || !names || !data) {
+            cored_free(k);
+            return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the decision list");
+        }
+        d->cap = cap;
+    }
+    for (int i = 0; i < nk; i++) {
+        const cored_kink *q = &k[i];
+        int relu = q->kind == LAYER_RELU;
+        size_t hw = (size_t)q->h * q->w, numel = (size_t)q->n * hw * q->c;
+        char *name = cored_alloc(48);
+        void *data = cored_alloc((relu ? 1 : 4) * (numel ? numel : 1));
+        if (!name || !data) {
+            cored_free(name);
+            cored_free(data);
+            cored_free(k);
+            return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the kink decisions");
+        }
+        snprintf(name, 48, "s%d.%s.%d", step, relu ? "relu" : "maxpool", relu ? n_relu++ : n_pool++);
+        for (int b = 0; b < q->n; b++)
+            for (size_t p = 0; p < hw; p++)
+                for (int c = 0; c < q->c; c++) {
+                    size_t src = ((size_t)b * hw + p) * q->c + c, dst = ((size_t)b * q->c + c) * hw + p;
+                    if (relu)
+                        ((uint8_t *)data)[dst] = q->y[src] > 0.0f;
+                    else
+                        ((int32_t *)data)[dst] = q->argmax[src];
+                }
+        d->names[d->n] = name;
+        d->data[d->n] = data;
+        d->t[d->n] = (cored_st_out){.name = name, .ndim = 4, .shape = {q->n, q->c, q->h, q->w},
+                                    .raw = data, .raw_dtype = relu ? CORED_DT_U8 : CORED_DT_I32};
+        d->n++;
+    }
+    cored_free(k);
+    return CORED_OK;
+}
 
 static void usage(void)
 {
@@ -33,6 +108,11 @@ static void usage(void)
            "  --nesterov          SGD Nesterov momentum (default off)\n"
            "  --weight-decay X    (default 0; 0.01 for adamw)\n"
            "  --out-weights FILE  write the weights after the K steps\n"
+           "  --decisions FILE    write the kink decisions of every forward (step s = 0..K-1,\n"
+           "                      the first forward is step 0): 's<s>.relu.<k>' U8 [N,C,H,W]\n"
+           "                      (1 where the k-th ReLU's output is > 0) and 's<s>.maxpool.<k>'\n"
+           "                      I32 [N,C,OH,OW] (argmax h*W+w in the input plane), k counting\n"
+           "                      each kind in execution order (default: not written)\n"
            "  --threads N         threads (default: all cores)\n\n"
            "Deterministic: dropout and drop-connect are never applied; BN uses batch\n"
            "statistics and updates its running statistics at every forward.\n");
@@ -47,10 +127,10 @@ int cmd_grad(int argc, char **argv)
         {"optimizer", required_argument, 0, 'O'}, {"lr", required_argument, 0, 'r'},
         {"momentum", required_argument, 0, 'M'},  {"nesterov", no_argument, 0, 'N'},
         {"weight-decay", required_argument, 0, 'd'}, {"out-weights", required_argument, 0, 'W'},
-        {"threads", required_argument, 0, 'j'},   {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+        {"threads", required_argument, 0, 'j'},   {"decisions", required_argument, 0, 'D'},
+        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0}};
     const char *arch = NULL, *weights = NULL, *input = NULL, *labels_path = NULL, *out = NULL;
-    const char *out_weights = NULL;
+    const char *out_weights = NULL, *decisions_path = NULL;
     int steps = 0, threads = 0, c, kind = CORED_OPT_SGD, nesterov = 0;
     float lr = -1, momentum = -1, wd = -1;
     while ((c = cli_getopt("grad", argc, argv, "h", opts)) != -1) {
@@ -61,6 +141,7 @@ int cmd_grad(int argc, char **argv)
         case 'l': labels_path = optarg; break;
         case 'o': out = optarg; break;
         case 'W': out_weights = optarg; break;
+        case 'D': decisions_path = optarg; break;
         case 'N': nesterov = 1; break;
         case 's':
             if (cli_int("grad", "steps", optarg, 0, 1000000, &steps)) return EXIT_USAGE;
@@ -102,6 +183,7 @@ int cmd_grad(int argc, char **argv)
     int *labels = NULL;
     cored_st_out *t = NULL;
     char **names = NULL;
+    decisions dec = {0};
     int n, size, rc, np = 0, iters = steps > 0 ? steps : 1;
     if ((rc = cli_load_input(input, &x, &n, &size, &err))) goto fail;
     if ((rc = cli_load_labels(labels_path, n, &labels, &err))) goto fail;
@@ -122,6 +204,7 @@ int cmd_grad(int argc, char **argv)
         cored_nchw_to_nhwc(cored_model_input(m), x, n, 3, size, size);
         cored_model_zero_grad(m);
         if ((rc = cored_model_forward(m, n, CORED_FWD_BN_BATCH, 0, &err))) goto fail;
+        if (decisions_path && (rc = decisions_record(&dec, m, s, &err))) goto fail;
         double loss = cored_softmax_ce(dlogits, cored_model_logits(m), labels, n, 2, 1.0f);
         if ((rc = cored_model_backward(m, dlogits, NULL, &err))) goto fail;
         if (s == 0) {
@@ -159,6 +242,7 @@ int cmd_grad(int argc, char **argv)
     const char *meta[] = {"model", cored_model_arch(m)};
     if ((rc = cored_st_write(out, t, nt, meta, 1, &err))) goto fail;
     if (out_weights && (rc = cored_model_save(m, out_weights, NULL, 0, NULL, &err))) goto fail;
+    if (decisions_path && (rc = cored_st_write(decisions_path, dec.t, dec.n, meta, 1, &err))) goto fail;
     rc = 0;
     goto done;
 fail:
@@ -168,6 +252,7 @@ done:
     if (names)
         for (int i = 0; i < np; i++) cored_free(names[i]);
     cored_free(names);
+    decisions_free(&dec);
     cored_free(t);
     cored_free(x);
     cored_free(labels);

@@ -35,7 +35,7 @@ void train_cli_init(train_cli *t)
         {"threads", OPT_INT, &c->threads, 0, 1024, NULL, "N", "compute threads, 0 = all cores"},
         {"loader-threads", OPT_INT, &c->loader_threads, 0, 1024, NULL, "N", "image decoding threads, 0 = automatic"},
         {"deterministic", OPT_FLAG, &c->deterministic, 0, 0, NULL, NULL,
-         "single-threaded BLAS: results independent of --threads"},
+         "accepted for scripts: results never depend on --threads"},
         {"temperature", OPT_FLOAT, &c->temperature, 1e-3, 1e3, NULL, "T", "distillation temperature"},
         {"alpha", OPT_FLOAT, &c->alpha, 0, 1, NULL, "A", "distillation weight"},
         {"freeze-bn", OPT_FLAG, &c->freeze_bn, 0, 0, NULL, NULL,

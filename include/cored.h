@@ -55,9 +55,11 @@ const char *cored_status_str(int status);
    Returns the number now in effect. */
 int cored_set_threads(int n);
 int cored_get_threads(void);
-/* Deterministic mode: BLAS runs single-threaded, so results do not depend on the thread
-   count (cored's own kernels reduce over fixed partitions anyway). */
+/* Results never depend on the thread count: every reduction, BLAS products included, runs
+   over partitions fixed by the shape. The deterministic flag is recorded for run
+   configurations (`--deterministic`) and changes nothing else. */
 void cored_set_deterministic(int on);
+int cored_get_deterministic(void);
 
 typedef enum { CORED_LOG_ERROR, CORED_LOG_WARN, CORED_LOG_INFO, CORED_LOG_DEBUG } cored_log_level;
 typedef void (*cored_log_fn)(cored_log_level level, const char *msg, void *user);

@@ -11,6 +11,7 @@
 
 #include "core/core.h"
 #include "harness.h"
+#include "io/checkpoint.h"
 #include "models/model.h"
 #include "ops/ops.h"
 #include "train/optim.h"
@@ -234,6 +235,149 @@ static void test_no_allocation_in_step(void)
     }
 }
 
+/* Serialises every tensor of m as PyTorch's state_dict holds them, with an I64
+   `num_batches_tracked` after each BN's running variance; the tensor named `flat` (if any)
+   is written flattened to one dimension. */
+static cored_st_file *state_dict_file(cored_model *m, const char *label, const char *flat,
+                                      const char *const *meta)
+{
+    static const int64_t nbt = 7;
+    int np = cored_model_param_count(m), nt = 0;
+    cored_st_out *t = calloc(2 * (size_t)np, sizeof *t);
+    char(*names)[CORED_NAME_MAX + 32] = calloc((size_t)np, sizeof *names);
+    if (!t || !names) return NULL;
+    for (int i = 0; i < np; i++) {
+        const cored_param *p = cored_model_param(m, i);
+        cored_st_out o = {.name = p->name, .ndim = p->ndim, .data = cored_model_param_data(m, i)};
+        for (int d = 0; d < p->ndim; d++) o.shape[d] = p->shape[d];
+        if (flat && strcmp(flat, p->name) == 0) {
+            o.ndim = 1;
+            o.shape[0] = (int64_t)p->numel;
+        }
+        t[nt++] = o;
+        if (p->kind == CORED_PARAM_BN_VAR) {
+            snprintf(names[i], sizeof names[i], "%.*s.num_batches_tracked",
+                     (int)(strlen(p->name) - strlen(".running_var")), p->name);
+            t[nt++] = (cored_st_out){.name = names[i], .ndim = 0, .raw = &nbt,
+                                     .raw_dtype = CORED_DT_I64};
+        }
+    }
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    cored_st_file *f = NULL;
+    cored_error err = {0};
+    CHECK_MSG(cored_st_serialize(&buf, &len, t, nt, meta, meta ? 1 : 0, &err) == 0, "%s", err.msg);
+    if (buf) CHECK_MSG(cored_st_parse(&f, buf, len, label, &err) == 0, "%s", err.msg);
+    cored_free(buf);
+    free(t);
+    free(names);
+    return f;
+}
+
+/* Checkpoints: a PyTorch state_dict of each big model, num_batches_tracked included, loads
+   into a fresh model bit for bit; weights of another architecture, or with one tensor of
+   another shape, are refused with the names that do not fit and m stays unchanged. */
+static void test_checkpoints(void)
+{
+    const char *archs[] = {"xception", "efficientnet-b0"};
+    for (int a = 0; a < 2; a++) {
+        cored_model *src = NULL, *dst = NULL, *other = NULL;
+        CHECK(cored_model_create(&src, archs[a], 64, 1, CORED_BUILD_INFER, NULL) == 0);
+        CHECK(cored_model_create(&dst, archs[a], 96, 2, CORED_BUILD_TRAIN, NULL) == 0);
+        CHECK(cored_model_create(&other, archs[1 - a], 64, 1, CORED_BUILD_INFER, NULL) == 0);
+        if (!src || !dst || !other) return;
+        cored_model_init_params(src, 3);
+        cored_model_init_params(other, 4);
+        const char *meta_src[] = {"model", archs[a]}, *meta_other[] = {"model", archs[1 - a]};
+        cored_st_file *f = state_dict_file(src, "sd", NULL, meta_src);
+        int n_nbt = 0, n_bn = 0;
+        for (int j = 0; f && j < f->n_tensors; j++)
+            n_nbt += strstr(f->tensors[j].name, "num_batches_tracked") != NULL;
+        for (int i = 0; i < cored_model_param_count(src); i++)
+            n_bn += cored_model_param(src, i)->kind == CORED_PARAM_BN_VAR;
+        CHECK_MSG(n_nbt == n_bn && n_bn >= 40, "%s: %d num_batches_tracked tensors, %d BN layers",
+                  archs[a], n_nbt, n_bn);
+        cored_error err = {0};
+        CHECK_MSG(f && cored_model_load_file(dst, f, &err) == 0, "%s: %s", archs[a], err.msg);
+        size_t nw, nb, nw2, nb2;
+        const float *w = cored_model_weights(src, &nw), *b = cored_model_buffers(src, &nb);
+        float *w2 = cored_model_weights(dst, &nw2), *b2 = cored_model_buffers(dst, &nb2);
+        CHECK(nw == nw2 && nb == nb2 && memcmp(w, w2, 4 * nw) == 0 && memcmp(b, b2, 4 * nb) == 0);
+        cored_st_close(f);
+
+        /* another architecture: missing, unexpected and mis-shaped names, with a hint */
+        f = state_dict_file(other, "other.safetensors", NULL, meta_other);
+        memset(w2, 0, 4 * nw2);
+        int rc = f ? cored_model_load_file(dst, f, &err) : -1;
+        CHECK_MSG(rc == CORED_E_SHAPE, "%s: rc %d", archs[a], rc);
+        CHECK_MSG(strstr(err.msg, "other.safetensors does not fit model") &&
+                      strstr(err.msg, "missing (") && strstr(err.msg, "unexpected (") &&
+                      strstr(err.msg, a ? "conv1.weight" : "_conv_stem.weight") &&
+                      !strstr(err.msg, "num_batches_tracked"),
+                  "%s: %s", archs[a], err.msg);
+        CHECK_MSG(strstr(err.hint, "--model") && strstr(err.hint, archs[1 - a]), "hint: %s", err.hint);
+        size_t nonzero = 0;
+        for (size_t k = 0; k < nw2; k++) nonzero += w2[k] != 0.0f;
+        CHECK_MSG(nonzero == 0, "%zu weights changed by a refused load", nonzero);
+        cored_st_close(f);
+
+        /* the right architecture with one tensor of another shape: named with both shapes */
+        const char *bad = a ? "_blocks.3._depthwise_conv.weight" : "block2.rep.1.conv1.weight";
+        f = state_dict_file(src, "flat", bad, meta_src);
+        rc = f ? cored_model_load_file(dst, f, &err) : -1;
+        char want[160];
+        snprintf(want, sizeof want, "1 with another shape (%s: file [%zu], model [", bad,
+                 cored_model_param(dst, cored_model_param_find(dst, bad))->numel);
+        CHECK_MSG(rc == CORED_E_SHAPE && strstr(err.msg, want) && !strstr(err.msg, "missing") &&
+                      !strstr(err.msg, "unexpected"),
+                  "%s: %s", archs[a], err.msg);
+        cored_st_close(f);
+        cored_model_free(src);
+        cored_model_free(dst);
+        cored_model_free(other);
+    }
+}
+
+/* A training step gives the same bits for 1 and 2 threads (fixed reduction partitions,
+   GEMMs cut by shape only): logits, the tap and every parameter gradient. */
+static void test_thread_invariance(void)
+{
+    const char *archs[] = {"tiny", "efficientnet-b0", "xception"};
+    for (int a = 0; a < 3; a++) {
+        cored_model *m = NULL;
+        CHECK(cored_model_create(&m, archs[a], 64, 3, CORED_BUILD_TRAIN, NULL) == 0);
+        if (!m) return;
+        cored_model_init_params(m, 21);
+        size_t nw, nl = 6;
+        cored_model_grads(m, &nw);
+        int h, w, c;
+        cored_model_features(m, &h, &w, &c);
+        size_t nf = (size_t)3 * h * w * c;
+        float *g[2], *f[2], z[2][6];
+        int labels[3] = {0, 1, 1};
+        for (int t = 0; t < 2; t++) {
+            cored_set_threads(t + 1);
+            fill_input(m, 3, 8);
+            cored_model_zero_grad(m);
+            CHECK(cored_model_forward(m, 3, CORED_FWD_BN_BATCH, 0, NULL) == 0);
+            memcpy(z[t], cored_model_logits(m), sizeof z[t]);
+            f[t] = malloc(sizeof(float) * nf);
+            memcpy(f[t], cored_model_features(m, NULL, NULL, NULL), sizeof(float) * nf);
+            float dl[6];
+            cored_softmax_ce(dl, cored_model_logits(m), labels, 3, 2, 1.0f);
+            CHECK(cored_model_backward(m, dl, NULL, NULL) == 0);
+            g[t] = malloc(sizeof(float) * nw);
+            memcpy(g[t], cored_model_grads(m, NULL), sizeof(float) * nw);
+        }
+        CHECK_MSG(memcmp(z[0], z[1], sizeof(float) * nl) == 0, "%s: logits differ", archs[a]);
+        CHECK_MSG(memcmp(f[0], f[1], sizeof(float) * nf) == 0, "%s: features differ", archs[a]);
+        CHECK_MSG(memcmp(g[0], g[1], sizeof(float) * nw) == 0, "%s: gradients differ", archs[a]);
+        free(g[0]), free(g[1]), free(f[0]), free(f[1]);
+        cored_model_free(m);
+    }
+    cored_set_threads(2);
+}
+
 /* Every allocation of a model build can fail; the build then reports CORED_E_NOMEM and
    frees what it had (the sanitizer run checks for leaks). */
 static void test_allocation_failures(void)
@@ -263,6 +407,8 @@ int main(void)
     RUN(test_builds_agree);
     RUN(test_tap_gradient);
     RUN(test_no_allocation_in_step);
+    RUN(test_checkpoints);
+    RUN(test_thread_invariance);
     RUN(test_allocation_failures);
     return test_finish();
 }

@@ -182,6 +182,8 @@ static void test_conv_fixed(void)
     conv_case(2, 6, 5, 5, 5, 3, 1, 1, 1, 1, 1, 5, 0);   /* depthwise */
     conv_case(2, 9, 8, 7, 7, 5, 2, 1, 1, 2, 2, 7, 0);   /* depthwise 5x5 s2 asymmetric */
     conv_case(2, 8, 7, 6, 6, 3, 2, 0, 0, 1, 1, 6, 1);   /* depthwise s2 + bias */
+    conv_case(2, 6, 5, 40, 40, 3, 1, 1, 1, 1, 1, 40, 1); /* depthwise: a 32-channel block + tail */
+    conv_case(1, 9, 7, 72, 72, 5, 2, 1, 1, 2, 2, 72, 0); /* two blocks + tail, 5x5 s2 same */
     conv_case(2, 5, 6, 4, 6, 3, 1, 1, 1, 1, 1, 2, 1);   /* grouped */
     conv_case(3, 1, 1, 8, 3, 1, 1, 0, 0, 0, 0, 1, 1);   /* 1x1 spatial (squeeze-excitation) */
 }
@@ -221,26 +223,38 @@ typedef struct {
     double *x, *g, *b, *rm, *rv, *r;
     int rows, c, train;
     double eps;
+    cored_act act;
 } bn_ctx;
+
+/* y = act(z) in double. */
+static void ref_act(double *y, const double *z, size_t n, cored_act act)
+{
+    if (act == CORED_ACT_RELU) ref_relu_forward(y, z, n);
+    else if (act == CORED_ACT_SILU) ref_silu_forward(y, z, n);
+    else memcpy(y, z, sizeof(double) * n);
+}
 
 static double bn_loss(void *p)
 {
     bn_ctx *c = p;
     size_t n = (size_t)c->rows * c->c;
-    double *y = malloc(sizeof(double) * n);
-    ref_bn_forward(y, c->x, c->g, c->b, c->rm, c->rv, c->rows, c->c, c->eps, c->train, 0, NULL, NULL);
+    double *z = malloc(sizeof(double) * n), *y = malloc(sizeof(double) * n);
+    ref_bn_forward(z, c->x, c->g, c->b, c->rm, c->rv, c->rows, c->c, c->eps, c->train, 0, NULL, NULL);
+    ref_act(y, z, n, c->act);
     double l = dot(y, c->r, n);
+    free(z);
     free(y);
     return l;
 }
 
-static void bn_case(int rows, int c, double eps, double momentum, int train)
+static void bn_case(int rows, int c, double eps, double momentum, int train, cored_act act)
 {
+    static const char *act_names[] = {"", " +relu", " +silu"};
     char name[96], what[160];
-    snprintf(name, sizeof name, "bn rows %d c %d eps %g mom %g %s", rows, c, eps, momentum,
-             train ? "train" : "eval");
+    snprintf(name, sizeof name, "bn rows %d c %d eps %g mom %g %s%s", rows, c, eps, momentum,
+             train ? "train" : "eval", act_names[act]);
     size_t n = (size_t)rows * c;
-    bn_ctx k = {.rows = rows, .c = c, .train = train, .eps = eps};
+    bn_ctx k = {.rows = rows, .c = c, .train = train, .eps = eps, .act = act};
     k.x = drand_array(n, -2, 3);
     k.g = drand_array((size_t)c, 0.5, 1.5);
     k.b = drand_array((size_t)c, -1, 1);
@@ -251,24 +265,32 @@ static void bn_case(int rows, int c, double eps, double momentum, int train)
     size_t sizes[] = {n, (size_t)c, (size_t)c, (size_t)c, (size_t)c, n};
     for (int i = 0; i < 6; i++) round_to_float(arrays[i], sizes[i]);
 
-    double *y = malloc(sizeof(double) * n), *dx = malloc(sizeof(double) * n);
+    double *z = malloc(sizeof(double) * n), *y = malloc(sizeof(double) * n);
+    double *dz = malloc(sizeof(double) * n), *dx = malloc(sizeof(double) * n);
     double *dg = malloc(sizeof(double) * c), *db = malloc(sizeof(double) * c);
     double *nrm = malloc(sizeof(double) * c), *nrv = malloc(sizeof(double) * c);
-    ref_bn_forward(y, k.x, k.g, k.b, k.rm, k.rv, rows, c, eps, train, momentum, nrm, nrv);
-    ref_bn_backward(dx, dg, db, k.r, k.x, k.g, k.rm, k.rv, rows, c, eps, train);
-    snprintf(what, sizeof what, "%s: ref dx", name);
-    fd_check(what, bn_loss, &k, k.x, n, dx, 40, NULL);
-    snprintf(what, sizeof what, "%s: ref dgamma", name);
-    fd_check(what, bn_loss, &k, k.g, (size_t)c, dg, 40, NULL);
-    snprintf(what, sizeof what, "%s: ref dbeta", name);
-    fd_check(what, bn_loss, &k, k.b, (size_t)c, db, 40, NULL);
+    ref_bn_forward(z, k.x, k.g, k.b, k.rm, k.rv, rows, c, eps, train, momentum, nrm, nrv);
+    ref_act(y, z, n, act);
+    if (act == CORED_ACT_RELU) ref_relu_backward(dz, k.r, z, n);
+    else if (act == CORED_ACT_SILU) ref_silu_backward(dz, k.r, z, n);
+    else memcpy(dz, k.r, sizeof(double) * n);
+    ref_bn_backward(dx, dg, db, dz, k.x, k.g, k.rm, k.rv, rows, c, eps, train);
+    if (act != CORED_ACT_RELU) { /* the ReLU's kinks would need care; its parts are checked */
+        snprintf(what, sizeof what, "%s: ref dx", name);
+        fd_check(what, bn_loss, &k, k.x, n, dx, 40, NULL);
+        snprintf(what, sizeof what, "%s: ref dgamma", name);
+        fd_check(what, bn_loss, &k, k.g, (size_t)c, dg, 40, NULL);
+        snprintf(what, sizeof what, "%s: ref dbeta", name);
+        fd_check(what, bn_loss, &k, k.b, (size_t)c, db, 40, NULL);
+    }
 
     float *fx = to_float(k.x, n), *fg = to_float(k.g, c), *fb = to_float(k.b, c);
     float *frm = to_float(k.rm, c), *frv = to_float(k.rv, c), *fr = to_float(k.r, n);
     float *fy = malloc(sizeof(float) * n), *fdx = malloc(sizeof(float) * n);
     float *fdg = calloc((size_t)c, sizeof(float)), *fdb = calloc((size_t)c, sizeof(float));
     float *mean = malloc(sizeof(float) * c), *invstd = malloc(sizeof(float) * c);
-    cored_bn_shape s = {.rows = rows, .c = c, .eps = (float)eps, .momentum = (float)momentum};
+    cored_bn_shape s = {.rows = rows, .c = c, .eps = (float)eps, .momentum = (float)momentum,
+                        .act = act};
     float *ws = malloc(sizeof(float) * cored_bn_ws_floats(&s));
     if (train)
         cored_bn_forward_train(fy, mean, invstd, frm, frv, fx, fg, fb, &s, ws);
@@ -284,9 +306,9 @@ static void bn_case(int rows, int c, double eps, double momentum, int train)
     }
     for (int rep = 1; rep <= 2; rep++) {
         if (train)
-            cored_bn_backward_train(fdx, fdg, fdb, fr, fx, mean, invstd, fg, &s, ws);
+            cored_bn_backward_train(fdx, fdg, fdb, fr, fx, fy, mean, invstd, fg, fb, &s, ws);
         else
-            cored_bn_backward_eval(fdx, fdg, fdb, fr, fx, mean, invstd, fg, &s, ws);
+            cored_bn_backward_eval(fdx, fdg, fdb, fr, fx, fy, mean, invstd, fg, fb, &s, ws);
         for (int j = 0; j < c; j++) dg[j] *= rep == 2 ? 2 : 1, db[j] *= rep == 2 ? 2 : 1;
         snprintf(what, sizeof what, "%s: dx call %d", name, rep);
         check_kernel(what, fdx, dx, n);
@@ -296,18 +318,23 @@ static void bn_case(int rows, int c, double eps, double momentum, int train)
         check_kernel(what, fdb, db, (size_t)c);
     }
     free(k.x), free(k.g), free(k.b), free(k.rm), free(k.rv), free(k.r);
-    free(y), free(dx), free(dg), free(db), free(nrm), free(nrv);
+    free(z), free(y), free(dz), free(dx), free(dg), free(db), free(nrm), free(nrv);
     free(fx), free(fg), free(fb), free(frm), free(frv), free(fr), free(fy), free(fdx), free(fdg),
         free(fdb), free(mean), free(invstd), free(ws);
 }
 
 static void test_bn(void)
 {
-    bn_case(30, 7, 1e-5, 0.1, 1);
-    bn_case(30, 7, 1e-5, 0.1, 0);
-    bn_case(2 * 3 * 5, 16, 1e-3, 0.01, 1); /* EfficientNet's eps and momentum */
-    bn_case(3, 5, 1e-5, 0.1, 1);           /* three values per channel */
-    bn_case(123, 3, 1e-3, 0.01, 0);
+    bn_case(30, 7, 1e-5, 0.1, 1, CORED_ACT_NONE);
+    bn_case(30, 7, 1e-5, 0.1, 0, CORED_ACT_NONE);
+    bn_case(2 * 3 * 5, 16, 1e-3, 0.01, 1, CORED_ACT_NONE); /* EfficientNet's eps and momentum */
+    bn_case(3, 5, 1e-5, 0.1, 1, CORED_ACT_NONE);           /* three values per channel */
+    bn_case(123, 3, 1e-3, 0.01, 0, CORED_ACT_NONE);
+    /* fused activations, with widths that exercise vector bodies and tails */
+    for (int train = 0; train <= 1; train++) {
+        bn_case(41, 37, 1e-5, 0.1, train, CORED_ACT_RELU);
+        bn_case(29, 19, 1e-3, 0.01, train, CORED_ACT_SILU);
+    }
 }
 
 /* A large mean against a small spread: the shifted accumulation must keep precision. */
@@ -497,6 +524,10 @@ static void test_gap_chscale(void)
     check_kernel("gap: forward", fy, y, ns);
     cored_gap_backward(fdx, fr, n, hw, c);
     check_kernel("gap: backward", fdx, dx, nx);
+    /* the accumulating form adds to what the gradient holds: twice gives 2x */
+    cored_gap_backward_acc(fdx, fr, n, hw, c);
+    for (size_t i = 0; i < nx; i++) dx[i] *= 2;
+    check_kernel("gap: backward, accumulated", fdx, dx, nx);
     free(m.r), free(fr);
     /* per-channel scale */
     m.which = 1;
@@ -517,6 +548,16 @@ static void test_gap_chscale(void)
     cored_add_forward(sum, a, b, 5);
     cored_add_backward(da, db, a, 5);
     for (int i = 0; i < 5; i++) CHECK(sum[i] == 6 && da[i] == a[i] && db[i] == a[i]);
+    cored_acc(da, b, 5); /* y += x */
+    for (int i = 0; i < 5; i++) CHECK(da[i] == 6);
+    size_t big = 3 * 16384 + 5; /* several parallel chunks and a tail */
+    float *u = malloc(sizeof(float) * big), *v = malloc(sizeof(float) * big);
+    for (size_t i = 0; i < big; i++) u[i] = (float)i, v[i] = 0.5f;
+    cored_acc(u, v, big);
+    int bad = 0;
+    for (size_t i = 0; i < big; i++) bad += u[i] != (float)i + 0.5f;
+    CHECK(bad == 0);
+    free(u), free(v);
     free(m.x), free(m.s), free(m.r), free(y), free(dx), free(ds), free(fx), free(fr), free(fy),
         free(fdx), free(fs), free(fds);
 }
@@ -682,6 +723,50 @@ static void test_losses(void)
 
 /* ================================================================ threads */
 
+/* cored_gemm against a double reference for every transpose combination, on shapes below
+   and above the size where it cuts the product into blocks (tall and wide), with beta 0
+   and 1; and the blocked result is the same bits for 1 and 2 threads. */
+static void test_gemm(void)
+{
+    static const int shapes[][3] = {{7, 5, 3}, {300, 40, 120}, {24, 700, 90}, {2048, 48, 64},
+                                    {130, 129, 70}};
+    for (size_t q = 0; q < sizeof shapes / sizeof shapes[0]; q++) {
+        int m = shapes[q][0], n = shapes[q][1], k = shapes[q][2];
+        for (int tr = 0; tr < 4; tr++) {
+            int ta = tr & 1, tb = tr >> 1;
+            double *a = drand_array((size_t)m * k, -1, 1), *b = drand_array((size_t)k * n, -1, 1);
+            double *c0 = drand_array((size_t)m * n, -1, 1), *want = malloc(sizeof(double) * m * n);
+            float *fa = to_float(a, (size_t)m * k), *fb = to_float(b, (size_t)k * n);
+            round_to_float(a, (size_t)m * k), round_to_float(b, (size_t)k * n);
+            round_to_float(c0, (size_t)m * n);
+            int lda = ta ? m : k, ldb = tb ? k : n;
+            for (int beta = 0; beta <= 1; beta++) {
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double acc = beta ? c0[(size_t)i * n + j] : 0;
+                        for (int l = 0; l < k; l++)
+                            acc += 0.5 * (ta ? a[(size_t)l * lda + i] : a[(size_t)i * lda + l]) *
+                                   (tb ? b[(size_t)j * ldb + l] : b[(size_t)l * ldb + j]);
+                        want[(size_t)i * n + j] = acc;
+                    }
+                float *got[2];
+                for (int t = 0; t < 2; t++) {
+                    cored_set_threads(t + 1);
+                    got[t] = to_float(c0, (size_t)m * n);
+                    cored_gemm(ta, tb, m, n, k, 0.5f, fa, lda, fb, ldb, (float)beta, got[t], n);
+                }
+                char what[96];
+                snprintf(what, sizeof what, "gemm %dx%dx%d ta %d tb %d beta %d", m, n, k, ta, tb, beta);
+                check_kernel(what, got[1], want, (size_t)m * n);
+                CHECK_MSG(memcmp(got[0], got[1], sizeof(float) * m * n) == 0, "%s: 1 vs 2 threads", what);
+                free(got[0]), free(got[1]);
+            }
+            free(a), free(b), free(c0), free(want), free(fa), free(fb);
+        }
+    }
+    cored_set_threads(2);
+}
+
 static void test_thread_invariance(void)
 {
     /* depthwise and batch-norm reductions use fixed partitions: identical bits for 1 and 2
@@ -722,6 +807,7 @@ int main(void)
 {
     cored_rng_seed(&rng, 2020, 1);
     cored_set_threads(2);
+    RUN(test_gemm);
     RUN(test_conv_fixed);
     RUN(test_conv_random);
     RUN(test_conv_shape_errors);

@@ -19,6 +19,9 @@
 #include "harness.h"
 #include "io/safetensors.h"
 
+/* An F32 tensor to write: name, data, number of dimensions, shape. */
+#define F32T(nm, dat, nd, ...) {.name = (nm), .ndim = (nd), .shape = {__VA_ARGS__}, .data = (dat)}
+
 #define LABEL "bad.safetensors"
 
 static unsigned char fbuf[1 << 18];
@@ -125,7 +128,7 @@ static void test_crate_vectors(void)
                                          58,  34,  112, 116, 34,  125, 125, 32,  32,  32,  32,  32};
     static const float vals[6] = {0, 1, 2, 3, 4, 5};
     const char *kv[2] = {"framework", "pt"};
-    cored_st_out a = {"attn.0", 3, {1, 2, 3}, vals}, b = {"attn0", 4, {1, 1, 2, 3}, vals};
+    cored_st_out a = F32T("attn.0", vals, 3, 1, 2, 3), b = F32T("attn0", vals, 4, 1, 1, 2, 3);
     struct {
         const cored_st_out *t;
         int n, n_meta;
@@ -152,8 +155,8 @@ static void test_round_trip(void)
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) w[i] = (float)sin((double)i) * 1e3f;
     const char *odd = "a \"quoted\"\\name\n\t\x01/\xc3\xbc\xf0\x9f\x98\x80";
     cored_st_out t[] = {
-        {"conv1.weight", 4, {2, 3, 3, 3}, w}, {"bias", 1, {2}, bias}, {"scalar", 0, {0}, &sc},
-        {"empty", 2, {0, 5}, NULL},           {odd, 1, {1}, &sc},     {"", 1, {2}, bias}};
+        F32T("conv1.weight", w, 4, 2, 3, 3, 3), F32T("bias", bias, 1, 2), F32T("scalar", &sc, 0, 0),
+        F32T("empty", NULL, 2, 0, 5), F32T(odd, &sc, 1, 1), F32T("", bias, 1, 2)};
     const int n = (int)(sizeof t / sizeof t[0]);
     const char *kv[] = {"format", "pt", "note", "line\nbreak \"q\" \xc3\xa9", "empty", ""};
     char path[512];
@@ -541,16 +544,21 @@ static void test_writer_refusals(void)
         const char *const *kv;
         int n_meta, code;
     } cases[] = {
-        {"duplicate", {{"a", 1, {1}, v}, {"a", 1, {1}, v}}, 2, NULL, 0, CORED_E_ARG},
-        {"reserved name", {{"__metadata__", 1, {1}, v}}, 1, NULL, 0, CORED_E_ARG},
-        {"NULL name", {{NULL, 1, {1}, v}}, 1, NULL, 0, CORED_E_ARG},
-        {"bad UTF-8", {{"a\xff", 1, {1}, v}}, 1, NULL, 0, CORED_E_ARG},
-        {"negative dim", {{"a", 1, {-1}, v}}, 1, NULL, 0, CORED_E_ARG},
-        {"9 dims", {{"a", 9, {1}, v}}, 1, NULL, 0, CORED_E_ARG},
-        {"NULL data", {{"a", 1, {1}, NULL}}, 1, NULL, 0, CORED_E_ARG},
-        {"NaN", {{"a", 1, {2}, v}}, 1, NULL, 0, CORED_E_NONFINITE},
-        {"meta dup", {{"a", 1, {1}, v}}, 1, kv_dup, 2, CORED_E_ARG},
-        {"meta NULL", {{"a", 1, {1}, v}}, 1, kv_null, 1, CORED_E_ARG},
+        {"duplicate", {F32T("a", v, 1, 1), F32T("a", v, 1, 1)}, 2, NULL, 0, CORED_E_ARG},
+        {"reserved name", {F32T("__metadata__", v, 1, 1)}, 1, NULL, 0, CORED_E_ARG},
+        {"NULL name", {F32T(NULL, v, 1, 1)}, 1, NULL, 0, CORED_E_ARG},
+        {"bad UTF-8", {F32T("a\xff", v, 1, 1)}, 1, NULL, 0, CORED_E_ARG},
+        {"negative dim", {F32T("a", v, 1, -1)}, 1, NULL, 0, CORED_E_ARG},
+        {"9 dims", {F32T("a", v, 9, 1)}, 1, NULL, 0, CORED_E_ARG},
+        {"NULL data", {F32T("a", NULL, 1, 1)}, 1, NULL, 0, CORED_E_ARG},
+        {"NaN", {F32T("a", v, 1, 2)}, 1, NULL, 0, CORED_E_NONFINITE},
+        {"meta dup", {F32T("a", v, 1, 1)}, 1, kv_dup, 2, CORED_E_ARG},
+        {"meta NULL", {F32T("a", v, 1, 1)}, 1, kv_null, 1, CORED_E_ARG},
+        {"raw F32", {{.name = "a", .ndim = 1, .shape = {1}, .raw = v, .raw_dtype = CORED_DT_F32}},
+         1, NULL, 0, CORED_E_ARG},
+        {"raw BOOL 2",
+         {{.name = "a", .ndim = 1, .shape = {2}, .raw = "\x01\x02", .raw_dtype = CORED_DT_BOOL}},
+         1, NULL, 0, CORED_E_ARG},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         unsigned char *buf = NULL;
@@ -563,6 +571,66 @@ static void test_writer_refusals(void)
     }
 }
 
+/* Integer tensors from raw buffers next to F32 ones: the header names their dtype, the
+   bytes are little-endian, the reader gets the values back, and the file is written the
+   same way by cored_st_write. */
+static void test_raw_integers(void)
+{
+    const uint8_t mask[6] = {1, 0, 0, 1, 1, 0};
+    const int32_t idx[3] = {-1, 7, 65536 + 3};
+    const int64_t big[2] = {INT64_MIN, 1LL << 40};
+    const uint16_t u16[2] = {1, 65535};
+    const float f[2] = {0.5f, -2};
+    cored_st_out t[] = {
+        {.name = "m", .ndim = 2, .shape = {2, 3}, .raw = mask, .raw_dtype = CORED_DT_U8},
+        {.name = "f", .ndim = 1, .shape = {2}, .data = f},
+        {.name = "i", .ndim = 1, .shape = {3}, .raw = idx, .raw_dtype = CORED_DT_I32},
+        {.name = "b", .ndim = 1, .shape = {2}, .raw = big, .raw_dtype = CORED_DT_I64},
+        {.name = "u", .ndim = 1, .shape = {2}, .raw = u16, .raw_dtype = CORED_DT_U16},
+        {.name = "z", .ndim = 1, .shape = {6}, .raw = mask, .raw_dtype = CORED_DT_BOOL},
+    };
+    const int64_t want_m[6] = {1, 0, 0, 1, 1, 0}, want_i[3] = {-1, 7, 65536 + 3},
+                  want_u[2] = {1, 65535};
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    cored_error err = {0};
+    CHECK(cored_st_serialize(&buf, &len, t, 6, NULL, 0, &err) == CORED_OK);
+    if (!buf) return;
+    CHECK(strstr((const char *)buf + 8, "\"m\":{\"dtype\":\"U8\",\"shape\":[2,3],\"data_offsets\":[0,6]}") != NULL);
+    CHECK(strstr((const char *)buf + 8, "\"i\":{\"dtype\":\"I32\",\"shape\":[3],\"data_offsets\":[14,26]}") != NULL);
+    /* 65539 = 0x00010003, little-endian */
+    size_t data = 8 + (size_t)buf[0] + ((size_t)buf[1] << 8);
+    CHECK(buf[data + 22] == 3 && buf[data + 23] == 0 && buf[data + 24] == 1 && buf[data + 25] == 0);
+    cored_st_file *fl = NULL;
+    CHECK(cored_st_parse(&fl, buf, len, "raw", &err) == CORED_OK);
+    if (fl) {
+        int64_t got[6];
+        const cored_st_tensor *m = cored_st_find(fl, "m"), *i = cored_st_find(fl, "i"),
+                              *b = cored_st_find(fl, "b"), *u = cored_st_find(fl, "u"),
+                              *z = cored_st_find(fl, "z"), *ft = cored_st_find(fl, "f");
+        CHECK(m && m->dtype == CORED_DT_U8 && z && z->dtype == CORED_DT_BOOL && ft &&
+              ft->dtype == CORED_DT_F32);
+        CHECK(m && cored_st_to_i64(fl, m, got, 6, &err) == 0 && memcmp(got, want_m, sizeof want_m) == 0);
+        CHECK(i && cored_st_to_i64(fl, i, got, 3, &err) == 0 && memcmp(got, want_i, sizeof want_i) == 0);
+        CHECK(b && cored_st_to_i64(fl, b, got, 2, &err) == 0 && memcmp(got, big, sizeof big) == 0);
+        CHECK(u && cored_st_to_i64(fl, u, got, 2, &err) == 0 && memcmp(got, want_u, sizeof want_u) == 0);
+        float fv[6];
+        CHECK(ft && cored_st_to_f32(fl, ft, fv, 2, 0, &err) == 0 && fv[0] == 0.5f && fv[1] == -2);
+        CHECK(m && cored_st_to_f32(fl, m, fv, 6, 0, &err) == CORED_E_FORMAT);
+    }
+    cored_st_close(fl);
+    char path[512];
+    snprintf(path, sizeof path, "%s/raw.safetensors", test_tmpdir());
+    CHECK(cored_st_write(path, t, 6, NULL, 0, &err) == CORED_OK);
+    FILE *fp = fopen(path, "rb");
+    unsigned char *disk = malloc(len + 1);
+    size_t got_len = fp && disk ? fread(disk, 1, len + 1, fp) : 0;
+    CHECK(got_len == len && disk && memcmp(disk, buf, len) == 0);
+    if (fp) fclose(fp);
+    free(disk);
+    cored_free(buf);
+}
+
 /* cored_st_find on many names (a binary search over the sorted index). */
 static void test_many(void)
 {
@@ -573,7 +641,7 @@ static void test_many(void)
     for (int k = 0; k < N; k++) {
         snprintf(names[k], sizeof names[k], "t%d", (k * 7919) % N);
         vals[k] = (float)k;
-        t[k] = (cored_st_out){names[k], 0, {0}, &vals[k]};
+        t[k] = (cored_st_out)F32T(names[k], &vals[k], 0, 0);
     }
     unsigned char *buf = NULL;
     size_t len = 0;
@@ -595,7 +663,7 @@ static void test_many(void)
 static void test_alloc_failures(void)
 {
     static const float w[6] = {1, 2, 3, 4, 5, 6};
-    cored_st_out t[] = {{"w", 2, {2, 3}, w}, {"b", 1, {2}, w}, {"s", 0, {0}, w}, {"e", 1, {0}, NULL}};
+    cored_st_out t[] = {F32T("w", w, 2, 2, 3), F32T("b", w, 1, 2), F32T("s", w, 0, 0), F32T("e", NULL, 1, 0)};
     const char *kv[] = {"a", "1", "b", "2"};
     char path[512];
     snprintf(path, sizeof path, "%s/alloc.safetensors", test_tmpdir());
@@ -667,8 +735,8 @@ static void test_atomic_write(void)
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     snprintf(missing, sizeof missing, "%s/no/such/folder/model.safetensors", dir);
     CHECK(mkdir(dir, 0755) == 0);
-    cored_st_out t1 = {"w", 1, {2}, v1}, t2 = {"w", 1, {3}, v2}, tb = {"w", 1, {1}, bad},
-                 tbig = {"w", 1, {1000}, big};
+    cored_st_out t1 = F32T("w", v1, 1, 2), t2 = F32T("w", v2, 1, 3), tb = F32T("w", bad, 1, 1),
+                 tbig = F32T("w", big, 1, 1000);
     CHECK(cored_st_write(path, &t1, 1, NULL, 0, &err) == CORED_OK);
     CHECK(cored_st_write(path, &t2, 1, NULL, 0, &err) == CORED_OK);
     expect_content(path, 3, 3);
@@ -749,6 +817,7 @@ int main(void)
     RUN(test_corruption);
     RUN(test_accepted);
     RUN(test_writer_refusals);
+    RUN(test_raw_integers);
     RUN(test_many);
     RUN(test_alloc_failures);
     RUN(test_atomic_write);

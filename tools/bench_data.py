@@ -5,10 +5,11 @@ Targets (PERFORMANCE.md): >= 2,000 img/s from JPEG files, >= 20,000 img/s from a
     make && /usr/bin/python3 tools/bench_data.py [--images 2000] [--reps 5] [--seconds 3]
 
 Generates the JPEGs (random 128-px crops of real photos, quality 90) under /tmp once,
-packs them with `cored pack`, builds tools/bench_data.c against build/libcored.a, and
-reports the median of --reps runs of each case.
+packs them with `cored pack`, runs `cored bench --data` on both, and reports the median of
+--reps runs of each case.
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -58,21 +59,16 @@ def main():
     pack = os.path.join(a.root, ".cored-pack-128.bin")
     subprocess.run([cored, "pack", a.root, "--size", "128", "--splits", "train", "--quiet"], check=True,
                    stdout=subprocess.DEVNULL)
-    exe = os.path.join(REPO, "build", "bench_data")
-    subprocess.run(["cc", "-std=c11", "-O2", "-D_DEFAULT_SOURCE", "-fopenmp", "-I" + os.path.join(REPO, "include"),
-                    "-I" + os.path.join(REPO, "src"), os.path.join(HERE, "bench_data.c"),
-                    os.path.join(REPO, "build", "libcored.a"), "-lopenblas", "-lcjson", "-lpng", "-ljpeg", "-lm",
-                    "-o", exe], check=True)
     results = {}
-    for name, p in (("jpeg files", "-"), ("pack", pack)):
-        runs = []
-        for _ in range(a.reps):
-            out = subprocess.run([exe, a.root, "Bench", p, str(a.threads), "32", "128", str(a.seconds)],
-                                 check=True, capture_output=True, text=True).stdout
-            runs.append(float(out))
-        results[name] = runs
-        print("%-10s %2d threads: median %8.0f img/s   runs: %s" % (
-            name, a.threads, statistics.median(runs), " ".join("%.0f" % r for r in runs)))
+    for name, extra in (("jpeg files", []), ("pack", ["--pack", pack])):
+        out = subprocess.run([cored, "bench", "--data", a.root, "--task", "Bench", *extra,
+                              "--threads", str(a.threads), "--batch", "32", "--size", "128",
+                              "--seconds", str(a.seconds), "--reps", str(a.reps), "--json"],
+                             check=True, capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        results[name] = [r["loader_img_s"]]
+        print("%-10s %2d threads: median %8.0f img/s   (%d runs, %.0f..%.0f)" % (
+            name, a.threads, r["loader_img_s"], a.reps, r["loader_min_img_s"], r["loader_max_img_s"]))
     ok = statistics.median(results["jpeg files"]) >= 2000 and statistics.median(results["pack"]) >= 20000
     print("targets (>= 2,000 and >= 20,000 img/s): %s" % ("met" if ok else "MISSED"))
     return 0

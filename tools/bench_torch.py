@@ -1,6 +1,9 @@
 """PyTorch side of `make bench`: the twin of a cored model (tools/twins.py), timed the way
 `cored bench` times cored: median seconds per step over repetitions after warm-up.
-Prints one JSON object. Run it in its own process so its memory use is its own."""
+Measures the training step, the CoReD step (teacher forward + student eval forward +
+student train forward with CE, KD and a term on the feature tap + backward + SGD), and
+inference at the batch and at batch 1. Prints one JSON object. Run it in its own process
+so its memory use is its own."""
 import argparse
 import json
 import os
@@ -40,7 +43,7 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--min-time", type=float, default=0.5)
-    ap.add_argument("--only", choices=["train", "infer", "infer1"])
+    ap.add_argument("--only", choices=["train", "cored", "infer", "infer1"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -59,6 +62,30 @@ def main():
         out["train_img_s"] = a.batch / median_time(step, a.reps, a.warmup, a.min_time)
         out["train_peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         del m, opt
+    if a.only in (None, "cored"):
+        student = twins.build(a.model)
+        teacher = twins.build(a.model).eval()
+        teacher.load_state_dict(student.state_dict())
+        opt = torch.optim.SGD(student.parameters(), lr=1e-4, momentum=0.1)
+        x = torch.rand(a.batch, 3, a.size, a.size) * 2 - 1
+        y = torch.arange(a.batch) % 2
+
+        def cored_step():
+            with torch.no_grad():
+                t_logits = teacher(x)
+                student.eval()
+                student(x)  # the pass that assigns confidence bands
+            student.train()
+            opt.zero_grad()
+            logits, feats = student(x, return_features=True)
+            kd = F.kl_div(F.log_softmax(logits / 20, 1), F.softmax(t_logits / 20, 1),
+                          reduction="batchmean") * 0.5 * 400
+            rep = feats.amax((2, 3)).mean()
+            (1.5 * F.cross_entropy(logits, y) + kd + rep * rep).backward()
+            opt.step()
+
+        out["cored_img_s"] = a.batch / median_time(cored_step, a.reps, a.warmup, a.min_time)
+        del student, teacher, opt
     for what, n in (("infer", a.batch), ("infer1", 1)):
         if a.only not in (None, what):
             continue

@@ -13,15 +13,20 @@ How errors are measured:
     max|cored - ref| / max|ref|  (tolerance 1e-4; 1e-3 for losses after optimiser steps);
   - gradients: ||cored - ref||_2 / max(||ref||_2, ||ref gradient of the module's weight||_2)
     (tolerance 1e-3).
-Why the L2 norm for gradients: near a ReLU or max-pool kink a float32 activation can
-legitimately land on the other side of the kink than the float64 reference (PyTorch's own
-float32 does the same at other elements). Such a flip changes a handful of gradient
-elements by O(1) of their size; with few rows per channel (small batches, 4x4 maps) that is
-a large max-norm error but a tiny L2 error, while a real bug changes most elements and fails
-by orders of magnitude. Why the module's weight in the denominator: some gradients are
-zero in exact arithmetic (a BN bias whose output feeds a linear layer and then a train-mode
-BN gets the gradient sum(dy) = 0); their float32 value is rounding noise on the scale of the
-module's other gradients, and is judged on that scale.
+Kinks: near a ReLU or max-pool kink a float32 activation can legitimately land on the other
+side of the kink than the float64 reference (PyTorch's own float32 does the same). Forward
+values are continuous there, so forward checks need nothing; gradients are not, and in
+Xception one flip can move a gradient by 1e-2 relative. So the gradient and optimiser-step
+checks run with kink replay: `cored grad --decisions` writes the side cored took at every
+ReLU (mask y > 0) and the argmax of every max pool, for every forward, and the float64 twin
+follows those decisions (`twins.replay`), so only rounding separates the two. Every decision
+must be consumed, in the same order and shape, or the check fails (the layer orders differ).
+Why the L2 norm for gradients: a bug changes most elements and fails by orders of
+magnitude, while rounding spread over few rows per channel (small batches, 4x4 maps) can
+show a large max-norm error on a single element. Why the module's weight in the denominator:
+some gradients are zero in exact arithmetic (a BN bias whose output feeds a linear layer and
+then a train-mode BN gets the gradient sum(dy) = 0); their float32 value is rounding noise on
+the scale of the module's other gradients, and is judged on that scale.
 """
 import copy
 import os
@@ -69,6 +74,12 @@ class Report:
         if not ok:
             print(f"  FAIL {self.name}: {what}: relative error {err:.3g} > {tol:g}")
 
+    def require(self, what, ok):
+        """A condition that must hold (not an error measurement)."""
+        self.failures += not ok
+        if not ok:
+            print(f"  FAIL {self.name}: {what}")
+
     def summary(self):
         worst = max(self.rows, key=lambda r: r[1] / r[2])
         print(f"  {self.name}: {len(self.rows)} comparisons, {self.failures} failed; "
@@ -82,55 +93,98 @@ def run(*args):
     return r
 
 
-def check_model(name, n=4, size=64, seed=0, steps=3, optimizers=(("sgd", 0.05, 0.1),)):
+def _save_case(tmp, name, model, n, size, gen):
+    w_path, x_path, l_path = (os.path.join(tmp, f) for f in ("w.st", "x.st", "l.st"))
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    st.save(w_path, state, {"model": name})
+    x = torch.randn(n, 3, size, size, generator=gen)
+    labels = torch.tensor([i % 2 for i in range(n)], dtype=torch.int64)
+    st.save(x_path, {"input": x.numpy()})
+    st.save(l_path, {"labels": labels.numpy()})
+    return w_path, x_path, l_path, x, labels
+
+
+def _twin(name, seed):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed + 1)
     model = twins.build(name)
     twins.randomize_bn(model, gen)
     model.stochastic = False
+    return model, gen
+
+
+class _Replaying:
+    """Context: the twin follows cored's kink decisions with the given step prefix."""
+
+    def __init__(self, decisions, prefix, rep, what):
+        self.r, self.rep, self.what = twins.Replay(decisions, prefix), rep, what
+
+    def __enter__(self):
+        twins.replay(self.r)
+        return self.r
+
+    def __exit__(self, *exc):
+        twins.replay(None)
+        if exc[0] is None:
+            left = self.r.unused()
+            self.rep.require(f"{self.what}: {len(left)} kink decisions not consumed "
+                             f"(first: {left[:3]})", not left)
+        return False
+
+
+def check_forward(name, n, size, seed=0):
+    """Eval and train-mode forward only (logits, features, running statistics)."""
+    model, gen = _twin(name, seed)
+    rep = Report(f"{name} n={n} {size}px forward")
+    with tempfile.TemporaryDirectory() as tmp:
+        w_path, x_path, _, x, _ = _save_case(tmp, name, model, n, size, gen)
+        _check_forward(rep, name, model, tmp, w_path, x_path, x.double())
+    rep.summary()
+    return rep.failures
+
+
+def _check_forward(rep, name, model, tmp, w_path, x_path, xd):
+    y_path = os.path.join(tmp, "y.st")
+    run("forward", "--model", name, "--weights", w_path, "--input", x_path, "--out", y_path,
+        "--features")
+    out, _ = st.load(y_path)
+    ref = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        logits, feats = ref(xd, return_features=True)
+    rep.check("eval logits", rel_err(out["logits"], logits.numpy()), FWD_TOL)
+    rep.check("eval features", rel_err(out["features"], feats.numpy()), FWD_TOL)
+
+    # train-mode forward: batch statistics, running-stat update
+    run("forward", "--model", name, "--weights", w_path, "--input", x_path, "--out", y_path,
+        "--train-mode", "--features")
+    out, _ = st.load(y_path)
+    tr = copy.deepcopy(model).double().train()
+    with torch.no_grad():
+        logits, feats = tr(xd, return_features=True)
+    rep.check("train logits", rel_err(out["logits"], logits.numpy()), FWD_TOL)
+    rep.check("train features", rel_err(out["features"], feats.numpy()), FWD_TOL)
+    for k, v in tr.state_dict().items():
+        if k.endswith("running_mean") or k.endswith("running_var"):
+            rep.check(k, rel_err(out[k], v.numpy()), FWD_TOL)
+
+
+def check_model(name, n=4, size=64, seed=0, steps=3, optimizers=(("sgd", 0.05, 0.1),)):
+    model, gen = _twin(name, seed)
     rep = Report(f"{name} n={n} {size}px")
     with tempfile.TemporaryDirectory() as tmp:
-        w_path, x_path, l_path = (os.path.join(tmp, f) for f in ("w.st", "x.st", "l.st"))
-        state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-        st.save(w_path, state, {"model": name})
-        x = torch.randn(n, 3, size, size, generator=gen)
-        labels = torch.tensor([i % 2 for i in range(n)], dtype=torch.int64)
-        st.save(x_path, {"input": x.numpy()})
-        st.save(l_path, {"labels": labels.numpy()})
-        ref = copy.deepcopy(model).double()
+        w_path, x_path, l_path, x, labels = _save_case(tmp, name, model, n, size, gen)
         xd = x.double()
+        _check_forward(rep, name, model, tmp, w_path, x_path, xd)
 
-        # eval-mode forward with features
-        y_path = os.path.join(tmp, "y.st")
-        run("forward", "--model", name, "--weights", w_path, "--input", x_path, "--out", y_path,
-            "--features")
-        out, _ = st.load(y_path)
-        ref.eval()
-        with torch.no_grad():
-            logits, feats = ref(xd, return_features=True)
-        rep.check("eval logits", rel_err(out["logits"], logits.numpy()), FWD_TOL)
-        rep.check("eval features", rel_err(out["features"], feats.numpy()), FWD_TOL)
-
-        # train-mode forward: batch statistics, running-stat update
-        run("forward", "--model", name, "--weights", w_path, "--input", x_path, "--out", y_path,
-            "--train-mode")
-        out, _ = st.load(y_path)
-        tr = copy.deepcopy(model).double().train()
-        with torch.no_grad():
-            logits = tr(xd)
-        rep.check("train logits", rel_err(out["logits"], logits.numpy()), FWD_TOL)
-        sd = tr.state_dict()
-        for k, v in sd.items():
-            if k.endswith("running_mean") or k.endswith("running_var"):
-                rep.check(k, rel_err(out[k], v.numpy()), FWD_TOL)
-
-        # loss and every parameter gradient
-        g_path = os.path.join(tmp, "g.st")
+        # loss and every parameter gradient, the twin on cored's side of every kink
+        g_path, d_path = os.path.join(tmp, "g.st"), os.path.join(tmp, "d.st")
         run("grad", "--model", name, "--weights", w_path, "--input", x_path, "--labels", l_path,
-            "--out", g_path)
+            "--out", g_path, "--decisions", d_path)
         out, _ = st.load(g_path)
+        dec, _ = st.load(d_path)
         tr = copy.deepcopy(model).double().train()
-        loss = F.cross_entropy(tr(xd), labels)
+        with _Replaying(dec, "s0.", rep, "gradients"):
+            loss = F.cross_entropy(tr(xd), labels)
         loss.backward()
         rep.check("loss", rel_err(out["loss"], [loss.item()]), FWD_TOL)
         grads = {k: p.grad.numpy() for k, p in tr.named_parameters()}
@@ -139,12 +193,13 @@ def check_model(name, n=4, size=64, seed=0, steps=3, optimizers=(("sgd", 0.05, 0
             floor = np.linalg.norm(grads[sibling]) if sibling in grads else 0.0
             rep.check("grad." + k, rel_err_l2(out["grad." + k], g, floor), GRAD_TOL)
 
-        # a few optimiser steps on the same batch
+        # a few optimiser steps on the same batch, each forward replaying cored's decisions
         for opt_name, lr, momentum in optimizers:
             run("grad", "--model", name, "--weights", w_path, "--input", x_path, "--labels", l_path,
                 "--out", g_path, "--steps", str(steps), "--optimizer", opt_name, "--lr", str(lr),
-                "--momentum", str(momentum))
+                "--momentum", str(momentum), "--decisions", d_path)
             out, _ = st.load(g_path)
+            dec, _ = st.load(d_path)
             tr = copy.deepcopy(model).double().train()
             if opt_name == "sgd":
                 opt = torch.optim.SGD(tr.parameters(), lr=lr, momentum=momentum)
@@ -153,9 +208,10 @@ def check_model(name, n=4, size=64, seed=0, steps=3, optimizers=(("sgd", 0.05, 0
             else:
                 opt = torch.optim.AdamW(tr.parameters(), lr=lr)
             losses = []
-            for _ in range(steps):
+            for i in range(steps):
                 opt.zero_grad()
-                loss = F.cross_entropy(tr(xd), labels)
+                with _Replaying(dec, f"s{i}.", rep, f"{opt_name} step {i}"):
+                    loss = F.cross_entropy(tr(xd), labels)
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())

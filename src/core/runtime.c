@@ -22,16 +22,16 @@ int cored_set_threads(int n)
         n = cpus > 0 ? (int)cpus : 1;
     }
     n_threads = n;
+    /* with OpenMP OpenBLAS this also sets OpenMP's count; BLAS itself runs serially inside
+       the kernels' fixed partitions (src/ops/gemm.c) */
+    openblas_set_num_threads(n);
     omp_set_num_threads(n);
-    openblas_set_num_threads(deterministic ? 1 : n);
     return n;
 }
 
-void cored_set_deterministic(int on)
-{
-    deterministic = on;
-    openblas_set_num_threads(on ? 1 : cored_get_threads());
-}
+void cored_set_deterministic(int on) { deterministic = on; }
+
+int cored_get_deterministic(void) { return deterministic; }
 
 int cored_get_threads(void)
 {

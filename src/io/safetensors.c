@@ -16,7 +16,7 @@
  *
  * The writer emits what the crate emits: `__metadata__` first, then the tensors in the
  * given order with contiguous offsets, JSON without spaces, padded with spaces so that the
- * data section starts at a multiple of 8, F32 little-endian.
+ * data section starts at a multiple of 8, F32 (or the raw integer dtype) little-endian.
  */
 #include "io/safetensors.h"
 
@@ -1018,6 +1018,13 @@ static int valid_text(const char *s)
     return s && utf8_check((const unsigned char *)s, strlen(s)) == strlen(s);
 }
 
+static int raw_dtype_ok(cored_dtype dt)
+{
+    return dt == CORED_DT_BOOL || dt == CORED_DT_U8 || dt == CORED_DT_I8 || dt == CORED_DT_I16 ||
+           dt == CORED_DT_U16 || dt == CORED_DT_I32 || dt == CORED_DT_U32 || dt == CORED_DT_I64 ||
+           dt == CORED_DT_U64;
+}
+
 /* Validates the tensors and metadata and builds the padded header; *data_len is the size
    of the data section. */
 static int prepare(const char *label, const cored_st_out *t, int n, const char *const *meta_kv,
@@ -1049,9 +1056,16 @@ static int prepare(const char *label, const cored_st_out *t, int n, const char *
         if (t[k].ndim < 0 || t[k].ndim > CORED_ST_MAX_DIMS)
             return CORED_FAIL(err, CORED_E_ARG, "%s: tensor '%s': %d dimensions, expected 0 to %d", label,
                               shown(t[k].name, sb), t[k].ndim, CORED_ST_MAX_DIMS);
+        if (t[k].raw && !raw_dtype_ok(t[k].raw_dtype))
+            return CORED_FAIL(err, CORED_E_ARG,
+                              "%s: tensor '%s': raw dtype %s cannot be written (integer dtypes only)",
+                              label, shown(t[k].name, sb), cored_dtype_name(t[k].raw_dtype));
+        cored_dtype dt = t[k].raw ? t[k].raw_dtype : CORED_DT_F32;
         if (k) put_str(hdr, ",");
         put_json(hdr, t[k].name);
-        put_str(hdr, ":{\"dtype\":\"F32\",\"shape\":[");
+        put_str(hdr, ":{\"dtype\":\"");
+        put_str(hdr, cored_dtype_name(dt));
+        put_str(hdr, "\",\"shape\":[");
         for (int j = 0; j < t[k].ndim; j++) {
             if (t[k].shape[j] < 0 || cored_mul_ok(numel, (size_t)t[k].shape[j], &numel))
                 return CORED_FAIL(err, CORED_E_ARG,
@@ -1060,13 +1074,19 @@ static int prepare(const char *label, const cored_st_out *t, int n, const char *
             put(hdr, num,
                 (size_t)snprintf(num, sizeof num, "%s%lld", j ? "," : "", (long long)t[k].shape[j]));
         }
-        if (cored_mul_ok(numel, 4, &nbytes) || off + nbytes < off)
+        if (cored_mul_ok(numel, cored_dtype_size(dt), &nbytes) || off + nbytes < off)
             return CORED_FAIL(err, CORED_E_ARG, "%s: tensor '%s': too large", label,
                               shown(t[k].name, sb));
-        if (numel && !t[k].data)
+        if (numel && !t[k].data && !t[k].raw)
             return CORED_FAIL(err, CORED_E_ARG, "%s: tensor '%s': data is NULL", label,
                               shown(t[k].name, sb));
-        for (size_t i = 0; i < numel; i++)
+        if (dt == CORED_DT_BOOL)
+            for (size_t i = 0; i < numel; i++)
+                if (((const unsigned char *)t[k].raw)[i] > 1)
+                    return CORED_FAIL(err, CORED_E_ARG, "%s: tensor '%s': BOOL element %zu is %u, not 0 or 1",
+                                      label, shown(t[k].name, sb), i,
+                                      ((const unsigned char *)t[k].raw)[i]);
+        for (size_t i = 0; !t[k].raw && i < numel; i++)
             if (!isfinite(t[k].data[i]))
                 return CORED_FAIL(
                     err, CORED_E_NONFINITE,
@@ -1120,6 +1140,32 @@ static size_t out_numel(const cored_st_out *t)
     return n;
 }
 
+static size_t out_elem_size(const cored_st_out *t)
+{
+    return t->raw ? cored_dtype_size(t->raw_dtype) : 4;
+}
+
+/* Elements [i0, i0+n) of tensor t, little-endian, into dst. */
+static void elems_le(unsigned char *dst, const cored_st_out *t, size_t i0, size_t n)
+{
+    if (!t->raw) {
+        floats_le(dst, t->data + i0, n);
+        return;
+    }
+    size_t sz = cored_dtype_size(t->raw_dtype);
+    const unsigned char *src = (const unsigned char *)t->raw + i0 * sz;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = 0;
+        switch (sz) {
+        case 1: v = src[i]; break;
+        case 2: { uint16_t x; memcpy(&x, src + 2 * i, 2); v = x; break; }
+        case 4: { uint32_t x; memcpy(&x, src + 4 * i, 4); v = x; break; }
+        default: memcpy(&v, src + 8 * i, 8); break;
+        }
+        for (size_t b = 0; b < sz; b++) dst[i * sz + b] = (unsigned char)(v >> 8 * b);
+    }
+}
+
 int cored_st_serialize(unsigned char **buf, size_t *len, const cored_st_out *tensors, int n,
                        const char *const *meta_kv, int n_meta, cored_error *err)
 {
@@ -1139,8 +1185,8 @@ int cored_st_serialize(unsigned char **buf, size_t *len, const cored_st_out *ten
     o = 8 + hdr.len;
     for (int k = 0; k < n; k++) {
         size_t m = out_numel(&tensors[k]);
-        floats_le(out + o, tensors[k].data, m);
-        o += 4 * m;
+        elems_le(out + o, &tensors[k], 0, m);
+        o += out_elem_size(&tensors[k]) * m;
     }
     *buf = out;
     *len = total;
@@ -1168,11 +1214,11 @@ static int write_body(FILE *fp, void *user, cored_error *err)
         (rc = cored_fwrite_all(fp, w->hdr->p, w->hdr->len, w->path, err)))
         return rc;
     for (int k = 0; k < w->n; k++) {
-        size_t m = out_numel(&w->t[k]);
-        for (size_t i = 0; i < m; i += sizeof chunk / 4) {
-            size_t c = m - i < sizeof chunk / 4 ? m - i : sizeof chunk / 4;
-            floats_le(chunk, w->t[k].data + i, c);
-            if ((rc = cored_fwrite_all(fp, chunk, 4 * c, w->path, err))) return rc;
+        size_t m = out_numel(&w->t[k]), sz = out_elem_size(&w->t[k]), per = sizeof chunk / sz;
+        for (size_t i = 0; i < m; i += per) {
+            size_t c = m - i < per ? m - i : per;
+            elems_le(chunk, &w->t[k], i, c);
+            if ((rc = cored_fwrite_all(fp, chunk, sz * c, w->path, err))) return rc;
         }
     }
     return CORED_OK;

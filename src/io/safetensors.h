@@ -14,8 +14,8 @@
  * last tensor, duplicate names, `__metadata__` that is not a map of strings. Unknown keys
  * inside a tensor entry are ignored, as the crate does. Malformed files give
  * CORED_E_FORMAT; allocation failures CORED_E_NOMEM; unreadable files CORED_E_IO.
- * F32 is written; F32, F16, BF16 and F64 are read and converted to float32 (integer dtypes
- * are read for labels).
+ * F32 is written by default, and integer dtypes (BOOL, U8, ..., U64) from raw buffers; F32,
+ * F16, BF16 and F64 are read and converted to float32 (integer dtypes are read for labels).
  */
 #ifndef CORED_SAFETENSORS_H
 #define CORED_SAFETENSORS_H
@@ -92,12 +92,17 @@ int cored_st_to_f32(const cored_st_file *f, const cored_st_tensor *t, float *out
 int cored_st_to_i64(const cored_st_file *f, const cored_st_tensor *t, int64_t *out, size_t count,
                     cored_error *err);
 
-/* One tensor to write: F32 data, PyTorch shape. */
+/* One tensor to write: F32 data, PyTorch shape. Leaving `raw` NULL (zero-initialised)
+   writes `data` as F32; a non-NULL `raw` instead writes numel elements of the integer
+   dtype `raw_dtype` (BOOL, U8, I8, I16, U16, I32, U32, I64, U64; host byte order in
+   memory, little-endian in the file; BOOL elements must be 0 or 1). */
 typedef struct {
     const char *name;
     int ndim;
     int64_t shape[CORED_ST_MAX_DIMS];
     const float *data;
+    const void *raw;
+    cored_dtype raw_dtype;
 } cored_st_out;
 
 /* Writes the tensors (F32, in the given order, names must be unique) and the metadata
@@ -106,7 +111,8 @@ typedef struct {
    byte-identical to the crate's for the same order: `__metadata__` first, no spaces,
    padded with spaces so that the data section starts at a multiple of 8.
    Refused before anything is written: NULL, non-UTF-8, duplicate or "__metadata__" names,
-   negative shapes, more than CORED_ST_MAX_DIMS dimensions, NULL data (CORED_E_ARG), and
+   negative shapes, more than CORED_ST_MAX_DIMS dimensions, NULL data, a raw dtype that is
+   not an integer dtype, BOOL bytes other than 0/1 (CORED_E_ARG), and
    non-finite values (CORED_E_NONFINITE: they are never written). On a failure the old file
    at `path` is left as it was (unless only the final fsync of the folder fails) and no
    temporary file remains. */

@@ -40,6 +40,7 @@ static cored_layer *new_layer(cored_model *m, cored_layer_kind kind, int in0, in
     l->in[0] = in0;
     l->in[1] = in1;
     l->p_w = l->p_b = l->p_mean = l->p_var = -1;
+    l->fuse_with = -1;
     if (in0 >= 0) {
         const cored_layer *src = &m->layers[in0];
         l->h = src->h;
@@ -232,6 +233,23 @@ int cored_layer_find(const cored_model *m, const char *name)
     for (int i = 0; i < m->n_layers; i++)
         if (strcmp(m->layers[i].name, name) == 0) return i;
     return -1;
+}
+
+int cored_prof_slot(const cored_layer *l)
+{
+    if (l->kind != LAYER_CONV) return (int)l->kind;
+    const cored_conv_shape *s = &l->u.conv;
+    if (s->groups > 1 && s->groups == s->cin) return CORED_PROF_DWCONV;
+    if (s->kh == 1 && s->kw == 1) return CORED_PROF_CONV1X1;
+    return LAYER_CONV;
+}
+
+const char *cored_prof_slot_name(int slot)
+{
+    if (slot == CORED_PROF_CONV1X1) return "conv 1x1";
+    if (slot == CORED_PROF_DWCONV) return "depthwise";
+    if (slot == LAYER_CONV) return "conv kxk";
+    return cored_layer_kind_name((cored_layer_kind)slot);
 }
 
 const char *cored_layer_kind_name(cored_layer_kind k)

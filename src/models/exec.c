@@ -1,6 +1,10 @@
 /*
  * Executing the layer list: forward in order, backward in reverse.
  *
+ * A BN fused with its activation (plan.c) writes the activation layer's buffer in its
+ * forward and reads that layer's gradient in its backward; the activation layer itself
+ * runs nothing and only passes the "gradient written" mark to the BN.
+ *
  * Gradient routing follows the ops' rule (input gradients overwrite): the first consumer
  * of a layer to run backward writes that layer's gradient buffer; every later consumer
  * writes into the scratch slab and the executor adds it in. The tap gradient
@@ -26,10 +30,17 @@ static inline float *pg(cored_model *m, int p)
     return m->grads + m->params[p].offset;
 }
 
+static cored_act fused_act(const cored_model *m, const cored_layer *l)
+{
+    if (l->kind != LAYER_BN || l->fuse_with < 0) return CORED_ACT_NONE;
+    return m->layers[l->fuse_with].kind == LAYER_RELU ? CORED_ACT_RELU : CORED_ACT_SILU;
+}
+
 static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed)
 {
     cored_layer *l = &m->layers[i];
-    float *y = act(m, i);
+    if (l->kind != LAYER_BN && l->fuse_with >= 0) return; /* computed by its BN */
+    float *y = act(m, l->kind == LAYER_BN && l->fuse_with >= 0 ? l->fuse_with : i);
     const float *x = l->in[0] >= 0 ? act(m, l->in[0]) : NULL;
     size_t cnt = cored_layer_numel(l, n);
     switch (l->kind) {
@@ -42,7 +53,7 @@ static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed
     }
     case LAYER_BN: {
         cored_bn_shape s = {.rows = n * l->h * l->w, .c = l->c, .eps = l->u.bn.eps,
-                            .momentum = l->u.bn.momentum};
+                            .momentum = l->u.bn.momentum, .act = fused_act(m, l)};
         float *mean = aux(m, i), *invstd = mean + l->c;
         if (flags & CORED_FWD_BN_BATCH)
             cored_bn_forward_train(y, mean, invstd, pw(m, l->p_mean), pw(m, l->p_var), x,
@@ -112,7 +123,7 @@ int cored_model_forward(cored_model *m, int n, int flags, uint64_t seed, cored_e
     for (int i = 0; i < m->n_layers; i++) {
         double t0 = m->profile ? cored_now() : 0;
         forward_layer(m, i, n, flags, seed);
-        if (m->profile) m->prof_fwd[m->layers[i].kind] += cored_now() - t0;
+        if (m->profile) m->prof_fwd[cored_prof_slot(&m->layers[i])] += cored_now() - t0;
     }
     m->n_cur = n;
     m->last_flags = flags;
@@ -136,21 +147,31 @@ static void finish_input_grad(cored_model *m, int i, int k, int deferred)
 {
     int src = m->layers[i].in[k];
     if (src < 0 || m->layers[src].kind == LAYER_INPUT) return;
-    if (deferred) {
-        size_t cnt = cored_layer_numel(&m->layers[src], m->n_cur);
-        float *g = grad(m, src);
-        const float *s = m->scratch;
-        #pragma omp parallel for simd schedule(static)
-        for (size_t j = 0; j < cnt; j++) g[j] += s[j];
-    }
+    if (deferred) cored_acc(grad(m, src), m->scratch, cored_layer_numel(&m->layers[src], m->n_cur));
     m->grad_written[src] = 1;
+}
+
+/* Gradient target of input k of layer i when the op can accumulate (+=) into an existing
+   gradient itself: the producer's buffer, *acc telling whether it already holds one. */
+static float *input_grad_direct(cored_model *m, int i, int k, int *acc)
+{
+    int src = m->layers[i].in[k];
+    *acc = 0;
+    if (src < 0 || m->layers[src].kind == LAYER_INPUT) return NULL;
+    *acc = m->grad_written[src];
+    return grad(m, src);
 }
 
 static void backward_layer(cored_model *m, int i)
 {
     cored_layer *l = &m->layers[i];
     const int n = m->n_cur;
-    const float *dy = grad(m, i);
+    if (l->kind != LAYER_BN && l->fuse_with >= 0) { /* its BN runs the backward */
+        m->grad_written[l->fuse_with] = 1;
+        return;
+    }
+    const int out = l->kind == LAYER_BN && l->fuse_with >= 0 ? l->fuse_with : i;
+    const float *dy = grad(m, out);
     const float *x = l->in[0] >= 0 ? act(m, l->in[0]) : NULL;
     size_t cnt = cored_layer_numel(l, n);
     int def0 = 0, def1 = 0;
@@ -167,14 +188,14 @@ static void backward_layer(cored_model *m, int i)
     }
     case LAYER_BN: {
         cored_bn_shape s = {.rows = n * l->h * l->w, .c = l->c, .eps = l->u.bn.eps,
-                            .momentum = l->u.bn.momentum};
-        const float *mean = aux(m, i), *invstd = mean + l->c;
+                            .momentum = l->u.bn.momentum, .act = fused_act(m, l)};
+        const float *mean = aux(m, i), *invstd = mean + l->c, *y = act(m, out);
         if (m->last_flags & CORED_FWD_BN_BATCH)
-            cored_bn_backward_train(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, mean, invstd,
-                                    pw(m, l->p_w), &s, m->ws);
+            cored_bn_backward_train(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, y, mean, invstd,
+                                    pw(m, l->p_w), pw(m, l->p_b), &s, m->ws);
         else
-            cored_bn_backward_eval(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, mean, invstd,
-                                   pw(m, l->p_w), &s, m->ws);
+            cored_bn_backward_eval(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, y, mean, invstd,
+                                   pw(m, l->p_w), pw(m, l->p_b), &s, m->ws);
         break;
     }
     case LAYER_RELU:
@@ -192,10 +213,14 @@ static void backward_layer(cored_model *m, int i)
         if (dx) cored_maxpool_backward(dx, dy, (const int32_t *)aux(m, i), &s);
         break;
     }
-    case LAYER_GAP: {
+    case LAYER_GAP: { /* a second consumer's gradient is added in place, not via scratch */
         const cored_layer *src = &m->layers[l->in[0]];
-        if (dx) cored_gap_backward(dx, dy, n, src->h * src->w, src->c);
-        break;
+        int acc;
+        float *g = input_grad_direct(m, i, 0, &acc);
+        if (g && acc) cored_gap_backward_acc(g, dy, n, src->h * src->w, src->c);
+        else if (g) cored_gap_backward(g, dy, n, src->h * src->w, src->c);
+        finish_input_grad(m, i, 0, 0);
+        return;
     }
     case LAYER_LINEAR:
         cored_linear_backward(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, pw(m, l->p_w), n,
@@ -207,15 +232,24 @@ static void backward_layer(cored_model *m, int i)
     case LAYER_DROPCONNECT:
         if (dx) cored_dropconnect_backward(dx, dy, aux(m, i), n, cnt / (size_t)n);
         break;
-    case LAYER_ADD:
-        if (dx) cored_add_backward(dx, NULL, dy, cnt);
-        finish_input_grad(m, i, 0, def0);
-        dx = input_grad_target(m, i, 1, &def1);
-        if (dx) cored_add_backward(dx, NULL, dy, cnt);
-        finish_input_grad(m, i, 1, def1);
+    case LAYER_ADD: /* both inputs receive dy: copied, or added in place to a gradient */
+        for (int k = 0; k < 2; k++) {
+            int acc;
+            float *g = input_grad_direct(m, i, k, &acc);
+            if (g && acc) cored_acc(g, dy, cnt);
+            else if (g) cored_add_backward(g, NULL, dy, cnt);
+            finish_input_grad(m, i, k, 0);
+        }
         return;
     case LAYER_CHSCALE: {
         const float *s = act(m, l->in[1]);
+        if (!def0 && !m->grad_written[l->in[1]]) { /* both first writes: one pass */
+            float *ds = input_grad_target(m, i, 1, &def1);
+            cored_chscale_backward(dx, ds, dy, x, s, n, l->h * l->w, l->c);
+            finish_input_grad(m, i, 0, 0);
+            finish_input_grad(m, i, 1, 0);
+            return;
+        }
         if (dx) cored_chscale_backward(dx, NULL, dy, x, s, n, l->h * l->w, l->c);
         finish_input_grad(m, i, 0, def0);
         float *ds = input_grad_target(m, i, 1, &def1);
@@ -250,7 +284,7 @@ int cored_model_backward(cored_model *m, const float *dlogits, const float *dfea
         }
         double t0 = m->profile ? cored_now() : 0;
         backward_layer(m, i);
-        if (m->profile) m->prof_bwd[m->layers[i].kind] += cored_now() - t0;
+        if (m->profile) m->prof_bwd[cored_prof_slot(&m->layers[i])] += cored_now() - t0;
     }
     return CORED_OK;
 }
@@ -264,6 +298,25 @@ const float *cored_model_features(const cored_model *m, int *h, int *w, int *c)
     if (w) *w = l->w;
     if (c) *c = l->c;
     return m->arena + l->out_off;
+}
+
+int cored_model_kinks(const cored_model *m, cored_kink *out, int cap)
+{
+    int k = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const cored_layer *l = &m->layers[i];
+        if (l->kind != LAYER_RELU && l->kind != LAYER_MAXPOOL) continue;
+        if (k < cap) {
+            cored_kink *d = &out[k];
+            *d = (cored_kink){.kind = l->kind, .n = m->n_cur, .h = l->h, .w = l->w, .c = l->c};
+            if (l->kind == LAYER_RELU)
+                d->y = m->arena + l->out_off;
+            else
+                d->argmax = (const int32_t *)(m->aux + l->aux_off);
+        }
+        k++;
+    }
+    return k;
 }
 
 void cored_model_zero_grad(cored_model *m)

@@ -52,7 +52,16 @@ typedef struct {
     size_t ws_floats;          /* workspace for max_batch */
     int n_consumers;
     int keep;                  /* output must survive the whole step (tap, logits, input) */
+    /* Fusion (set by the planner): a BN whose only consumer is a ReLU/SiLU computes that
+       activation in its own pass. The BN holds the activation layer's index and writes
+       its output there; the activation layer holds the BN's index and runs nothing.
+       -1 when not fused. */
+    int fuse_with;
 } cored_layer;
+
+/* Profile slots: one per layer kind, convolutions split by path (dense k x k, 1 x 1,
+   depthwise). */
+enum { CORED_PROF_CONV1X1 = LAYER_KIND_COUNT, CORED_PROF_DWCONV, CORED_PROF_SLOTS };
 
 typedef struct cored_arch cored_arch;
 struct cored_arch {
@@ -92,8 +101,8 @@ struct cored_model {
     unsigned char *grad_written; /* per layer, during backward */
     int build_failed;            /* first error while building (a cored_status), 0 if none */
 
-    /* per-kind seconds spent in the last forward/backward, for profiles */
-    double prof_fwd[LAYER_KIND_COUNT], prof_bwd[LAYER_KIND_COUNT];
+    /* seconds per profile slot (cored_prof_slot) accumulated while profiling is on */
+    double prof_fwd[CORED_PROF_SLOTS], prof_bwd[CORED_PROF_SLOTS];
     int profile;
 };
 
@@ -137,7 +146,23 @@ const cored_arch *cored_arch_find(const char *name);
    weights, U(+-1/sqrt(fan_in)) for biases, ones/zeros for BN). */
 void cored_init_param_default(cored_model *m, int i, cored_rng *r);
 
-/* Per-kind profile of the last step (seconds); names of the kinds. */
+/* A kink decision of the last forward: a ReLU's output (mask = y > 0) or a max pool's
+   argmax (flat h*W+w index in the input plane), NHWC [n, h, w, c] of the layer's output. */
+typedef struct {
+    cored_layer_kind kind;  /* LAYER_RELU or LAYER_MAXPOOL */
+    int n, h, w, c;
+    const float *y;         /* ReLU output */
+    const int32_t *argmax;  /* max-pool argmax */
+} cored_kink;
+
+/* The kink decisions of the last forward in execution order (ReLUs and max pools
+   numbered separately, as the PyTorch twins consume them). Writes at most `cap` into
+   `out` and returns how many there are. Valid until the next backward or forward. */
+int cored_model_kinks(const cored_model *m, cored_kink *out, int cap);
+
+/* Profile: slot of a layer, name of a slot, and switching it on (which clears it). */
+int cored_prof_slot(const cored_layer *l);
+const char *cored_prof_slot_name(int slot);
 const char *cored_layer_kind_name(cored_layer_kind k);
 void cored_model_set_profile(cored_model *m, int on);
 

@@ -10,6 +10,11 @@
  * Buffers whose intervals overlap never share memory. Placement is greedy, largest
  * first, at the lowest offset that fits (the classic offline approach of inference
  * engines' memory planners).
+ *
+ * Fusion comes first: a BN whose only consumer is a ReLU or SiLU (and that is not the
+ * feature tap) computes the activation in its own pass. The pair then has one buffer, the
+ * activation's, written at the BN's forward step and read (with its gradient) until the
+ * BN's backward step; the BN's own output and gradient are never materialised.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +35,21 @@ static int bwd_needs_input(cored_layer_kind k)
 }
 
 static int bwd_needs_output(cored_layer_kind k) { return k == LAYER_RELU || k == LAYER_SIGMOID; }
+
+/* Marks every BN -> ReLU/SiLU pair that can run as one pass (see the top comment). */
+static void fuse_bn_act(cored_model *m)
+{
+    for (int j = 0; j < m->n_layers; j++) {
+        cored_layer *a = &m->layers[j];
+        a->fuse_with = -1;
+        if (a->kind != LAYER_RELU && a->kind != LAYER_SILU) continue;
+        int i = a->in[0];
+        cored_layer *b = &m->layers[i];
+        if (b->kind != LAYER_BN || b->n_consumers != 1 || b->keep || i == m->tap) continue;
+        b->fuse_with = j;
+        a->fuse_with = i;
+    }
+}
 
 static int cmp_size_desc(const void *a, const void *b)
 {
@@ -108,6 +128,8 @@ int cored_model_plan(cored_model *m, cored_error *err)
     m->layers[m->logits].keep = 1;
     if (m->tap >= 0) m->layers[m->tap].keep = 1;
     for (int i = 0; i < L - 1; i++) CORED_ASSERT(m->layers[i].n_consumers > 0);
+    for (int i = 0; i < L; i++) m->layers[i].fuse_with = -1;
+    fuse_bn_act(m);
 
     bufs = cored_calloc(2 * (size_t)L, sizeof *bufs);
     tmp = cored_calloc(2 * (size_t)L, sizeof *tmp);
@@ -119,6 +141,7 @@ int cored_model_plan(cored_model *m, cored_error *err)
     int nb = 0;
     for (int i = 0; i < L; i++) {
         cored_layer *l = &m->layers[i];
+        if (l->kind == LAYER_BN && l->fuse_with >= 0) continue; /* output lives in the act's */
         int end = i, first_bwd = t_end; /* backward step of the last consumer */
         for (int j = i + 1; j < L; j++) {
             const cored_layer *c = &m->layers[j];
@@ -127,14 +150,20 @@ int cored_model_plan(cored_model *m, cored_error *err)
             if (train && bwd_needs_input(c->kind) && 2 * L - j > end) end = 2 * L - j;
             if (2 * L - j < first_bwd) first_bwd = 2 * L - j;
         }
-        if (train && bwd_needs_output(l->kind) && 2 * L - i > end) end = 2 * L - i;
+        /* a fused activation is written at its BN's step and read by the BN's backward */
+        int start = i, own_bwd = 2 * L - i;
+        if (l->fuse_with >= 0) {
+            start = l->fuse_with;
+            own_bwd = 2 * L - l->fuse_with;
+        }
+        if (train && (bwd_needs_output(l->kind) || l->fuse_with >= 0) && own_bwd > end) end = own_bwd;
         if (l->keep) end = t_end;
-        bufs[nb++] = (plan_buf){.size = cored_align_up(cored_layer_numel(l, N), 16), .start = i,
+        bufs[nb++] = (plan_buf){.size = cored_align_up(cored_layer_numel(l, N), 16), .start = start,
                                 .end = end, .layer = i};
         if (train && l->kind != LAYER_INPUT) {
-            int start = i == m->logits ? L : first_bwd;
+            int gstart = i == m->logits ? L : first_bwd;
             bufs[nb++] = (plan_buf){.size = cored_align_up(cored_layer_numel(l, N), 16),
-                                    .start = start, .end = 2 * L - i, .layer = i, .is_grad = 1};
+                                    .start = gstart, .end = own_bwd, .layer = i, .is_grad = 1};
         }
     }
     m->n_arena = place(bufs, nb, tmp);

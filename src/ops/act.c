@@ -9,60 +9,131 @@
 
 #include "core/core.h"
 #include "ops.h"
+#include "simd.h"
 
 /* Elements per independent random stream in dropout, so masks do not depend on threads. */
 #define DROPOUT_CHUNK 4096
+/* Elements per task of the element-wise kernels: large enough to amortise the threads. */
+#define EW_CHUNK 16384
 
-static inline float sigmoidf(float x)
+/* Runs leaf(lo, len) over [0, n) in EW_CHUNK pieces, in parallel when there are several. */
+#define EW_PARALLEL(n, LEAF_CALL)                                                          \
+    do {                                                                                   \
+        size_t n_chunks_ = ((n) + EW_CHUNK - 1) / EW_CHUNK;                                \
+        _Pragma("omp parallel for schedule(static) if (n_chunks_ > 1)")                    \
+        for (size_t c_ = 0; c_ < n_chunks_; c_++) {                                        \
+            size_t lo = c_ * EW_CHUNK, len = (n) - lo < EW_CHUNK ? (n) - lo : EW_CHUNK;    \
+            LEAF_CALL;                                                                     \
+        }                                                                                  \
+    } while (0)
+
+CORED_CLONES static void relu_fwd(float *y, const float *x, size_t n)
 {
-    if (x >= 0) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+CORED_CLONES static void relu_bwd(float *dx, const float *dy, const float *y, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+CORED_CLONES static void silu_fwd(float *y, const float *x, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * cored_sigmoidf_fast(x[i]);
+}
+
+CORED_CLONES static void silu_bwd(float *dx, const float *dy, const float *x, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float s = cored_sigmoidf_fast(x[i]);
+        dx[i] = dy[i] * (s + x[i] * s * (1.0f - s));
+    }
+}
+
+CORED_CLONES static void sigmoid_fwd(float *y, const float *x, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] = cored_sigmoidf_fast(x[i]);
+}
+
+CORED_CLONES static void sigmoid_bwd(float *dx, const float *dy, const float *y, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
+CORED_CLONES static void add_fwd(float *y, const float *a, const float *b, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+CORED_CLONES static void scale_rows(float *y, const float *x, float s, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * s;
+}
+
+CORED_CLONES static void mul_rows(float *y, const float *x, const float *s, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * s[i];
+}
+
+CORED_CLONES static void dot_acc_rows(float *acc, const float *a, const float *b, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) acc[i] += a[i] * b[i];
 }
 
 void cored_relu_forward(float *y, const float *x, size_t n)
 {
-    #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    EW_PARALLEL(n, relu_fwd(y + lo, x + lo, len));
 }
 
 void cored_relu_backward(float *dx, const float *dy, const float *y, size_t n)
 {
-    #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    EW_PARALLEL(n, relu_bwd(dx + lo, dy + lo, y + lo, len));
 }
 
 void cored_silu_forward(float *y, const float *x, size_t n)
 {
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
+    EW_PARALLEL(n, silu_fwd(y + lo, x + lo, len));
 }
 
 void cored_silu_backward(float *dx, const float *dy, const float *x, size_t n)
 {
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float s = sigmoidf(x[i]);
-        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
-    }
+    EW_PARALLEL(n, silu_bwd(dx + lo, dy + lo, x + lo, len));
 }
 
 void cored_sigmoid_forward(float *y, const float *x, size_t n)
 {
-    #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = sigmoidf(x[i]);
+    EW_PARALLEL(n, sigmoid_fwd(y + lo, x + lo, len));
 }
 
 void cored_sigmoid_backward(float *dx, const float *dy, const float *y, size_t n)
 {
-    #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    EW_PARALLEL(n, sigmoid_bwd(dx + lo, dy + lo, y + lo, len));
 }
 
 void cored_add_forward(float *y, const float *a, const float *b, size_t n)
 {
-    #pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    EW_PARALLEL(n, add_fwd(y + lo, a + lo, b + lo, len));
+}
+
+CORED_CLONES static void acc_fwd(float *y, const float *x, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+void cored_acc(float *y, const float *x, size_t n)
+{
+    EW_PARALLEL(n, acc_fwd(y + lo, x + lo, len));
 }
 
 void cored_add_backward(float *da, float *db, const float *dy, size_t n)
@@ -74,34 +145,23 @@ void cored_add_backward(float *da, float *db, const float *dy, size_t n)
 void cored_chscale_forward(float *y, const float *x, const float *s, int n, int hw, int c)
 {
     int rows = n * hw;
-    #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) {
-        const float *sc = s + (size_t)(r / hw) * c;
-        const float *rx = x + (size_t)r * c;
-        float *ry = y + (size_t)r * c;
-        #pragma omp simd
-        for (int j = 0; j < c; j++) ry[j] = rx[j] * sc[j];
-    }
+    #pragma omp parallel for schedule(static) if ((size_t)rows * c > EW_CHUNK)
+    for (int r = 0; r < rows; r++)
+        mul_rows(y + (size_t)r * c, x + (size_t)r * c, s + (size_t)(r / hw) * c, (size_t)c);
 }
 
 void cored_chscale_backward(float *dx, float *ds, const float *dy, const float *x,
                             const float *s, int n, int hw, int c)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((size_t)n * hw * c > EW_CHUNK)
     for (int i = 0; i < n; i++) {
         const float *sc = s + (size_t)i * c;
         float *dsi = ds ? ds + (size_t)i * c : NULL;
         if (dsi) memset(dsi, 0, sizeof(float) * (size_t)c);
         for (int p = 0; p < hw; p++) {
             size_t off = ((size_t)i * hw + p) * c;
-            if (dx) {
-                #pragma omp simd
-                for (int j = 0; j < c; j++) dx[off + j] = dy[off + j] * sc[j];
-            }
-            if (dsi) {
-                #pragma omp simd
-                for (int j = 0; j < c; j++) dsi[j] += dy[off + j] * x[off + j];
-            }
+            if (dx) mul_rows(dx + off, dy + off, sc, (size_t)c);
+            if (dsi) dot_acc_rows(dsi, dy + off, x + off, (size_t)c);
         }
     }
 }
@@ -142,12 +202,6 @@ void cored_dropconnect_forward(float *y, float *scale, const float *x, int n, si
 
 void cored_dropconnect_backward(float *dx, const float *dy, const float *scale, int n, size_t per)
 {
-    #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++) {
-        const float *src = dy + (size_t)i * per;
-        float *dst = dx + (size_t)i * per;
-        float s = scale[i];
-        #pragma omp simd
-        for (size_t j = 0; j < per; j++) dst[j] = src[j] * s;
-    }
+    #pragma omp parallel for schedule(static) if ((size_t)n * per > EW_CHUNK)
+    for (int i = 0; i < n; i++) scale_rows(dx + (size_t)i * per, dy + (size_t)i * per, scale[i], per);
 }

@@ -31,7 +31,8 @@ static int conv_path(const cored_conv_shape *s)
     if (s->kh == 1 && s->kw == 1 && s->groups == 1 && !s->pad_t && !s->pad_l && !s->pad_b &&
         !s->pad_r)
         return PATH_POINTWISE;
-    if (s->groups == s->cin && s->cout == s->cin && s->groups > 1) return PATH_DEPTHWISE;
+    if (s->groups == s->cin && s->cout == s->cin && s->groups > 1 && s->kh * s->kw <= 64)
+        return PATH_DEPTHWISE; /* (dwconv.c gathers at most 64 taps per pixel) */
     return PATH_GENERAL;
 }
 

@@ -56,18 +56,22 @@ void cored_conv_backward(float *dx,               /* (N, H, W, Cin) or NULL */
 
 /* ---------------------------------------------------------------- batch norm */
 
+/* Activation fused after batch norm (y = act(BN(x)) in the same pass over memory). */
+typedef enum { CORED_ACT_NONE, CORED_ACT_RELU, CORED_ACT_SILU } cored_act;
+
 typedef struct {
     int rows;        /* N*H*W: every position of every image */
     int c;           /* channels (innermost) */
     float eps;       /* PyTorch default 1e-5 */
     float momentum;  /* PyTorch convention: running = (1-m)*running + m*batch; default 0.1 */
+    cored_act act;   /* fused activation; CORED_ACT_NONE (0) for plain BN */
 } cored_bn_shape;
 
 size_t cored_bn_ws_floats(const cored_bn_shape *s);
 
 /* Training: batch statistics (biased variance for normalising), running statistics
-   updated with the unbiased variance, as torch.nn.BatchNorm2d. mean/invstd (C) are
-   saved for backward. run_mean/run_var may be NULL (not updated). */
+   updated with the unbiased variance, as torch.nn.BatchNorm2d; y = act(BN(x)).
+   mean/invstd (C) are saved for backward. run_mean/run_var may be NULL (not updated). */
 void cored_bn_forward_train(float *y, float *mean, float *invstd, float *run_mean,
                             float *run_var, const float *x, const float *gamma,
                             const float *beta, const cored_bn_shape *s, float *ws);
@@ -76,14 +80,18 @@ void cored_bn_forward_train(float *y, float *mean, float *invstd, float *run_mea
 void cored_bn_forward_eval(float *y, float *mean, float *invstd, const float *x,
                            const float *gamma, const float *beta, const float *run_mean,
                            const float *run_var, const cored_bn_shape *s);
-/* Backward of the training form (statistics depend on x). */
+/* Backward of the training form (statistics depend on x). dy is the gradient of the
+   output y = act(BN(x)); y is read for a fused ReLU (may be NULL otherwise), beta for a
+   fused SiLU (z is recomputed from x). */
 void cored_bn_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy,
-                             const float *x, const float *mean, const float *invstd,
-                             const float *gamma, const cored_bn_shape *s, float *ws);
+                             const float *x, const float *y, const float *mean,
+                             const float *invstd, const float *gamma, const float *beta,
+                             const cored_bn_shape *s, float *ws);
 /* Backward of the evaluation form (statistics are constants). */
 void cored_bn_backward_eval(float *dx, float *dgamma, float *dbeta, const float *dy,
-                            const float *x, const float *mean, const float *invstd,
-                            const float *gamma, const cored_bn_shape *s, float *ws);
+                            const float *x, const float *y, const float *mean,
+                            const float *invstd, const float *gamma, const float *beta,
+                            const cored_bn_shape *s, float *ws);
 
 /* ---------------------------------------------------------------- activations */
 
@@ -112,6 +120,9 @@ void cored_maxpool_backward(float *dx, const float *dy, const int32_t *argmax,
 /* Global average pool: x (N, HW, C) -> y (N, C). */
 void cored_gap_forward(float *y, const float *x, int n, int hw, int c);
 void cored_gap_backward(float *dx, const float *dy, int n, int hw, int c);
+/* The same, added to dx (dx +=): for a layer whose input already holds another
+   consumer's gradient. */
+void cored_gap_backward_acc(float *dx, const float *dy, int n, int hw, int c);
 
 /* ---------------------------------------------------------------- linear */
 
@@ -124,6 +135,8 @@ void cored_linear_backward(float *dx, float *dw, float *db, const float *dy, con
 /* ---------------------------------------------------------------- element-wise */
 
 void cored_add_forward(float *y, const float *a, const float *b, size_t n);
+/* y += x (gradients of a tensor with several consumers). */
+void cored_acc(float *y, const float *x, size_t n);
 /* Both inputs receive dy. */
 void cored_add_backward(float *da, float *db, const float *dy, size_t n);
 
