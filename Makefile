@@ -93,7 +93,7 @@ bench: $(BIN) | deps-test
 # crash regressions fuzz/regress/<name>/ (replayed first by fuzz-run).
 FUZZ_SECONDS ?= 20
 FUZZ_CC      := clang
-FUZZ_FLAGS   := -std=c11 -O1 -g -fopenmp -D_DEFAULT_SOURCE -fsanitize=address,undefined
+FUZZ_FLAGS   := -std=c11 -O1 -g -fopenmp -D_DEFAULT_SOURCE -Wall -Wextra -Wno-pass-failed -fsanitize=address,undefined
 FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=build-fuzz/%.o)

@@ -89,12 +89,13 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
             }
         }
         cored_loader_release(l, b);
+        done++;
         if (progress) {
             double el = cored_now() - t0;
             cored_progress p = {.phase = CORED_PHASE_PREPARE, .what = "teacher pass",
-                                .batch = ++done, .batches = batches, .elapsed = el,
+                                .batch = done, .batches = batches, .elapsed = el,
                                 .images_per_s = el > 0 ? 2.0 * done * o.batch / el : 0,
-                                .eta = done ? el / done * (batches - done) : 0};
+                                .eta = el / done * (batches - done)};
             progress(&p, user);
         }
     }
