@@ -11,8 +11,6 @@
 #include "core/core.h"
 #include "data/data.h"
 
-#define MAX_TASKS 256
-
 static void usage(void)
 {
     printf("usage: cored pack DIR [options]\n\n"
@@ -21,15 +19,18 @@ static void usage(void)
            "  --out FILE       pack file (default DIR/.cored-pack-<size>.bin)\n"
            "  --tasks A,B      tasks to pack (default: every task folder of DIR)\n"
            "  --splits LIST    splits to pack, of train,val,test,transfer\n"
-           "                   (default: train,val,test and transfer where DIR/TransferLearning/<Task> exists)\n"
+           "                   (default: train,val,test, and transfer where DIR/TransferLearning/<Task>/train\n"
+           "                   exists)\n"
            "  --threads N      decoding threads (default: all cores)\n"
            "  --strict         an undecodable image fails the command (default: stored as bad,\n"
-           "                   skipped with a warning by the loader)\n"
+           "                   skipped with a warning by the loader); a file that cannot be read\n"
+           "                   always fails it\n"
            "  --quiet          no progress notes (default: off)\n\n"
            "Images are resized as torchvision's Resize((size, size)) on PIL images (bit-exact) and\n"
            "stored as 8-bit RGB with their labels, paths and source size/mtime. The loader refuses\n"
-           "a pack whose sources changed or whose size is not the model's; run cored pack again to\n"
-           "refresh it (unchanged images are copied, not decoded).\n");
+           "a pack whose sources changed, whose size is not the model's or that an older cored\n"
+           "decoded differently; run cored pack again to refresh it (unchanged images are copied,\n"
+           "not decoded).\n");
 }
 
 /* Parses "train,val,test,transfer" into want[4]. */
@@ -38,14 +39,17 @@ static int parse_splits(int want[4], const char *s)
     static const char *const names[4] = {"train", "val", "test", "transfer"};
     memset(want, 0, 4 * sizeof *want);
     char buf[256];
+    if (strlen(s) >= sizeof buf) return -1;
     snprintf(buf, sizeof buf, "%s", s);
+    int any = 0;
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         int found = 0;
         for (int k = 0; k < 4; k++)
             if (!strcmp(tok, names[k])) want[k] = found = 1;
         if (!found) return -1;
+        any = 1;
     }
-    return 0;
+    return any ? 0 : -1;
 }
 
 int cmd_pack(int argc, char **argv)
@@ -61,7 +65,7 @@ int cmd_pack(int argc, char **argv)
     while ((c = cli_getopt("pack", argc, argv, "h", opts)) != -1) {
         switch (c) {
         case 'z':
-            if (cli_int("pack", "size", optarg, 8, 4096, &size)) return EXIT_USAGE;
+            if (cli_int("pack", "size", optarg, 8, CORED_MAX_MODEL_SIDE, &size)) return EXIT_USAGE;
             break;
         case 'o': out = optarg; break;
         case 't': tasks_arg = optarg; break;
@@ -81,39 +85,43 @@ int cmd_pack(int argc, char **argv)
     int want[4] = {1, 1, 1, 1}, explicit_splits = splits_arg != NULL;
     if (splits_arg && parse_splits(want, splits_arg))
         return cli_usage_error("pack", "--splits takes a list of train, val, test, transfer; got '%s'", splits_arg);
+    cored_error err = {0};
+    char **tasks = NULL;
+    int ntasks = 0, rc = 0;
+    if (tasks_arg) {
+        rc = cored_data_parse_tasks(&tasks, &ntasks, tasks_arg, &err);
+        if (rc == CORED_E_ARG) return cli_usage_error("pack", "%s", err.msg);
+    } else {
+        rc = cored_data_list_tasks(&tasks, &ntasks, root, &err);
+        if (!rc && !ntasks) rc = CORED_FAIL(&err, CORED_E_ARG, "%s: no task folders to pack", root);
+    }
     cli_install_logger(quiet);
     if (threads <= 0) threads = cored_get_threads();
 
-    cored_error err = {0};
-    int rc = 0, nparts = 0;
-    char **listed = NULL, *tasks_copy = NULL, *tasks[MAX_TASKS], path[4400];
-    int ntasks = 0;
-    cored_dataset *parts[MAX_TASKS * 4] = {0}, *all = NULL;
-    if (tasks_arg) {
-        tasks_copy = cored_strdup(tasks_arg);
-        if (!tasks_copy) return 1;
-        for (char *tok = strtok(tasks_copy, ","); tok; tok = strtok(NULL, ","))
-            if (*tok && ntasks < MAX_TASKS) tasks[ntasks++] = tok;
-    } else {
-        int n = 0;
-        rc = cored_data_list_tasks(&listed, &n, root, &err);
-        for (int i = 0; !rc && i < n && ntasks < MAX_TASKS; i++) tasks[ntasks++] = listed[i];
+    int nparts = 0;
+    char path[4400];
+    cored_dataset **parts = NULL, *all = NULL;
+    if (!rc) {
+        parts = cored_calloc((size_t)ntasks * 4, sizeof *parts);
+        if (!parts) rc = CORED_FAIL(&err, CORED_E_NOMEM, "out of memory");
     }
-    if (!rc && !ntasks) rc = CORED_FAIL(&err, CORED_E_ARG, "%s: no task folders to pack", root);
     const cored_split splits[4] = {CORED_SPLIT_TRAIN, CORED_SPLIT_VAL, CORED_SPLIT_TEST, CORED_SPLIT_TRANSFER};
     for (int k = 0; !rc && k < ntasks; k++)
         for (int s = 0; !rc && s < 4; s++) {
             if (!want[s]) continue;
-            if (splits[s] == CORED_SPLIT_TRANSFER) {
-                /* without a TransferLearning folder "transfer" is the train split, already packed */
-                snprintf(path, sizeof path, "%s/TransferLearning/%s/train", root, tasks[k]);
-                if (!cored_is_dir(path)) {
-                    if (explicit_splits && !want[0])
-                        rc = cored_dataset_open(&parts[nparts++], root, tasks[k], CORED_SPLIT_TRAIN, &err);
-                    continue;
+            cored_split split = splits[s];
+            if (split == CORED_SPLIT_TRANSFER) {
+                cored_transfer_source src;
+                rc = cored_data_transfer_dir(&src, path, sizeof path, root, tasks[k], &err);
+                if (rc) break;
+                /* without a TransferLearning subset "transfer" is the train split: packed
+                   already, unless --splits left train out */
+                if (src != CORED_TRANSFER_SUBSET) {
+                    if (!explicit_splits || want[0]) continue;
+                    split = CORED_SPLIT_TRAIN;
                 }
             }
-            rc = cored_dataset_open(&parts[nparts], root, tasks[k], splits[s], &err);
+            rc = cored_dataset_open(&parts[nparts], root, tasks[k], split, &err);
             if (!rc) nparts++;
         }
     if (!rc) rc = cored_dataset_concat(&all, parts, nparts, &err);
@@ -126,6 +134,7 @@ int cmd_pack(int argc, char **argv)
         if (!quiet)
             fprintf(stderr, "cored pack: %d images of %d task(s) at %d px into %s (%d threads)\n",
                     cored_dataset_count(all), ntasks, size, out, threads);
+        /* temporaries of an interrupted run (a running `cored pack` keeps its own) */
         char dir[4400], *slash;
         snprintf(dir, sizeof dir, "%s", out);
         slash = strrchr(dir, '/');
@@ -145,9 +154,9 @@ int cmd_pack(int argc, char **argv)
                    st.images, st.decoded, st.reused, st.bad, size, out, st.bytes / 1048576.0, dt);
     }
     for (int i = 0; i < nparts; i++) cored_dataset_free(parts[i]);
+    cored_free(parts);
     cored_dataset_free(all);
-    cored_free(listed);
-    cored_free(tasks_copy);
+    cored_free(tasks);
     if (rc) {
         cli_print_error(&err);
         return 1;

@@ -2,7 +2,7 @@
  * libFuzzer target: the image ingest path on arbitrary bytes — content sniffing, JPEG and
  * PNG decoding (every colour type, truncation, bombs) and the PIL-exact resize to two
  * model sizes. Any crash, leak, sanitizer report or hang is a bug.
- * Seeds: fuzz/corpus/image/ (small JPEGs and PNGs of each flavour).
+ * Seeds: fuzz/corpus/image/ (small JPEGs and PNGs of each flavour, one PNG without IEND).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -18,7 +18,7 @@ static void walk(const uint8_t *buf, size_t len)
     cored_error err;
     if (cored_pack_parse(&p, buf, len, "fuzz", &err) != CORED_OK) return;
     size_t n = (size_t)cored_pack_size(p) * cored_pack_size(p) * 3;
-    volatile unsigned sink = 0;
+    volatile unsigned sink = (unsigned)cored_pack_pipeline(p);
     for (int i = 0; i < cored_pack_count(p); i++) {
         size_t plen = 0;
         const char *rel = cored_pack_relpath(p, i, &plen);

@@ -1,12 +1,17 @@
 /*
  * Decoding and transforms: every JPEG and PNG flavour the decoder promises (built here
  * with libjpeg/libpng), hostile input (truncation at every byte, zero bytes, text, random
- * bytes, decompression bombs refused before allocation), and resize invariants. Bit-exact
- * agreement with PIL/torchvision is checked by tests/parity_resize.py.
+ * bytes, decompression bombs refused before allocation), a PNG without IEND (accepted, as
+ * by PIL), FIFOs and folders refused without hanging, I/O errors told apart from
+ * undecodable files, the decoder's memory (no allocation in steady state, buffers freed
+ * after a very large image), and resize invariants. Bit-exact agreement with
+ * PIL/torchvision is checked by tests/parity_resize.py.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "test_data_util.h"
@@ -130,19 +135,33 @@ static void test_png_flavours(void)
     }
 }
 
-/* Every strict prefix of a valid file is refused, never crashes. */
+/* Every strict prefix of a valid file that cuts into its pixel data is refused, never
+   crashes. A PNG missing only its trailing IEND chunk (12 bytes; whole or in part) decodes
+   to the full image's pixels, as PIL loads it. */
 static void test_truncation_everywhere(void)
 {
-    tbuf files[3] = {make_jpeg(16, 12, JCS_RGB, 0, 90, 4), make_jpeg(16, 12, JCS_RGB, 1, 90, 5),
-                     make_png(16, 12, PNG_COLOR_TYPE_RGB, 8, 0, 6)};
-    const char *names[3] = {"baseline JPEG", "progressive JPEG", "PNG"};
-    cored_image img = {0};
-    for (int f = 0; f < 3; f++) {
-        int accepted = 0;
+    tbuf files[4] = {make_jpeg(16, 12, JCS_RGB, 0, 90, 4), make_jpeg(16, 12, JCS_RGB, 1, 90, 5),
+                     make_png(16, 12, PNG_COLOR_TYPE_RGB, 8, 0, 6), make_png(16, 12, PNG_COLOR_TYPE_PALETTE, 4, 1, 7)};
+    const char *names[4] = {"baseline JPEG", "progressive JPEG", "PNG", "interlaced palette PNG"};
+    cored_image img = {0}, full = {0};
+    for (int f = 0; f < 4; f++) {
+        int is_png = f >= 2, accepted = 0, wrong = 0;
         size_t first = 0;
+        cored_error err;
+        CHECK(cored_image_decode(&full, files[f].data, files[f].len, "full", 0, &err) == 0);
+        size_t iend = files[f].len - 12;
+        CHECK(!is_png || !memcmp(files[f].data + iend + 4, "IEND", 4));
         for (size_t n = 0; n < files[f].len; n++) {
-            cored_error err;
-            if (cored_image_decode(&img, files[f].data, n, "cut", 0, &err) == 0) {
+            int ok = cored_image_decode(&img, files[f].data, n, "cut", 0, &err) == 0;
+            if (ok && is_png && n >= iend) {
+                wrong += img.w != full.w || img.h != full.h || memcmp(img.px, full.px, (size_t)full.w * full.h * 3);
+                continue;
+            }
+            if (is_png && n >= iend) {
+                wrong++;
+                fprintf(stderr, "  %s without (part of) IEND, %zu bytes: %s\n", names[f], n, err.msg);
+            }
+            if (ok) {
                 if (!accepted++) first = n;
             } else if (err.code != CORED_E_FORMAT) {
                 accepted += 1000;
@@ -150,11 +169,17 @@ static void test_truncation_everywhere(void)
         }
         CHECK_MSG(accepted == 0, "%s: %d truncated prefixes accepted (first at %zu of %zu bytes)", names[f],
                   accepted, first, files[f].len);
-        cored_error err;
-        CHECK(cored_image_decode(&img, files[f].data, files[f].len, "full", 0, &err) == 0);
+        CHECK_MSG(wrong == 0, "%s: a PNG missing only IEND decodes to the full pixels", names[f]);
         free(files[f].data);
     }
+    /* a damaged IEND (bad CRC) is ignored the same way */
+    tbuf p = make_png(9, 7, PNG_COLOR_TYPE_RGB_ALPHA, 8, 0, 8);
+    p.data[p.len - 1] ^= 0xFF;
+    cored_error err;
+    CHECK(cored_image_decode(&img, p.data, p.len, "bad-iend.png", 0, &err) == 0 && img.w == 9 && img.h == 7);
+    free(p.data);
     cored_image_release(&img);
+    cored_image_release(&full);
 }
 
 static void test_not_images(void)
@@ -289,6 +314,93 @@ static void test_image_load(void)
     free(px);
 }
 
+/* Special files: a FIFO (no writer: a blocking open or read would hang forever) and a
+   folder named like an image are refused at once, as undecodable, naming the file. */
+static void test_special_files(void)
+{
+    const char *dir = fresh_dir("special");
+    char fifo[1100], folder[1100], missing[1100];
+    snprintf(fifo, sizeof fifo, "%s/pipe.png", dir);
+    snprintf(folder, sizeof folder, "%s/folder.jpg", dir);
+    snprintf(missing, sizeof missing, "%s/missing.jpg", dir);
+    CHECK(mkfifo(fifo, 0644) == 0);
+    CHECK(mkdir(folder, 0755) == 0);
+    alarm(20); /* a hang fails the test instead of blocking it */
+    cored_decoder dec;
+    cored_decoder_init(&dec);
+    uint8_t px[8 * 8 * 3];
+    cored_error err;
+    int rc = cored_decoder_read_rgb8(&dec, px, 8, fifo, &err);
+    CHECK_MSG(rc == CORED_E_FORMAT && strstr(err.msg, fifo) && strstr(err.msg, "FIFO"), "FIFO: %d %s", rc, err.msg);
+    rc = cored_decoder_read_rgb8(&dec, px, 8, folder, &err);
+    CHECK_MSG(rc == CORED_E_FORMAT && strstr(err.msg, "folder"), "folder: %d %s", rc, err.msg);
+    float x[8 * 8 * 3];
+    CHECK(cored_image_load(x, fifo, 8, &err) == CORED_E_FORMAT);
+    /* A file that cannot be opened is an I/O error (retried once), not a bad image. */
+    rc = cored_decoder_read_rgb8(&dec, px, 8, missing, &err);
+    CHECK_MSG(rc == CORED_E_IO && strstr(err.msg, missing) && strstr(err.hint, "twice"), "missing: %d %s / %s", rc,
+              err.msg, err.hint);
+    CHECK(cored_decoder_read_rgb8(&dec, px, 0, fifo, &err) == CORED_E_ARG);
+    CHECK(cored_decoder_read_rgb8(&dec, px, CORED_MAX_MODEL_SIDE + 1, fifo, &err) == CORED_E_ARG);
+    alarm(0);
+    cored_decoder_release(&dec);
+}
+
+/* One decoder reused: no allocation once it has seen the largest image (JPEG and PNG rows
+   included); an image that leaves its buffers above keep_bytes frees them afterwards. */
+static void test_decoder_memory(void)
+{
+    const char *dir = fresh_dir("decoder");
+    char path[8][1100];
+    for (int i = 0; i < 8; i++) {
+        snprintf(path[i], sizeof path[i], "%s/%d.%s", dir, i, i % 2 ? "png" : "jpg");
+        tbuf b = i % 4 == 0 ? make_jpeg(40, 30, JCS_GRAYSCALE, 0, 90, i)
+                 : i % 4 == 2 ? make_jpeg(40, 30, JCS_CMYK, 1, 90, i)
+                              : make_png(40, 30, i % 4 == 1 ? PNG_COLOR_TYPE_PALETTE : PNG_COLOR_TYPE_GRAY_ALPHA, 8,
+                                         i == 3, i);
+        write_bytes(path[i], b.data, b.len);
+        free(b.data);
+    }
+    cored_decoder dec;
+    cored_decoder_init(&dec);
+    uint8_t px[16 * 16 * 3];
+    cored_error err;
+    int ok = 1;
+    for (int i = 0; i < 8; i++) ok &= cored_decoder_read_rgb8(&dec, px, 16, path[i], &err) == 0;
+    cored_alloc_stats a0 = cored_alloc_counts();
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < 8; i++) ok &= cored_decoder_read_rgb8(&dec, px, 16, path[i], &err) == 0;
+    cored_alloc_stats a1 = cored_alloc_counts();
+    CHECK_MSG(ok, "decodes: %s", err.msg);
+    CHECK_MSG(a1.allocs == a0.allocs, "steady state: %llu allocations for 24 images",
+              (unsigned long long)(a1.allocs - a0.allocs));
+    size_t small = cored_decoder_bytes(&dec);
+    CHECK(small > 0 && small < (1u << 20));
+
+    /* A 4200 x 4200 PNG (17.6 Mpx: 70 MiB of pixels) is decoded, then its buffers go. */
+    char big[1100];
+    snprintf(big, sizeof big, "%s/big.png", dir);
+    tbuf b = make_png(4200, 4200, PNG_COLOR_TYPE_GRAY, 1, 0, 3);
+    write_bytes(big, b.data, b.len);
+    free(b.data);
+    uint8_t ref[16 * 16 * 3];
+    CHECK(cored_decoder_read_rgb8(&dec, ref, 16, big, &err) == 0);
+    CHECK_MSG(cored_decoder_bytes(&dec) == 0, "buffers freed after a 17.6 Mpx image (%zu bytes kept)",
+              cored_decoder_bytes(&dec));
+    /* the same image through the old entry point gives the same pixels and frees too */
+    uint8_t *file = NULL;
+    size_t cap = 0;
+    cored_image img = {0};
+    cored_resizer rz = {0};
+    CHECK(cored_image_read_rgb8(px, 16, big, &file, &cap, &img, &rz, &err) == 0 && !memcmp(px, ref, sizeof px));
+    CHECK(file == NULL && cap == 0 && img.px == NULL && img.scratch == NULL && rz.tmp == NULL);
+    /* a lower limit applies to failures too (a corrupt file leaves its buffers) */
+    dec.keep_bytes = 1000;
+    CHECK(cored_decoder_read_rgb8(&dec, px, 16, path[1], &err) == 0 && cored_decoder_bytes(&dec) == 0);
+    cored_decoder_release(&dec);
+    CHECK(dec.keep_bytes == 1000 && dec.file == NULL);
+}
+
 /* Composition without flip or CutMix is the normalisation table, for every byte value;
    with flip it is the mirror image. */
 static void test_compose_normalise(void)
@@ -345,6 +457,8 @@ int main(void)
     RUN(test_bombs);
     RUN(test_resize);
     RUN(test_image_load);
+    RUN(test_special_files);
+    RUN(test_decoder_memory);
     RUN(test_compose_normalise);
     cored_alloc_stats after = cored_alloc_counts();
     CHECK_MSG(after.allocs - before.allocs == after.frees - before.frees, "every allocation freed (%llu vs %llu)",

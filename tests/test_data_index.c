@@ -1,10 +1,13 @@
 /*
  * Data-set index: the official layout and its variants (real/fake, 0_real/1_fake, 0/1,
  * nested per-video folders, TransferLearning with fallback), deterministic sorted order,
- * every folder error with a message naming the expected path, derived sets (concat,
- * subset, class-balanced cap), and out-of-memory at every allocation.
+ * every folder error with a message naming the expected path (a TransferLearning path in
+ * the way is one), symbolic-link loops and fan-out (each folder indexed once), FIFOs named
+ * like images, the task list and the --tasks parser, derived sets (concat, subset,
+ * class-balanced cap), and out-of-memory at every allocation.
  */
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -252,6 +255,118 @@ static void test_out_of_memory(void)
     CHECK_MSG(leaks == 0, "%d leaking failure points", leaks);
 }
 
+/* Two links to one folder (fan-out) and a link back up (loop): each folder of the split is
+   indexed once and the duplicate is reported; a link from fake/ to real/ is not read as a
+   second class. A FIFO named like an image is ignored with a warning (never opened). */
+static void test_symlink_fanout_and_fifo(void)
+{
+    const char *root = make_layout("fanout", "real", "fake");
+    char target[1200], link[1200];
+    snprintf(target, sizeof target, "%s/DeepFake/train/real/video0", root);
+    snprintf(link, sizeof link, "%s/DeepFake/train/real/again", root);
+    CHECK(symlink(target, link) == 0);
+    snprintf(link, sizeof link, "%s/DeepFake/train/real/video1/again2", root);
+    CHECK(symlink(target, link) == 0);
+    snprintf(link, sizeof link, "%s/DeepFake/train/real/video1/pipe.png", root);
+    CHECK(mkfifo(link, 0644) == 0);
+    collected c;
+    memset(&c, 0, sizeof c);
+    cored_dataset *ds = NULL;
+    CHECK(cored_dataset_scan(&ds, root, "DeepFake", CORED_SPLIT_TRAIN, collect, &c) == 0);
+    CHECK_MSG(ds && cored_dataset_class_count(ds, 0) == 6, "each real image once (%d)", cored_dataset_class_count(ds, 0));
+    int dups = 0;
+    for (const char *p = c.all; (p = strstr(p, "already indexed")); p++) dups++;
+    CHECK_MSG(dups == 2 && strstr(c.all, "pipe.png: not a regular file"), "fan-out and FIFO reported:\n%s", c.all);
+    cored_dataset_free(ds);
+    /* fake/ replaced by a link to real/: reported, and fake has no images of its own */
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/DeepFake/val/fake' && ln -s real '%s/DeepFake/val/fake'", root, root);
+    CHECK(system(cmd) == 0);
+    memset(&c, 0, sizeof c);
+    ds = NULL;
+    CHECK(cored_dataset_scan(&ds, root, "DeepFake", CORED_SPLIT_VAL, collect, &c) > 0 && ds == NULL);
+    CHECK_MSG(strstr(c.all, "val/fake: the same folder") && strstr(c.all, "val/fake: no images"), "%s", c.all);
+}
+
+/* TransferLearning: a path in the way is an error naming it, not a fallback; a task whose
+   name is a prefix of "TransferLearning" is found like any other. */
+static void test_transfer_paths(void)
+{
+    const char *root = make_layout("tlpaths", "real", "fake");
+    cored_transfer_source src;
+    char dir[1200];
+    cored_error err;
+    CHECK(cored_data_transfer_dir(&src, dir, sizeof dir, root, "DeepFake", &err) == 0 && src == CORED_TRANSFER_NONE &&
+          strstr(dir, "/DeepFake/train"));
+    put_text(root, "TransferLearning/DeepFake/train", "not a folder");
+    CHECK(cored_data_transfer_dir(&src, dir, sizeof dir, root, "DeepFake", &err) == CORED_E_IO &&
+          strstr(err.msg, "TransferLearning/DeepFake/train: is not a folder"));
+    CHECK(open_fails(root, "DeepFake", CORED_SPLIT_TRANSFER, "TransferLearning/DeepFake/train", "not a folder"));
+    char p[1200];
+    snprintf(p, sizeof p, "rm -rf '%s/TransferLearning'", root);
+    CHECK(system(p) == 0);
+    put_text(root, "TransferLearning/DeepFake", "x");
+    CHECK(open_fails(root, "DeepFake", CORED_SPLIT_TRANSFER, "TransferLearning/DeepFake", "not a folder"));
+    CHECK(system(p) == 0);
+    put_text(root, "TransferLearning/readme", "x");
+    CHECK(cored_data_transfer_dir(&src, dir, sizeof dir, root, "DeepFake", &err) == 0 && src == CORED_TRANSFER_NONE);
+    put_text(root, "TransferLearning/DeepFake/notes.txt", "x");
+    CHECK(cored_data_transfer_dir(&src, dir, sizeof dir, root, "DeepFake", &err) == 0 &&
+          src == CORED_TRANSFER_NO_TRAIN && strstr(dir, "/DeepFake/train") && !strstr(dir, "Transfer"));
+    /* task "T": only its subset exists (no DATA/T); "T" is a prefix of "TransferLearning" */
+    put_png(root, "TransferLearning/T/train/real/1.png", 8, 8, 1);
+    put_png(root, "TransferLearning/T/train/fake/1.png", 8, 8, 2);
+    cored_dataset *ds = NULL;
+    int rc = cored_dataset_open(&ds, root, "T", CORED_SPLIT_TRANSFER, &err);
+    CHECK_MSG(rc == 0 && cored_dataset_count(ds) == 2, "transfer subset of task T: %s", rc ? err.msg : "");
+    cored_dataset_free(ds);
+    CHECK(open_fails(root, "T", CORED_SPLIT_TRAIN, "/T", "task folder not found"));
+}
+
+/* The task list (one pass, every name whole) and the --tasks parser. */
+static void test_task_lists(void)
+{
+    const char *root = fresh_dir("tasklist");
+    char name[300], path[1400];
+    for (int i = 0; i < 40; i++) {
+        memset(name, 'a' + i % 26, 200);
+        snprintf(name + 200, sizeof name - 200, "%02d", i);
+        snprintf(path, sizeof path, "%s/%s", root, name);
+        CHECK(mkdir(path, 0755) == 0);
+    }
+    put_text(root, "file.txt", "x");
+    char **t = NULL;
+    int n = 0, sorted = 1, whole = 1;
+    cored_error err;
+    CHECK(cored_data_list_tasks(&t, &n, root, &err) == 0 && n == 40);
+    for (int i = 0; i < n; i++) {
+        whole &= strlen(t[i]) == 202;
+        if (i) sorted &= strcmp(t[i - 1], t[i]) < 0;
+    }
+    CHECK(t && t[n] == NULL && sorted && whole);
+    cored_free(t);
+
+    CHECK(cored_data_parse_tasks(&t, &n, "DeepFake,Face2Face,FaceSwap", &err) == 0 && n == 3 &&
+          !strcmp(t[0], "DeepFake") && !strcmp(t[2], "FaceSwap") && t[3] == NULL);
+    cored_free(t);
+    const char *bad[][2] = {{"", "at least one"}, {"A,,B", "empty"}, {"A,", "empty"}, {"A,../x", "not a task"},
+                            {"A,B,A", "twice"}, {"..", "not a task"}};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        t = NULL;
+        int rc = cored_data_parse_tasks(&t, &n, bad[k][0], &err);
+        CHECK_MSG(rc == CORED_E_ARG && t == NULL && strstr(err.msg, bad[k][1]), "'%s': %d %s", bad[k][0], rc, err.msg);
+    }
+    /* longer lists than the limit are refused, not cut */
+    size_t len = 4 * (CORED_DATA_MAX_TASKS + 1);
+    char *many = malloc(len + 1), *q = many;
+    for (int i = 0; i <= CORED_DATA_MAX_TASKS; i++) q += sprintf(q, "%s%03x", i ? "," : "", i);
+    CHECK(cored_data_parse_tasks(&t, &n, many, &err) == CORED_E_ARG && strstr(err.msg, "more than"));
+    many[q - many - 4] = '\0'; /* exactly the limit */
+    CHECK(cored_data_parse_tasks(&t, &n, many, &err) == 0 && n == CORED_DATA_MAX_TASKS);
+    cored_free(t);
+    free(many);
+}
+
 int main(void)
 {
     RUN(test_layouts);
@@ -259,6 +374,9 @@ int main(void)
     RUN(test_folder_errors);
     RUN(test_scan_reports_everything);
     RUN(test_symlink_loop);
+    RUN(test_symlink_fanout_and_fifo);
+    RUN(test_transfer_paths);
+    RUN(test_task_lists);
     RUN(test_derived);
     RUN(test_out_of_memory);
     return test_finish();

@@ -2,13 +2,19 @@
  * The loader: batches independent of the thread count, resume mid-epoch equal to an
  * uninterrupted epoch, seed-dependent order, last partial batch kept, flips that are
  * mirror images, CutMix exactly as METHOD.md 3.5 (statistics over many batches, only
- * opposite-label partners, labels unchanged), corrupt files skipped without disturbing
- * the other samples, --strict, every file corrupt (an error, no hang), and shutdown in the
- * middle of an epoch.
+ * opposite-label partners, labels unchanged, `mixed` all zero when it did not fire),
+ * corrupt files skipped without disturbing the other samples (also with CutMix, at several
+ * thread counts), --strict, every file corrupt (an error, no hang), a resumed epoch whose
+ * remaining images are all corrupt (it ends), I/O errors (a run error, never a skip),
+ * restarts mid-epoch while workers are busy (equal to a reference), the release order,
+ * signals kept out of the workers, the batch cap, and shutdown in the middle of an epoch.
  */
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "harness.h"
 #include "test_data_util.h"
@@ -37,9 +43,12 @@ static void build_root(const char *name)
 typedef struct {
     int n;
     int labels[64], index[64];
+    uint8_t flipped[64], mixed[64];
     float *x;
     int cutmix;
 } saved;
+
+static int mixed_without_cutmix; /* batches whose `mixed` is not all zero though CutMix did not fire */
 
 static cored_loader_opts opts(int threads, uint64_t seed)
 {
@@ -76,10 +85,13 @@ static int run_epoch(saved *out, int max, const cored_dataset *ds, const cored_l
             out[k].cutmix = b->cutmix;
             memcpy(out[k].labels, b->labels, (size_t)b->n * sizeof(int));
             memcpy(out[k].index, b->index, (size_t)b->n * sizeof(int));
+            memcpy(out[k].flipped, b->flipped, (size_t)b->n);
+            memcpy(out[k].mixed, b->mixed, (size_t)b->n);
             out[k].x = malloc((size_t)b->n * IMG * sizeof(float));
             memcpy(out[k].x, b->x, (size_t)b->n * IMG * sizeof(float));
             CHECK(b->epoch == epoch && b->batch_index == first + k);
         }
+        for (int i = 0; i < b->n; i++) mixed_without_cutmix += !b->cutmix && b->mixed[i];
         k++;
         cored_loader_release(l, b);
     }
@@ -101,9 +113,9 @@ static void free_saved(saved *s, int n)
 
 static int same_batch(const saved *a, const saved *b)
 {
-    return a->n == b->n && !memcmp(a->labels, b->labels, (size_t)a->n * sizeof(int)) &&
-           !memcmp(a->index, b->index, (size_t)a->n * sizeof(int)) &&
-           !memcmp(a->x, b->x, (size_t)a->n * IMG * sizeof(float));
+    return a->n == b->n && a->cutmix == b->cutmix && !memcmp(a->labels, b->labels, (size_t)a->n * sizeof(int)) &&
+           !memcmp(a->index, b->index, (size_t)a->n * sizeof(int)) && !memcmp(a->flipped, b->flipped, (size_t)a->n) &&
+           !memcmp(a->mixed, b->mixed, (size_t)a->n) && !memcmp(a->x, b->x, (size_t)a->n * IMG * sizeof(float));
 }
 
 static void test_determinism_and_resume(void)
@@ -422,6 +434,368 @@ static void test_all_corrupt_and_shutdown(void)
     cored_dataset_free(ds);
 }
 
+/* Three corrupt files with CutMix and flips on: at 1, 2 and 3 threads (rings 1, 3, 2) the
+   batches are identical; each is the clean batch without the victims, in the same order;
+   a sample CutMix left alone equals its clean (flipped) pixels, a mixed one differs only
+   where an opposite-label sample of the same batch has those pixels. */
+static void test_corrupt_with_cutmix(void)
+{
+    build_root("cutbad");
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, root, "T", CORED_SPLIT_TRAIN, &err) == 0);
+    cored_loader_opts plain = opts(2, 1);
+    plain.cutmix = CORED_CUTMIX_NONE;
+    enum { EPOCHS = 3 };
+    saved clean[EPOCHS][8], run[3][8];
+    memset(clean, 0, sizeof clean);
+    for (int e = 0; e < EPOCHS; e++) CHECK(run_epoch(clean[e], 8, ds, &plain, e, 0) == 4);
+    int victims[3] = {0, 25, 50};
+    write_bytes(cored_dataset_path(ds, victims[0]), "", 0);
+    write_bytes(cored_dataset_path(ds, victims[1]), "\xff\xd8\xff\xe0", 4);
+    write_bytes(cored_dataset_path(ds, victims[2]), "\x89PNG\r\n\x1a\n", 8);
+    cored_set_log(NULL, NULL);
+    int fired = 0, violations = 0, order = 1, same = 1;
+    for (int e = 0; e < EPOCHS; e++) {
+        int threads[3] = {1, 2, 3}, rings[3] = {1, 3, 2}, nb[3];
+        memset(run, 0, sizeof run);
+        for (int t = 0; t < 3; t++) {
+            cored_loader_opts o = opts(threads[t], 1);
+            o.ring = rings[t];
+            nb[t] = run_epoch(run[t], 8, ds, &o, e, 0);
+        }
+        same &= nb[0] == 4 && nb[1] == 4 && nb[2] == 4;
+        for (int k = 0; same && k < 4; k++) same &= same_batch(&run[0][k], &run[1][k]) && same_batch(&run[0][k], &run[2][k]);
+        for (int k = 0; k < nb[0] && k < 4; k++) {
+            const saved *c = &clean[e][k], *r = &run[0][k];
+            fired += r->cutmix;
+            int j = 0;
+            for (int i = 0; i < c->n; i++) {
+                int idx = c->index[i];
+                if (idx == victims[0] || idx == victims[1] || idx == victims[2]) continue;
+                if (j >= r->n || r->index[j] != idx || r->flipped[j] != c->flipped[i]) {
+                    order = 0;
+                    break;
+                }
+                const float *x = r->x + (size_t)j * IMG, *own = c->x + (size_t)i * IMG;
+                if (!r->mixed[j]) {
+                    violations += memcmp(x, own, IMG * sizeof(float)) != 0;
+                } else {
+                    for (int p = 0; p < IMG; p++) {
+                        if (x[p] == own[p]) continue;
+                        int explained = 0;
+                        for (int q = 0; q < c->n && !explained; q++)
+                            explained = c->labels[q] != c->labels[i] && c->x[(size_t)q * IMG + p] == x[p];
+                        violations += !explained;
+                    }
+                }
+                j++;
+            }
+            order &= j == r->n;
+        }
+        for (int t = 0; t < 3; t++) free_saved(run[t], 8);
+    }
+    CHECK_MSG(same, "1, 2 and 3 threads give identical batches with corrupt files and CutMix");
+    CHECK_MSG(order, "each batch is the clean batch without the corrupt samples, flips unchanged");
+    CHECK_MSG(violations == 0, "%d pixels not explained by the sample or an opposite-label partner", violations);
+    CHECK_MSG(fired > 2, "CutMix fired in %d batches", fired);
+    for (int e = 0; e < EPOCHS; e++) free_saved(clean[e], 8);
+    cored_dataset_free(ds);
+}
+
+/* A resumed epoch whose remaining images are all corrupt ends (0), as the uninterrupted
+   epoch does after its good batches; an epoch that started at batch 0 with no good image
+   at all is the error. */
+static void test_resume_into_bad_tail(void)
+{
+    const char *r = fresh_dir("badtail");
+    char rel[128];
+    for (int i = 0; i < 17; i++) {
+        snprintf(rel, sizeof rel, "T/train/%s/%02d.png", i < 9 ? "fake" : "real", i);
+        put_png(r, rel, 20, 14, i);
+    }
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, r, "T", CORED_SPLIT_TRAIN, &err) == 0);
+    write_bytes(cored_dataset_path(ds, 16), "junk", 4); /* the last batch holds only sample 16 */
+    cored_loader_opts o;
+    memset(&o, 0, sizeof o);
+    o.batch = 8;
+    o.size = 8;
+    o.threads = 2;
+    o.seed = 1;
+    cored_loader *l = NULL;
+    cored_batch *b;
+    int rc, k = 0;
+    CHECK(cored_loader_create(&l, ds, &o, &err) == 0);
+    CHECK(cored_loader_start(l, 0, 0, &err) == 0);
+    while ((rc = cored_loader_next(l, &b, &err)) == 1) {
+        k++;
+        cored_loader_release(l, b);
+    }
+    CHECK_MSG(rc == 0 && k == 2, "uninterrupted: %d batches, rc %d", k, rc);
+    for (int first = 2; first <= 3; first++) {
+        CHECK(cored_loader_start(l, 0, first, &err) == 0);
+        rc = cored_loader_next(l, &b, &err);
+        CHECK_MSG(rc == 0, "resumed at batch %d of 3: rc %d (%s)", first, rc, rc < 0 ? err.msg : "");
+    }
+    CHECK(cored_loader_start(l, 1, 1, &err) == 0);
+    CHECK(cored_loader_next(l, &b, &err) == 1 && b->batch_index == 1);
+    cored_loader_release(l, b);
+    CHECK(cored_loader_next(l, &b, &err) == 0);
+    cored_loader_free(l);
+    /* every image corrupt: batch 0 start is an error, a resumed start just ends */
+    for (int i = 0; i < 16; i++) write_bytes(cored_dataset_path(ds, i), "", 0);
+    CHECK(cored_loader_create(&l, ds, &o, &err) == 0);
+    CHECK(cored_loader_start(l, 0, 1, &err) == 0);
+    CHECK(cored_loader_next(l, &b, &err) == 0);
+    CHECK(cored_loader_start(l, 0, 0, &err) == 0);
+    rc = cored_loader_next(l, &b, &err);
+    CHECK_MSG(rc == CORED_E_FORMAT && strstr(err.msg, "no image of epoch 0"), "all bad from batch 0: %d %s", rc,
+              err.msg);
+    cored_loader_free(l);
+    cored_dataset_free(ds);
+}
+
+/* A file that cannot be read is an error of the run naming it, not a skipped sample; once
+   it is readable again the next epoch uses it. Also EMFILE (too many open files). */
+static void test_io_errors(void)
+{
+    build_root("ioerr");
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, root, "T", CORED_SPLIT_TRAIN, &err) == 0);
+    const char *victim = cored_dataset_path(ds, 7);
+    char moved[1200];
+    snprintf(moved, sizeof moved, "%s.away", victim);
+    CHECK(rename(victim, moved) == 0);
+    cored_loader_opts o = opts(2, 4);
+    cored_loader *l = NULL;
+    cored_batch *b;
+    int rc;
+    CHECK(cored_loader_create(&l, ds, &o, &err) == 0);
+    CHECK(cored_loader_start(l, 0, 0, &err) == 0);
+    while ((rc = cored_loader_next(l, &b, &err)) == 1) cored_loader_release(l, b);
+    CHECK_MSG(rc == CORED_E_IO && strstr(err.msg, victim), "missing file: %d %s", rc, err.msg);
+    CHECK(cored_loader_next(l, &b, &err) == CORED_E_IO); /* the error stays */
+    CHECK_MSG(cored_loader_skipped(l) == 0, "an unreadable file is not written off as corrupt");
+    CHECK(rename(moved, victim) == 0);
+    CHECK(cored_loader_start(l, 1, 0, &err) == 0);
+    int n = 0;
+    while ((rc = cored_loader_next(l, &b, &err)) == 1) {
+        n += b->n;
+        cored_loader_release(l, b);
+    }
+    CHECK_MSG(rc == 0 && n == N_REAL + N_FAKE, "readable again: %d images, rc %d", n, rc);
+
+    /* No file descriptor left: open fails with EMFILE in the workers (retried, then an error). */
+    struct rlimit old, low;
+    CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    low = old;
+    low.rlim_cur = 3;
+    CHECK(cored_loader_start(l, 2, 0, &err) == 0);
+    CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    rc = cored_loader_next(l, &b, &err);
+    setrlimit(RLIMIT_NOFILE, &old);
+    CHECK_MSG(rc == CORED_E_IO && strstr(err.msg, root) && strstr(err.msg, "open files"), "EMFILE: %d %s", rc,
+              err.msg);
+    CHECK(cored_loader_skipped(l) == 0);
+    CHECK(cored_loader_start(l, 2, 0, &err) == 0);
+    CHECK(cored_loader_next(l, &b, &err) == 1);
+    cored_loader_release(l, b);
+    cored_loader_free(l);
+    cored_dataset_free(ds);
+}
+
+/* Batch k needs the ring slot of batch k - ring: holding that one while releasing later
+   ones is an error that says which batch to give back. */
+static void test_release_order(void)
+{
+    build_root("order");
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, root, "T", CORED_SPLIT_TRAIN, &err) == 0);
+    cored_loader_opts o = opts(2, 1);
+    o.batch = 4;
+    o.ring = 3;
+    cored_loader *l = NULL;
+    cored_batch *b0, *b;
+    CHECK(cored_loader_create(&l, ds, &o, &err) == 0);
+    CHECK(cored_loader_start(l, 0, 0, &err) == 0);
+    CHECK(cored_loader_next(l, &b0, &err) == 1);
+    for (int k = 1; k <= 2; k++) {
+        CHECK(cored_loader_next(l, &b, &err) == 1 && b->batch_index == k);
+        cored_loader_release(l, b);
+    }
+    int rc = cored_loader_next(l, &b, &err);
+    CHECK_MSG(rc == CORED_E_ARG && strstr(err.msg, "batch 3") && strstr(err.msg, "batch 0") &&
+                  strstr(err.msg, "order"),
+              "holding batch 0 of a ring of 3: %d %s", rc, err.msg);
+    cored_loader_release(l, b0);
+    CHECK(cored_loader_next(l, &b, &err) == 1 && b->batch_index == 3);
+    cored_loader_release(l, b);
+    cored_loader_free(l);
+    cored_dataset_free(ds);
+}
+
+/* Batch hashes of a reference run, then many restarts at random (epoch, batch) while
+   workers are busy and batches are held: every batch equals the reference. */
+#define R_EPOCHS 2
+static uint64_t ref_hash[R_EPOCHS][8];
+static int ref_n[R_EPOCHS][8];
+
+static uint64_t batch_hash(const cored_batch *b)
+{
+    uint64_t h = cored_checksum64(b->x, (size_t)b->n * IMG * sizeof(float), 1);
+    h ^= cored_checksum64(b->index, (size_t)b->n * sizeof(int), 2) * 3;
+    h ^= cored_checksum64(b->mixed, (size_t)b->n, 3) * 5;
+    return h ^ ((uint64_t)b->cutmix * 7 + (uint64_t)b->batch_index * 1315423911u);
+}
+
+static int restarts(const cored_dataset *ds, cored_loader_opts o, unsigned seed, int iters)
+{
+    cored_loader *l = NULL;
+    cored_error err;
+    int bad = 0;
+    if (cored_loader_create(&l, ds, &o, &err)) return 1000;
+    int nb = cored_loader_batches(l);
+    uint64_t r = seed * 2654435761u + 1;
+#define RND(n) ((int)((r = r * 6364136223846793005ULL + 1442695040888963407ULL) >> 33) % (n))
+    for (int it = 0; it < iters; it++) {
+        int e = RND(R_EPOCHS), first = RND(nb + 1), take = RND(nb + 2), expect = first;
+        if (cored_loader_start(l, e, first, &err)) {
+            bad++;
+            continue;
+        }
+        cored_batch *held[8];
+        int nh = 0;
+        for (int t = 0; t < take; t++) {
+            cored_batch *b;
+            int rc = cored_loader_next(l, &b, &err);
+            if (rc <= 0) {
+                bad += rc < 0;
+                break;
+            }
+            while (expect < nb && ref_n[e][expect] == 0) expect++;
+            bad += b->batch_index != expect || batch_hash(b) != ref_hash[e][b->batch_index];
+            expect = b->batch_index + 1;
+            held[nh++] = b;
+            int keep = RND(o.ring); /* release in order, keeping up to ring - 1 */
+            while (nh > keep) {
+                cored_loader_release(l, held[0]);
+                memmove(held, held + 1, (size_t)(nh - 1) * sizeof *held);
+                nh--;
+            }
+        }
+        while (nh > 0) cored_loader_release(l, held[--nh]);
+    }
+#undef RND
+    cored_loader_free(l);
+    return bad;
+}
+
+static void test_restarts_while_busy(void)
+{
+    build_root("restarts");
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, root, "T", CORED_SPLIT_TRAIN, &err) == 0);
+    write_bytes(cored_dataset_path(ds, 3), "x", 1);
+    write_bytes(cored_dataset_path(ds, 33), "", 0);
+    cored_loader_opts o = opts(1, 77);
+    o.batch = 8;
+    o.ring = 1;
+    cored_loader *l = NULL;
+    CHECK(cored_loader_create(&l, ds, &o, &err) == 0);
+    for (int e = 0; e < R_EPOCHS; e++) {
+        cored_batch *b;
+        CHECK(cored_loader_start(l, e, 0, &err) == 0);
+        while (cored_loader_next(l, &b, &err) == 1) {
+            ref_hash[e][b->batch_index] = batch_hash(b);
+            ref_n[e][b->batch_index] = b->n;
+            cored_loader_release(l, b);
+        }
+    }
+    cored_loader_free(l);
+    int threads[3] = {1, 2, 3}, rings[3] = {1, 2, 4};
+    for (int t = 0; t < 3; t++)
+        for (int g = 0; g < 3; g++) {
+            o.threads = threads[t];
+            o.ring = rings[g];
+            int bad = restarts(ds, o, (unsigned)(10 * t + g), 25);
+            CHECK_MSG(bad == 0, "%d threads, ring %d: %d batches differ from the reference", threads[t], rings[g], bad);
+        }
+    cored_dataset_free(ds);
+}
+
+/* Workers block every signal: one sent while the caller blocks it stays pending until the
+   caller unblocks it, and is then handled on the caller's thread, never on a worker. */
+static pthread_t caller_thread;
+static volatile sig_atomic_t on_worker, handled;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    handled++;
+    if (!pthread_equal(pthread_self(), caller_thread)) on_worker++;
+}
+
+static void test_signals_stay_out_of_workers(void)
+{
+    build_root("signals");
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, root, "T", CORED_SPLIT_TRAIN, &err) == 0);
+    caller_thread = pthread_self();
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, &old_sa) == 0);
+    cored_loader_opts o = opts(3, 2);
+    cored_loader *l = NULL;
+    CHECK(cored_loader_create(&l, ds, &o, &err) == 0);
+    sigset_t usr1, old;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &usr1, &old);
+    for (int e = 0; e < 3; e++) {
+        cored_batch *b;
+        CHECK(cored_loader_start(l, e, 0, &err) == 0);
+        while (cored_loader_next(l, &b, &err) == 1) {
+            kill(getpid(), SIGUSR1);
+            cored_loader_release(l, b);
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    cored_loader_free(l);
+    sigaction(SIGUSR1, &old_sa, NULL);
+    CHECK_MSG(handled > 0 && on_worker == 0, "SIGUSR1 handled %d times, %d on a worker", (int)handled, (int)on_worker);
+    cored_dataset_free(ds);
+}
+
+/* The batch size is capped, and a ring slot holds min(batch, count) images. */
+static void test_batch_cap(void)
+{
+    build_root("cap");
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, root, "T", CORED_SPLIT_TRAIN, &err) == 0);
+    cored_loader_opts o = opts(2, 1);
+    cored_loader *l = NULL;
+    o.batch = CORED_MAX_LOADER_BATCH + 1;
+    CHECK(cored_loader_create(&l, ds, &o, &err) == CORED_E_ARG && l == NULL);
+    o.batch = CORED_MAX_LOADER_BATCH;
+    o.size = 256; /* 65536 images a slot would be 64 GiB: only the 51 of the data set are */
+    CHECK(cored_loader_create(&l, ds, &o, &err) == 0);
+    cored_batch *b;
+    CHECK(l && cored_loader_start(l, 0, 0, &err) == 0);
+    CHECK(l && cored_loader_next(l, &b, &err) == 1 && b->n == N_REAL + N_FAKE);
+    if (l) cored_loader_release(l, b);
+    CHECK(l && cored_loader_next(l, &b, &err) == 0);
+    cored_loader_free(l);
+    cored_dataset_free(ds);
+}
+
 int main(void)
 {
     cored_alloc_stats before = cored_alloc_counts();
@@ -431,6 +805,14 @@ int main(void)
     RUN(test_cutmix_statistics);
     RUN(test_corrupt_files);
     RUN(test_all_corrupt_and_shutdown);
+    RUN(test_corrupt_with_cutmix);
+    RUN(test_resume_into_bad_tail);
+    RUN(test_io_errors);
+    RUN(test_release_order);
+    RUN(test_restarts_while_busy);
+    RUN(test_signals_stay_out_of_workers);
+    RUN(test_batch_cap);
+    CHECK_MSG(mixed_without_cutmix == 0, "mixed[] all zero when CutMix did not fire (%d)", mixed_without_cutmix);
     cored_alloc_stats after = cored_alloc_counts();
     CHECK_MSG(after.allocs - before.allocs == after.frees - before.frees, "every allocation freed");
     return test_finish();

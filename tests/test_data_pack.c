@@ -1,14 +1,18 @@
 /*
  * The packed cache: round trip (pixels equal to decode + resize; loader batches equal with
- * and without the pack), incremental rebuild, stale sources (mtime, size), missing
- * samples and the wrong image size refused with a reason, undecodable sources, and a
- * corruption table for the reader (truncation, magic, version, counts, offsets, labels,
- * checksums of metadata and of pixels).
+ * and without the pack, also with corrupt sources at several thread counts), incremental
+ * rebuild, stale sources (mtime, size), missing samples, the wrong image size and another
+ * pixel pipeline refused with a reason, undecodable sources, unreadable sources (an
+ * error, not a bad entry), a FIFO in place of a pack, stale temporaries of dead writers
+ * only, and a corruption table for the reader (truncation, magic, version, counts,
+ * offsets, alignment, reserved bytes, labels, checksums of metadata and of pixels).
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 #include "test_data_util.h"
@@ -41,13 +45,14 @@ static int build(const cored_dataset *ds, cored_pack_stats *st, cored_error *err
     return cored_pack_build(packpath, ds, SIZE, 2, packpath, 0, st, err);
 }
 
-static int loader_epoch(float *x, int *idx, const cored_dataset *ds, const char *pack, cored_error *err)
+static int loader_epoch_threads(float *x, int *idx, const cored_dataset *ds, const char *pack, int threads,
+                                cored_error *err)
 {
     cored_loader_opts o;
     memset(&o, 0, sizeof o);
     o.batch = 5;
     o.size = SIZE;
-    o.threads = 2;
+    o.threads = threads;
     o.seed = 11;
     o.shuffle = o.flip = 1;
     o.cutmix = CORED_CUTMIX_OPPOSITE;
@@ -67,6 +72,11 @@ static int loader_epoch(float *x, int *idx, const cored_dataset *ds, const char 
     }
     cored_loader_free(l);
     return rc < 0 ? rc : n;
+}
+
+static int loader_epoch(float *x, int *idx, const cored_dataset *ds, const char *pack, cored_error *err)
+{
+    return loader_epoch_threads(x, idx, ds, pack, 2, err);
 }
 
 static void test_round_trip(void)
@@ -256,6 +266,10 @@ static void test_corrupt_packs(void)
     VARIANT(put64(b + 24, 23), "sections");               /* count != pixels */
     VARIANT(put64(b + 48, len); cored_pack_fix_checksum(b, len), "sections");
     VARIANT(put64(b + 72, len + 1), "header says");
+    VARIANT(put64(b + 24, (uint64_t)CORED_PACK_MAX_COUNT + 1), "at most"); /* checked before sizing */
+    VARIANT(put64(b + 24, 1ull << 31), "at most");
+    VARIANT(put64(b + 56, 4096 + 64); put64(b + 64, len - 4096 - 64); cored_pack_fix_checksum(b, len), "sections");
+    VARIANT(b[100] = 1; cored_pack_fix_checksum(b, len), "malformed");    /* reserved bytes */
     /* index entries, with a valid header checksum so the entry checks are reached */
     VARIANT(b[128 + 24] = 0xFF; b[128 + 27] = 0x7F; cored_pack_fix_checksum(b, len), "string table");
     VARIANT(b[128 + 28] = 0; b[128 + 29] = 0; cored_pack_fix_checksum(b, len), "string table");
@@ -298,6 +312,145 @@ static void test_corrupt_packs(void)
     free(good);
 }
 
+/* The header records the pixel pipeline; a pack of another one is refused by the loader
+   and rebuilt (not reused) by cored pack. */
+static void test_pipeline_version(void)
+{
+    cored_dataset *ds = NULL;
+    cored_error err;
+    cored_pack_stats st;
+    CHECK(cored_dataset_open(&ds, root, "A", CORED_SPLIT_TRAIN, &err) == 0);
+    CHECK(build(ds, &st, &err) == 0);
+    cored_pack *p = NULL;
+    CHECK(cored_pack_open(&p, packpath, &err) == 0 && cored_pack_pipeline(p) == CORED_PACK_PIPELINE);
+    cored_pack_free(p);
+    size_t len;
+    uint8_t *b = read_all(packpath, &len);
+    b[88] = (uint8_t)(CORED_PACK_PIPELINE + 1);
+    CHECK(cored_pack_fix_checksum(b, len) == 0);
+    write_bytes(packpath, b, len);
+    free(b);
+    cored_loader_opts o;
+    memset(&o, 0, sizeof o);
+    o.batch = 4;
+    o.size = SIZE;
+    o.pack = packpath;
+    cored_loader *l = NULL;
+    CHECK(cored_loader_create(&l, ds, &o, &err) == CORED_E_ARG && l == NULL);
+    CHECK_MSG(strstr(err.msg, "pixel pipeline") && strstr(err.hint, "cored pack"), "pipeline: %s", err.msg);
+    CHECK(build(ds, &st, &err) == 0 && st.reused == 0 && st.decoded + st.bad == st.images);
+    CHECK(build(ds, &st, &err) == 0 && st.reused + st.bad == st.images);
+    cored_dataset_free(ds);
+}
+
+/* Corrupt sources: the pack stores them as bad entries, and the loader gives the same
+   batches from the pack as from the files, at 1, 2 and 3 threads (pack built with 1 and 3). */
+static void test_pack_equals_decode_with_corrupt_files(void)
+{
+    const char *r = fresh_dir("packbad");
+    char rel[256], pk[1200];
+    for (int i = 0; i < 30; i++) {
+        snprintf(rel, sizeof rel, "B/train/%s/%02d.%s", i % 3 ? "real" : "fake", i, i % 2 ? "jpg" : "png");
+        if (i % 2)
+            put_jpeg(r, rel, 18 + i, 11 + i, i);
+        else
+            put_png(r, rel, 18 + i, 11 + i, i);
+    }
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, r, "B", CORED_SPLIT_TRAIN, &err) == 0);
+    write_bytes(cored_dataset_path(ds, 2), "", 0);
+    write_bytes(cored_dataset_path(ds, 11), "\xff\xd8\xff", 3);
+    put_text(r, cored_dataset_relpath(ds, 19), "text");
+    cored_set_log(log_sink, NULL);
+    float *xf = malloc(30 * IMG * sizeof(float)), *xp = malloc(30 * IMG * sizeof(float));
+    int idf[30], idp[30];
+    snprintf(pk, sizeof pk, "%s/p.bin", r);
+    int build_threads[2] = {1, 3};
+    for (int bt = 0; bt < 2; bt++) {
+        cored_pack_stats st;
+        CHECK(cored_pack_build(pk, ds, SIZE, build_threads[bt], NULL, 0, &st, &err) == 0 && st.bad == 3);
+        for (int t = 1; t <= 3; t++) {
+            int nf = loader_epoch_threads(xf, idf, ds, NULL, t, &err);
+            int np = loader_epoch_threads(xp, idp, ds, pk, t, &err);
+            int same = nf == 27 && np == 27 && !memcmp(idf, idp, sizeof(int) * 27) &&
+                       !memcmp(xf, xp, 27 * IMG * sizeof(float));
+            CHECK_MSG(same, "pack built with %d threads, loader %d threads: files %d, pack %d images", build_threads[bt],
+                      t, nf, np);
+        }
+    }
+    cored_set_log(NULL, NULL);
+    free(xf);
+    free(xp);
+
+    /* An unreadable source at build time fails the build instead of becoming a bad entry. */
+    const char *victim = cored_dataset_path(ds, 5);
+    char moved[1300];
+    snprintf(moved, sizeof moved, "%s.away", victim);
+    CHECK(rename(victim, moved) == 0);
+    cored_pack_stats st;
+    int rc = cored_pack_build(pk, ds, SIZE, 2, NULL, 0, &st, &err);
+    CHECK_MSG(rc == CORED_E_IO && strstr(err.msg, victim), "unreadable source: %d %s", rc, err.msg);
+    CHECK(rename(moved, victim) == 0);
+    cored_dataset_free(ds);
+}
+
+/* A FIFO where the pack should be is refused at once (a blocking open would hang). */
+static void test_fifo_pack(void)
+{
+    char fifo[1200];
+    snprintf(fifo, sizeof fifo, "%s/fifo.pack", root);
+    CHECK(mkfifo(fifo, 0644) == 0);
+    alarm(20);
+    cored_pack *p = NULL;
+    cored_error err;
+    CHECK(cored_pack_open(&p, fifo, &err) == CORED_E_IO && p == NULL && strstr(err.msg, "FIFO"));
+    alarm(0);
+}
+
+/* cored_clean_stale_temps removes the temporaries of writers that are gone — a dead pid, or
+   a pid whose current process started after the file was written (pid reuse) — and keeps
+   those of live writers: another process (a second cored pack) or this one. */
+static void test_stale_temps(void)
+{
+    const char *dir = fresh_dir("temps");
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0); /* a pid that is certainly dead now */
+    struct {
+        char name[128];
+        int old, want_kept;
+    } t[] = {
+        {"", 0, 0}, /* dead writer */
+        {"", 0, 1}, /* this process, being written */
+        {"", 1, 0}, /* this pid, but written before this process started: an earlier run */
+        {".x.bin.tmp.1.7", 0, 1}, /* pid 1 is alive and may be writing it */
+        {".x.bin.tmp.1.8", 1, 0}, /* pid 1 started after the year 2000 */
+        {".x.bin.tmp.notapid", 1, 1}, /* not a name cored writes */
+        {"", 1, 1}, /* another file's temporary */
+    };
+    snprintf(t[0].name, sizeof t[0].name, ".x.bin.tmp.%ld.0", (long)child);
+    snprintf(t[1].name, sizeof t[1].name, ".x.bin.tmp.%ld.3", (long)getpid());
+    snprintf(t[2].name, sizeof t[2].name, ".x.bin.tmp.%ld.4", (long)getpid());
+    snprintf(t[6].name, sizeof t[6].name, ".y.bin.tmp.%ld.0", (long)child);
+    int n = (int)(sizeof t / sizeof t[0]), ok = 1;
+    char p[1300];
+    for (int i = 0; i < n; i++) {
+        put_text(dir, t[i].name, "t");
+        snprintf(p, sizeof p, "%s/%s", dir, t[i].name);
+        struct timespec y2000[2] = {{946684800, 0}, {946684800, 0}};
+        if (t[i].old) CHECK(utimensat(AT_FDCWD, p, y2000, 0) == 0);
+    }
+    cored_clean_stale_temps(dir, "x.bin");
+    for (int i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, t[i].name);
+        int kept = access(p, F_OK) == 0;
+        if (kept != t[i].want_kept) fprintf(stderr, "  %s: %s\n", t[i].name, kept ? "kept" : "removed");
+        ok &= kept == t[i].want_kept;
+    }
+    CHECK_MSG(ok, "only the temporaries of gone writers are removed");
+}
+
 int main(void)
 {
     cored_alloc_stats before = cored_alloc_counts();
@@ -305,6 +458,10 @@ int main(void)
     RUN(test_stale_and_wrong);
     RUN(test_bad_source);
     RUN(test_corrupt_packs);
+    RUN(test_pipeline_version);
+    RUN(test_pack_equals_decode_with_corrupt_files);
+    RUN(test_fifo_pack);
+    RUN(test_stale_temps);
     char want[1100];
     cored_pack_default_path(want, sizeof want, "DATA/", 128);
     CHECK(!strcmp(want, "DATA/.cored-pack-128.bin"));

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,48 @@ int cored_write_atomic(const char *path, cored_write_fn fn, void *user, cored_er
     return fsync_dir(dir, err);
 }
 
+/* Whether a temporary ".<base>.tmp.<pid>.<counter>" (`rest` is "<pid>.<counter>", st its
+   stat) was left by a writer that is gone: its pid is not alive (kill(pid, 0) fails with
+   ESRCH), or the process that has the pid now started more than 2 s after the file was
+   last written, so it cannot be the writer (pid reuse: in a container every run of cored
+   may be pid 1). A name of another form, or a start time that /proc cannot tell, keeps the
+   file: deleting a live writer's temporary would break its rename. */
+static int stale_temp(const char *rest, const struct stat *st)
+{
+    char *end;
+    errno = 0;
+    long pid = strtol(rest, &end, 10);
+    if (errno || end == rest || pid <= 0 || *end != '.' || !end[1]) return 0;
+    for (const char *c = end + 1; *c; c++)
+        if (*c < '0' || *c > '9') return 0;
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 1;
+    /* alive (or not ours to signal): when did that process start? /proc/<pid>/stat field
+       22 is its start in clock ticks after boot; /proc/stat's btime is the boot time. */
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    unsigned long long ticks = 0, btime = 0;
+    int field = 2;
+    while (p && field < 22) {
+        p = strchr(p + 1, ' ');
+        if (p && ++field == 22) ticks = strtoull(p + 1, NULL, 10);
+    }
+    f = fopen("/proc/stat", "r");
+    if (!f) return 0;
+    while (fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "btime %llu", &btime) == 1) break;
+    fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (field != 22 || !ticks || !btime || hz <= 0) return 0;
+    double started = (double)btime + (double)ticks / (double)hz;
+    return started > (double)st->st_mtim.tv_sec + 2.0;
+}
+
 void cored_clean_stale_temps(const char *dir, const char *basename_)
 {
     DIR *d = opendir(dir);
@@ -147,9 +190,12 @@ void cored_clean_stale_temps(const char *dir, const char *basename_)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (strncmp(e->d_name, prefix, pl) != 0) continue;
+        /* Only a gone writer's file is stale: another process (a second `cored pack` of the
+           same data) or this one may be writing it right now. */
         char full[8192];
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
-        unlink(full);
+        struct stat st;
+        if (lstat(full, &st) == 0 && stale_temp(e->d_name + pl, &st)) unlink(full);
     }
     closedir(d);
 }

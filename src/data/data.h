@@ -71,23 +71,56 @@ int cored_dataset_scan(cored_dataset **out, const char *root, const char *task, 
                        cored_problem_fn fn, void *user);
 
 /* Task folders under root (every visible folder but TransferLearning), sorted.
-   *names is one allocation holding the array and the strings (cored_free it). */
+   *names is one allocation holding the array and the strings, NULL-terminated (cored_free
+   it). A folder that cannot be listed (also part-way) is CORED_E_IO naming it. */
 int cored_data_list_tasks(char ***names, int *n, const char *root, cored_error *err);
+
+/* Most task names one --tasks list may hold. */
+#define CORED_DATA_MAX_TASKS 1024
+
+/* Splits a comma-separated list of task names ("A,B") into *names, laid out as by
+   cored_data_list_tasks (one allocation, NULL-terminated, cored_free it). CORED_E_ARG,
+   naming the problem, for an empty list or name, a name that is not a plain folder name
+   ('/', ".", ".."), a name given twice, or more than CORED_DATA_MAX_TASKS names; nothing is
+   truncated. */
+int cored_data_parse_tasks(char ***names, int *n, const char *list, cored_error *err);
+
+/* Where the transfer split (CORED_SPLIT_TRANSFER) of a task comes from. */
+typedef enum {
+    CORED_TRANSFER_NONE,     /* no root/TransferLearning/<task>: root/<task>/train is used */
+    CORED_TRANSFER_NO_TRAIN, /* root/TransferLearning/<task> is a folder without train/:
+                                root/<task>/train is used (worth a warning) */
+    CORED_TRANSFER_SUBSET    /* root/TransferLearning/<task>/train is a folder */
+} cored_transfer_source;
+
+/* The one rule for CORED_SPLIT_TRANSFER (METHOD.md decision 8), shared by the index and
+   the commands: *src says which case applies and dir (n bytes) receives the folder the
+   split reads (the subset, or root/<task>/train). Fails with CORED_E_IO naming the path
+   when root/TransferLearning, root/TransferLearning/<task> or its train/ exists but is
+   not a folder (or cannot be examined): that is a broken layout, never a silent fallback.
+   CORED_E_ARG when the path does not fit in n. */
+int cored_data_transfer_dir(cored_transfer_source *src, char *dir, size_t n, const char *root,
+                            const char *task, cored_error *err);
 
 /* ---------------------------------------------------------------- decoding */
 
 #define CORED_MAX_PIXELS_DEFAULT (64u << 20) /* 64 Mpx: larger images are refused */
 #define CORED_MAX_FILE_BYTES ((size_t)256 << 20)
+/* Largest model input side (loader, pack, cored_image_load, cored pack --size). */
+#define CORED_MAX_MODEL_SIDE 4096
 
-/* An 8-bit RGB image, rows packed (stride w*3). Its buffer only grows, so one image object
-   reused for many decodes stops allocating once it has seen the largest picture. */
+/* An 8-bit RGB image, rows packed (stride w*3). Its buffers only grow, so one image object
+   reused for many decodes stops allocating once it has seen the largest picture. `scratch`
+   holds the decoders' per-image rows (PNG row pointers, one JPEG row). */
 typedef struct {
     uint8_t *px;
     int w, h;
     size_t cap;
+    uint8_t *scratch;
+    size_t scratch_cap;
 } cored_image;
 
-void cored_image_release(cored_image *img); /* frees px; the struct may be reused */
+void cored_image_release(cored_image *img); /* frees px and scratch; the struct may be reused */
 
 /* Decodes a JPEG (baseline, progressive, grayscale, RGB, CMYK/YCCK with Adobe inverted
    values) or PNG (any bit depth and colour type; alpha dropped, 16-bit reduced to the high
@@ -121,8 +154,40 @@ int cored_resize_rgb8(uint8_t *dst, int dw, int dh, const uint8_t *src, int sw, 
 /* (v/255 - 0.5)/0.5 in float32, as torchvision's ToTensor + Normalize(0.5, 0.5). */
 void cored_normalize_lut(float lut[256]);
 
-/* Reads, decodes and resizes one file to size x size RGB8 (dst: size*size*3 bytes).
-   `file` is a grow-only buffer for the file contents (*file_cap its size). */
+/* Grow-only decode buffers are freed after an image that left them larger than this
+   (a 16 Mpx PNG needs 64 MiB of pixels alone), so one unusually large image does not pin
+   its memory for the rest of the run. */
+#define CORED_DECODER_KEEP_BYTES ((size_t)64 << 20)
+
+/* The decode scratch of one thread: the file's bytes, the decoded image and the resize
+   scratch, all grow-only. Reused for every image, it stops allocating once it has seen the
+   largest image, as long as its buffers stay within keep_bytes; after an image (decoded or
+   not) that left them larger, they are freed. libjpeg and libpng allocate and free their
+   own working memory for each image. A zeroed struct is a valid empty decoder. */
+typedef struct {
+    uint8_t *file;
+    size_t file_cap;
+    cored_image img;
+    cored_resizer rz;
+    size_t keep_bytes; /* 0 = CORED_DECODER_KEEP_BYTES */
+} cored_decoder;
+
+void cored_decoder_init(cored_decoder *d);
+void cored_decoder_release(cored_decoder *d); /* frees every buffer; NULL-safe, reusable */
+size_t cored_decoder_bytes(const cored_decoder *d); /* bytes its buffers hold now */
+
+/* Reads, decodes and resizes one file to size x size RGB8 (dst: size*size*3 bytes,
+   1 <= size <= CORED_MAX_MODEL_SIDE). Errors name the file:
+     CORED_E_FORMAT  the file is not a usable image: undecodable, truncated, too large, or not
+                     a regular file (a FIFO or device is refused without being read);
+     CORED_E_IO      it could not be read (open, stat or read failed, it shrank while being
+                     read); I/O errors are retried once after 10 ms before being returned;
+     CORED_E_NOMEM   out of memory.
+   Callers treat only CORED_E_FORMAT as "this image is bad". */
+int cored_decoder_read_rgb8(cored_decoder *d, uint8_t *dst, int size, const char *path, cored_error *err);
+
+/* The same with the buffers passed one by one (`file` grows, *file_cap its size); they are
+   freed when together they exceed CORED_DECODER_KEEP_BYTES. Prefer cored_decoder. */
 int cored_image_read_rgb8(uint8_t *dst, int size, const char *path, uint8_t **file, size_t *file_cap,
                           cored_image *img, cored_resizer *rz, cored_error *err);
 
@@ -165,6 +230,13 @@ void cored_compose_sample(float *out, int i, const uint8_t *const *src, const ui
 typedef struct cored_pack cored_pack;
 
 #define CORED_PACK_VERSION 1
+/* Revision of the pixel pipeline (decoders + resize) whose output a pack stores, kept in
+   the pack header. Bump it whenever a change to src/data/image.c or resize.c changes any
+   decoded or resized pixel: packs of another revision are refused by cored_pack_match and
+   rebuilt, not reused, by cored_pack_build. */
+#define CORED_PACK_PIPELINE 1
+/* Most entries a pack may hold (the reader refuses larger counts before allocating). */
+#define CORED_PACK_MAX_COUNT (1 << 28)
 
 /* Default location of the pack of a data root for one image size:
    <root>/.cored-pack-<size>.bin */
@@ -182,7 +254,10 @@ typedef struct {
 int cored_pack_build(const char *path, const cored_dataset *ds, int size, int threads,
                      const char *reuse, int strict, cored_pack_stats *stats, cored_error *err);
 
-/* Memory-maps and validates a pack file. */
+/* Memory-maps and validates a pack file (a FIFO or other non-regular file is refused
+   without being read). The mapping is read-only and shared with the file: if another
+   program truncates the file while it is mapped, reading the lost pages raises SIGBUS
+   (cored pack never does this: it writes a new file and renames it over the old one). */
 int cored_pack_open(cored_pack **out, const char *path, cored_error *err);
 /* Validates a pack held in memory (buf must outlive the pack); what the fuzzer calls. */
 int cored_pack_parse(cored_pack **out, const uint8_t *buf, size_t len, const char *name,
@@ -190,6 +265,7 @@ int cored_pack_parse(cored_pack **out, const uint8_t *buf, size_t len, const cha
 void cored_pack_free(cored_pack *p);
 
 int cored_pack_size(const cored_pack *p);
+int cored_pack_pipeline(const cored_pack *p); /* CORED_PACK_PIPELINE of the cored that wrote it */
 int cored_pack_count(const cored_pack *p);
 int cored_pack_label(const cored_pack *p, int i);
 int cored_pack_is_bad(const cored_pack *p, int i);
@@ -201,8 +277,9 @@ int cored_pack_verify_entry(const cored_pack *p, int i, cored_error *err);
 int cored_pack_find(const cored_pack *p, const char *relpath);
 
 /* entry[i] = pack entry of sample i of ds. Refuses (CORED_E_ARG with a hint to rebuild)
-   when the pack's size is not `size`, a sample is missing from the pack or has another
-   label, or its source file changed (size or mtime) since it was packed. */
+   when the pack's size is not `size`, it was written by another pixel pipeline
+   (CORED_PACK_PIPELINE), a sample is missing from the pack or has another label, or its
+   source file changed (size or mtime) since it was packed. */
 int cored_pack_match(int *entry, const cored_pack *p, const cored_dataset *ds, int size,
                      cored_error *err);
 
@@ -216,12 +293,16 @@ uint64_t cored_checksum64(const void *data, size_t len, uint64_t seed);
 
 /* ---------------------------------------------------------------- loader */
 
+#define CORED_MAX_LOADER_BATCH 65536
+
 typedef struct {
-    int batch;            /* images per batch; the last partial batch is kept */
-    int size;             /* output side in px (model input), e.g. 128 */
+    int batch;            /* images per batch (1..CORED_MAX_LOADER_BATCH); the last
+                             partial batch is kept */
+    int size;             /* output side in px (model input, 1..CORED_MAX_MODEL_SIDE) */
     int threads;          /* decode worker threads (0 = cored_get_threads()) */
-    int ring;             /* prefetched batches in flight (0 = 4); memory bounded by
-                             ring*batch*size*size*(3 floats + 3 bytes) */
+    int ring;             /* prefetched batches in flight (0 = 4); batch memory:
+                             ring*min(batch, count)*size*size*(3 floats + 3 bytes), plus
+                             each thread's cored_decoder (docs/data.md, Loader) */
     uint64_t seed;
     int shuffle;          /* permutation per epoch = f(seed, epoch) */
     int flip;             /* horizontal flip p = 0.5 per sample = f(seed, epoch, sample) */
@@ -239,13 +320,15 @@ typedef struct {
     int epoch, batch_index;
     int cutmix;           /* 1 when CutMix modified this batch */
     const uint8_t *flipped; /* [n] 1 where the image was flipped horizontally */
-    const uint8_t *mixed;   /* [n] 1 where CutMix pasted a partner's box into the image */
+    const uint8_t *mixed;   /* [n] 1 where CutMix pasted a partner's box into the image;
+                               all zero when cutmix == 0 (the trainer relies on it) */
 } cored_batch;
 
 typedef struct cored_loader cored_loader;
 
-/* Starts the worker threads (idle until cored_loader_start). ds must outlive the loader.
-   With opts->pack the pack is opened and matched against ds (see cored_pack_match). */
+/* Starts the worker threads (idle until cored_loader_start), with every signal blocked in
+   them (signals go to the caller's threads). ds must outlive the loader. With opts->pack
+   the pack is opened and matched against ds (see cored_pack_match). */
 int cored_loader_create(cored_loader **out, const cored_dataset *ds, const cored_loader_opts *o,
                         cored_error *err);
 int cored_loader_batches(const cored_loader *l); /* per epoch: ceil(count / batch) */
@@ -253,9 +336,14 @@ int cored_loader_batches(const cored_loader *l); /* per epoch: ceil(count / batc
    identical to those an uninterrupted epoch gives from that point (resume). Every batch
    obtained before must have been released. */
 int cored_loader_start(cored_loader *l, int epoch, int first_batch, cored_error *err);
-/* 1 = *b holds the next batch (in order), 0 = end of the epoch, < 0 = error. A batch
-   whose every image was skipped is not returned; an epoch in which every image failed is
-   an error. Corrupt images are skipped (the batch is shorter) unless opts.strict. */
+/* 1 = *b holds the next batch (in order), 0 = end of the epoch, < 0 = error. Images that
+   cannot be decoded (CORED_E_FORMAT) are skipped for the rest of the run (the batch is
+   shorter) unless opts.strict; a batch whose every image was skipped is not returned; an
+   epoch started at batch 0 in which no image decodes is an error (a resumed epoch whose
+   remaining images are all bad simply ends). A file that cannot be read (CORED_E_IO,
+   after one retry) or memory running out is an error naming the file, never a skip, and
+   every later call returns it until the next cored_loader_start. Asking for batch k while
+   batch k - ring is still held is CORED_E_ARG (release batches in the order received). */
 int cored_loader_next(cored_loader *l, cored_batch **b, cored_error *err);
 /* Gives the buffer back to the ring (NULL is ignored). */
 void cored_loader_release(cored_loader *l, cored_batch *b);

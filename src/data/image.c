@@ -10,13 +10,22 @@
  * libpng's errors longjmp back here; the pixel count is checked against a limit after the
  * header and before any pixel memory is allocated (decompression bombs); truncated data is
  * an error (libjpeg's "premature end" warning is promoted); progressive JPEGs with absurd
- * scan counts are cut off.
+ * scan counts are cut off. A PNG whose pixels are complete but whose trailing chunks (IEND)
+ * are missing or damaged is accepted, as PIL accepts it.
+ *
+ * Files are opened non-blocking and checked with fstat before a byte is read, so a FIFO or
+ * device in a data folder is refused instead of hanging the reader. Every buffer (file,
+ * pixels, rows, resize) lives in a grow-only cored_decoder that is freed when it grows past
+ * CORED_DECODER_KEEP_BYTES.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <jerror.h>
 #include <jpeglib.h>
@@ -32,9 +41,21 @@ void cored_image_release(cored_image *img)
 {
     if (!img) return;
     cored_free(img->px);
-    img->px = NULL;
-    img->cap = 0;
-    img->w = img->h = 0;
+    cored_free(img->scratch);
+    memset(img, 0, sizeof *img);
+}
+
+/* Grow-only row scratch of at least `bytes`; NULL when out of memory. */
+static uint8_t *scratch(cored_image *img, size_t bytes)
+{
+    if (bytes > img->scratch_cap) {
+        uint8_t *p = cored_alloc(bytes);
+        if (!p) return NULL;
+        cored_free(img->scratch);
+        img->scratch = p;
+        img->scratch_cap = bytes;
+    }
+    return img->scratch;
 }
 
 /* Makes room for w*h*channels bytes after checking the pixel limit. */
@@ -109,8 +130,6 @@ static int decode_jpeg(cored_image *img, const uint8_t *data, size_t len, const 
     struct jpeg_decompress_struct cinfo;
     jpeg_err jerr;
     struct jpeg_progress_mgr progress;
-    /* volatile: set between setjmp and a possible longjmp. */
-    uint8_t *volatile rowv = NULL;
     int rc = CORED_OK;
 
     memset(&cinfo, 0, sizeof cinfo);
@@ -155,8 +174,9 @@ static int decode_jpeg(cored_image *img, const uint8_t *data, size_t len, const 
         rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: unexpected JPEG output geometry", name);
         goto fail;
     }
+    uint8_t *rowv = NULL; /* not volatile: never read after a longjmp */
     if (oc != 3) {
-        rowv = cored_alloc((size_t)w * (size_t)oc);
+        rowv = scratch(img, (size_t)w * (size_t)oc);
         if (!rowv) {
             rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate a row", name);
             goto fail;
@@ -194,13 +214,11 @@ static int decode_jpeg(cored_image *img, const uint8_t *data, size_t len, const 
         goto fail;
     }
     jpeg_destroy_decompress(&cinfo);
-    cored_free(rowv);
     img->w = w;
     img->h = h;
     return CORED_OK;
 fail:
     jpeg_destroy_decompress(&cinfo);
-    cored_free(rowv);
     return rc;
 }
 
@@ -211,6 +229,9 @@ typedef struct {
     size_t len, pos;
     char msg[256];
     jmp_buf jump;
+    /* Set once png_read_image has returned (every pixel is in place); read after a longjmp,
+       so kept here rather than in locals. */
+    int image_done, w, h, channels;
 } png_src;
 
 static void png_read_mem(png_structp png, png_bytep out, size_t n)
@@ -262,7 +283,6 @@ static int decode_png(cored_image *img, const uint8_t *data, size_t len, const c
     src.len = len;
     png_structp png = NULL;
     png_infop info = NULL;
-    png_bytep *volatile rows = NULL;
     int rc = CORED_OK;
 
     png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
@@ -273,6 +293,9 @@ static int decode_png(cored_image *img, const uint8_t *data, size_t len, const c
         return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot create a PNG reader", name);
     }
     if (setjmp(src.jump)) {
+        /* After the last row, only trailing chunks (IEND, text, CRCs) are left: PIL does
+           not read them either, so their errors are ignored like libpng's warnings. */
+        if (src.image_done) goto done;
         rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: corrupt PNG: %s", name, src.msg);
         goto fail;
     }
@@ -286,34 +309,37 @@ static int decode_png(cored_image *img, const uint8_t *data, size_t len, const c
     png_get_IHDR(png, info, &w32, &h32, &depth, &color, &interlace, NULL, NULL);
     rc = reserve(img, (int)w32, (int)h32, 4, max_pixels, name, err);
     if (rc) goto fail;
-    int w = (int)w32, h = (int)h32;
+    src.w = (int)w32;
+    src.h = (int)h32;
 
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (depth == 16) png_set_strip_16(png);
     if (interlace != PNG_INTERLACE_NONE) png_set_interlace_handling(png);
     png_read_update_info(png, info);
-    int channels = png_get_channels(png, info);
+    src.channels = png_get_channels(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
-    if (channels < 1 || channels > 4 || png_get_bit_depth(png, info) != 8 ||
-        rowbytes != (size_t)w * (size_t)channels) {
+    if (src.channels < 1 || src.channels > 4 || png_get_bit_depth(png, info) != 8 ||
+        rowbytes != (size_t)src.w * (size_t)src.channels) {
         rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: unsupported PNG pixel layout", name);
         goto fail;
     }
-    rows = cored_alloc((size_t)h * sizeof *rows);
+    png_bytep *rows = (png_bytep *)scratch(img, (size_t)src.h * sizeof *rows);
     if (!rows) {
         rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate row pointers", name);
         goto fail;
     }
-    for (int y = 0; y < h; y++) rows[y] = img->px + (size_t)y * rowbytes;
+    for (int y = 0; y < src.h; y++) rows[y] = img->px + (size_t)y * rowbytes;
     png_read_image(png, rows);
+    src.image_done = 1;
     png_read_end(png, NULL);
-    to_rgb(img->px, (size_t)w * (size_t)h, channels);
-    img->w = w;
-    img->h = h;
+done:
+    to_rgb(img->px, (size_t)src.w * (size_t)src.h, src.channels);
+    img->w = src.w;
+    img->h = src.h;
+    rc = CORED_OK;
 fail:
     png_destroy_read_struct(&png, &info, NULL);
-    cored_free(rows);
     return rc;
 }
 
@@ -336,20 +362,40 @@ int cored_image_decode(cored_image *img, const uint8_t *data, size_t len, const 
 
 /* ---------------------------------------------------------------- files */
 
-/* Reads a regular file into a grow-only buffer (*buf, *cap); *len receives its size. */
+static const char *file_kind(mode_t m)
+{
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a folder" : S_ISCHR(m) ? "a character device"
+         : S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+/* Reads a regular file into a grow-only buffer (*buf, *cap); *len receives its size. Opened
+   non-blocking and checked with fstat first, so a FIFO or device is refused, not read. */
 static int read_into(uint8_t **buf, size_t *cap, size_t *len, const char *path, cored_error *err)
 {
-    int rc = CORED_OK;
-    FILE *f = fopen(path, "rb");
-    if (!f) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    int rc = CORED_OK, fd;
+    do fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = CORED_FAIL(err, CORED_E_IO, "%s: not a readable regular file", path);
+    if (fstat(fd, &st) != 0) {
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot stat: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: %s, not a regular file: refused without reading it", path,
+                        file_kind(st.st_mode));
         goto fail;
     }
     if ((uint64_t)st.st_size > CORED_MAX_FILE_BYTES) {
         rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: file of %lld bytes is above the limit of %zu", path,
                         (long long)st.st_size, CORED_MAX_FILE_BYTES);
+        goto fail;
+    }
+    /* Blocking reads again (no effect on most file systems, but reads of a regular file
+       must not fail with EAGAIN). */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: fcntl: %s", path, strerror(errno));
         goto fail;
     }
     size_t n = (size_t)st.st_size;
@@ -364,48 +410,115 @@ static int read_into(uint8_t **buf, size_t *cap, size_t *len, const char *path, 
         *buf = p;
         *cap = want;
     }
-    size_t got = n ? fread(*buf, 1, n, f) : 0;
-    if (got != n) {
-        rc = CORED_FAIL(err, CORED_E_IO, "%s: read %zu of %zu bytes", path, got, n);
-        goto fail;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, *buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            rc = CORED_FAIL(err, CORED_E_IO, "%s: read failed after %zu of %zu bytes: %s", path, got, n,
+                            strerror(errno));
+            goto fail;
+        }
+        if (r == 0) {
+            rc = CORED_FAIL(err, CORED_E_IO, "%s: file shrank while being read (%zu of %zu bytes)", path, got, n);
+            goto fail;
+        }
+        got += (size_t)r;
     }
     *len = n;
 fail:
-    fclose(f);
+    close(fd);
+    return rc;
+}
+
+static int read_retry(uint8_t **buf, size_t *cap, size_t *len, const char *path, cored_error *err)
+{
+    int rc = read_into(buf, cap, len, path, err);
+    if (rc != CORED_E_IO) return rc;
+    /* Once more after a pause: EMFILE, EINTR, a file being replaced or a network file
+       system hiccup may pass; an image must not be written off for a transient error. */
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    rc = read_into(buf, cap, len, path, err);
+    if (rc == CORED_E_IO && err) cored_error_hint(err, "the read failed twice; check the file and its file system");
+    return rc;
+}
+
+static size_t resizer_bytes(const cored_resizer *rz)
+{
+    return rz->coef_cap + rz->bounds_cap + rz->pre_cap + rz->tmp_cap;
+}
+
+static int read_rgb8(uint8_t *dst, int size, const char *path, uint8_t **file, size_t *file_cap,
+                     cored_image *img, cored_resizer *rz, size_t keep, cored_error *err)
+{
+    if (!dst || !path || !file || !file_cap || !img || !rz || size < 1 || size > CORED_MAX_MODEL_SIDE)
+        return CORED_FAIL(err, CORED_E_ARG, "cored_image_read_rgb8: invalid arguments (size %d)", size);
+    size_t len = 0;
+    int rc = read_retry(file, file_cap, &len, path, err);
+    if (rc == CORED_OK) rc = cored_image_decode(img, *file, len, path, 0, err);
+    if (rc == CORED_OK) rc = cored_resize_rgb8(dst, size, size, img->px, img->w, img->h, rz, err);
+    /* One unusually large image must not pin its buffers for the rest of the run. */
+    if (*file_cap + img->cap + img->scratch_cap + resizer_bytes(rz) > keep) {
+        cored_free(*file);
+        *file = NULL;
+        *file_cap = 0;
+        cored_image_release(img);
+        cored_resizer_release(rz);
+    }
     return rc;
 }
 
 int cored_image_read_rgb8(uint8_t *dst, int size, const char *path, uint8_t **file, size_t *file_cap,
                           cored_image *img, cored_resizer *rz, cored_error *err)
 {
-    size_t len = 0;
-    int rc = read_into(file, file_cap, &len, path, err);
-    if (rc) return rc;
-    rc = cored_image_decode(img, *file, len, path, 0, err);
-    if (rc) return rc;
-    return cored_resize_rgb8(dst, size, size, img->px, img->w, img->h, rz, err);
+    return read_rgb8(dst, size, path, file, file_cap, img, rz, CORED_DECODER_KEEP_BYTES, err);
+}
+
+void cored_decoder_init(cored_decoder *d)
+{
+    if (d) memset(d, 0, sizeof *d);
+}
+
+void cored_decoder_release(cored_decoder *d)
+{
+    if (!d) return;
+    size_t keep = d->keep_bytes;
+    cored_free(d->file);
+    cored_image_release(&d->img);
+    cored_resizer_release(&d->rz);
+    memset(d, 0, sizeof *d);
+    d->keep_bytes = keep;
+}
+
+size_t cored_decoder_bytes(const cored_decoder *d)
+{
+    return d ? d->file_cap + d->img.cap + d->img.scratch_cap + resizer_bytes(&d->rz) : 0;
+}
+
+int cored_decoder_read_rgb8(cored_decoder *d, uint8_t *dst, int size, const char *path, cored_error *err)
+{
+    if (!d) return CORED_FAIL(err, CORED_E_ARG, "cored_decoder_read_rgb8: NULL decoder");
+    return read_rgb8(dst, size, path, &d->file, &d->file_cap, &d->img, &d->rz,
+                     d->keep_bytes ? d->keep_bytes : CORED_DECODER_KEEP_BYTES, err);
 }
 
 int cored_image_load(float *out, const char *path, int size, cored_error *err)
 {
-    if (!out || !path || size <= 0 || size > 4096)
+    if (!out || !path || size <= 0 || size > CORED_MAX_MODEL_SIDE)
         return CORED_FAIL(err, CORED_E_ARG, "cored_image_load: invalid arguments (size %d)", size);
-    uint8_t *file = NULL;
-    size_t cap = 0;
-    cored_image img = {0};
-    cored_resizer rz = {0};
+    cored_decoder dec;
+    cored_decoder_init(&dec);
     float lut[256];
     size_t n = (size_t)size * size * 3;
     uint8_t *px = cored_alloc(n);
     int rc = px ? CORED_OK : CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate %zu bytes", path, n);
-    if (rc == CORED_OK) rc = cored_image_read_rgb8(px, size, path, &file, &cap, &img, &rz, err);
+    if (rc == CORED_OK) rc = cored_decoder_read_rgb8(&dec, px, size, path, err);
     if (rc == CORED_OK) {
         cored_normalize_lut(lut);
         for (size_t i = 0; i < n; i++) out[i] = lut[px[i]];
     }
     cored_free(px);
-    cored_free(file);
-    cored_image_release(&img);
-    cored_resizer_release(&rz);
+    cored_decoder_release(&dec);
     return rc;
 }

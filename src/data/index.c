@@ -4,8 +4,11 @@
  *   DATA/TransferLearning/<Task>/train/{real,fake}/...
  * Class folders may also be spelled 0_real/1_fake or 0/1 (the authors' GAN data); labels
  * are 0 = real, 1 = fake whatever the spelling. Images may sit in nested (per-video)
- * sub-folders; symbolic links are followed (as torchvision's ImageFolder does) with loop
- * protection. Samples are sorted by path, bytewise, so an index is the same everywhere.
+ * sub-folders; symbolic links are followed (as torchvision's ImageFolder does), but every
+ * folder is indexed once per split: a set of the (device, inode) of the folders visited
+ * stops loops and fan-out (several links to one folder), each reported. Samples are
+ * sorted by path, bytewise, so an index is the same everywhere. A folder that cannot be
+ * read, also part-way (readdir failing), is an error, never a silently shorter list.
  * Every problem of a split can be reported (cored_dataset_scan) or only the first
  * (cored_dataset_open).
  */
@@ -152,9 +155,59 @@ typedef struct {
     ino_t ino;
 } dir_id;
 
+/* The folders visited while indexing one split: open addressing on (dev, ino). */
+typedef struct {
+    dir_id *slot;
+    uint8_t *used;
+    size_t n, cap;
+} dir_set;
+
+static void dir_set_free(dir_set *s)
+{
+    cored_free(s->slot);
+    cored_free(s->used);
+    memset(s, 0, sizeof *s);
+}
+
+static size_t dir_hash(dir_id id, size_t mask)
+{
+    return (size_t)cored_hash64((uint64_t)id.dev, (uint64_t)id.ino) & mask;
+}
+
+/* 1 when added, 0 when already there, -1 when out of memory. */
+static int dir_set_add(dir_set *s, dir_id id)
+{
+    if (2 * (s->n + 1) > s->cap) {
+        size_t ncap = s->cap ? 2 * s->cap : 64;
+        dir_set g = {cored_alloc(ncap * sizeof *g.slot), cored_calloc(ncap, 1), 0, ncap};
+        if (!g.slot || !g.used) {
+            dir_set_free(&g);
+            return -1;
+        }
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->used[i]) {
+                size_t h = dir_hash(s->slot[i], ncap - 1);
+                while (g.used[h]) h = (h + 1) & (ncap - 1);
+                g.slot[h] = s->slot[i];
+                g.used[h] = 1;
+                g.n++;
+            }
+        dir_set_free(s);
+        *s = g;
+    }
+    size_t h = dir_hash(id, s->cap - 1);
+    for (; s->used[h]; h = (h + 1) & (s->cap - 1))
+        if (s->slot[h].dev == id.dev && s->slot[h].ino == id.ino) return 0;
+    s->slot[h] = id;
+    s->used[h] = 1;
+    s->n++;
+    return 1;
+}
+
 typedef struct {
     cored_dataset *ds;
     reporter *rep;
+    dir_set *seen;         /* every folder of the split visited so far */
     size_t rel;
     int label;
     int nomem;
@@ -167,8 +220,9 @@ static void walk(walker *w, char *path, size_t len, int depth)
 {
     struct stat st;
     if (stat(path, &st) != 0) return;
+    dir_id id = {st.st_dev, st.st_ino};
     for (int i = 0; i < depth; i++)
-        if (w->stack[i].dev == st.st_dev && w->stack[i].ino == st.st_ino) {
+        if (w->stack[i].dev == id.dev && w->stack[i].ino == id.ino) {
             report(w->rep, CORED_PROBLEM_WARNING, "%s: symbolic-link loop, not followed", path);
             return;
         }
@@ -177,15 +231,33 @@ static void walk(walker *w, char *path, size_t len, int depth)
                MAX_DEPTH);
         return;
     }
-    w->stack[depth].dev = st.st_dev;
-    w->stack[depth].ino = st.st_ino;
+    int added = dir_set_add(w->seen, id);
+    if (added < 0) {
+        w->nomem = 1;
+        return;
+    }
+    if (added == 0) {
+        report(w->rep, CORED_PROBLEM_WARNING,
+               "%s: the same folder as one already indexed in this split (reached again through a "
+               "symbolic link), not indexed twice",
+               path);
+        return;
+    }
+    w->stack[depth] = id;
     DIR *d = opendir(path);
     if (!d) {
         report(w->rep, CORED_PROBLEM_ERROR, "%s: cannot read folder: %s", path, strerror(errno));
         return;
     }
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL && !w->nomem) {
+    while (!w->nomem) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno)
+                report(w->rep, CORED_PROBLEM_ERROR, "%s: cannot read folder (listing incomplete): %s", path,
+                       strerror(errno));
+            break;
+        }
         if (e->d_name[0] == '.') continue; /* hidden files, ".", ".." */
         size_t nl = strlen(e->d_name);
         if (len + 1 + nl >= PATH_MAX_LEN) {
@@ -201,6 +273,8 @@ static void walk(walker *w, char *path, size_t len, int depth)
             walk(w, path, len + 1 + nl, depth + 1);
         } else if (S_ISREG(es.st_mode) && is_image_name(e->d_name)) {
             if (dataset_push(w->ds, path, w->rel, w->label)) w->nomem = 1;
+        } else if (is_image_name(e->d_name)) {
+            report(w->rep, CORED_PROBLEM_WARNING, "%s: not a regular file (a FIFO or device?), ignored", path);
         } else {
             if (!w->skipped++) snprintf(w->first_skipped, sizeof w->first_skipped, "%s", path);
         }
@@ -229,17 +303,26 @@ static int is_class_name(const char *name)
 static void scan_split(cored_dataset *ds, reporter *rep, const char *split_dir, size_t rel)
 {
     char path[PATH_MAX_LEN + 16];
+    dir_set seen = {0};
     DIR *d = opendir(split_dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.' || is_class_name(e->d_name)) continue;
-            report(rep, CORED_PROBLEM_WARNING,
-                   "%s/%s: ignored (class folders are real/fake, 0_real/1_fake or 0/1)", split_dir,
-                   e->d_name);
-        }
-        closedir(d);
+    if (!d) {
+        report(rep, CORED_PROBLEM_ERROR, "%s: cannot read folder: %s", split_dir, strerror(errno));
+        return;
     }
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno)
+                report(rep, CORED_PROBLEM_ERROR, "%s: cannot read folder (listing incomplete): %s", split_dir,
+                       strerror(errno));
+            break;
+        }
+        if (e->d_name[0] == '.' || is_class_name(e->d_name)) continue;
+        report(rep, CORED_PROBLEM_WARNING, "%s/%s: ignored (class folders are real/fake, 0_real/1_fake or 0/1)",
+               split_dir, e->d_name);
+    }
+    closedir(d);
     for (int label = 0; label < 2; label++) {
         int found = -1, state[3];
         for (int k = 0; k < 3; k++) {
@@ -266,6 +349,7 @@ static void scan_split(cored_dataset *ds, reporter *rep, const char *split_dir, 
         memset(&w, 0, sizeof w);
         w.ds = ds;
         w.rep = rep;
+        w.seen = &seen;
         w.rel = rel;
         w.label = label;
         int before = ds->count[label];
@@ -274,7 +358,7 @@ static void scan_split(cored_dataset *ds, reporter *rep, const char *split_dir, 
         if (w.nomem) {
             rep->nomem = 1;
             report(rep, CORED_PROBLEM_ERROR, "%s: out of memory while indexing", path);
-            return;
+            break;
         }
         if (w.skipped)
             report(rep, CORED_PROBLEM_WARNING,
@@ -283,6 +367,7 @@ static void scan_split(cored_dataset *ds, reporter *rep, const char *split_dir, 
         if (ds->count[label] == before)
             report(rep, CORED_PROBLEM_ERROR, "%s: no images (.png, .jpg, .jpeg) in this class folder", path);
     }
+    dir_set_free(&seen);
 }
 
 /* Strips trailing slashes (keeps "/"). */
@@ -291,6 +376,46 @@ static void clean_root(char *out, size_t n, const char *root)
     snprintf(out, n, "%s", root);
     size_t l = strlen(out);
     while (l > 1 && out[l - 1] == '/') out[--l] = '\0';
+}
+
+/* stat of path: 1 folder, -1 something else, 0 missing (ENOENT, ENOTDIR), -2 stat failed
+   otherwise (errno kept). */
+static int path_state(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return errno == ENOENT || errno == ENOTDIR ? 0 : -2;
+    return S_ISDIR(st.st_mode) ? 1 : -1;
+}
+
+int cored_data_transfer_dir(cored_transfer_source *src, char *dir, size_t n, const char *root_in,
+                            const char *task, cored_error *err)
+{
+    if (!src || !dir || !root_in || !task)
+        return CORED_FAIL(err, CORED_E_ARG, "cored_data_transfer_dir: NULL argument");
+    char root[PATH_MAX_LEN], p[3][PATH_MAX_LEN + 32];
+    clean_root(root, sizeof root, root_in);
+    int w0 = snprintf(p[0], sizeof p[0], "%s/TransferLearning", root);
+    int w1 = snprintf(p[1], sizeof p[1], "%s/TransferLearning/%s", root, task);
+    int w2 = snprintf(p[2], sizeof p[2], "%s/TransferLearning/%s/train", root, task);
+    if (w0 < 0 || w1 < 0 || w2 < 0 || (size_t)w2 >= sizeof p[2] || strlen(root_in) >= sizeof root)
+        return CORED_FAIL(err, CORED_E_ARG, "%s: path too long", root_in);
+    cored_transfer_source kind = CORED_TRANSFER_SUBSET;
+    for (int k = 0; k < 3; k++) {
+        int st = path_state(p[k]);
+        if (st == -2)
+            return CORED_FAIL(err, CORED_E_IO, "%s: cannot examine: %s", p[k], strerror(errno));
+        if (st == -1)
+            return CORED_FAIL(err, CORED_E_IO, "%s: is not a folder (expected %s/TransferLearning/%s/train/{real,fake}/...)",
+                              p[k], root, task);
+        if (st == 0) {
+            kind = k < 2 ? CORED_TRANSFER_NONE : CORED_TRANSFER_NO_TRAIN;
+            break;
+        }
+    }
+    int w = kind == CORED_TRANSFER_SUBSET ? snprintf(dir, n, "%s", p[2]) : snprintf(dir, n, "%s/%s/train", root, task);
+    if (w < 0 || (size_t)w >= n) return CORED_FAIL(err, CORED_E_ARG, "%s: path too long", root_in);
+    *src = kind;
+    return CORED_OK;
 }
 
 static int scan_impl(cored_dataset **out, const char *root_in, const char *task, cored_split split,
@@ -316,20 +441,23 @@ static int scan_impl(cored_dataset **out, const char *root_in, const char *task,
     }
     const char *sub = split == CORED_SPLIT_VAL ? "val" : split == CORED_SPLIT_TEST ? "test" : "train";
     snprintf(task_dir, sizeof task_dir, "%s/%s", root, task);
+    int in_task_dir = 1; /* the split is a folder of root/<task> (not the TransferLearning subset) */
     if (split == CORED_SPLIT_TRANSFER) {
-        snprintf(split_dir, sizeof split_dir, "%s/TransferLearning/%s/train", root, task);
-        if (dir_state(split_dir) <= 0) {
-            snprintf(split_dir, sizeof split_dir, "%s/TransferLearning/%s", root, task);
-            if (dir_state(split_dir) > 0)
-                report(rp, CORED_PROBLEM_WARNING, "%s/train: not found; using %s/%s/train instead", split_dir,
-                       root, task);
-            snprintf(split_dir, sizeof split_dir, "%s/%s/train", root, task);
+        cored_transfer_source src;
+        cored_error e;
+        if (cored_data_transfer_dir(&src, split_dir, sizeof split_dir, root, task, &e)) {
+            report(rp, CORED_PROBLEM_ERROR, "%s", e.msg);
+            return rp->errors;
         }
+        if (src == CORED_TRANSFER_NO_TRAIN)
+            report(rp, CORED_PROBLEM_WARNING, "%s/TransferLearning/%s/train: not found; using %s/%s/train instead",
+                   root, task, root, task);
+        in_task_dir = src != CORED_TRANSFER_SUBSET;
     } else {
         snprintf(split_dir, sizeof split_dir, "%s/%s/%s", root, task, sub);
     }
     st = dir_state(task_dir);
-    if (st <= 0 && strncmp(split_dir, task_dir, strlen(task_dir)) == 0) {
+    if (in_task_dir && st <= 0) {
         report(rp, CORED_PROBLEM_ERROR, "%s: %s (expected %s/%s/{train,val,test}/{real,fake}/...)",
                task_dir, st ? "is not a folder" : "task folder not found", root, task);
         return rp->errors;
@@ -478,14 +606,19 @@ int cored_dataset_cap_per_class(cored_dataset **out, const cored_dataset *src, i
     int n = 0;
     for (int i = 0; i < src->n; i++)
         if (keep[i]) idx[n++] = i;
-    rc = cored_dataset_subset(out, src, idx, n, err);
+    cored_dataset *sub = NULL;
+    rc = cored_dataset_subset(&sub, src, idx, n, err);
     if (rc == CORED_OK) {
         char desc[2048];
         snprintf(desc, sizeof desc, "%s (at most %d per class)", src->describe, max_per_class);
         char *d = cored_strdup(desc);
         if (d) {
-            cored_free((*out)->describe);
-            (*out)->describe = d;
+            cored_free(sub->describe);
+            sub->describe = d;
+            *out = sub;
+        } else {
+            cored_dataset_free(sub);
+            rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", src->describe);
         }
     }
 fail:
@@ -526,6 +659,23 @@ const char *cored_dataset_describe(const cored_dataset *ds) { return ds ? ds->de
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* One block: (n + 1) pointers, then the n strings of `chars` (NUL-separated, `bytes` long);
+   the pointers are sorted when `sort`. */
+static char **string_block(const char *chars, size_t bytes, int n, int sort)
+{
+    char **list = cored_alloc(((size_t)n + 1) * sizeof(char *) + bytes + 1);
+    if (!list) return NULL;
+    char *strs = (char *)(list + n + 1);
+    if (bytes) memcpy(strs, chars, bytes);
+    for (int k = 0; k < n; k++) {
+        list[k] = strs;
+        strs += strlen(strs) + 1;
+    }
+    list[n] = NULL;
+    if (sort && n > 1) qsort(list, (size_t)n, sizeof *list, cmp_str);
+    return list;
+}
+
 int cored_data_list_tasks(char ***names, int *n, const char *root, cored_error *err)
 {
     if (!names || !n || !root) return CORED_FAIL(err, CORED_E_ARG, "cored_data_list_tasks: NULL argument");
@@ -534,44 +684,68 @@ int cored_data_list_tasks(char ***names, int *n, const char *root, cored_error *
         return CORED_FAIL(err, CORED_E_IO, "%s: %s", root, st ? "is not a folder" : "data folder does not exist");
     DIR *d = opendir(root);
     if (!d) return CORED_FAIL(err, CORED_E_IO, "%s: cannot read folder: %s", root, strerror(errno));
-    /* Two passes: count and size, then fill one block of pointers + strings. */
-    size_t count = 0, chars = 0;
+    /* One pass into a growing buffer of NUL-separated names (no second pass that could see
+       a folder that changed in between). */
+    cored_sb names_sb = {0};
+    int count = 0, rc = CORED_OK;
     char path[PATH_MAX_LEN];
-    struct dirent *e;
-    for (int pass = 0; pass < 2; pass++) {
-        char **list = NULL;
-        char *strs = NULL;
-        if (pass == 1) {
-            list = cored_alloc((count + 1) * sizeof(char *) + chars + 1);
-            if (!list) {
-                closedir(d);
-                return CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", root);
-            }
-            strs = (char *)(list + count + 1);
-            rewinddir(d);
+    for (;;) {
+        errno = 0;
+        struct dirent *e = readdir(d);
+        if (!e) {
+            if (errno) rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot read folder: %s", root, strerror(errno));
+            break;
         }
-        size_t k = 0;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.' || !strcmp(e->d_name, "TransferLearning")) continue;
-            snprintf(path, sizeof path, "%s/%s", root, e->d_name);
-            if (dir_state(path) <= 0) continue;
-            size_t l = strlen(e->d_name) + 1;
-            if (pass == 0) {
-                count++;
-                chars += l;
-            } else if (k < count) {
-                memcpy(strs, e->d_name, l);
-                list[k++] = strs;
-                strs += l;
-            }
-        }
-        if (pass == 1) {
-            qsort(list, k, sizeof *list, cmp_str);
-            list[k] = NULL;
-            *names = list;
-            *n = (int)k;
-        }
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "TransferLearning")) continue;
+        if (cored_path_join(path, sizeof path, root, e->d_name) || dir_state(path) <= 0) continue;
+        cored_sb_printf(&names_sb, "%s%c", e->d_name, '\0');
+        count++;
     }
     closedir(d);
+    if (rc == CORED_OK && names_sb.oom) rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", root);
+    char **list = NULL;
+    if (rc == CORED_OK) {
+        list = string_block(names_sb.s, names_sb.len, count, 1);
+        if (!list) rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", root);
+    }
+    cored_sb_release(&names_sb);
+    if (rc) return rc;
+    *names = list;
+    *n = count;
+    return CORED_OK;
+}
+
+int cored_data_parse_tasks(char ***names, int *n, const char *list, cored_error *err)
+{
+    if (!names || !n || !list) return CORED_FAIL(err, CORED_E_ARG, "cored_data_parse_tasks: NULL argument");
+    size_t len = strlen(list);
+    int count = 1;
+    for (size_t i = 0; i < len; i++) count += list[i] == ',';
+    if (len == 0) return CORED_FAIL(err, CORED_E_ARG, "--tasks needs at least one task name");
+    if (count > CORED_DATA_MAX_TASKS)
+        return CORED_FAIL(err, CORED_E_ARG, "--tasks lists %d names, more than the %d allowed", count,
+                          CORED_DATA_MAX_TASKS);
+    char *buf = cored_alloc(len + 1);
+    if (!buf) return CORED_FAIL(err, CORED_E_NOMEM, "--tasks: out of memory");
+    for (size_t i = 0; i <= len; i++) buf[i] = list[i] == ',' ? '\0' : list[i];
+    char **out = string_block(buf, len + 1, count, 0);
+    cored_free(buf);
+    if (!out) return CORED_FAIL(err, CORED_E_NOMEM, "--tasks: out of memory");
+    int rc = CORED_OK;
+    for (int k = 0; k < count && !rc; k++) {
+        const char *t = out[k];
+        if (!t[0])
+            rc = CORED_FAIL(err, CORED_E_ARG, "--tasks '%.200s': empty task name", list);
+        else if (strchr(t, '/') || !strcmp(t, ".") || !strcmp(t, "..") || strlen(t) > 255)
+            rc = CORED_FAIL(err, CORED_E_ARG, "--tasks: '%.200s' is not a task folder name", t);
+        for (int j = 0; j < k && !rc; j++)
+            if (!strcmp(out[j], t)) rc = CORED_FAIL(err, CORED_E_ARG, "--tasks: task '%.200s' is listed twice", t);
+    }
+    if (rc) {
+        cored_free(out);
+        return rc;
+    }
+    *names = out;
+    *n = count;
     return CORED_OK;
 }

@@ -10,16 +10,22 @@
  *
  * A worker claims the next batch whose ring slot is free and fills it completely: read,
  * decode, resize (or take the pixels from a memory-mapped pack), flip, CutMix, normalise.
- * Memory is bounded by ring x batch x size^2 x 3 x (4 + 1) bytes.
+ * Batch k uses ring slot k % ring, so the consumer must give batches back in the order it
+ * received them. Memory: ring x min(batch, n) x size^2 x 3 x (4 + 1) bytes of batches, plus
+ * one cored_decoder per worker (bounded by CORED_DECODER_KEEP_BYTES between images).
+ * Workers run with every signal blocked.
  *
- * Corrupt images: a sample whose file cannot be read or decoded is dropped from its batch
- * (the batch is shorter; the other samples and every random decision stay as they were,
- * because those depend only on indices), warned about once (naming the file), counted,
- * and skipped without re-reading in later epochs. A batch left empty is not returned; an
- * epoch without a single good image is an error. With opts.strict the first corrupt image
- * is an error instead.
+ * Corrupt images: a sample whose file cannot be decoded (CORED_E_FORMAT) is dropped from its
+ * batch (the batch is shorter; the other samples and every random decision stay as they
+ * were, because those depend only on indices), warned about once (naming the file),
+ * counted, and skipped without re-reading in later epochs. A batch left empty is not
+ * returned; an epoch started at batch 0 without a single good image is an error. With
+ * opts.strict the first corrupt image is an error instead. A file that cannot be read
+ * (CORED_E_IO, already retried once by the decoder) is always an error of the run: a good
+ * image must not be dropped for good because of a transient failure.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -48,17 +54,14 @@ typedef struct {
 
 typedef struct {
     cored_loader *l;
-    int id;
-    uint8_t *file;
-    size_t file_cap;
-    cored_image img;
-    cored_resizer rz;
+    cored_decoder dec;
 } worker;
 
 struct cored_loader {
     const cored_dataset *ds;
     cored_loader_opts o;
     int n, batch, size, ring, nthreads, nbatches;
+    int slot_images; /* min(batch, n): images a ring slot holds */
     size_t img; /* bytes per image: size*size*3 */
     float cut_p, cut_beta;
     float lut[256];
@@ -77,7 +80,7 @@ struct cored_loader {
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_ready;
     /* guarded by mu */
-    int running, shutdown, epoch, next_claim, next_consume, busy, failed;
+    int running, shutdown, epoch, first_batch, next_claim, next_consume, busy, failed;
     long delivered, attempted;
     cored_error fail_err;
 };
@@ -128,10 +131,10 @@ static int fill(cored_loader *l, worker *w, slot *s, int epoch, int b, cored_err
             px = cored_pack_pixels(l->pack, e);
         } else {
             uint8_t *dst = s->stage + (size_t)k * l->img;
-            int rc = cored_image_read_rgb8(dst, l->size, cored_dataset_path(l->ds, idx), &w->file,
-                                           &w->file_cap, &w->img, &w->rz, err);
+            int rc = cored_decoder_read_rgb8(&w->dec, dst, l->size, cored_dataset_path(l->ds, idx), err);
             if (rc) {
-                if (rc == CORED_E_NOMEM || l->o.strict) return rc;
+                /* Only an undecodable file is skipped; I/O errors and memory are the run's. */
+                if (rc != CORED_E_FORMAT || l->o.strict) return rc;
                 mark_bad(l, idx, err->msg);
                 continue;
             }
@@ -157,8 +160,7 @@ static int fill(cored_loader *l, worker *w, slot *s, int epoch, int b, cored_err
     cored_rng_derive(&r, l->o.seed, TAG_CUTMIX, (uint64_t)epoch, (uint64_t)b);
     cored_cutmix_draw(&box, s->partner, s->marked, s->perm, s->b.labels, k, l->size, l->o.cutmix, l->cut_p,
                       l->cut_beta, &r);
-    s->b.cutmix = box.fired;
-    if (!box.fired) memset(s->marked, 0, (size_t)k);
+    s->b.cutmix = box.fired; /* the draw leaves marked[] all zero when it did not fire */
     s->b.flipped = s->flip;
     s->b.mixed = s->marked;
     for (int i = 0; i < k; i++)
@@ -235,11 +237,7 @@ void cored_loader_free(cored_loader *l)
             cored_free(s->perm);
         }
     if (l->workers)
-        for (int t = 0; t < l->nthreads; t++) {
-            cored_free(l->workers[t].file);
-            cored_image_release(&l->workers[t].img);
-            cored_resizer_release(&l->workers[t].rz);
-        }
+        for (int t = 0; t < l->nthreads; t++) cored_decoder_release(&l->workers[t].dec);
     cored_free(l->slots);
     cored_free(l->workers);
     cored_free(l->threads);
@@ -253,9 +251,12 @@ void cored_loader_free(cored_loader *l)
 
 static int check_opts(const cored_loader_opts *o, cored_error *err)
 {
-    if (o->batch < 1) return CORED_FAIL(err, CORED_E_ARG, "loader: batch must be >= 1 (got %d)", o->batch);
-    if (o->size < 1 || o->size > 4096)
-        return CORED_FAIL(err, CORED_E_ARG, "loader: size must be in 1..4096 (got %d)", o->size);
+    if (o->batch < 1 || o->batch > CORED_MAX_LOADER_BATCH)
+        return CORED_FAIL(err, CORED_E_ARG, "loader: batch must be in 1..%d (got %d)", CORED_MAX_LOADER_BATCH,
+                          o->batch);
+    if (o->size < 1 || o->size > CORED_MAX_MODEL_SIDE)
+        return CORED_FAIL(err, CORED_E_ARG, "loader: size must be in 1..%d (got %d)", CORED_MAX_MODEL_SIDE,
+                          o->size);
     if (o->threads < 0 || o->threads > MAX_THREADS)
         return CORED_FAIL(err, CORED_E_ARG, "loader: threads must be in 0..%d (got %d)", MAX_THREADS, o->threads);
     if (o->ring < 0 || o->ring > MAX_RING)
@@ -287,6 +288,7 @@ int cored_loader_create(cored_loader **out, const cored_dataset *ds, const cored
     l->nthreads = o->threads ? o->threads : cored_get_threads();
     if (l->nthreads > MAX_THREADS) l->nthreads = MAX_THREADS;
     l->nbatches = (l->n + l->batch - 1) / l->batch;
+    l->slot_images = l->batch < l->n ? l->batch : l->n;
     l->img = (size_t)l->size * l->size * 3;
     int same = o->cutmix == CORED_CUTMIX_SAME;
     l->cut_p = o->cutmix_p > 0.0f ? o->cutmix_p : same ? 0.5f : 0.2f;
@@ -316,7 +318,7 @@ int cored_loader_create(cored_loader **out, const cored_dataset *ds, const cored
         rc = CORED_FAIL(err, CORED_E_NOMEM, "loader: out of memory");
         goto fail;
     }
-    size_t bsz = (size_t)l->batch;
+    size_t bsz = (size_t)l->slot_images;
     for (int i = 0; i < l->ring; i++) {
         slot *s = &l->slots[i];
         s->b.x = cored_alloc(bsz * l->img * sizeof(float));
@@ -331,7 +333,7 @@ int cored_loader_create(cored_loader **out, const cored_dataset *ds, const cored
         if (!s->b.x || !s->b.labels || !s->b.index || (!l->pack && !s->stage) || !s->src || !s->flip ||
             !s->marked || !s->partner || !s->perm) {
             rc = CORED_FAIL(err, CORED_E_NOMEM, "loader: cannot allocate a ring of %d batches of %d images",
-                            l->ring, l->batch);
+                            l->ring, l->slot_images);
             goto fail;
         }
         s->state = SLOT_FREE;
@@ -352,15 +354,23 @@ int cored_loader_create(cored_loader **out, const cored_dataset *ds, const cored
         goto fail;
     }
     l->sync_ready = 1;
+    /* Workers inherit the signal mask: with every signal blocked there, SIGINT and friends
+       reach the caller's threads (the trainer's stop flag) and never interrupt a read. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     for (int t = 0; t < l->nthreads; t++) {
         l->workers[t].l = l;
-        l->workers[t].id = t;
-        if (pthread_create(&l->threads[t], NULL, worker_main, &l->workers[t]) != 0) {
-            rc = CORED_FAIL(err, CORED_E_INTERNAL, "loader: cannot start worker thread %d", t);
-            goto fail;
+        cored_decoder_init(&l->workers[t].dec);
+        int e = pthread_create(&l->threads[t], NULL, worker_main, &l->workers[t]);
+        if (e != 0) {
+            rc = CORED_FAIL(err, CORED_E_INTERNAL, "loader: cannot start worker thread %d: %s", t, strerror(e));
+            break;
         }
         l->nstarted++;
     }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) goto fail;
     *out = l;
     return CORED_OK;
 fail:
@@ -397,6 +407,7 @@ int cored_loader_start(cored_loader *l, int epoch, int first_batch, cored_error 
         for (int i = 0; i < l->n; i++) l->order[i] = (uint32_t)i;
     }
     l->epoch = epoch;
+    l->first_batch = first_batch;
     l->next_claim = l->next_consume = first_batch;
     l->delivered = l->attempted = 0;
     l->failed = 0;
@@ -422,7 +433,9 @@ int cored_loader_next(cored_loader *l, cored_batch **b, cored_error *err)
     }
     for (;;) {
         if (l->next_consume >= l->nbatches) {
-            if (l->delivered == 0 && l->attempted > 0) {
+            /* Only a whole epoch without one good image is an error: a resumed epoch whose
+               remaining images are all bad ends like the uninterrupted one would. */
+            if (l->first_batch == 0 && l->delivered == 0 && l->attempted > 0) {
                 rc = CORED_FAIL(&l->fail_err, CORED_E_FORMAT,
                                 "%s: no image of epoch %d could be decoded (%d corrupt files skipped)",
                                 cored_dataset_describe(l->ds), l->epoch, atomic_load(&l->skipped));
@@ -434,8 +447,9 @@ int cored_loader_next(cored_loader *l, cored_batch **b, cored_error *err)
         slot *s = &l->slots[l->next_consume % l->ring];
         if (s->state == SLOT_HELD) {
             rc = CORED_FAIL(err, CORED_E_ARG,
-                            "cored_loader_next: %d batches are held; release one before asking for more",
-                            l->ring);
+                            "cored_loader_next: batch %d needs the ring slot that batch %d still holds; "
+                            "release batches in the order they were received (ring of %d)",
+                            l->next_consume, s->number, l->ring);
             goto done;
         }
         while (!(s->state == SLOT_READY && s->number == l->next_consume))

@@ -3,16 +3,19 @@
  * from a memory map instead of decoding (format version 1, little-endian, docs/data.md):
  *
  *   header   128 bytes  magic "CORDPACK", version, header size, side, channels (3), count,
- *                       offsets and sizes of index / strings / pixels, file size, checksum
+ *                       offsets and sizes of index / strings / pixels, file size, checksum,
+ *                       pixel-pipeline revision (CORED_PACK_PIPELINE), zeros
  *   index    count x 40 bytes: source size, source mtime (ns), pixel checksum,
  *                       path offset, path length, label, flags (bit 0: undecodable source)
  *   strings  root-relative source paths, each NUL-terminated
- *   pixels   at a 4096-aligned offset: count x side x side x 3 bytes, HWC
+ *   pixels   at the end of the strings rounded up to 4096: count x side x side x 3 bytes, HWC
  *
  * The header checksum covers the header (checksum field zeroed), the index and the
  * strings; each entry's checksum covers its pixels. The reader validates every field
  * against the file before using it (the fuzzer target fuzz/fuzz_pack.c drives it).
- * Writing goes through cored_write_atomic (temporary file, fsync, rename).
+ * Writing goes through cored_write_atomic (temporary file, fsync, rename), so a pack is
+ * never modified in place; the reader maps it read-only, and only another program
+ * truncating the mapped file could make a read fault (SIGBUS).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,8 +34,10 @@
 #define HEADER_BYTES 128
 #define ENTRY_BYTES 40
 #define PIXEL_ALIGN 4096
+#define MAX_PATH_BYTES 4096 /* a stored relative path is shorter than this */
 #define FLAG_BAD 1u
-#define MAX_SIDE 4096
+#define MAX_SIDE CORED_MAX_MODEL_SIDE
+#define OFF_PIPELINE 88 /* u32; bytes 92..127 are zero */
 #define SEED_HEADER 0x434F524450414B31ULL
 #define SEED_PIXELS 0x5049584C53ULL
 
@@ -49,7 +54,7 @@ struct cored_pack {
     size_t len;
     void *map; /* mmap'd region (NULL when parsed from a caller's buffer) */
     size_t map_len;
-    int size, count;
+    int size, count, pipeline;
     const char *strings;
     const uint8_t *pixels;
     entry *e;
@@ -150,7 +155,7 @@ static uint64_t meta_checksum(const uint8_t *header, const uint8_t *index, size_
 typedef struct {
     uint64_t count, index_off, strings_off, strings_bytes, pixels_off, pixels_bytes, file_bytes,
         checksum;
-    uint32_t version, header_bytes, size, channels;
+    uint32_t version, header_bytes, size, channels, pipeline;
 } header;
 
 static void read_header(header *h, const uint8_t *b)
@@ -167,6 +172,7 @@ static void read_header(header *h, const uint8_t *b)
     h->pixels_bytes = rd64(b + 64);
     h->file_bytes = rd64(b + 72);
     h->checksum = rd64(b + 80);
+    h->pipeline = rd32(b + OFF_PIPELINE);
 }
 
 static void write_header(uint8_t *b, const header *h)
@@ -185,6 +191,16 @@ static void write_header(uint8_t *b, const header *h)
     wr64(b + 64, h->pixels_bytes);
     wr64(b + 72, h->file_bytes);
     wr64(b + 80, h->checksum);
+    wr32(b + OFF_PIPELINE, h->pipeline);
+}
+
+/* Slots of the path table of a pack of `count` entries: a power of two >= 2 * count
+   (count <= CORED_PACK_MAX_COUNT, so no overflow). */
+static uint32_t table_slots(uint64_t count)
+{
+    uint64_t t = 16;
+    while (t < 2 * count) t *= 2;
+    return (uint32_t)t;
 }
 
 static void write_entry(uint8_t *b, const entry *e)
@@ -210,7 +226,9 @@ static int check_header(header *h, const uint8_t *buf, size_t len, const char *n
     if (h->version != CORED_PACK_VERSION)
         return CORED_FAIL(err, CORED_E_FORMAT, "%s: pack version %u is not supported (this cored reads %d)",
                           name, h->version, CORED_PACK_VERSION);
-    if (h->header_bytes != HEADER_BYTES || h->channels != 3)
+    int reserved = 0;
+    for (int i = OFF_PIPELINE + 4; i < HEADER_BYTES; i++) reserved |= buf[i];
+    if (h->header_bytes != HEADER_BYTES || h->channels != 3 || reserved)
         return CORED_FAIL(err, CORED_E_FORMAT, "%s: malformed pack header", name);
     if (h->size < 1 || h->size > MAX_SIDE)
         return CORED_FAIL(err, CORED_E_FORMAT, "%s: pack image size %u out of range 1..%d", name, h->size,
@@ -218,16 +236,17 @@ static int check_header(header *h, const uint8_t *buf, size_t len, const char *n
     if (h->file_bytes != len)
         return CORED_FAIL(err, CORED_E_FORMAT, "%s: pack is %zu bytes but its header says %llu (truncated?)",
                           name, len, (unsigned long long)h->file_bytes);
-    if (h->count > (uint64_t)INT_MAX || h->count > len / ENTRY_BYTES)
-        return CORED_FAIL(err, CORED_E_FORMAT, "%s: pack count %llu does not fit the file", name,
-                          (unsigned long long)h->count);
+    /* Before anything is sized from it (the path table is 2 x count slots). */
+    if (h->count > (uint64_t)CORED_PACK_MAX_COUNT || h->count > len / ENTRY_BYTES)
+        return CORED_FAIL(err, CORED_E_FORMAT, "%s: pack count %llu does not fit the file (at most %d entries)",
+                          name, (unsigned long long)h->count, CORED_PACK_MAX_COUNT);
     uint64_t index_bytes = h->count * ENTRY_BYTES;
     uint64_t image = (uint64_t)h->size * h->size * 3;
     if (h->count && image > UINT64_MAX / h->count)
         return CORED_FAIL(err, CORED_E_FORMAT, "%s: pack pixel size overflows", name);
     if (h->index_off != HEADER_BYTES || h->strings_off != h->index_off + index_bytes ||
         h->strings_bytes > len || h->strings_off > len - h->strings_bytes ||
-        h->pixels_off < h->strings_off + h->strings_bytes || h->pixels_off % 64 != 0 ||
+        h->pixels_off != cored_align_up(h->strings_off + h->strings_bytes, PIXEL_ALIGN) ||
         h->pixels_off > len || h->pixels_bytes != h->count * image ||
         h->pixels_bytes != len - h->pixels_off)
         return CORED_FAIL(err, CORED_E_FORMAT,
@@ -253,10 +272,10 @@ int cored_pack_parse(cored_pack **out, const uint8_t *buf, size_t len, const cha
     p->len = len;
     p->size = (int)h.size;
     p->count = (int)h.count;
+    p->pipeline = h.pipeline > INT_MAX ? -1 : (int)h.pipeline;
     p->strings = (const char *)buf + h.strings_off;
     p->pixels = buf + h.pixels_off;
-    uint32_t tsize = 16;
-    while (tsize < 2u * (uint32_t)p->count) tsize *= 2;
+    uint32_t tsize = table_slots(h.count);
     p->e = cored_alloc((size_t)(p->count ? p->count : 1) * sizeof *p->e);
     p->table = cored_alloc((size_t)tsize * sizeof *p->table);
     if (!p->name || !p->e || !p->table) {
@@ -279,7 +298,7 @@ int cored_pack_parse(cored_pack **out, const uint8_t *buf, size_t len, const cha
             rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: entry %d has an invalid label or flags", name, i);
             goto fail;
         }
-        if (e->path_len == 0 || e->path_len >= 4096 || (uint64_t)e->path_off >= h.strings_bytes ||
+        if (e->path_len == 0 || e->path_len >= MAX_PATH_BYTES || (uint64_t)e->path_off >= h.strings_bytes ||
             (uint64_t)e->path_len >= h.strings_bytes - e->path_off) {
             rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: entry %d has a path outside the string table", name, i);
             goto fail;
@@ -315,12 +334,21 @@ fail:
 int cored_pack_open(cored_pack **out, const char *path, cored_error *err)
 {
     if (!out || !path) return CORED_FAIL(err, CORED_E_ARG, "cored_pack_open: NULL argument");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* Non-blocking open, then fstat: a FIFO or device is refused instead of hanging. */
+    int fd;
+    do fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
     if (fd < 0) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open pack: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
         close(fd);
-        return CORED_FAIL(err, CORED_E_IO, "%s: not a regular file", path);
+        return CORED_FAIL(err, CORED_E_IO, "%s: cannot stat pack: %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return CORED_FAIL(err, CORED_E_IO, "%s: not a regular file (%s), refused without reading it", path,
+                          S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a folder" : "a device or socket");
     }
     size_t len = (size_t)st.st_size;
     void *map = NULL;
@@ -346,6 +374,7 @@ int cored_pack_open(cored_pack **out, const char *path, cored_error *err)
 }
 
 int cored_pack_size(const cored_pack *p) { return p ? p->size : 0; }
+int cored_pack_pipeline(const cored_pack *p) { return p ? p->pipeline : -1; }
 int cored_pack_count(const cored_pack *p) { return p ? p->count : 0; }
 int cored_pack_label(const cored_pack *p, int i) { return p && i >= 0 && i < p->count ? (int)p->e[i].label : -1; }
 int cored_pack_is_bad(const cored_pack *p, int i)
@@ -405,6 +434,14 @@ int cored_pack_match(int *entry_of, const cored_pack *p, const cored_dataset *ds
         cored_error_hint(err, "rebuild it: cored pack DATA --size %d", size);
         return rc;
     }
+    if (p->pipeline != CORED_PACK_PIPELINE) {
+        rc = CORED_FAIL(err, CORED_E_ARG,
+                        "%s: pack was written by a cored whose decoding/resizing differs (pixel pipeline %d, "
+                        "this cored has %d)",
+                        p->name, p->pipeline, CORED_PACK_PIPELINE);
+        cored_error_hint(err, "rebuild it: cored pack DATA --size %d", size);
+        return rc;
+    }
     for (int i = 0; i < cored_dataset_count(ds); i++) {
         const char *rel = cored_dataset_relpath(ds, i), *path = cored_dataset_path(ds, i);
         int e = cored_pack_find(p, rel);
@@ -449,16 +486,10 @@ int cored_pack_fix_checksum(uint8_t *buf, size_t len)
 
 /* ---------------------------------------------------------------- writing */
 
-#define BUILD_CHUNK 256
+#define BUILD_CHUNK 256                  /* images decoded between two writes, at most */
+#define BUILD_CHUNK_BYTES ((size_t)64 << 20) /* ... and about this many bytes of pixels */
 
 typedef enum { ENTRY_DECODED, ENTRY_REUSED, ENTRY_BAD } entry_state;
-
-typedef struct {
-    uint8_t *file;
-    size_t file_cap;
-    cored_image img;
-    cored_resizer rz;
-} scratch;
 
 typedef struct {
     const cored_dataset *ds;
@@ -469,7 +500,7 @@ typedef struct {
     char *strings;
     uint64_t strings_bytes, strings_off, pixels_off, file_bytes;
     int count, size, threads, strict;
-    scratch *scr;
+    cored_decoder *dec; /* one per thread */
     const char *path;
     cored_error first; /* first fatal error of a worker */
     int failed;
@@ -487,18 +518,12 @@ static int write_zeros(FILE *f, uint64_t n, const char *path, cored_error *err)
 }
 
 /* Fills entry k's pixels (dst) from the old pack or by decoding its source. */
-static void build_one(build_ctx *c, scratch *s, int k, uint8_t *dst)
+static void build_one(build_ctx *c, cored_decoder *dec, int k, uint8_t *dst)
 {
     entry *e = &c->e[k];
     size_t img = (size_t)c->size * c->size * 3;
     const char *path = cored_dataset_path(c->ds, c->sample[k]);
-    if (e->flags & FLAG_BAD) { /* the source could not be stat'ed */
-        memset(dst, 0, img);
-        c->state[k] = ENTRY_BAD;
-        e->hash = cored_checksum64(dst, img, SEED_PIXELS);
-        return;
-    }
-    if (c->old && c->old->size == c->size) {
+    if (c->old && c->old->size == c->size && c->old->pipeline == CORED_PACK_PIPELINE) {
         int j = cored_pack_find(c->old, cored_dataset_relpath(c->ds, c->sample[k]));
         if (j >= 0 && !(c->old->e[j].flags & FLAG_BAD) && c->old->e[j].src_size == e->src_size &&
             c->old->e[j].src_mtime == e->src_mtime && c->old->e[j].label == e->label &&
@@ -510,14 +535,16 @@ static void build_one(build_ctx *c, scratch *s, int k, uint8_t *dst)
         }
     }
     cored_error err;
-    int rc = cored_image_read_rgb8(dst, c->size, path, &s->file, &s->file_cap, &s->img, &s->rz, &err);
+    int rc = cored_decoder_read_rgb8(dec, dst, c->size, path, &err);
     if (rc == CORED_OK) {
         c->state[k] = ENTRY_DECODED;
     } else {
         memset(dst, 0, img);
         e->flags |= FLAG_BAD;
         c->state[k] = ENTRY_BAD;
-        if (rc == CORED_E_NOMEM || c->strict) {
+        /* Only an undecodable source becomes a bad entry; a read error (already retried)
+           or memory fails the build rather than writing a good image off. */
+        if (rc != CORED_E_FORMAT || c->strict) {
 #pragma omp critical(cored_pack_build_error)
             if (!c->failed++) c->first = err;
         } else {
@@ -531,16 +558,20 @@ static int build_write(FILE *f, void *user, cored_error *err)
 {
     build_ctx *c = user;
     size_t img = (size_t)c->size * c->size * 3;
-    uint8_t *buf = cored_alloc(BUILD_CHUNK * img);
-    if (!buf) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate %zu bytes", c->path, BUILD_CHUNK * img);
+    /* 256 images at 128 px (12 MiB), fewer at large sizes, but one per thread at least */
+    int chunk = (int)(BUILD_CHUNK_BYTES / img);
+    if (chunk > BUILD_CHUNK) chunk = BUILD_CHUNK;
+    if (chunk < c->threads) chunk = c->threads;
+    uint8_t *buf = cored_alloc((size_t)chunk * img);
+    if (!buf) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate %zu bytes", c->path, (size_t)chunk * img);
     int rc = write_zeros(f, c->strings_off, c->path, err);
     if (!rc) rc = cored_fwrite_all(f, c->strings, c->strings_bytes, c->path, err);
     if (!rc) rc = write_zeros(f, c->pixels_off - c->strings_off - c->strings_bytes, c->path, err);
     double t0 = cored_now(), last = t0;
-    for (int c0 = 0; !rc && c0 < c->count; c0 += BUILD_CHUNK) {
-        int n = c->count - c0 < BUILD_CHUNK ? c->count - c0 : BUILD_CHUNK;
+    for (int c0 = 0; !rc && c0 < c->count; c0 += chunk) {
+        int n = c->count - c0 < chunk ? c->count - c0 : chunk;
 #pragma omp parallel for num_threads(c->threads) schedule(dynamic, 1)
-        for (int k = 0; k < n; k++) build_one(c, &c->scr[omp_get_thread_num()], c0 + k, buf + (size_t)k * img);
+        for (int k = 0; k < n; k++) build_one(c, &c->dec[omp_get_thread_num()], c0 + k, buf + (size_t)k * img);
         if (c->failed) {
             *err = c->first;
             rc = err->code ? err->code : CORED_E_FORMAT;
@@ -561,7 +592,7 @@ static int build_write(FILE *f, void *user, cored_error *err)
     for (int k = 0; k < c->count; k++) write_entry(meta + HEADER_BYTES + (size_t)k * ENTRY_BYTES, &c->e[k]);
     header h = {(uint64_t)c->count, HEADER_BYTES, c->strings_off, c->strings_bytes, c->pixels_off,
                 (uint64_t)c->count * img, c->file_bytes, 0, CORED_PACK_VERSION, HEADER_BYTES,
-                (uint32_t)c->size, 3};
+                (uint32_t)c->size, 3, CORED_PACK_PIPELINE};
     write_header(meta, &h);
     h.checksum = meta_checksum(meta, meta + HEADER_BYTES, (size_t)c->count * ENTRY_BYTES,
                                (const uint8_t *)c->strings, c->strings_bytes);
@@ -578,8 +609,10 @@ static int build_write(FILE *f, void *user, cored_error *err)
 static int build_prepare(build_ctx *c, cored_error *err)
 {
     int n = cored_dataset_count(c->ds);
-    uint32_t tsize = 16;
-    while (tsize < 2u * (uint32_t)n) tsize *= 2;
+    if (n > CORED_PACK_MAX_COUNT)
+        return CORED_FAIL(err, CORED_E_ARG, "%s: %d images are more than a pack holds (%d)", c->path, n,
+                          CORED_PACK_MAX_COUNT);
+    uint32_t tsize = table_slots((uint64_t)n);
     int32_t *table = cored_alloc((size_t)tsize * sizeof *table);
     c->sample = cored_alloc((size_t)n * sizeof *c->sample);
     c->e = cored_calloc((size_t)n, sizeof *c->e);
@@ -607,7 +640,7 @@ static int build_prepare(build_ctx *c, cored_error *err)
             slot = (slot + 1) & (tsize - 1);
         }
         if (dup) continue;
-        if (len == 0 || len >= 4096) {
+        if (len == 0 || len >= MAX_PATH_BYTES) {
             cored_free(table);
             return CORED_FAIL(err, CORED_E_ARG, "%s: path length not supported in a pack", rel);
         }
@@ -621,18 +654,13 @@ static int build_prepare(build_ctx *c, cored_error *err)
         memcpy(c->strings + c->strings_bytes, rel, len + 1);
         c->strings_bytes += len + 1;
         struct stat st;
-        if (stat(cored_dataset_path(c->ds, i), &st) != 0) {
-            if (c->strict) {
-                cored_free(table);
-                return CORED_FAIL(err, CORED_E_IO, "%s: cannot stat: %s", cored_dataset_path(c->ds, i),
-                                  strerror(errno));
-            }
-            cored_log(CORED_LOG_WARN, "skipped: %s: cannot stat: %s", cored_dataset_path(c->ds, i), strerror(errno));
-            e->flags = FLAG_BAD;
-        } else {
-            e->src_size = (uint64_t)st.st_size;
-            e->src_mtime = mtime_ns(&st);
+        if (stat(cored_dataset_path(c->ds, i), &st) != 0) { /* an I/O error: never a bad entry */
+            int en = errno;
+            cored_free(table);
+            return CORED_FAIL(err, CORED_E_IO, "%s: cannot stat: %s", cored_dataset_path(c->ds, i), strerror(en));
         }
+        e->src_size = (uint64_t)st.st_size;
+        e->src_mtime = mtime_ns(&st);
     }
     cored_free(table);
     c->strings_off = HEADER_BYTES + (uint64_t)c->count * ENTRY_BYTES;
@@ -665,8 +693,8 @@ int cored_pack_build(const char *path, const cored_dataset *ds, int size, int th
         }
     }
     c.old = old;
-    c.scr = cored_calloc((size_t)threads, sizeof *c.scr);
-    if (!c.scr) {
+    c.dec = cored_calloc((size_t)threads, sizeof *c.dec);
+    if (!c.dec) {
         rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", path);
         goto fail;
     }
@@ -685,13 +713,9 @@ int cored_pack_build(const char *path, const cored_dataset *ds, int size, int th
         stats->bytes = c.file_bytes;
     }
 fail:
-    if (c.scr)
-        for (int t = 0; t < threads; t++) {
-            cored_free(c.scr[t].file);
-            cored_image_release(&c.scr[t].img);
-            cored_resizer_release(&c.scr[t].rz);
-        }
-    cored_free(c.scr);
+    if (c.dec)
+        for (int t = 0; t < threads; t++) cored_decoder_release(&c.dec[t]);
+    cored_free(c.dec);
     cored_free(c.sample);
     cored_free(c.e);
     cored_free(c.state);
