@@ -24,6 +24,7 @@ int cmd_detect(int argc, char **argv);
 int cmd_protocol(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 
 /* Prints "cored: error: <msg>" and the hint, if any, to stderr. */
 void cli_print_error(const cored_error *err);

@@ -24,6 +24,7 @@ static const command commands[] = {
     {"bench", cmd_bench, "training-step and inference speed of a model"},
     {"data", cmd_data, "check a data folder: images per task, split and class, and every problem"},
     {"pack", cmd_pack, "pre-resize a data folder into one memory-mapped pack file"},
+    {"synth", cmd_synth, "make a continual benchmark from real photos: one task per forgery family"},
 };
 
 static void usage(FILE *f)

@@ -8,7 +8,7 @@ import tempfile
 
 import clitest as t
 
-COMMANDS = ["train", "adapt", "eval", "protocol", "detect", "forward", "grad", "init", "bench", "data", "pack"]
+COMMANDS = ["train", "adapt", "eval", "protocol", "detect", "forward", "grad", "init", "bench", "data", "pack", "synth"]
 
 
 def main():

@@ -1,0 +1,603 @@
+/*
+ * The forgery simulator (src/synth): each family changes the image where it says and
+ * leaves the rest untouched, the Upsample family has its periodic spectral peaks, the data
+ * set has the official layout (it opens with cored_dataset_open), balanced classes, splits
+ * disjoint by source photograph, real/fake pairs, real images shared by every task, the
+ * same bytes for the same seed whatever the thread count, refusal of existing and foreign
+ * folders, recovery from an interrupted run, clear errors for bad options, the contact
+ * sheet, and out-of-memory at every allocation. No network: the sources are synthetic PNGs
+ * written here.
+ */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "harness.h"
+#include "synth/synth.h"
+
+#define SIZE 32
+
+/* A textured test photograph: gradients, a few discs, deterministic noise. */
+static void make_photo(uint8_t *px, int w, int h, int seed)
+{
+    cored_rng r;
+    cored_rng_seed(&r, (uint64_t)seed, 7);
+    float cx[4], cy[4], rad[4], col[4][3];
+    for (int k = 0; k < 4; k++) {
+        cx[k] = w * cored_rng_uniform(&r), cy[k] = h * cored_rng_uniform(&r);
+        rad[k] = 6 + 20 * cored_rng_uniform(&r);
+        for (int c = 0; c < 3; c++) col[k][c] = 40 + 180 * cored_rng_uniform(&r);
+    }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                float v = 60 + 100.0f * x / w + 40.0f * y / h * (c + 1) / 3 + 12 * sinf(0.7f * x + seed) * cosf(0.5f * y);
+                for (int k = 0; k < 4; k++)
+                    if ((x - cx[k]) * (x - cx[k]) + (y - cy[k]) * (y - cy[k]) < rad[k] * rad[k]) v = col[k][c];
+                v += 10.0f * (cored_rng_uniform(&r) - 0.5f);
+                px[((size_t)y * w + x) * 3 + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fwrite(data, 1, n, f);
+        fclose(f);
+    }
+}
+
+/* A folder of real photographs: `good` distinct ones of various sizes, plus a byte-identical
+   duplicate, one too small, one corrupt PNG and a text file. */
+static const char *make_real(const char *name, int good)
+{
+    static char dir[512];
+    snprintf(dir, sizeof dir, "%s/%s", test_tmpdir(), name);
+    char path[700];
+    snprintf(path, sizeof path, "%s/sub/deeper", dir);
+    cored_mkdir_p(path, NULL);
+    uint8_t *px = malloc(160 * 120 * 3);
+    for (int i = 0; i < good; i++) {
+        int w = 60 + 13 * i % 100, h = 50 + 7 * i % 70;
+        make_photo(px, w, h, i + 1);
+        snprintf(path, sizeof path, "%s/%s%02d.png", dir, i % 3 == 0 ? "sub/deeper/p" : i % 3 == 1 ? "sub/q" : "r", i);
+        cored_png_write(path, px, w, h, NULL);
+    }
+    unsigned char *bytes;
+    size_t len;
+    snprintf(path, sizeof path, "%s/r02.png", dir);
+    if (cored_read_file(path, 1 << 20, &bytes, &len, NULL) == 0) {
+        snprintf(path, sizeof path, "%s/zz-duplicate.png", dir);
+        write_file(path, bytes, len);
+        snprintf(path, sizeof path, "%s/zz-corrupt.png", dir);
+        write_file(path, bytes, len / 2);
+        cored_free(bytes);
+    }
+    make_photo(px, 10, 12, 99);
+    snprintf(path, sizeof path, "%s/tiny.png", dir);
+    cored_png_write(path, px, 10, 12, NULL);
+    snprintf(path, sizeof path, "%s/notes.txt", dir);
+    write_file(path, "not an image", 12);
+    free(px);
+    return dir;
+}
+
+static const cored_family all_fams[CORED_FAMILY_COUNT] = {CORED_FAMILY_BLEND, CORED_FAMILY_WARP, CORED_FAMILY_TEXTURE,
+                                                          CORED_FAMILY_UPSAMPLE};
+
+static cored_synth_opts base_opts(const char *out, const char *real)
+{
+    cored_synth_opts o = {0};
+    o.out = out;
+    o.real = real;
+    o.tasks = all_fams;
+    o.ntasks = CORED_FAMILY_COUNT;
+    o.seed = 7;
+    o.size = SIZE;
+    o.per_class = 6;
+    o.eval_per_class = 3;
+    o.transfer_per_class = 2;
+    o.threads = 2;
+    return o;
+}
+
+/* ---------------------------------------------------------------- families */
+
+static void test_names(void)
+{
+    for (int f = 0; f < CORED_FAMILY_COUNT; f++) {
+        const char *n = cored_family_name((cored_family)f);
+        CHECK_MSG(strchr(n, '_') == NULL, "task name %s has no '_'", n);
+        CHECK(cored_family_parse(n) == f);
+        char lower[32];
+        snprintf(lower, sizeof lower, "%s", n);
+        for (char *p = lower; *p; p++) *p = (char)(*p | 0x20);
+        CHECK(cored_family_parse(lower) == f);
+    }
+    CHECK(cored_family_parse("DeepFake") == -1);
+    CHECK(cored_family_parse("") == -1);
+}
+
+/* Each family changes the pixels its mask says and no others. */
+static void test_family_masks(void)
+{
+    int size = 64;
+    size_t n = (size_t)size * size;
+    uint8_t base[64 * 64 * 3], donor[64 * 64 * 3], out[64 * 64 * 3];
+    float mask[64 * 64];
+    make_photo(base, size, size, 3);
+    make_photo(donor, size, size, 4);
+    cored_synth_scratch s = {0};
+    for (int f = 0; f < CORED_FAMILY_COUNT; f++) {
+        cored_family_state st;
+        cored_family_init(&st, (cored_family)f, 11);
+        double inside_sum = 0, inside_n = 0, outside_max = 0, covered = 0;
+        for (int rep = 0; rep < 8; rep++) {
+            cored_rng r;
+            cored_rng_derive(&r, 5, (uint64_t)f, (uint64_t)rep, 0);
+            cored_fake_info info;
+            cored_error err;
+            int rc = cored_family_apply(out, mask, &info, base, donor, size, &st, &r, &s, &err);
+            CHECK_MSG(rc == 0, "%s: %s", cored_family_name((cored_family)f), err.msg);
+            for (size_t i = 0; i < n; i++) {
+                double d = 0;
+                for (int c = 0; c < 3; c++) d += fabs((double)out[i * 3 + c] - base[i * 3 + c]) / 3;
+                if (mask[i] <= 0.0f && d > outside_max) outside_max = d;
+                if (mask[i] > 0.9f) inside_sum += d, inside_n++;
+                covered += mask[i] > 0.5f;
+            }
+        }
+        double frac = covered / (8.0 * n), inside = inside_sum / (inside_n > 0 ? inside_n : 1);
+        CHECK_MSG(outside_max == 0, "%s changes %g levels outside its mask", cored_family_name((cored_family)f),
+                  outside_max);
+        CHECK_MSG(inside > 1.5, "%s: mean change inside its region only %.2f levels", cored_family_name((cored_family)f),
+                  inside);
+        if (f == CORED_FAMILY_UPSAMPLE)
+            CHECK_MSG(frac == 1.0, "Upsample is global (covers %.2f)", frac);
+        else
+            CHECK_MSG(frac > 0.08 && frac < 0.6, "%s region covers %.2f of the image", cored_family_name((cored_family)f),
+                      frac);
+    }
+    cored_synth_scratch_release(&s);
+}
+
+/* Share of the energy of a residual (luma, n x n) at the three Nyquist frequencies
+   (pi,0), (0,pi), (pi,pi), by Parseval: |R(k)|^2 / (n^2 sum r^2). */
+static double nyquist_share(const uint8_t *a, const uint8_t *b, int n)
+{
+    double sx = 0, sy = 0, sxy = 0, e = 0;
+    for (int y = 0; y < n; y++)
+        for (int x = 0; x < n; x++) {
+            const uint8_t *p = a + ((size_t)y * n + x) * 3, *q = b + ((size_t)y * n + x) * 3;
+            double r = 0.299 * (p[0] - q[0]) + 0.587 * (p[1] - q[1]) + 0.114 * (p[2] - q[2]);
+            sx += (x & 1 ? -r : r);
+            sy += (y & 1 ? -r : r);
+            sxy += ((x + y) & 1 ? -r : r);
+            e += r * r;
+        }
+    return e > 0 ? (sx * sx + sy * sy + sxy * sxy) / ((double)n * n * e) : 0;
+}
+
+static void test_upsample_spectrum(void)
+{
+    int size = 64;
+    uint8_t base[64 * 64 * 3], out[64 * 64 * 3], out2[64 * 64 * 3], blur[64 * 64 * 3];
+    make_photo(base, size, size, 8);
+    cored_family_state st;
+    cored_family_init(&st, CORED_FAMILY_UPSAMPLE, 3);
+    cored_synth_scratch s = {0};
+    double worst = 1;
+    int by_gen[CORED_SYNTH_GENERATORS] = {0};
+    for (int rep = 0; rep < 12; rep++) {
+        cored_rng r;
+        cored_rng_derive(&r, 1, 2, (uint64_t)rep, 0);
+        cored_fake_info info;
+        CHECK(cored_family_apply(out, NULL, &info, base, NULL, size, &st, &r, &s, NULL) == 0);
+        by_gen[info.generator]++;
+        double share = nyquist_share(out, base, size);
+        if (share < worst) worst = share;
+    }
+    /* the residual's energy sits in three of 4096 frequencies (white noise: 3/4096) */
+    CHECK_MSG(worst > 0.25, "Upsample residual: only %.3f of its energy at the Nyquist peaks", worst);
+    for (int g = 0; g < CORED_SYNTH_GENERATORS; g++) CHECK_MSG(by_gen[g] > 0, "generator %d never drawn", g);
+    /* a local family's residual has no such peaks */
+    cored_family_state w;
+    cored_family_init(&w, CORED_FAMILY_WARP, 3);
+    cored_rng r;
+    cored_rng_derive(&r, 1, 3, 0, 0);
+    CHECK(cored_family_apply(blur, NULL, NULL, base, NULL, size, &w, &r, &s, NULL) == 0);
+    double local = nyquist_share(blur, base, size);
+    CHECK_MSG(local < 0.05, "Warp residual has %.3f of its energy at the Nyquist peaks", local);
+    /* the generators are fixed per seed: the same seed gives the same kernels */
+    cored_family_state st2;
+    cored_family_init(&st2, CORED_FAMILY_UPSAMPLE, 3);
+    CHECK(memcmp(st.kernel, st2.kernel, sizeof st.kernel) == 0);
+    cored_family_init(&st2, CORED_FAMILY_UPSAMPLE, 4);
+    CHECK(memcmp(st.kernel, st2.kernel, sizeof st.kernel) != 0);
+    /* a constant image: the fingerprint is a checkerboard (phase sums differ), mean kept */
+    memset(base, 128, sizeof base);
+    cored_rng_derive(&r, 1, 4, 0, 0);
+    CHECK(cored_family_apply(out2, NULL, NULL, base, NULL, size, &st, &r, &s, NULL) == 0);
+    double mean = 0, dev = 0;
+    for (size_t i = 0; i < sizeof base; i++) mean += (double)out2[i] / sizeof base;
+    for (size_t i = 0; i < sizeof base; i++) dev += fabs(out2[i] - 128.0) / sizeof base;
+    CHECK_MSG(fabs(mean - 128) < 0.6 && dev > 0.5, "flat image: mean %.2f, mean |dev| %.2f", mean, dev);
+    cored_synth_scratch_release(&s);
+}
+
+static void test_family_args(void)
+{
+    uint8_t a[40 * 40 * 3] = {0}, b[40 * 40 * 3];
+    cored_family_state st;
+    cored_family_init(&st, CORED_FAMILY_BLEND, 1);
+    cored_synth_scratch s = {0};
+    cored_rng r;
+    cored_rng_seed(&r, 1, 1);
+    cored_error err;
+    CHECK(cored_family_apply(b, NULL, NULL, a, NULL, 32, &st, &r, &s, &err) == CORED_E_ARG); /* no donor */
+    CHECK(cored_family_apply(b, NULL, NULL, a, a, 36, &st, &r, &s, &err) == CORED_E_ARG);   /* not a multiple of 8 */
+    CHECK(cored_family_apply(b, NULL, NULL, a, a, 24, &st, &r, &s, &err) == CORED_E_ARG);   /* too small */
+    CHECK(cored_family_apply(b, NULL, NULL, a, a, 40, &st, &r, &s, &err) == 0);
+    cored_synth_scratch_release(&s);
+}
+
+/* ---------------------------------------------------------------- data set */
+
+typedef struct {
+    char paths[4096][256];
+    int n;
+} file_list;
+
+static void list_files(file_list *l, const char *root, const char *rel)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s%s%.200s", root, rel[0] ? "/" : "", rel);
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        char sub[256];
+        snprintf(sub, sizeof sub, "%.120s%s%.120s", rel, rel[0] ? "/" : "", e->d_name);
+        char full[1200];
+        snprintf(full, sizeof full, "%s/%s", root, sub);
+        if (cored_is_dir(full))
+            list_files(l, root, sub);
+        else if (l->n < 4096)
+            snprintf(l->paths[l->n++], sizeof l->paths[0], "%s", sub);
+    }
+    closedir(d);
+}
+
+static int cmp_path(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
+
+/* 1 when both trees hold the same files with the same bytes. */
+static int same_tree(const char *a, const char *b, int *nfiles)
+{
+    static file_list la, lb;
+    la.n = lb.n = 0;
+    list_files(&la, a, "");
+    list_files(&lb, b, "");
+    qsort(la.paths, (size_t)la.n, sizeof la.paths[0], cmp_path);
+    qsort(lb.paths, (size_t)lb.n, sizeof lb.paths[0], cmp_path);
+    *nfiles = la.n;
+    if (la.n != lb.n) return 0;
+    for (int i = 0; i < la.n; i++) {
+        if (strcmp(la.paths[i], lb.paths[i])) return 0;
+        if (!strcmp(la.paths[i], "synth.json")) continue; /* names the output folder */
+        char pa[1200], pb[1200];
+        snprintf(pa, sizeof pa, "%s/%s", a, la.paths[i]);
+        snprintf(pb, sizeof pb, "%s/%s", b, lb.paths[i]);
+        unsigned char *x = NULL, *y = NULL;
+        size_t nx = 0, ny = 0;
+        int same = !cored_read_file(pa, 1 << 20, &x, &nx, NULL) && !cored_read_file(pb, 1 << 20, &y, &ny, NULL) &&
+                   nx == ny && !memcmp(x, y, nx);
+        cored_free(x);
+        cored_free(y);
+        if (!same) return 0;
+    }
+    return 1;
+}
+
+static cJSON *read_manifest(const char *root)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/synth.json", root);
+    unsigned char *text = NULL;
+    size_t len;
+    if (cored_read_file(path, 1 << 22, &text, &len, NULL)) return NULL;
+    cJSON *j = cJSON_Parse((const char *)text);
+    cored_free(text);
+    return j;
+}
+
+static void test_layout(void)
+{
+    const char *real = make_real("real", 9);
+    char out[600];
+    snprintf(out, sizeof out, "%s/data", test_tmpdir());
+    cored_synth_opts o = base_opts(out, real);
+    cored_synth_report rep;
+    cored_error err;
+    int rc = cored_synth_run(&o, &rep, &err);
+    CHECK_MSG(rc == 0, "synth: %s", err.msg);
+    if (rc) return;
+    CHECK_MSG(rep.nsources == 9, "%d sources", rep.nsources);
+    CHECK(rep.sources.duplicates == 1 && rep.sources.too_small == 1 && rep.sources.bad == 1);
+    CHECK(rep.split_sources[0] + rep.split_sources[1] + rep.split_sources[2] == 9);
+    CHECK(rep.split_sources[1] >= 2 && rep.split_sources[2] >= 2 && rep.split_sources[0] >= 2);
+    CHECK_MSG(rep.images == 4L * 2 * (6 + 3 + 3 + 2), "%ld images", rep.images);
+
+    /* the official layout, balanced, opened by the data layer */
+    const cored_split splits[4] = {CORED_SPLIT_TRAIN, CORED_SPLIT_VAL, CORED_SPLIT_TEST, CORED_SPLIT_TRANSFER};
+    const int want[4] = {6, 3, 3, 2};
+    for (int t = 0; t < CORED_FAMILY_COUNT; t++)
+        for (int s = 0; s < 4; s++) {
+            cored_dataset *ds = NULL;
+            rc = cored_dataset_open(&ds, out, cored_family_name(all_fams[t]), splits[s], &err);
+            CHECK_MSG(rc == 0, "%s %s: %s", cored_family_name(all_fams[t]), cored_split_name(splits[s]), err.msg);
+            if (rc) continue;
+            CHECK_MSG(cored_dataset_class_count(ds, 0) == want[s] && cored_dataset_class_count(ds, 1) == want[s],
+                      "%s %s: %d real, %d fake", cored_family_name(all_fams[t]), cored_split_name(splits[s]),
+                      cored_dataset_class_count(ds, 0), cored_dataset_class_count(ds, 1));
+            cored_dataset_free(ds);
+        }
+    char path[700];
+    snprintf(path, sizeof path, "%s.synth-tmp", out);
+    CHECK_MSG(!cored_is_dir(path), "staging folder removed");
+    snprintf(path, sizeof path, "%s/.cored-synth-partial", out);
+    CHECK(!cored_is_file(path));
+
+    /* splits disjoint by source: every image's source folder belongs to its split */
+    cJSON *j = read_manifest(out);
+    CHECK_MSG(j != NULL, "synth.json parses");
+    if (!j) return;
+    cJSON *list = cJSON_GetObjectItem(j, "source_list");
+    CHECK(cJSON_GetArraySize(list) == 9);
+    static file_list files;
+    files.n = 0;
+    list_files(&files, out, "");
+    int checked = 0, uses[9][2] = {{0}};
+    for (int i = 0; i < files.n; i++) {
+        char task[64], split[16], cls[16];
+        int src, idx;
+        const char *p = files.paths[i];
+        if (!strncmp(p, "TransferLearning/", 17)) p += 17;
+        if (sscanf(p, "%63[^/]/%15[^/]/%15[^/]/s%d/%d.png", task, split, cls, &src, &idx) != 5) continue;
+        CHECK(src >= 0 && src < 9);
+        if (src < 0 || src >= 9) continue;
+        cJSON *e = cJSON_GetArrayItem(list, src);
+        const char *want_split = cJSON_GetStringValue(cJSON_GetObjectItem(e, "split"));
+        CHECK_MSG(want_split && !strcmp(want_split, split), "%s: source s%04d belongs to %s", files.paths[i], src,
+                  want_split ? want_split : "?");
+        if (p == files.paths[i] && !strcmp(task, "Warp") && !strcmp(split, "train")) uses[src][!strcmp(cls, "fake")]++;
+        checked++;
+    }
+    CHECK_MSG(checked == 4 * 2 * (6 + 3 + 3 + 2), "%d images checked", checked);
+    for (int s = 0; s < 9; s++) CHECK_MSG(uses[s][0] == uses[s][1], "source %d: %d real, %d fake", s, uses[s][0], uses[s][1]);
+    cJSON_Delete(j);
+
+    /* pairs: real image i is the same in every task, and fake i is made from it */
+    static file_list reals;
+    reals.n = 0;
+    list_files(&reals, out, "Blend/test/real");
+    CHECK(reals.n == 3);
+    for (int i = 0; i < reals.n; i++) {
+        char a[900], b[900], fake[900];
+        const char *rel = reals.paths[i] + strlen("Blend/test/real/");
+        snprintf(a, sizeof a, "%s/Blend/test/real/%s", out, rel);
+        snprintf(b, sizeof b, "%s/Upsample/test/real/%s", out, rel);
+        snprintf(fake, sizeof fake, "%s/Warp/test/fake/%s", out, rel);
+        uint8_t pa[SIZE * SIZE * 3], pb[SIZE * SIZE * 3], pf[SIZE * SIZE * 3];
+        uint8_t *buf = NULL;
+        size_t cap = 0;
+        cored_image img = {0};
+        cored_resizer rz = {0};
+        CHECK(cored_image_read_rgb8(pa, SIZE, a, &buf, &cap, &img, &rz, NULL) == 0);
+        CHECK(cored_image_read_rgb8(pb, SIZE, b, &buf, &cap, &img, &rz, NULL) == 0);
+        CHECK(cored_image_read_rgb8(pf, SIZE, fake, &buf, &cap, &img, &rz, NULL) == 0);
+        CHECK_MSG(!memcmp(pa, pb, sizeof pa), "%s: real images differ between tasks", reals.paths[i]);
+        int same = 0;
+        for (int k = 0; k < SIZE * SIZE; k++) same += !memcmp(pa + 3 * k, pf + 3 * k, 3);
+        CHECK_MSG(same > SIZE * SIZE / 3 && same < SIZE * SIZE, "%s: %d of %d pixels equal in the Warp pair",
+                  reals.paths[i], same, SIZE * SIZE);
+        cored_free(buf);
+        cored_image_release(&img);
+        cored_resizer_release(&rz);
+    }
+}
+
+/* Same seed, same bytes, with 1 or 3 threads; another seed, other bytes. */
+static void test_determinism(void)
+{
+    const char *real = make_real("real-det", 8);
+    char a[600], b[600], c[600];
+    snprintf(a, sizeof a, "%s/det-a", test_tmpdir());
+    snprintf(b, sizeof b, "%s/det-b", test_tmpdir());
+    snprintf(c, sizeof c, "%s/det-c", test_tmpdir());
+    cored_synth_opts o = base_opts(a, real);
+    o.per_class = 4, o.eval_per_class = 2, o.transfer_per_class = 1;
+    o.threads = 1;
+    cored_error err;
+    CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
+    o.out = b, o.threads = 3;
+    CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
+    int n = 0;
+    CHECK_MSG(same_tree(a, b, &n), "1 and 3 threads give the same files (%d)", n);
+    CHECK(n == 4 * 2 * (4 + 2 + 2 + 1) + 1);
+    o.out = c, o.seed = 8;
+    CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
+    CHECK_MSG(!same_tree(a, c, &n), "another seed gives other files");
+}
+
+/* An existing folder is refused without force; with force only a cored synth folder is
+   replaced; an interrupted run's staging folder is cleaned, anything else there refused. */
+static void test_refusals(void)
+{
+    const char *real = make_real("real-ref", 7);
+    char out[600], path[700];
+    snprintf(out, sizeof out, "%s/ref", test_tmpdir());
+    cored_synth_opts o = base_opts(out, real);
+    o.ntasks = 1, o.per_class = 2, o.eval_per_class = 1, o.transfer_per_class = 0;
+    cored_error err;
+    CHECK(cored_synth_run(&o, NULL, &err) == 0);
+    snprintf(path, sizeof path, "%s/TransferLearning", out);
+    CHECK_MSG(!cored_is_dir(path), "no TransferLearning folder when the subset is 0");
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG);
+    CHECK_MSG(strstr(err.msg, "already exists") && strstr(err.hint, "--force"), "%s / %s", err.msg, err.hint);
+    o.force = 1;
+    o.tasks = all_fams + 1; /* Warp: the old Blend folder must disappear */
+    CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/Blend", out);
+    CHECK_MSG(!cored_is_dir(path), "replaced, not merged");
+    snprintf(path, sizeof path, "%s/Warp/train", out);
+    CHECK(cored_is_dir(path));
+
+    /* a folder that cored synth did not write survives even --force */
+    char foreign[600];
+    snprintf(foreign, sizeof foreign, "%s/mine", test_tmpdir());
+    cored_mkdir_p(foreign, NULL);
+    snprintf(path, sizeof path, "%s/thesis.tex", foreign);
+    write_file(path, "precious", 8);
+    o.out = foreign;
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG);
+    CHECK_MSG(strstr(err.msg, "not written by cored synth"), "%s", err.msg);
+    CHECK(cored_is_file(path));
+
+    /* an interrupted run: its staging folder (with the marker) is cleaned and replaced */
+    char fresh[600];
+    snprintf(fresh, sizeof fresh, "%s/fresh", test_tmpdir());
+    snprintf(path, sizeof path, "%s.synth-tmp/Blend/train/real/s0000", fresh);
+    cored_mkdir_p(path, NULL);
+    snprintf(path, sizeof path, "%s.synth-tmp/.cored-synth-partial", fresh);
+    write_file(path, "", 0);
+    snprintf(path, sizeof path, "%s.synth-tmp/Blend/train/real/s0000/000000.png", fresh);
+    write_file(path, "half", 4);
+    o.out = fresh, o.force = 0;
+    CHECK_MSG(!cored_is_dir(fresh), "an interrupted run leaves no folder named like the output");
+    CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
+    snprintf(path, sizeof path, "%s/synth.json", fresh);
+    CHECK(cored_is_file(path));
+    /* a staging-named folder without the marker is not ours */
+    char other[600];
+    snprintf(other, sizeof other, "%s/other", test_tmpdir());
+    snprintf(path, sizeof path, "%s.synth-tmp", other);
+    cored_mkdir_p(path, NULL);
+    o.out = other;
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG);
+    CHECK(cored_is_dir(path));
+}
+
+static void test_bad_options(void)
+{
+    const char *real = make_real("real-bad", 7);
+    char out[600];
+    snprintf(out, sizeof out, "%s/bad", test_tmpdir());
+    cored_error err;
+    cored_synth_opts o = base_opts(out, real);
+    o.size = 36;
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG && strstr(err.msg, "multiple of 8"));
+    o = base_opts(out, real), o.per_class = 0;
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG);
+    o = base_opts(out, real), o.transfer_per_class = 7;
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG);
+    cored_family twice[2] = {CORED_FAMILY_WARP, CORED_FAMILY_WARP};
+    o = base_opts(out, real), o.tasks = twice, o.ntasks = 2;
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG && strstr(err.msg, "twice"));
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/no-such-folder", test_tmpdir());
+    o = base_opts(out, missing);
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_IO && strstr(err.msg, "no-such-folder"));
+    const char *few = make_real("real-few", 5);
+    o = base_opts(out, few);
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG && strstr(err.msg, "at least 6"));
+    CHECK_MSG(!cored_is_dir(out), "nothing written after a refusal");
+    char empty[600];
+    snprintf(empty, sizeof empty, "%s/empty-real", test_tmpdir());
+    cored_mkdir_p(empty, NULL);
+    o = base_opts(out, empty);
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG && strstr(err.msg, "no .png"));
+}
+
+static void test_splits(void)
+{
+    int split[40];
+    for (int n = 6; n <= 40; n++) {
+        CHECK(cored_synth_assign_splits(split, n, 3, NULL) == 0);
+        int count[3] = {0};
+        for (int i = 0; i < n; i++) count[split[i]]++;
+        CHECK_MSG(count[1] >= 2 && count[2] >= 2 && count[0] >= 2 && count[0] >= (n < 14 ? n - 4 : n * 6 / 10),
+                  "n %d: %d/%d/%d", n, count[0], count[1], count[2]);
+    }
+    CHECK(cored_synth_assign_splits(split, 5, 3, NULL) == CORED_E_ARG);
+}
+
+static void test_sheet(void)
+{
+    const char *real = make_real("real-sheet", 8);
+    char path[600];
+    snprintf(path, sizeof path, "%s/sheet.png", test_tmpdir());
+    cored_synth_opts o = base_opts(NULL, real);
+    o.sheet = path;
+    o.sheet_rows = 2;
+    cored_error err;
+    CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
+    unsigned char *bytes = NULL;
+    size_t len = 0;
+    cored_image img = {0};
+    CHECK(cored_read_file(path, 1 << 24, &bytes, &len, NULL) == 0);
+    CHECK(bytes && cored_image_decode(&img, bytes, len, path, 0, &err) == 0);
+    /* 9 columns of 128 px tiles (32 px enlarged 4x), 2 rows, margins */
+    CHECK_MSG(img.w == 9 * 128 + 10 * 6 && img.h == 14 + 12 + 2 * (128 + 6), "sheet %dx%d", img.w, img.h);
+    cored_free(bytes);
+    cored_image_release(&img);
+}
+
+/* Every allocation may fail: a clean error, nothing leaked (ASan), no half data set. */
+static void test_out_of_memory(void)
+{
+    const char *real = make_real("real-oom", 6);
+    char out[600];
+    snprintf(out, sizeof out, "%s/oom", test_tmpdir());
+    cored_synth_opts o = base_opts(out, real);
+    o.ntasks = 2, o.per_class = 1, o.eval_per_class = 1, o.transfer_per_class = 1, o.threads = 1;
+    cored_error err;
+    int failures = 0, k;
+    for (k = 1; k < 2000; k++) {
+        o.force = 1;
+        cored_alloc_fail_at((uint64_t)k);
+        int rc = cored_synth_run(&o, NULL, &err);
+        cored_alloc_fail_at(0);
+        if (rc == 0) break;
+        failures++;
+        CHECK_MSG(rc == CORED_E_NOMEM, "allocation %d: %s", k, err.msg);
+        char partial[700];
+        snprintf(partial, sizeof partial, "%s/synth.json", out);
+        CHECK(!cored_is_dir(out) || cored_is_file(partial));
+    }
+    CHECK_MSG(k < 2000 && failures > 10, "%d allocation failures exercised", failures);
+}
+
+int main(void)
+{
+    cored_set_threads(2);
+    RUN(test_names);
+    RUN(test_family_masks);
+    RUN(test_upsample_spectrum);
+    RUN(test_family_args);
+    RUN(test_splits);
+    RUN(test_layout);
+    RUN(test_determinism);
+    RUN(test_refusals);
+    RUN(test_bad_options);
+    RUN(test_sheet);
+    RUN(test_out_of_memory);
+    return test_finish();
+}
