@@ -2,9 +2,11 @@
  * cored bench: speed of a model on random data, and of the data loader.
  *
  *  - train: train-mode forward (dropout on) + cross-entropy + backward + SGD step.
- *  - cored: the CoReD step of a continual task: teacher forward (inference build, eval),
- *    student eval forward (the no-grad pass that assigns confidence bands), student
- *    train-mode forward + CE + KD + backward with a gradient at the feature tap + SGD.
+ *  - cored: the CoReD step as `cored adapt` runs it: the student's weights copied into an
+ *    inference build and its eval forward (the no-grad pass that assigns confidence
+ *    bands), the teacher's forward on the images CutMix modified (a tenth of the batch on
+ *    average; the others come from the teacher cache), the student's train-mode forward +
+ *    CE + KD + backward with a gradient at the feature tap + SGD.
  *  - infer: eval-mode forward of a batch.
  *  - infer1: one image at a time through one model, the threads inside each layer.
  *  - serve1: one image at a time, one model instance per thread (each single-threaded),
@@ -32,8 +34,9 @@ static void usage(void)
            "       cored bench --data DIR [--task NAME] [--pack FILE] [options]\n\n"
            "Model speed on random data (images/s, medians over repetitions):\n"
            "  train   forward (train mode, dropout on) + cross-entropy + backward + SGD step\n"
-           "  cored   CoReD step: teacher forward + student eval forward + student train\n"
-           "          forward + CE + KD + backward with a tap gradient + SGD step\n"
+           "  cored   CoReD step as cored adapt runs it: student eval forward, teacher forward\n"
+           "          on the CutMix-modified tenth of the batch, student train-mode forward\n"
+           "          + CE + KD + backward with a tap gradient + SGD step\n"
            "  infer   eval forward of a batch\n"
            "  infer1  eval forward of one image, the threads inside the layers\n"
            "  serve1  eval forward of one image per request, one model per thread\n\n"
@@ -94,7 +97,7 @@ static int measure(step_fn fn, void *ctx, const bench_cfg *b, double *median, co
 }
 
 typedef struct {
-    cored_model *m, *teacher;
+    cored_model *m, *teacher, *eval;
     cored_optim *opt;
     int n, *labels;
     float *dlogits, *dlogits_kd, *dfeat;
@@ -118,14 +121,15 @@ static int train_step(void *p, cored_error *err)
 static int cored_step(void *p, cored_error *err)
 {
     train_ctx *t = p;
-    int rc, n = t->n;
-    if ((rc = cored_model_forward(t->teacher, n, CORED_FWD_EVAL, 0, err))) return rc;
-    if ((rc = cored_model_forward(t->m, n, CORED_FWD_EVAL, 0, err))) return rc;
+    int rc, n = t->n, mixed = n / 10 > 0 ? n / 10 : 1;
+    if ((rc = cored_model_copy_params(t->eval, t->m, err))) return rc;
+    if ((rc = cored_model_forward(t->eval, n, CORED_FWD_EVAL, 0, err))) return rc;
+    if ((rc = cored_model_forward(t->teacher, mixed, CORED_FWD_EVAL, 0, err))) return rc;
     if ((rc = cored_model_forward(t->m, n, CORED_FWD_BN_BATCH | CORED_FWD_STOCHASTIC, t->step++, err)))
         return rc;
     const float *z = cored_model_logits(t->m);
     cored_softmax_ce(t->dlogits, z, t->labels, n, 2, 1.5f);
-    cored_kd_loss(t->dlogits_kd, z, cored_model_logits(t->teacher), n, 2, 20.0f, 0.5f, 1.0f);
+    cored_kd_loss(t->dlogits_kd, z, cored_model_logits(t->eval), n, 2, 20.0f, 0.5f, 1.0f);
     for (int i = 0; i < 2 * n; i++) t->dlogits[i] += t->dlogits_kd[i];
     cored_model_zero_grad(t->m);
     if ((rc = cored_model_backward(t->m, t->dlogits, t->dfeat, err))) return rc;
@@ -221,14 +225,18 @@ static int bench_training(const char *arch, int batch, int size, const char *onl
         res->rss_train = peak_rss_kib();
     }
     if (wants(only, "cored")) {
-        if ((rc = cored_model_create(&t.teacher, arch, size, batch, CORED_BUILD_INFER, err))) goto done;
+        if ((rc = cored_model_create(&t.teacher, arch, size, batch, CORED_BUILD_INFER, err)) ||
+            (rc = cored_model_create(&t.eval, arch, size, batch, CORED_BUILD_INFER, err)))
+            goto done;
         if ((rc = cored_model_copy_params(t.teacher, t.m, err))) goto done;
         fill_random(t.teacher, batch, size, 7);
+        fill_random(t.eval, batch, size, 7);
         if ((rc = measure(cored_step, &t, b, &res->cored_s, err))) goto done;
     }
 done:
     cored_model_free(t.m);
     cored_model_free(t.teacher);
+    cored_model_free(t.eval);
     cored_optim_free(t.opt);
     free(t.labels);
     free(t.dlogits);

@@ -93,6 +93,13 @@ int cored_protocol_load(cored_protocol_cfg *p, char **strings, const char *dir, 
 
 /* ---------------------------------------------------------------- evaluation of a step */
 
+static int stopped(const cored_protocol_cfg *p, cored_error *err)
+{
+    if (!p->base.stop || !*p->base.stop) return 0;
+    CORED_FAIL(err, CORED_E_STOPPED, "stopped; continue with --resume %s", p->out);
+    return 1;
+}
+
 static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *err)
 {
     char json_path[4096], st_path[4096], ckpt[4096];
@@ -118,6 +125,10 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
         cored_dataset *ds = NULL;
         cored_loader *l = NULL;
         cored_metrics res;
+        if (stopped(p, err)) {
+            rc = CORED_E_STOPPED;
+            break;
+        }
         rc = cored_dataset_open(&ds, b->data, p->tasks[i], p->split, err);
         int count = rc ? 0 : cored_dataset_count(ds), n = 0;
         if (!rc) {
@@ -186,6 +197,7 @@ static int run_step(const cored_protocol_cfg *p, cored_train_cfg *c, const char 
                     cored_error *err)
 {
     char path[4096];
+    if (stopped(p, err)) return CORED_E_STOPPED;
     cored_clean_stale_temps(dir, "eval.json");
     cored_clean_stale_temps(dir, "eval.safetensors");
     snprintf(path, sizeof path, "%s/summary.json", dir);
