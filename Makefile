@@ -2,6 +2,7 @@
 #   make              builds ./cored and build/libcored.a (installs missing Debian packages first)
 #   make test         builds and runs every test (C unit tests + PyTorch parity)
 #   make SANITIZE=1 test   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make demo         the whole protocol on real photographs and simulated forgeries
 #   make bench        speed of cored next to PyTorch on this machine
 #   make deps         only installs the Debian packages the build needs
 
@@ -45,7 +46,7 @@ TEST_OBJ := $(TEST_LIB:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libcored.a
 
-.PHONY: all deps deps-test deps-fuzz test test-c test-parity test-slow bench fixtures fuzz fuzz-run clean
+.PHONY: all deps deps-test deps-fuzz test test-c test-parity test-slow demo bench fixtures fuzz fuzz-run clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -81,6 +82,11 @@ test-parity: $(BIN) | deps-test
 # Longer end-to-end checks (minutes): CI runs them after `make test`.
 test-slow: $(BIN) | deps-test
 	@set -e; for t in tests/slow_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done
+
+# Real photographs from Debian packages, the simulated continual benchmark, the protocol
+# with TL, DL, TG and CoReD, the report (tools/demo.sh; data cached in build/demo).
+demo: $(BIN) | deps
+	tools/demo.sh ./$(BIN)
 
 # PyTorch / scikit-learn reference values of the method's loss terms and metrics.
 fixtures: | deps-test
