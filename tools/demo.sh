@@ -7,7 +7,8 @@
 #      DL, TG and CoReD, every task tested after every step, the report with plots
 #
 # Settings (environment): DEMO_DIR (build/demo), DEMO_MODEL (tiny), DEMO_SIZE (64),
-# DEMO_EPOCHS (20), DEMO_METHODS (tl,dl,tg,cored), DEMO_SEED (1), THREADS (all cores).
+# DEMO_EPOCHS (20), DEMO_METHODS (tl,dl,tg,cored), DEMO_SEED (1), DEMO_SELECT (acc: model
+# selection by validation accuracy, or auc), THREADS (all cores).
 # The demo trains with Adam (lr 0.002), which converges within 20 epochs on these small
 # sets; every command's default is the paper's SGD (lr 0.05, momentum 0.1).
 set -euo pipefail
@@ -19,6 +20,7 @@ SIZE=${DEMO_SIZE:-64}
 EPOCHS=${DEMO_EPOCHS:-20}
 METHODS=${DEMO_METHODS:-tl,dl,tg,cored}
 SEED=${DEMO_SEED:-1}
+SELECT=${DEMO_SELECT:-acc}
 THREADS=${THREADS:+--threads $THREADS}
 TASKS=Blend,Warp,Texture,Upsample
 DATA=$DIR/data-${SIZE}px-seed$SEED
@@ -46,7 +48,7 @@ fi
 
 say "3/3 the protocol: $MODEL, $TASKS with $METHODS ($EPOCHS epochs per step)"
 "$CORED" protocol --data "$DATA" --tasks "$TASKS" --methods "$METHODS" --model "$MODEL" --size "$SIZE" \
-    --epochs "$EPOCHS" --batch 32 --optimizer adam --lr 0.002 --seed "$SEED" $THREADS \
+    --epochs "$EPOCHS" --batch 32 --optimizer adam --lr 0.002 --seed "$SEED" --select "$SELECT" $THREADS \
     --out "$RUN" --force --log-every 1000000
 
 end=$(date +%s)
