@@ -450,7 +450,10 @@ int cmd_bench(int argc, char **argv)
         if (tr > 0)
             printf("  train step       %9.2f img/s  (%.1f GFLOP/s, peak RSS %.0f MiB)\n", tr,
                    gflops_train, r.rss_train / 1024.0);
-        if (co > 0) printf("  CoReD step       %9.2f img/s  (%.2fx the train step's time)\n", co, tr > 0 ? tr / co : 0);
+        if (co > 0 && tr > 0)
+            printf("  CoReD step       %9.2f img/s  (%.2fx the train step's time)\n", co, tr / co);
+        else if (co > 0)
+            printf("  CoReD step       %9.2f img/s\n", co);
         if (inf > 0) printf("  inference b%-4d  %9.2f img/s  (%.1f GFLOP/s)\n", batch, inf, gflops_inf);
         if (inf1 > 0) printf("  inference b1     %9.2f img/s  (one model, %d threads inside)\n", inf1, threads);
         if (srv > 0) printf("  served b1        %9.2f img/s  (%d models, one thread each)\n", srv, threads);

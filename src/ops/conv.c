@@ -178,23 +178,33 @@ static void im2col(float *col, const float *x, int n0, int nimg, int c0, int cg,
 {
     int k = s->kh * s->kw * cg;
     int rows = nimg * s->oh;
+    /* Without groups, the taps of one kernel row read adjacent pixels, which are adjacent in
+       NHWC, and land next to each other in the column: one copy per kernel row. */
+    int span = cg == s->cin;
     #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
         int n = n0 + r / s->oh, oh = r % s->oh;
         for (int ow = 0; ow < s->ow; ow++) {
             float *dst = col + ((size_t)r * s->ow + ow) * k;
+            int iw0 = ow * s->stride - s->pad_l;
+            int lo = iw0 < 0 ? -iw0 : 0;
+            int hi = s->w - iw0 < s->kw ? s->w - iw0 : s->kw;
             for (int kh = 0; kh < s->kh; kh++) {
                 int ih = oh * s->stride - s->pad_t + kh;
-                for (int kw = 0; kw < s->kw; kw++) {
-                    int iw = ow * s->stride - s->pad_l + kw;
-                    float *d = dst + ((size_t)kh * s->kw + kw) * cg;
-                    if (ih < 0 || ih >= s->h || iw < 0 || iw >= s->w) {
-                        memset(d, 0, sizeof(float) * (size_t)cg);
-                    } else {
-                        const float *src = x + (((size_t)n * s->h + ih) * s->w + iw) * s->cin + c0;
-                        memcpy(d, src, sizeof(float) * (size_t)cg);
-                    }
+                float *d = dst + (size_t)kh * s->kw * cg;
+                if (ih < 0 || ih >= s->h || hi <= lo) {
+                    memset(d, 0, sizeof(float) * (size_t)s->kw * cg);
+                    continue;
                 }
+                const float *src = x + (((size_t)n * s->h + ih) * s->w + (iw0 + lo)) * s->cin + c0;
+                if (lo > 0) memset(d, 0, sizeof(float) * (size_t)lo * cg);
+                if (span) {
+                    memcpy(d + (size_t)lo * cg, src, sizeof(float) * (size_t)(hi - lo) * cg);
+                } else {
+                    for (int kw = lo; kw < hi; kw++)
+                        memcpy(d + (size_t)kw * cg, src + (size_t)(kw - lo) * s->cin, sizeof(float) * (size_t)cg);
+                }
+                if (hi < s->kw) memset(d + (size_t)hi * cg, 0, sizeof(float) * (size_t)(s->kw - hi) * cg);
             }
         }
     }
