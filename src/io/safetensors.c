@@ -1,5 +1,5 @@
 /*
- * safetensors reader and writer, following the format and the validation of the
+ * safetensors reader, following the format and the validation of the
  * reference crate (https://github.com/huggingface/safetensors, safetensors/src/tensor.rs):
  *
  *   [8 bytes: little-endian u64 N][N bytes: UTF-8 JSON object, space padded][data section]
@@ -14,21 +14,17 @@
  * ignored, as serde does for TensorInfo. All multi-byte values are read byte by byte, so
  * the data section may sit at any alignment.
  *
- * The writer emits what the crate emits: `__metadata__` first, then the tensors in the
- * given order with contiguous offsets, JSON without spaces, padded with spaces so that the
- * data section starts at a multiple of 8, F32 (or the raw integer dtype) little-endian.
+ * The writer is in safetensors_write.c, conversions of tensor data in safetensors_convert.c.
  */
 #include "io/safetensors.h"
 
-#include <float.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
+#include "io/st_internal.h"
 
 #define ST_MAX_DEPTH 64   /* nesting accepted inside ignored values */
-#define ST_NAME_SHOW 64   /* bytes of a name shown in messages */
 /* Largest shape entry: it must fit int64_t (the API) and size_t (the size computation). */
 #define ST_MAX_DIM ((uint64_t)INT64_MAX < SIZE_MAX ? (uint64_t)INT64_MAX : (uint64_t)SIZE_MAX)
 
@@ -43,8 +39,7 @@ const char *cored_dtype_name(cored_dtype dt)
 
 size_t cored_dtype_size(cored_dtype dt) { return (unsigned)dt < CORED_DT_COUNT ? dtype_sizes[dt] : 0; }
 
-/* A name made printable for messages: control bytes escaped, cut at a character boundary. */
-static const char *shown(const char *name, char buf[ST_NAME_SHOW + 16])
+const char *cored_st_shown(const char *name, char buf[ST_NAME_SHOW + 16])
 {
     size_t o = 0;
     for (const unsigned char *s = (const unsigned char *)name; *s; s++) {
@@ -59,9 +54,7 @@ static const char *shown(const char *name, char buf[ST_NAME_SHOW + 16])
     return buf;
 }
 
-/* Strict UTF-8 (no overlong forms, no surrogates, at most U+10FFFF). Returns the index of
-   the first bad byte, or n when all is valid. */
-static size_t utf8_check(const unsigned char *s, size_t n)
+size_t cored_st_utf8_check(const unsigned char *s, size_t n)
 {
     size_t i = 0;
     while (i < n) {
@@ -345,7 +338,7 @@ static int parse_uint_array(st_parser *P, const char *tname, const char *what, u
     ws(P);
     if (P->i >= P->n || P->s[P->i] != '[')
         return CORED_FAIL(P->err, CORED_E_FORMAT, "%s: tensor '%s': \"%s\" must be an array of integers",
-                          P->label, shown(tname, sb), what);
+                          P->label, cored_st_shown(tname, sb), what);
     P->i++;
     ws(P);
     if (P->i < P->n && P->s[P->i] == ']') {
@@ -356,8 +349,8 @@ static int parse_uint_array(st_parser *P, const char *tname, const char *what, u
     for (;;) {
         if (n == maxn)
             return CORED_FAIL(P->err, CORED_E_FORMAT, "%s: tensor '%s': \"%s\" has more than %d entries",
-                              P->label, shown(tname, sb), what, maxn);
-        snprintf(ctx, sizeof ctx, "tensor '%s': %s entry %d", shown(tname, sb), what, n);
+                              P->label, cored_st_shown(tname, sb), what, maxn);
+        snprintf(ctx, sizeof ctx, "tensor '%s': %s entry %d", cored_st_shown(tname, sb), what, n);
         if ((rc = parse_uint(P, ctx, max, &vals[n]))) return rc;
         n++;
         if (!comma(P)) break;
@@ -377,7 +370,7 @@ static int parse_tensor(st_parser *P, int k)
     ws(P);
     if (P->i >= P->n || P->s[P->i] != '{') {
         rc = CORED_FAIL(P->err, CORED_E_FORMAT, "%s: tensor '%s': entry must be a JSON object",
-                        P->label, shown(t->name, sb));
+                        P->label, cored_st_shown(t->name, sb));
         goto fail;
     }
     P->i++;
@@ -388,7 +381,7 @@ static int parse_tensor(st_parser *P, int k)
             if (strcmp(key, keys[j]) == 0) which = j;
         if (which >= 0 && seen[which]++) {
             rc = CORED_FAIL(P->err, CORED_E_FORMAT, "%s: tensor '%s': key \"%s\" appears twice",
-                            P->label, shown(t->name, sb), key);
+                            P->label, cored_st_shown(t->name, sb), key);
             goto fail;
         }
         cored_free(key);
@@ -397,7 +390,7 @@ static int parse_tensor(st_parser *P, int k)
             ws(P);
             if (P->i >= P->n || P->s[P->i] != '"') {
                 rc = CORED_FAIL(P->err, CORED_E_FORMAT, "%s: tensor '%s': \"dtype\" must be a string",
-                                P->label, shown(t->name, sb));
+                                P->label, cored_st_shown(t->name, sb));
                 goto fail;
             }
             if ((rc = parse_string(P, &dt))) goto fail;
@@ -408,7 +401,7 @@ static int parse_tensor(st_parser *P, int k)
                 rc = CORED_FAIL(P->err, CORED_E_FORMAT,
                                 "%s: tensor '%s': dtype '%s' is not supported (expected BOOL, U8, I8, "
                                 "I16, U16, I32, U32, I64, U64, F16, BF16, F32 or F64)",
-                                P->label, shown(t->name, sb), shown(dt, db));
+                                P->label, cored_st_shown(t->name, sb), cored_st_shown(dt, db));
                 goto fail;
             }
             t->dtype = (cored_dtype)d;
@@ -425,7 +418,7 @@ static int parse_tensor(st_parser *P, int k)
                 rc = CORED_FAIL(
                     P->err, CORED_E_FORMAT,
                     "%s: tensor '%s': \"data_offsets\" must be [begin, end], found %d entries", P->label,
-                    shown(t->name, sb), count);
+                    cored_st_shown(t->name, sb), count);
                 goto fail;
             }
             P->spans[k].begin = vals[0];
@@ -438,7 +431,7 @@ static int parse_tensor(st_parser *P, int k)
     for (int j = 0; j < 3; j++) {
         if (!seen[j]) {
             rc = CORED_FAIL(P->err, CORED_E_FORMAT, "%s: tensor '%s': missing \"%s\"", P->label,
-                            shown(t->name, sb), keys[j]);
+                            cored_st_shown(t->name, sb), keys[j]);
             goto fail;
         }
     }
@@ -478,7 +471,7 @@ static int parse_meta(st_parser *P)
         if (P->i >= P->n || P->s[P->i] != '"') {
             char sb[ST_NAME_SHOW + 16];
             rc = CORED_FAIL(P->err, CORED_E_FORMAT,
-                            "%s: \"__metadata__\" entry '%s' must be a string", P->label, shown(k, sb));
+                            "%s: \"__metadata__\" entry '%s' must be a string", P->label, cored_st_shown(k, sb));
             goto fail;
         }
         if ((rc = parse_string(P, &v))) goto fail;
@@ -567,10 +560,7 @@ static int cmp_named(const void *a, const void *b)
     return c ? c : x->idx - y->idx;
 }
 
-/* Looks for a name that appears twice among n strings found at base + k * stride. Sets *dup
-   to the index of a repeated name (n when all are unique) and, when order is not NULL,
-   fills it with the indices sorted by name. Returns -1 when out of memory. */
-static int find_duplicate(const void *base, size_t stride, int n, int *order, int *dup)
+int cored_st_find_duplicate(const void *base, size_t stride, int n, int *order, int *dup)
 {
     st_named *v = cored_alloc((size_t)(n ? n : 1) * sizeof *v);
     if (!v) return -1;
@@ -609,43 +599,43 @@ static int check_layout(st_parser *P, size_t data_len)
         if (b > e) {
             return CORED_FAIL(P->err, CORED_E_FORMAT,
                               "%s: tensor '%s': data_offsets [%llu,%llu] end before they begin",
-                              P->label, shown(t->name, sb), (unsigned long long)b,
+                              P->label, cored_st_shown(t->name, sb), (unsigned long long)b,
                               (unsigned long long)e);
         }
         if (over || cored_mul_ok(numel, cored_dtype_size(t->dtype), &nbytes)) {
             return CORED_FAIL(P->err, CORED_E_FORMAT,
                               "%s: tensor '%s': shape %s x %s overflows the size computation", P->label,
-                              shown(t->name, sb), shape, cored_dtype_name(t->dtype));
+                              cored_st_shown(t->name, sb), shape, cored_dtype_name(t->dtype));
         }
         if (nbytes != e - b) {
             return CORED_FAIL(
                 P->err, CORED_E_FORMAT,
                 "%s: tensor '%s': shape %s x %s needs %zu bytes but data_offsets [%llu,%llu] span %llu",
-                P->label, shown(t->name, sb), shape, cored_dtype_name(t->dtype), nbytes,
+                P->label, cored_st_shown(t->name, sb), shape, cored_dtype_name(t->dtype), nbytes,
                 (unsigned long long)b, (unsigned long long)e, (unsigned long long)(e - b));
         }
         if (e > data_len) {
             return CORED_FAIL(
                 P->err, CORED_E_FORMAT,
                 "%s: tensor '%s': data_offsets [%llu,%llu] reach beyond the %zu-byte data section",
-                P->label, shown(t->name, sb), (unsigned long long)b, (unsigned long long)e, data_len);
+                P->label, cored_st_shown(t->name, sb), (unsigned long long)b, (unsigned long long)e, data_len);
         }
         t->numel = numel;
         t->nbytes = nbytes;
         t->data = data + b;
     }
     if (!(f->sorted = cored_alloc((size_t)(n ? n : 1) * sizeof *f->sorted)) ||
-        find_duplicate(n ? (const void *)&f->tensors[0].name : NULL, sizeof *f->tensors, n, f->sorted,
+        cored_st_find_duplicate(n ? (const void *)&f->tensors[0].name : NULL, sizeof *f->tensors, n, f->sorted,
                        &dup))
         goto nomem;
     if (dup < n) {
         return CORED_FAIL(P->err, CORED_E_FORMAT, "%s: tensor name '%s' appears twice", P->label,
-                          shown(f->tensors[dup].name, sb));
+                          cored_st_shown(f->tensors[dup].name, sb));
     }
-    if (find_duplicate(f->meta_keys, sizeof *f->meta_keys, f->n_meta, NULL, &dup)) goto nomem;
+    if (cored_st_find_duplicate(f->meta_keys, sizeof *f->meta_keys, f->n_meta, NULL, &dup)) goto nomem;
     if (dup < f->n_meta) {
         return CORED_FAIL(P->err, CORED_E_FORMAT, "%s: \"__metadata__\" key '%s' appears twice",
-                          P->label, shown(f->meta_keys[dup], sb));
+                          P->label, cored_st_shown(f->meta_keys[dup], sb));
     }
     if (n) qsort(P->spans, (size_t)n, sizeof *P->spans, cmp_span);
     uint64_t pos = 0;
@@ -655,15 +645,15 @@ static int check_layout(st_parser *P, size_t data_len)
             return CORED_FAIL(
                 P->err, CORED_E_FORMAT,
                 "%s: tensor '%s': data begins at byte %llu, expected 0 (a gap at the start)", P->label,
-                shown(f->tensors[s->idx].name, sb), (unsigned long long)s->begin);
+                cored_st_shown(f->tensors[s->idx].name, sb), (unsigned long long)s->begin);
         }
         if (s->begin != pos) {
             return CORED_FAIL(
                 P->err, CORED_E_FORMAT,
                 "%s: tensor '%s': data begins at byte %llu but the previous tensor '%s' ends "
                 "at byte %llu (%s)",
-                P->label, shown(f->tensors[s->idx].name, sb), (unsigned long long)s->begin,
-                shown(f->tensors[P->spans[k - 1].idx].name, sb2), (unsigned long long)pos,
+                P->label, cored_st_shown(f->tensors[s->idx].name, sb), (unsigned long long)s->begin,
+                cored_st_shown(f->tensors[P->spans[k - 1].idx].name, sb2), (unsigned long long)pos,
                 s->begin > pos ? "a gap" : "they overlap");
         }
         pos = s->end;
@@ -680,13 +670,6 @@ nomem:
 }
 
 /* ---------------------------------------------------------------- open / close */
-
-static uint64_t le64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int k = 7; k >= 0; k--) v = v << 8 | p[k];
-    return v;
-}
 
 /* Validates buf (taking ownership of it, freed on failure). */
 static int parse_owned(cored_st_file **out, unsigned char *buf, size_t len, const char *label,
@@ -707,7 +690,7 @@ static int parse_owned(cored_st_file **out, unsigned char *buf, size_t len, cons
                         "%s: file is %zu bytes, too short for the 8-byte header length", label, len);
         goto fail;
     }
-    uint64_t hn = le64(f->buf);
+    uint64_t hn = cored_st_le64(f->buf);
     if (hn > CORED_ST_MAX_HEADER) {
         rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: header length %llu is above the limit of %u bytes",
                         label, (unsigned long long)hn, CORED_ST_MAX_HEADER);
@@ -727,7 +710,7 @@ static int parse_owned(cored_st_file **out, unsigned char *buf, size_t len, cons
     P.s = f->buf + 8;
     P.n = (size_t)hn;
     P.f = f;
-    size_t bad = utf8_check(P.s, P.n);
+    size_t bad = cored_st_utf8_check(P.s, P.n);
     if (bad < P.n) {
         rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: header is not valid UTF-8 at header byte %zu (0x%02x)",
                         label, bad, P.s[bad]);
@@ -808,433 +791,4 @@ const char *cored_st_meta(const cored_st_file *f, const char *key)
     for (int k = 0; k < f->n_meta; k++)
         if (strcmp(f->meta_keys[k], key) == 0) return f->meta_vals[k];
     return NULL;
-}
-
-/* ---------------------------------------------------------------- conversions */
-
-static uint16_t le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static float f32_bits(uint32_t b)
-{
-    float v;
-    memcpy(&v, &b, sizeof v);
-    return v;
-}
-
-/* IEEE binary16 to binary32, exact: subnormals are normalised, inf and NaN payloads kept. */
-static float half_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = h >> 10 & 0x1F, mant = h & 0x3FF, e = 0;
-    if (exp == 0x1F) return f32_bits(sign | 0x7F800000u | mant << 13);
-    if (exp) return f32_bits(sign | (exp + 112) << 23 | mant << 13);
-    if (!mant) return f32_bits(sign);
-    while (!(mant & 0x400)) { /* value = mant * 2^-24: shift the leading 1 into the hidden bit */
-        mant <<= 1;
-        e++;
-    }
-    return f32_bits(sign | (113 - e) << 23 | (mant & 0x3FF) << 13);
-}
-
-static int is_float(cored_dtype dt)
-{
-    return dt == CORED_DT_F16 || dt == CORED_DT_BF16 || dt == CORED_DT_F32 || dt == CORED_DT_F64;
-}
-
-/* Element i of a float tensor, exactly, as a double. */
-static double load_float(const cored_st_tensor *t, size_t i)
-{
-    const unsigned char *p = t->data + i * cored_dtype_size(t->dtype);
-    uint64_t b;
-    double d;
-    switch (t->dtype) {
-    case CORED_DT_F16: return half_to_f32(le16(p));
-    case CORED_DT_BF16: return f32_bits((uint32_t)le16(p) << 16);
-    case CORED_DT_F32: return f32_bits(le32(p));
-    default:
-        b = le64(p);
-        memcpy(&d, &b, sizeof d);
-        return d;
-    }
-}
-
-static const char *file_label(const cored_st_file *f) { return f && f->path ? f->path : "<safetensors>"; }
-
-/* The checks both conversions share. */
-static int check_convert(const cored_st_file *f, const cored_st_tensor *t, const void *out, size_t count,
-                         const char *fn, cored_error *err)
-{
-    char sb[ST_NAME_SHOW + 16];
-    if (!t || !t->name || (!out && count))
-        return CORED_FAIL(err, CORED_E_ARG, "%s: %s: NULL argument", file_label(f), fn);
-    if (count != t->numel)
-        return CORED_FAIL(err, CORED_E_SHAPE, "%s: tensor '%s' has %zu elements but %zu were expected",
-                          file_label(f), shown(t->name, sb), t->numel, count);
-    return CORED_OK;
-}
-
-int cored_st_to_f32(const cored_st_file *f, const cored_st_tensor *t, float *out, size_t count,
-                    int allow_nonfinite, cored_error *err)
-{
-    char sb[ST_NAME_SHOW + 16];
-    int rc = check_convert(f, t, out, count, "cored_st_to_f32", err);
-    if (rc) return rc;
-    if (!is_float(t->dtype))
-        return CORED_FAIL(err, CORED_E_FORMAT,
-                          "%s: tensor '%s' is %s, expected a float dtype (F32, F16, BF16 or F64)",
-                          file_label(f), shown(t->name, sb), cored_dtype_name(t->dtype));
-    for (size_t i = 0; i < count; i++) {
-        double d = load_float(t, i);
-        float v = (float)d; /* round to nearest; beyond the float range gives +-inf (Annex F) */
-        if (!allow_nonfinite && !isfinite(v))
-            return CORED_FAIL(err, CORED_E_NONFINITE,
-                              "%s: tensor '%s': element %zu is %s (%g), expected a finite value",
-                              file_label(f), shown(t->name, sb), i,
-                              isnan(d)   ? "NaN"
-                              : isinf(d) ? "infinite"
-                                         : "beyond the float32 range",
-                              d);
-        out[i] = v;
-    }
-    return CORED_OK;
-}
-
-/* Two's complement value of the low `bits` bits of b. */
-static int64_t sign_extend(uint64_t b, int bits)
-{
-    int64_t v;
-    if (bits == 64) {
-        memcpy(&v, &b, sizeof v);
-        return v;
-    }
-    uint64_t m = (uint64_t)1 << (bits - 1);
-    return (int64_t)(b ^ m) - (int64_t)m;
-}
-
-int cored_st_to_i64(const cored_st_file *f, const cored_st_tensor *t, int64_t *out, size_t count,
-                    cored_error *err)
-{
-    char sb[ST_NAME_SHOW + 16];
-    int rc = check_convert(f, t, out, count, "cored_st_to_i64", err);
-    if (rc) return rc;
-    size_t sz = cored_dtype_size(t->dtype);
-    for (size_t i = 0; i < count; i++) {
-        const unsigned char *p = t->data + i * sz;
-        uint64_t b = sz == 1 ? p[0] : sz == 2 ? le16(p) : sz == 4 ? le32(p) : le64(p);
-        double d;
-        switch (t->dtype) {
-        case CORED_DT_BOOL:
-            if (b > 1)
-                return CORED_FAIL(err, CORED_E_FORMAT,
-                                  "%s: tensor '%s': BOOL element %zu is %llu, expected 0 or 1",
-                                  file_label(f), shown(t->name, sb), i, (unsigned long long)b);
-            out[i] = (int64_t)b;
-            break;
-        case CORED_DT_U8:
-        case CORED_DT_U16:
-        case CORED_DT_U32: out[i] = (int64_t)b; break;
-        case CORED_DT_U64:
-            if (b > INT64_MAX)
-                return CORED_FAIL(err, CORED_E_FORMAT,
-                                  "%s: tensor '%s': element %zu is %llu, beyond the int64 range",
-                                  file_label(f), shown(t->name, sb), i, (unsigned long long)b);
-            out[i] = (int64_t)b;
-            break;
-        case CORED_DT_I8:
-        case CORED_DT_I16:
-        case CORED_DT_I32:
-        case CORED_DT_I64: out[i] = sign_extend(b, (int)sz * 8); break;
-        default:
-            d = load_float(t, i);
-            if (!isfinite(d))
-                return CORED_FAIL(err, CORED_E_NONFINITE,
-                                  "%s: tensor '%s': element %zu is %g, expected an integer",
-                                  file_label(f), shown(t->name, sb), i, d);
-            if (d != floor(d) || d < -0x1p63 || d >= 0x1p63)
-                return CORED_FAIL(
-                    err, CORED_E_FORMAT,
-                    "%s: tensor '%s' (%s): element %zu is %.17g, expected an integer in the int64 range",
-                    file_label(f), shown(t->name, sb), cored_dtype_name(t->dtype), i, d);
-            out[i] = (int64_t)d;
-        }
-    }
-    return CORED_OK;
-}
-
-/* ---------------------------------------------------------------- writer */
-
-typedef struct {
-    char *p;
-    size_t len, cap;
-    int oom;
-} st_buf;
-
-static void put(st_buf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->len + n + 1) nc *= 2;
-        char *q = cored_realloc(b->p, nc);
-        if (!q) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void put_str(st_buf *b, const char *s) { put(b, s, strlen(s)); }
-
-/* A JSON string, escaped as serde_json does (so that our headers match the crate's). */
-static void put_json(st_buf *b, const char *s)
-{
-    char esc[8];
-    put(b, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        const char *simple = *c == '"'    ? "\\\""
-                             : *c == '\\' ? "\\\\"
-                             : *c == '\b' ? "\\b"
-                             : *c == '\f' ? "\\f"
-                             : *c == '\n' ? "\\n"
-                             : *c == '\r' ? "\\r"
-                             : *c == '\t' ? "\\t"
-                                          : NULL;
-        if (simple) put_str(b, simple);
-        else if (*c < 0x20) put(b, esc, (size_t)snprintf(esc, sizeof esc, "\\u%04x", *c));
-        else put(b, (const char *)c, 1);
-    }
-    put(b, "\"", 1);
-}
-
-static int valid_text(const char *s)
-{
-    return s && utf8_check((const unsigned char *)s, strlen(s)) == strlen(s);
-}
-
-static int raw_dtype_ok(cored_dtype dt)
-{
-    return dt == CORED_DT_BOOL || dt == CORED_DT_U8 || dt == CORED_DT_I8 || dt == CORED_DT_I16 ||
-           dt == CORED_DT_U16 || dt == CORED_DT_I32 || dt == CORED_DT_U32 || dt == CORED_DT_I64 ||
-           dt == CORED_DT_U64;
-}
-
-/* Validates the tensors and metadata and builds the padded header; *data_len is the size
-   of the data section. */
-static int prepare(const char *label, const cored_st_out *t, int n, const char *const *meta_kv,
-                   int n_meta, st_buf *hdr, size_t *data_len, cored_error *err)
-{
-    char sb[ST_NAME_SHOW + 16], num[48];
-    size_t off = 0;
-    int dup;
-    if (n < 0 || n_meta < 0 || (n && !t) || (n_meta && !meta_kv))
-        return CORED_FAIL(err, CORED_E_ARG, "%s: invalid tensor or metadata list", label);
-    for (int k = 0; k < 2 * n_meta; k++)
-        if (!valid_text(meta_kv[k]))
-            return CORED_FAIL(err, CORED_E_ARG, "%s: metadata %s %d is NULL or not UTF-8", label,
-                              k % 2 ? "value" : "key", k / 2);
-    put_str(hdr, "{");
-    if (n_meta) put_str(hdr, "\"__metadata__\":{");
-    for (int k = 0; k < n_meta; k++) {
-        if (k) put_str(hdr, ",");
-        put_json(hdr, meta_kv[2 * k]);
-        put_str(hdr, ":");
-        put_json(hdr, meta_kv[2 * k + 1]);
-    }
-    if (n_meta) put_str(hdr, n ? "}," : "}");
-    for (int k = 0; k < n; k++) {
-        size_t numel = 1, nbytes;
-        if (!valid_text(t[k].name) || strcmp(t[k].name, "__metadata__") == 0)
-            return CORED_FAIL(err, CORED_E_ARG,
-                              "%s: tensor %d: name is NULL, not UTF-8 or \"__metadata__\"", label, k);
-        if (t[k].ndim < 0 || t[k].ndim > CORED_ST_MAX_DIMS)
-            return CORED_FAIL(err, CORED_E_ARG, "%s: tensor '%s': %d dimensions, expected 0 to %d", label,
-                              shown(t[k].name, sb), t[k].ndim, CORED_ST_MAX_DIMS);
-        if (t[k].raw && !raw_dtype_ok(t[k].raw_dtype))
-            return CORED_FAIL(err, CORED_E_ARG,
-                              "%s: tensor '%s': raw dtype %s cannot be written (integer dtypes only)",
-                              label, shown(t[k].name, sb), cored_dtype_name(t[k].raw_dtype));
-        cored_dtype dt = t[k].raw ? t[k].raw_dtype : CORED_DT_F32;
-        if (k) put_str(hdr, ",");
-        put_json(hdr, t[k].name);
-        put_str(hdr, ":{\"dtype\":\"");
-        put_str(hdr, cored_dtype_name(dt));
-        put_str(hdr, "\",\"shape\":[");
-        for (int j = 0; j < t[k].ndim; j++) {
-            if (t[k].shape[j] < 0 || cored_mul_ok(numel, (size_t)t[k].shape[j], &numel))
-                return CORED_FAIL(err, CORED_E_ARG,
-                                  "%s: tensor '%s': shape entry %d (%lld) is negative or too large",
-                                  label, shown(t[k].name, sb), j, (long long)t[k].shape[j]);
-            put(hdr, num,
-                (size_t)snprintf(num, sizeof num, "%s%lld", j ? "," : "", (long long)t[k].shape[j]));
-        }
-        if (cored_mul_ok(numel, cored_dtype_size(dt), &nbytes) || off + nbytes < off)
-            return CORED_FAIL(err, CORED_E_ARG, "%s: tensor '%s': too large", label,
-                              shown(t[k].name, sb));
-        if (numel && !t[k].data && !t[k].raw)
-            return CORED_FAIL(err, CORED_E_ARG, "%s: tensor '%s': data is NULL", label,
-                              shown(t[k].name, sb));
-        if (dt == CORED_DT_BOOL)
-            for (size_t i = 0; i < numel; i++)
-                if (((const unsigned char *)t[k].raw)[i] > 1)
-                    return CORED_FAIL(err, CORED_E_ARG, "%s: tensor '%s': BOOL element %zu is %u, not 0 or 1",
-                                      label, shown(t[k].name, sb), i,
-                                      ((const unsigned char *)t[k].raw)[i]);
-        for (size_t i = 0; !t[k].raw && i < numel; i++)
-            if (!isfinite(t[k].data[i]))
-                return CORED_FAIL(
-                    err, CORED_E_NONFINITE,
-                    "%s: tensor '%s': element %zu is %g; non-finite values are never written", label,
-                    shown(t[k].name, sb), i, (double)t[k].data[i]);
-        put(hdr, num,
-            (size_t)snprintf(num, sizeof num, "],\"data_offsets\":[%zu,%zu]}", off, off + nbytes));
-        off += nbytes;
-    }
-    put_str(hdr, "}");
-    while (!hdr->oom && hdr->len % 8) put_str(hdr, " ");
-    if (hdr->oom) return CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory building the header", label);
-    if (hdr->len > CORED_ST_MAX_HEADER)
-        return CORED_FAIL(err, CORED_E_ARG, "%s: header would be %zu bytes, above the limit of %u", label,
-                          hdr->len, CORED_ST_MAX_HEADER);
-    if (find_duplicate(t, sizeof *t, n, NULL, &dup)) goto nomem;
-    if (dup < n)
-        return CORED_FAIL(err, CORED_E_ARG, "%s: tensor name '%s' appears twice", label,
-                          shown(t[dup].name, sb));
-    if (find_duplicate(meta_kv, 2 * sizeof *meta_kv, n_meta, NULL, &dup)) goto nomem;
-    if (dup < n_meta)
-        return CORED_FAIL(err, CORED_E_ARG, "%s: metadata key '%s' appears twice", label,
-                          shown(meta_kv[2 * dup], sb));
-    *data_len = off;
-    return CORED_OK;
-nomem:
-    return CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory checking names", label);
-}
-
-static void put_le64(unsigned char *p, uint64_t v)
-{
-    for (int k = 0; k < 8; k++) p[k] = (unsigned char)(v >> 8 * k);
-}
-
-static void floats_le(unsigned char *dst, const float *src, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, &src[i], 4);
-        dst[4 * i] = (unsigned char)b;
-        dst[4 * i + 1] = (unsigned char)(b >> 8);
-        dst[4 * i + 2] = (unsigned char)(b >> 16);
-        dst[4 * i + 3] = (unsigned char)(b >> 24);
-    }
-}
-
-static size_t out_numel(const cored_st_out *t)
-{
-    size_t n = 1;
-    for (int j = 0; j < t->ndim; j++) n *= (size_t)t->shape[j];
-    return n;
-}
-
-static size_t out_elem_size(const cored_st_out *t)
-{
-    return t->raw ? cored_dtype_size(t->raw_dtype) : 4;
-}
-
-/* Elements [i0, i0+n) of tensor t, little-endian, into dst. */
-static void elems_le(unsigned char *dst, const cored_st_out *t, size_t i0, size_t n)
-{
-    if (!t->raw) {
-        floats_le(dst, t->data + i0, n);
-        return;
-    }
-    size_t sz = cored_dtype_size(t->raw_dtype);
-    const unsigned char *src = (const unsigned char *)t->raw + i0 * sz;
-    for (size_t i = 0; i < n; i++) {
-        uint64_t v = 0;
-        switch (sz) {
-        case 1: v = src[i]; break;
-        case 2: { uint16_t x; memcpy(&x, src + 2 * i, 2); v = x; break; }
-        case 4: { uint32_t x; memcpy(&x, src + 4 * i, 4); v = x; break; }
-        default: memcpy(&v, src + 8 * i, 8); break;
-        }
-        for (size_t b = 0; b < sz; b++) dst[i * sz + b] = (unsigned char)(v >> 8 * b);
-    }
-}
-
-int cored_st_serialize(unsigned char **buf, size_t *len, const cored_st_out *tensors, int n,
-                       const char *const *meta_kv, int n_meta, cored_error *err)
-{
-    st_buf hdr = {0};
-    size_t data_len = 0, total, o;
-    unsigned char *out = NULL;
-    int rc;
-    if (!buf || !len) return CORED_FAIL(err, CORED_E_ARG, "cored_st_serialize: NULL output");
-    if ((rc = prepare("<memory>", tensors, n, meta_kv, n_meta, &hdr, &data_len, err))) goto fail;
-    total = 8 + hdr.len + data_len;
-    if (total < data_len || !(out = cored_alloc(total))) {
-        rc = CORED_FAIL(err, CORED_E_NOMEM, "<memory>: cannot allocate %zu bytes", total);
-        goto fail;
-    }
-    put_le64(out, hdr.len);
-    memcpy(out + 8, hdr.p, hdr.len);
-    o = 8 + hdr.len;
-    for (int k = 0; k < n; k++) {
-        size_t m = out_numel(&tensors[k]);
-        elems_le(out + o, &tensors[k], 0, m);
-        o += out_elem_size(&tensors[k]) * m;
-    }
-    *buf = out;
-    *len = total;
-    out = NULL;
-fail:
-    cored_free(out);
-    cored_free(hdr.p);
-    return rc;
-}
-
-typedef struct {
-    const char *path;
-    const st_buf *hdr;
-    const cored_st_out *t;
-    int n;
-} st_writer;
-
-static int write_body(FILE *fp, void *user, cored_error *err)
-{
-    const st_writer *w = user;
-    unsigned char chunk[1 << 14];
-    int rc;
-    put_le64(chunk, w->hdr->len);
-    if ((rc = cored_fwrite_all(fp, chunk, 8, w->path, err)) ||
-        (rc = cored_fwrite_all(fp, w->hdr->p, w->hdr->len, w->path, err)))
-        return rc;
-    for (int k = 0; k < w->n; k++) {
-        size_t m = out_numel(&w->t[k]), sz = out_elem_size(&w->t[k]), per = sizeof chunk / sz;
-        for (size_t i = 0; i < m; i += per) {
-            size_t c = m - i < per ? m - i : per;
-            elems_le(chunk, &w->t[k], i, c);
-            if ((rc = cored_fwrite_all(fp, chunk, sz * c, w->path, err))) return rc;
-        }
-    }
-    return CORED_OK;
-}
-
-int cored_st_write(const char *path, const cored_st_out *tensors, int n, const char *const *meta_kv,
-                   int n_meta, cored_error *err)
-{
-    st_buf hdr = {0};
-    size_t data_len;
-    int rc;
-    if (!path) return CORED_FAIL(err, CORED_E_ARG, "cored_st_write: path is NULL");
-    if ((rc = prepare(path, tensors, n, meta_kv, n_meta, &hdr, &data_len, err))) goto fail;
-    st_writer w = {path, &hdr, tensors, n};
-    rc = cored_write_atomic(path, write_body, &w, err);
-fail:
-    cored_free(hdr.p);
-    return rc;
 }
