@@ -408,6 +408,12 @@ static void test_fifo_pack(void)
     alarm(0);
 }
 
+static int write_text(FILE *f, void *user, cored_error *err)
+{
+    const char *text = user;
+    return cored_fwrite_all(f, text, strlen(text), "y.bin", err);
+}
+
 /* cored_clean_stale_temps removes the temporaries of writers that are gone — a dead pid, or
    a pid whose current process started after the file was written (pid reuse) — and keeps
    those of live writers: another process (a second cored pack) or this one. */
@@ -449,6 +455,15 @@ static void test_stale_temps(void)
         ok &= kept == t[i].want_kept;
     }
     CHECK_MSG(ok, "only the temporaries of gone writers are removed");
+
+    /* an atomic write of a file clears what a killed writer of the same file left */
+    snprintf(p, sizeof p, "%s/.y.bin.tmp.%ld.0", dir, (long)child);
+    CHECK(access(p, F_OK) == 0);
+    char target[1300];
+    snprintf(target, sizeof target, "%s/y.bin", dir);
+    cored_error err;
+    CHECK(cored_write_atomic(target, write_text, "new", &err) == CORED_OK);
+    CHECK_MSG(access(p, F_OK) != 0, "cored_write_atomic removes a dead writer's temporary of its file");
 }
 
 int main(void)

@@ -108,6 +108,8 @@ int cored_write_atomic(const char *path, cored_write_fn fn, void *user, cored_er
     char dir[4096], base[1024], tmp[8192];
     if (strlen(path) >= sizeof dir) return CORED_FAIL(err, CORED_E_ARG, "%s: path too long", path);
     split_path(path, dir, sizeof dir, base, sizeof base);
+    /* What an earlier writer of this file left when it was killed goes now. */
+    cored_clean_stale_temps(dir, base);
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld.%u", dir, base, (long)getpid(),
              atomic_fetch_add(&counter, 1));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644);
