@@ -724,12 +724,13 @@ static void test_losses(void)
 /* ================================================================ threads */
 
 /* cored_gemm against a double reference for every transpose combination, on shapes below
-   and above the size where it cuts the product into blocks (tall and wide), with beta 0
-   and 1; and the blocked result is the same bits for 1 and 2 threads. */
+   and above the size where it cuts the product into blocks (tall, wide, and deep: cut per
+   thread), with beta 0 and 1; and the blocked result is the same bits for 1, 2 and 4
+   threads. */
 static void test_gemm(void)
 {
     static const int shapes[][3] = {{7, 5, 3}, {300, 40, 120}, {24, 700, 90}, {2048, 48, 64},
-                                    {130, 129, 70}};
+                                    {130, 129, 70}, {200, 150, 2000}};
     for (size_t q = 0; q < sizeof shapes / sizeof shapes[0]; q++) {
         int m = shapes[q][0], n = shapes[q][1], k = shapes[q][2];
         for (int tr = 0; tr < 4; tr++) {
@@ -749,9 +750,9 @@ static void test_gemm(void)
                                    (tb ? b[(size_t)j * ldb + l] : b[(size_t)l * ldb + j]);
                         want[(size_t)i * n + j] = acc;
                     }
-                float *got[2];
-                for (int t = 0; t < 2; t++) {
-                    cored_set_threads(t + 1);
+                float *got[3];
+                for (int t = 0; t < 3; t++) {
+                    cored_set_threads(1 << t);
                     got[t] = to_float(c0, (size_t)m * n);
                     cored_gemm(ta, tb, m, n, k, 0.5f, fa, lda, fb, ldb, (float)beta, got[t], n);
                 }
@@ -759,7 +760,8 @@ static void test_gemm(void)
                 snprintf(what, sizeof what, "gemm %dx%dx%d ta %d tb %d beta %d", m, n, k, ta, tb, beta);
                 check_kernel(what, got[1], want, (size_t)m * n);
                 CHECK_MSG(memcmp(got[0], got[1], sizeof(float) * m * n) == 0, "%s: 1 vs 2 threads", what);
-                free(got[0]), free(got[1]);
+                CHECK_MSG(memcmp(got[0], got[2], sizeof(float) * m * n) == 0, "%s: 1 vs 4 threads", what);
+                free(got[0]), free(got[1]), free(got[2]);
             }
             free(a), free(b), free(c0), free(want), free(fa), free(fb);
         }
