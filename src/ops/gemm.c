@@ -11,9 +11,9 @@
  * as BLAS uses the same kernels for every block. That is why the cut depends on the shape
  * only (OpenBLAS computes a product under about a million multiply-adds with other
  * kernels, other bits), except for deep products cut per thread into large blocks (below),
- * and why a smaller product is one serial call inside an OpenMP team. This needs a BLAS that runs serially inside an OpenMP
- * parallel region (the OpenMP build of OpenBLAS does; see the Makefile) or a serial one;
- * with a pthread BLAS the product is left to it whole.
+ * and why a smaller product is one serial call inside an OpenMP team. This needs a BLAS
+ * that runs serially inside an OpenMP parallel region (the OpenMP build of OpenBLAS does;
+ * see the Makefile) or a serial one; with a pthread BLAS the product is left to it whole.
  */
 #include <cblas.h>
 #include <omp.h>
@@ -59,7 +59,7 @@ void cored_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, cons
         if (t > macs / GEMM_DEEP_MIN_MACS) t = (int)(macs / GEMM_DEEP_MIN_MACS);
         if (t < parts) parts = t < 2 ? 2 : t;
     }
-    if (parts < 2 || (double)m * n * k < GEMM_SPLIT_MIN_MACS) {
+    if (parts < 2 || macs < GEMM_SPLIT_MIN_MACS) {
         if (omp_get_max_threads() == 1) {
             sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
