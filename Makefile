@@ -73,8 +73,17 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_OBJ) $(LIB)
 # C unit tests first (fast, no Python), then the PyTorch parity tests on the cored binary.
 test: test-c test-parity
 
+# The bits of a training step must not depend on the thread count under whichever sgemm
+# kernel OpenBLAS picks for the CPU: the invariance tests run again under the other kernels
+# this CPU can execute (Haswell = AVX2, the Zen 3 path; SkylakeX = AVX-512; Sandybridge = AVX).
+INVARIANCE_TESTS := test_gemm,test_thread_invariance
+CORETYPES := Haswell Sandybridge $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),SkylakeX)
+
 test-c: $(TEST_BIN) | deps
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
+	@set -e; for k in $(CORETYPES); do for t in $(BUILD)/tests/test_ops $(BUILD)/tests/test_model; do \
+	  echo "== $$t (OPENBLAS_CORETYPE=$$k: $(INVARIANCE_TESTS))"; \
+	  OPENBLAS_CORETYPE=$$k CORED_TEST_ONLY=$(INVARIANCE_TESTS) $$t; done; done
 
 test-parity: $(BIN) | deps-test
 	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done

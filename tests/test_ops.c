@@ -724,13 +724,13 @@ static void test_losses(void)
 /* ================================================================ threads */
 
 /* cored_gemm against a double reference for every transpose combination, on shapes below
-   and above the size where it cuts the product into blocks (tall, wide, and deep: cut per
-   thread), with beta 0 and 1; and the blocked result is the same bits for 1, 2 and 4
+   and above the size where it cuts the product into blocks (tall, wide, and deep: two and
+   four blocks), with beta 0 and 1; and the blocked result is the same bits for 1, 2 and 4
    threads. */
 static void test_gemm(void)
 {
     static const int shapes[][3] = {{7, 5, 3}, {300, 40, 120}, {24, 700, 90}, {2048, 48, 64},
-                                    {130, 129, 70}, {200, 150, 2000}};
+                                    {130, 129, 70}, {200, 150, 2000}, {256, 160, 1024}};
     for (size_t q = 0; q < sizeof shapes / sizeof shapes[0]; q++) {
         int m = shapes[q][0], n = shapes[q][1], k = shapes[q][2];
         for (int tr = 0; tr < 4; tr++) {

@@ -10,8 +10,8 @@
  * k, so each element is the same sum in the same order whichever block holds it, as long
  * as BLAS uses the same kernels for every block. That is why the cut depends on the shape
  * only (OpenBLAS computes a product under about a million multiply-adds with other
- * kernels, other bits), except for deep products cut per thread into large blocks (below),
- * and why a smaller product is one serial call inside an OpenMP team. This needs a BLAS
+ * kernels, other bits) and never on the thread count, and why a smaller product is one
+ * serial call inside an OpenMP team. This needs a BLAS
  * that runs serially inside an OpenMP parallel region (the OpenMP build of OpenBLAS does;
  * see the Makefile) or a serial one; with a pthread BLAS the product is left to it whole.
  */
@@ -25,7 +25,10 @@
 
 #define GEMM_PARTS 8
 #define GEMM_SPLIT_MIN_MACS (1 << 20) /* smaller products: one call */
-#define GEMM_DEEP_MIN_MACS (1 << 23)  /* per block of a deep product cut per thread */
+#define GEMM_DEEP_MIN_MACS (1 << 23)  /* per block of a deep product */
+#ifndef GEMM_DEEP_PARTS
+#define GEMM_DEEP_PARTS 4             /* blocks of a deep product */
+#endif
 
 /* OpenBLAS: 0 serial, 1 pthreads, 2 OpenMP. */
 int openblas_get_parallel(void);
@@ -48,16 +51,16 @@ void cored_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, cons
     int split_rows = m >= n, dim = split_rows ? m : n;
     int parts = dim >= 16 * GEMM_PARTS ? GEMM_PARTS : dim / 16;
     /* A deep product (k beyond m and n: a weight gradient summed over every pixel of the
-       batch) is cut once per thread, in two at least: each block packs all of op(B) again,
-       which eight blocks on two threads paid four times over (728 x 728 x 2048 ran at 137
-       GFLOP/s in eight blocks, 165 in two; the Xception training step gained 8 %). Every
-       block stays far above the size where BLAS switches to its small-matrix kernels, so
-       the bits do not depend on the cut (tested for 1, 2 and 4 threads). */
+       batch) is cut into few large blocks: each block packs all of op(B) again, which eight
+       blocks paid eight times over (728 x 728 x 2048 ran at 137 GFLOP/s in eight blocks,
+       165 in two on two threads). The count comes from the shape alone, never from the
+       thread count: BLAS kernels may sum an element in another order depending on where
+       the block edges fall (OpenBLAS's Haswell sgemm does), so a cut that followed the
+       threads gave other bits on another machine. */
     double macs = (double)m * n * k;
     if (k > m && k > n && parts > 2 && macs >= 2.0 * GEMM_DEEP_MIN_MACS) {
-        int t = omp_get_max_threads();
-        if (t > macs / GEMM_DEEP_MIN_MACS) t = (int)(macs / GEMM_DEEP_MIN_MACS);
-        if (t < parts) parts = t < 2 ? 2 : t;
+        int deep = macs >= GEMM_DEEP_PARTS * (double)GEMM_DEEP_MIN_MACS ? GEMM_DEEP_PARTS : 2;
+        if (deep < parts) parts = deep;
     }
     if (parts < 2 || macs < GEMM_SPLIT_MIN_MACS) {
         if (omp_get_max_threads() == 1) {
