@@ -100,6 +100,18 @@ def main():
         t.check(cfg["model"] == "tiny" and cfg["method"] == "cored" and cfg["sources"] == ["A"], "adapt config")
         meta = t.st.load(os.path.join(step, "best.safetensors"))
         t.check(meta[1].get("tasks") == "A,B" and "cored.rep.mu" in meta[0], "the teacher statistics are saved")
+
+        # --freeze-bn is for continual steps: train refuses it, the protocol's task 1 trains its BN
+        r = t.run("train", "--data", data, "--task", "A", "--out", os.path.join(tmp, "fz"), "--freeze-bn", *common,
+                  ok=False)
+        t.check(r.returncode == 1 and "continual steps only" in r.stderr, f"train --freeze-bn: {r.stderr.strip()}")
+        proto = os.path.join(tmp, "proto")
+        t.run("protocol", "--data", data, "--tasks", "A,B", "--methods", "tl", "--out", proto, "--freeze-bn",
+              "--quiet", *common)
+        c1 = json.load(open(os.path.join(proto, "1-A", "config.json")))
+        c2 = json.load(open(os.path.join(proto, "tl", "2-B", "config.json")))
+        t.check(not c1["freeze_bn"] and c2["freeze_bn"], "protocol --freeze-bn: task 1 trains BN, the step freezes it")
+        t.check("task 1 trains them" in open(os.path.join(proto, "report.md")).read(), "the report says what was done")
     t.finish()
 
 

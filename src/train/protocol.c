@@ -312,7 +312,7 @@ static int build_report(const cored_protocol_cfg *p, char *summary, size_t n, co
              cored_optim_kind_name(b->optim.kind), b->optim.lr, b->optim.momentum, (unsigned long long)b->seed,
              b->temperature, b->alpha,
              b->cutmix == CORED_CUTMIX_NONE ? "no" : b->cutmix == CORED_CUTMIX_SAME ? "same-class" : "opposite-class",
-             b->select_auc ? "AUC" : "accuracy", b->freeze_bn ? "frozen (eval mode)" : "in train mode", CORED_VERSION);
+             b->select_auc ? "AUC" : "accuracy", b->freeze_bn ? "frozen (eval mode; task 1 trains them)" : "in train mode", CORED_VERSION);
     r.title = "cored continual protocol";
     r.settings = settings;
     r.split = cored_split_name(p->split);
@@ -375,6 +375,7 @@ int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cor
     c.n_sources = 0;
     c.target = p->tasks[0];
     c.from = NULL;
+    c.freeze_bn = 0; /* task 1 learns its BN statistics; --freeze-bn is for continual steps */
     c.epochs = p->task1_epochs ? p->task1_epochs : p->base.epochs;
     step_dir(dir, sizeof dir, p, 0, 0);
     snprintf(what, sizeof what, "== task 1/%d: train %s", p->n_tasks, p->tasks[0]);

@@ -37,6 +37,9 @@ static int check_cfg(const cored_train_cfg *c, cored_error *err)
     if ((unsigned)c->method >= CORED_METHOD_COUNT) return CORED_FAIL(err, CORED_E_ARG, "unknown method");
     if (c->method == CORED_METHOD_CE && c->n_sources)
         return CORED_FAIL(err, CORED_E_ARG, "task 1 (cross-entropy) takes no source tasks; use a continual method");
+    if (c->method == CORED_METHOD_CE && c->freeze_bn)
+        return CORED_FAIL(err, CORED_E_ARG, "--freeze-bn applies to continual steps only: task 1 learns its "
+                                            "BatchNorm statistics");
     if (c->method != CORED_METHOD_CE && (!c->from || c->n_sources < 1))
         return CORED_FAIL(err, CORED_E_ARG, "method '%s' is a continual step: it needs --from and --sources",
                           cored_method_name(c->method));
