@@ -1,12 +1,13 @@
 /*
  * cored bench: speed of a model on random data, and of the data loader.
  *
- *  - train: train-mode forward (dropout on) + cross-entropy + backward + SGD step.
- *  - cored: the CoReD step as `cored adapt` runs it: the student's weights copied into an
- *    inference build and its eval forward (the no-grad pass that assigns confidence
- *    bands), the teacher's forward on the images CutMix modified (a tenth of the batch on
- *    average; the others come from the teacher cache), the student's train-mode forward +
- *    CE + KD + backward with a gradient at the feature tap + SGD.
+ *  - train: task 1's training step (cored_train_step, the library's one step): train-mode
+ *    forward (dropout on) + cross-entropy + backward + the non-finite guard + SGD.
+ *  - cored: CoReD's step as `cored adapt` runs it: the teacher's forward on the images
+ *    CutMix modified (a tenth of the batch on average; cored adapt takes the others from
+ *    its teacher cache), then cored_train_step: the student's weights copied into an
+ *    inference build and its eval forward (the cells), the student's train-mode forward,
+ *    CE + KD + the representation loss, backward with a gradient at the tap, SGD.
  *  - infer: eval-mode forward of a batch.
  *  - infer1: one image at a time through one model, the threads inside each layer.
  *  - serve1: one image at a time, one model instance per thread (each single-threaded),
@@ -26,7 +27,7 @@
 #include "data/data.h"
 #include "models/model.h"
 #include "ops/ops.h"
-#include "train/optim.h"
+#include "train/step.h"
 
 static void usage(void)
 {
@@ -97,49 +98,44 @@ static int measure(step_fn fn, void *ctx, const bench_cfg *b, double *median, co
 }
 
 typedef struct {
-    cored_model *m, *teacher, *eval;
-    cored_optim *opt;
-    int n, *labels;
-    float *dlogits, *dlogits_kd, *dfeat;
-    uint64_t step;
-} train_ctx;
+    cored_model *m;
+    int n;
+} infer_ctx;
 
-static int train_step(void *p, cored_error *err)
-{
-    train_ctx *t = p;
-    int rc = cored_model_forward(t->m, t->n, CORED_FWD_BN_BATCH | CORED_FWD_STOCHASTIC, t->step++, err);
-    if (rc) return rc;
-    cored_softmax_ce(t->dlogits, cored_model_logits(t->m), t->labels, t->n, 2, 1.0f);
-    cored_model_zero_grad(t->m);
-    if ((rc = cored_model_backward(t->m, t->dlogits, NULL, err))) return rc;
-    cored_optim_step(t->opt, cored_model_weights(t->m, NULL), cored_model_grads(t->m, NULL));
-    return CORED_OK;
-}
+/* A training step of a method through the library's cored_train_step, as cored train and
+   cored adapt run it. CoReD's teacher logits come from the teacher cache in cored adapt, so
+   here only the CutMix-modified tenth of the batch goes through the teacher. */
+typedef struct {
+    cored_train_cfg cfg;
+    cored_step step;
+    cored_model *teacher;
+    float *x, *tlogits;
+    int *labels;
+    int n, mixed;
+    uint64_t calls;
+} step_ctx;
 
-/* The engine work of one CoReD step (METHOD.md, decision 3 and 4): the losses' own
-   arithmetic is negligible next to it. */
-static int cored_step(void *p, cored_error *err)
+static int method_step(void *p, cored_error *err)
 {
-    train_ctx *t = p;
-    int rc, n = t->n, mixed = n / 10 > 0 ? n / 10 : 1;
-    if ((rc = cored_model_copy_params(t->eval, t->m, err))) return rc;
-    if ((rc = cored_model_forward(t->eval, n, CORED_FWD_EVAL, 0, err))) return rc;
-    if ((rc = cored_model_forward(t->teacher, mixed, CORED_FWD_EVAL, 0, err))) return rc;
-    if ((rc = cored_model_forward(t->m, n, CORED_FWD_BN_BATCH | CORED_FWD_STOCHASTIC, t->step++, err)))
-        return rc;
-    const float *z = cored_model_logits(t->m);
-    cored_softmax_ce(t->dlogits, z, t->labels, n, 2, 1.5f);
-    cored_kd_loss(t->dlogits_kd, z, cored_model_logits(t->eval), n, 2, 20.0f, 0.5f, 1.0f);
-    for (int i = 0; i < 2 * n; i++) t->dlogits[i] += t->dlogits_kd[i];
-    cored_model_zero_grad(t->m);
-    if ((rc = cored_model_backward(t->m, t->dlogits, t->dfeat, err))) return rc;
-    cored_optim_step(t->opt, cored_model_weights(t->m, NULL), cored_model_grads(t->m, NULL));
-    return CORED_OK;
+    step_ctx *s = p;
+    int rc;
+    if (s->teacher) {
+        size_t px = (size_t)cored_model_size(s->teacher) * cored_model_size(s->teacher) * 3;
+        memcpy(cored_model_input(s->teacher), s->x, sizeof(float) * px * (size_t)s->mixed);
+        if ((rc = cored_model_forward(s->teacher, s->mixed, CORED_FWD_EVAL, 0, err))) return rc;
+        memcpy(s->tlogits, cored_model_logits(s->teacher), sizeof(float) * 2 * (size_t)s->mixed);
+    }
+    cored_step_batch b = {.x = s->x, .labels = s->labels, .n = s->n, .teacher_logits = s->teacher ? s->tlogits : NULL,
+                          .seed = s->calls, .index = (int)s->calls};
+    s->calls++;
+    cored_loss_terms terms;
+    int correct;
+    return cored_train_step(&s->step, &b, &terms, &correct, err);
 }
 
 static int infer_step(void *p, cored_error *err)
 {
-    train_ctx *t = p;
+    infer_ctx *t = p;
     return cored_model_forward(t->m, t->n, CORED_FWD_EVAL, 0, err);
 }
 
@@ -162,11 +158,10 @@ static int serve_step(void *p, cored_error *err)
     return failed ? CORED_FAIL(err, CORED_E_INTERNAL, "a served forward failed") : CORED_OK;
 }
 
-static void fill_random(cored_model *m, int n, int size, uint64_t seed)
+static void fill_random(float *x, int n, int size, uint64_t seed)
 {
     cored_rng r;
     cored_rng_seed(&r, seed, 3);
-    float *x = cored_model_input(m);
     for (size_t i = 0; i < (size_t)n * size * size * 3; i++) x[i] = 2.0f * cored_rng_uniform(&r) - 1.0f;
 }
 
@@ -184,64 +179,74 @@ typedef struct {
     double prof_f[CORED_PROF_SLOTS], prof_b[CORED_PROF_SLOTS];
 } bench_result;
 
-/* The train and CoReD-step measurements (one training build, plus a teacher). */
+/* The train and CoReD-step measurements: task 1's step and CoReD's, with a teacher, the
+   inference build for the cells and the teacher's statistics from its pass over the batch. */
 static int bench_training(const char *arch, int batch, int size, const char *only, int profile,
                           const bench_cfg *b, bench_result *res, cored_error *err)
 {
-    train_ctx t = {0};
-    int rc;
-    if ((rc = cored_model_create(&t.m, arch, size, batch, CORED_BUILD_TRAIN, err))) goto done;
-    cored_model_init_params(t.m, 1);
-    res->macs = cored_model_forward_macs(t.m);
-    size_t nw;
-    cored_model_weights(t.m, &nw);
-    cored_optim_cfg cfg = cored_optim_defaults(CORED_OPT_SGD);
-    cfg.lr = 1e-4f; /* keep random-data training numerically tame over many steps */
-    if ((rc = cored_optim_create(&t.opt, &cfg, nw, err))) goto done;
-    int fh, fw, fc;
-    cored_model_features(t.m, &fh, &fw, &fc);
-    t.n = batch;
-    t.labels = malloc(sizeof(int) * (size_t)batch);
-    t.dlogits = malloc(sizeof(float) * 2 * (size_t)batch);
-    t.dlogits_kd = malloc(sizeof(float) * 2 * (size_t)batch);
-    t.dfeat = malloc(sizeof(float) * (size_t)batch * fh * fw * fc);
-    if (!t.labels || !t.dlogits || !t.dlogits_kd || !t.dfeat) {
+    cored_model *m = NULL, *eval = NULL, *teacher = NULL;
+    step_ctx s[2] = {0};
+    float *x = malloc(sizeof(float) * (size_t)batch * size * size * 3);
+    int *labels = malloc(sizeof(int) * (size_t)batch);
+    float *tlogits = malloc(sizeof(float) * 2 * (size_t)batch);
+    int *cells = malloc(sizeof(int) * (size_t)batch);
+    int rc = CORED_OK;
+    if (!x || !labels || !tlogits || !cells) {
         rc = CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
         goto done;
     }
-    for (int i = 0; i < batch; i++) t.labels[i] = i & 1;
-    for (size_t i = 0; i < (size_t)batch * fh * fw * fc; i++) t.dfeat[i] = (i % 7 == 0) ? 1e-4f : 0.0f;
-    fill_random(t.m, batch, size, 7);
+    for (int i = 0; i < batch; i++) labels[i] = i & 1;
+    fill_random(x, batch, size, 7);
+    if ((rc = cored_model_create(&m, arch, size, batch, CORED_BUILD_TRAIN, err))) goto done;
+    cored_model_init_params(m, 1);
+    res->macs = cored_model_forward_macs(m);
+    for (int k = 0; k < 2; k++) {
+        cored_train_defaults(&s[k].cfg);
+        s[k].cfg.method = k ? CORED_METHOD_CORED : CORED_METHOD_CE;
+        s[k].cfg.arch = arch, s[k].cfg.size = size, s[k].cfg.batch = batch;
+        s[k].cfg.optim.lr = 1e-4f; /* keep random-data training numerically tame over many steps */
+        s[k].x = x, s[k].labels = labels, s[k].n = batch, s[k].tlogits = tlogits;
+    }
     if (wants(only, "train")) {
-        if ((rc = measure(train_step, &t, b, &res->train_s, err))) goto done;
+        if ((rc = cored_step_init(&s[0].step, &s[0].cfg, m, NULL, NULL, err))) goto done;
+        if ((rc = measure(method_step, &s[0], b, &res->train_s, err))) goto done;
         if (profile) {
-            cored_model_set_profile(t.m, 1);
+            cored_model_set_profile(m, 1);
             for (int i = 0; i < b->reps; i++)
-                if ((rc = train_step(&t, err))) goto done;
-            memcpy(res->prof_f, t.m->prof_fwd, sizeof res->prof_f);
-            memcpy(res->prof_b, t.m->prof_bwd, sizeof res->prof_b);
-            cored_model_set_profile(t.m, 0);
+                if ((rc = method_step(&s[0], err))) goto done;
+            memcpy(res->prof_f, m->prof_fwd, sizeof res->prof_f);
+            memcpy(res->prof_b, m->prof_bwd, sizeof res->prof_b);
+            cored_model_set_profile(m, 0);
         }
         res->rss_train = peak_rss_kib();
     }
     if (wants(only, "cored")) {
-        if ((rc = cored_model_create(&t.teacher, arch, size, batch, CORED_BUILD_INFER, err)) ||
-            (rc = cored_model_create(&t.eval, arch, size, batch, CORED_BUILD_INFER, err)))
+        if ((rc = cored_model_create(&teacher, arch, size, batch, CORED_BUILD_INFER, err)) ||
+            (rc = cored_model_create(&eval, arch, size, batch, CORED_BUILD_INFER, err)) ||
+            (rc = cored_model_copy_params(teacher, m, err)) ||
+            (rc = cored_step_init(&s[1].step, &s[1].cfg, m, eval, teacher, err)))
             goto done;
-        if ((rc = cored_model_copy_params(t.teacher, t.m, err))) goto done;
-        fill_random(t.teacher, batch, size, 7);
-        fill_random(t.eval, batch, size, 7);
-        if ((rc = measure(cored_step, &t, b, &res->cored_s, err))) goto done;
+        memcpy(cored_model_input(teacher), x, sizeof(float) * (size_t)batch * size * size * 3);
+        if ((rc = cored_model_forward(teacher, batch, CORED_FWD_EVAL, 0, err))) goto done;
+        memcpy(tlogits, cored_model_logits(teacher), sizeof(float) * 2 * (size_t)batch);
+        cored_cells_from_logits(cells, tlogits, labels, batch);
+        int fh, fw, fc;
+        const float *f = cored_model_features(teacher, &fh, &fw, &fc);
+        cored_rep_accumulate(&s[1].step.rep, f, cells, batch, fh * fw, fc);
+        cored_rep_finish(&s[1].step.rep);
+        s[1].teacher = teacher;
+        s[1].mixed = batch / 10 > 0 ? batch / 10 : 1;
+        if ((rc = measure(method_step, &s[1], b, &res->cored_s, err))) goto done;
     }
 done:
-    cored_model_free(t.m);
-    cored_model_free(t.teacher);
-    cored_model_free(t.eval);
-    cored_optim_free(t.opt);
-    free(t.labels);
-    free(t.dlogits);
-    free(t.dlogits_kd);
-    free(t.dfeat);
+    for (int k = 0; k < 2; k++) cored_step_release(&s[k].step);
+    cored_model_free(m);
+    cored_model_free(teacher);
+    cored_model_free(eval);
+    free(x);
+    free(labels);
+    free(tlogits);
+    free(cells);
     return rc;
 }
 
@@ -251,13 +256,13 @@ static int bench_inference(const char *arch, int batch, int size, int threads, c
     int rc = CORED_OK;
     for (int pass = 0; pass < 2 && rc == CORED_OK; pass++) {
         if (!wants(only, pass == 0 ? "infer" : "infer1")) continue;
-        train_ctx t = {0};
+        infer_ctx t = {0};
         int nb = pass == 0 ? batch : 1;
         if ((rc = cored_model_create(&t.m, arch, size, nb, CORED_BUILD_INFER, err))) break;
         cored_model_init_params(t.m, 1);
         res->macs = cored_model_forward_macs(t.m);
         t.n = nb;
-        fill_random(t.m, nb, size, 7);
+        fill_random(cored_model_input(t.m), nb, size, 7);
         rc = measure(infer_step, &t, b, pass == 0 ? &res->infer_s : &res->infer1_s, err);
         cored_model_free(t.m);
     }
@@ -271,7 +276,7 @@ static int bench_inference(const char *arch, int batch, int size, int threads, c
             cored_model_init_params(s.inst[0], 1);
         else
             rc = cored_model_copy_params(s.inst[i], s.inst[0], err);
-        fill_random(s.inst[i], 1, size, 7 + (uint64_t)i);
+        fill_random(cored_model_input(s.inst[i]), 1, size, 7 + (uint64_t)i);
     }
     if (rc == CORED_OK) {
         rc = measure(serve_step, &s, b, &res->serve1_s, err);

@@ -43,45 +43,54 @@ done:
     return rc;
 }
 
-int cli_load_labels(const char *path, int n, int **out, cored_error *err)
+int cli_load_ints(const char *path, const char *name, int n, int lo, int hi, int required, int **out,
+                  cored_error *err)
 {
     cored_st_file *f = NULL;
     int64_t *v = NULL;
-    int *labels = NULL;
+    int *vals = NULL;
+    *out = NULL;
     int rc = cored_st_open(&f, path, err);
     if (rc) return rc;
-    const cored_st_tensor *t = cored_st_find(f, "labels");
+    const cored_st_tensor *t = cored_st_find(f, name);
     if (!t) {
-        rc = CORED_FAIL(err, CORED_E_SHAPE, "%s: no tensor named 'labels'", path);
-        cored_error_hint(err, "the labels file must hold 'labels' [N] (0 real, 1 fake)");
+        if (required) {
+            rc = CORED_FAIL(err, CORED_E_SHAPE, "%s: no tensor named '%s'", path, name);
+            if (!strcmp(name, "labels")) cored_error_hint(err, "the labels file must hold 'labels' [N] (0 real, 1 fake)");
+        }
         goto done;
     }
     if (t->ndim != 1 || t->shape[0] != n) {
-        rc = CORED_FAIL(err, CORED_E_SHAPE, "%s: tensor 'labels' must be [%d] to match the input, got %d dimensions%s%lld",
-                        path, n, t->ndim, t->ndim == 1 ? " of " : "", t->ndim == 1 ? (long long)t->shape[0] : 0LL);
+        rc = CORED_FAIL(err, CORED_E_SHAPE, "%s: tensor '%s' must be [%d] to match the input, got %d dimensions%s%lld",
+                        path, name, n, t->ndim, t->ndim == 1 ? " of " : "", t->ndim == 1 ? (long long)t->shape[0] : 0LL);
         goto done;
     }
     v = cored_alloc(sizeof(int64_t) * (size_t)n);
-    labels = cored_alloc(sizeof(int) * (size_t)n);
-    if (!v || !labels) {
-        rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate labels", path);
+    vals = cored_alloc(sizeof(int) * (size_t)n);
+    if (!v || !vals) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate '%s'", path, name);
         goto done;
     }
     rc = cored_st_to_i64(f, t, v, (size_t)n, err);
     if (rc) goto done;
     for (int i = 0; i < n; i++) {
-        if (v[i] != 0 && v[i] != 1) {
-            rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: labels[%d] = %lld; labels must be 0 (real) or 1 (fake)",
-                            path, i, (long long)v[i]);
+        if (v[i] < lo || v[i] > hi) {
+            rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: %s[%d] = %lld; values must be %d..%d%s", path, name, i,
+                            (long long)v[i], lo, hi, !strcmp(name, "labels") ? " (0 real, 1 fake)" : "");
             goto done;
         }
-        labels[i] = (int)v[i];
+        vals[i] = (int)v[i];
     }
-    *out = labels;
-    labels = NULL;
+    *out = vals;
+    vals = NULL;
 done:
     cored_free(v);
-    cored_free(labels);
+    cored_free(vals);
     cored_st_close(f);
     return rc;
+}
+
+int cli_load_labels(const char *path, int n, int **out, cored_error *err)
+{
+    return cli_load_ints(path, "labels", n, 0, 1, 1, out, err);
 }

@@ -194,3 +194,28 @@ int cored_checkpoint_meta(const char *path, const char *key, char *buf, size_t n
     cored_st_close(f);
     return CORED_OK;
 }
+
+int cored_checkpoint_load_slab(float *slab, const cored_st_file *f, cored_model *m, const char *prefix,
+                               int required, cored_error *err)
+{
+    int found = 0;
+    for (int i = 0; i < cored_model_param_count(m); i++) {
+        const cored_param *p = cored_model_param(m, i);
+        if (!cored_param_trainable(p->kind)) continue;
+        char name[CORED_NAME_MAX + 32];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        const cored_st_tensor *ts = cored_st_find(f, name);
+        if (!ts) {
+            if (required || found)
+                return CORED_FAIL(err, CORED_E_FORMAT, "%s: tensor '%s' is missing", f->path, name);
+            return 0;
+        }
+        found = 1;
+        if (ts->numel != p->numel)
+            return CORED_FAIL(err, CORED_E_SHAPE, "%s: tensor '%s' has %zu values, the model %zu",
+                              f->path, name, ts->numel, p->numel);
+        int rc = cored_st_to_f32(f, ts, slab + p->offset, p->numel, 0, err);
+        if (rc) return rc;
+    }
+    return found;
+}

@@ -40,4 +40,10 @@ int cored_checkpoint_peek(const char *path, char *arch, size_t n, int *size, cor
 /* Copies the value of a metadata key of a checkpoint into buf ("" when absent). */
 int cored_checkpoint_meta(const char *path, const char *key, char *buf, size_t n, cored_error *err);
 
+/* Copies the tensors "<prefix><param>" of f, one per trainable parameter of m, into a slab
+   parallel to m's weights (optimiser state, EWC's Fisher). Returns 1 when they are there,
+   0 when none is and !required, < 0 on error (one missing of several, another shape). */
+int cored_checkpoint_load_slab(float *slab, const cored_st_file *f, cored_model *m, const char *prefix,
+                               int required, cored_error *err);
+
 #endif

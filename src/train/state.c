@@ -68,7 +68,7 @@ static char *state_json(const cored_trainer *t)
     cJSON_AddNumberToObject(j, "best_epoch", t->best_epoch);
     fmt17(b, sizeof b, t->best_score);
     cJSON_AddStringToObject(j, "best_score", b);
-    snprintf(b, sizeof b, "%llu", (unsigned long long)t->opt->steps);
+    snprintf(b, sizeof b, "%llu", (unsigned long long)t->step.opt->steps);
     cJSON_AddStringToObject(j, "optim_steps", b);
     snprintf(b, sizeof b, "%016llx", (unsigned long long)t->from_checksum);
     cJSON_AddStringToObject(j, "from_checksum", b);
@@ -102,16 +102,16 @@ int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
         goto done;
     }
     float counts[CORED_CELLS];
-    int64_t shape_mu[2] = {CORED_CELLS, t->have_rep ? t->rep.dim : 0}, shape_c[1] = {CORED_CELLS};
-    if (t->have_rep) {
-        for (int k = 0; k < CORED_CELLS; k++) counts[k] = (float)t->rep.count[k];
-        extras_add(&e, "cored.rep.mu", 2, shape_mu, t->rep.mu);
+    int64_t shape_mu[2] = {CORED_CELLS, t->step.have_rep ? t->step.rep.dim : 0}, shape_c[1] = {CORED_CELLS};
+    if (t->step.have_rep) {
+        for (int k = 0; k < CORED_CELLS; k++) counts[k] = (float)t->step.rep.count[k];
+        extras_add(&e, "cored.rep.mu", 2, shape_mu, t->step.rep.mu);
         extras_add(&e, "cored.rep.count", 1, shape_c, counts);
     }
-    if (t->fisher && extras_slab(&e, m, "cored.ewc.fisher.", t->fisher)) goto overflow;
+    if (t->step.fisher && extras_slab(&e, m, "cored.ewc.fisher.", t->step.fisher)) goto overflow;
     if (!best) {
-        if (t->opt->m && extras_slab(&e, m, "cored.optim.m.", t->opt->m)) goto overflow;
-        if (t->opt->v && extras_slab(&e, m, "cored.optim.v.", t->opt->v)) goto overflow;
+        if (t->step.opt->m && extras_slab(&e, m, "cored.optim.m.", t->step.opt->m)) goto overflow;
+        if (t->step.opt->v && extras_slab(&e, m, "cored.optim.v.", t->step.opt->v)) goto overflow;
     }
     for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&tasks, "%s%s", i ? "," : "", t->tasks[i]);
     if (tasks.oom) {
@@ -153,38 +153,12 @@ done:
     return rc;
 }
 
-/* Copies "<prefix><param>" tensors of f into a slab parallel to m's weights. */
-static int load_slab(float *slab, const cored_st_file *f, cored_model *m, const char *prefix,
-                     int required, cored_error *err)
-{
-    int found = 0;
-    for (int i = 0; i < cored_model_param_count(m); i++) {
-        const cored_param *p = cored_model_param(m, i);
-        if (!cored_param_trainable(p->kind)) continue;
-        char name[CORED_NAME_MAX + 32];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        const cored_st_tensor *ts = cored_st_find(f, name);
-        if (!ts) {
-            if (required || found)
-                return CORED_FAIL(err, CORED_E_FORMAT, "%s: tensor '%s' is missing", f->path, name);
-            return 0;
-        }
-        found = 1;
-        if (ts->numel != p->numel)
-            return CORED_FAIL(err, CORED_E_SHAPE, "%s: tensor '%s' has %zu values, the model %zu",
-                              f->path, name, ts->numel, p->numel);
-        int rc = cored_st_to_f32(f, ts, slab + p->offset, p->numel, 0, err);
-        if (rc) return rc;
-    }
-    return found;
-}
-
 int cored_trainer_load_fisher(cored_trainer *t, const char *path, cored_error *err)
 {
     cored_st_file *f = NULL;
     int rc = cored_st_open(&f, path, err);
     if (rc) return rc;
-    rc = load_slab(t->fisher, f, t->student, "cored.ewc.fisher.", 0, err);
+    rc = cored_checkpoint_load_slab(t->step.fisher, f, t->student, "cored.ewc.fisher.", 0, err);
     cored_st_close(f);
     return rc;
 }
@@ -193,14 +167,14 @@ static int load_rep(cored_trainer *t, const cored_st_file *f, cored_error *err)
 {
     const cored_st_tensor *mu = cored_st_find(f, "cored.rep.mu"), *cnt = cored_st_find(f, "cored.rep.count");
     if (!mu || !cnt) return CORED_FAIL(err, CORED_E_FORMAT, "%s: the CoReD statistics are missing", f->path);
-    if (mu->numel != (size_t)CORED_CELLS * t->rep.dim || cnt->numel != CORED_CELLS)
+    if (mu->numel != (size_t)CORED_CELLS * t->step.rep.dim || cnt->numel != CORED_CELLS)
         return CORED_FAIL(err, CORED_E_SHAPE, "%s: the CoReD statistics have another shape", f->path);
     float c[CORED_CELLS];
-    int rc = cored_st_to_f32(f, mu, t->rep.mu, mu->numel, 0, err);
+    int rc = cored_st_to_f32(f, mu, t->step.rep.mu, mu->numel, 0, err);
     if (!rc) rc = cored_st_to_f32(f, cnt, c, CORED_CELLS, 0, err);
     for (int k = 0; !rc && k < CORED_CELLS; k++) {
-        t->rep.count[k] = c[k];
-        t->rep.present[k] = c[k] > 0;
+        t->step.rep.count[k] = c[k];
+        t->step.rep.present[k] = c[k] > 0;
     }
     return rc;
 }
@@ -218,10 +192,10 @@ int cored_trainer_restore(cored_trainer *t, cored_error *err)
         goto done;
     }
     if ((rc = cored_model_load_file(t->student, f, err))) goto done;
-    if (t->opt->m && (rc = load_slab(t->opt->m, f, t->student, "cored.optim.m.", 1, err)) < 0) goto done;
-    if (t->opt->v && (rc = load_slab(t->opt->v, f, t->student, "cored.optim.v.", 1, err)) < 0) goto done;
-    if (t->fisher && (rc = load_slab(t->fisher, f, t->student, "cored.ewc.fisher.", 1, err)) < 0) goto done;
-    if (t->have_rep && (rc = load_rep(t, f, err))) goto done;
+    if (t->step.opt->m && (rc = cored_checkpoint_load_slab(t->step.opt->m, f, t->student, "cored.optim.m.", 1, err)) < 0) goto done;
+    if (t->step.opt->v && (rc = cored_checkpoint_load_slab(t->step.opt->v, f, t->student, "cored.optim.v.", 1, err)) < 0) goto done;
+    if (t->step.fisher && (rc = cored_checkpoint_load_slab(t->step.fisher, f, t->student, "cored.ewc.fisher.", 1, err)) < 0) goto done;
+    if (t->step.have_rep && (rc = load_rep(t, f, err))) goto done;
     const cJSON *v;
 #define GETNUM(key) ((v = cJSON_GetObjectItemCaseSensitive(j, key)) && cJSON_IsNumber(v) ? v->valuedouble : -1)
 #define GETSTR(key) ((v = cJSON_GetObjectItemCaseSensitive(j, key)) && cJSON_IsString(v) ? v->valuestring : "")
@@ -229,7 +203,7 @@ int cored_trainer_restore(cored_trainer *t, cored_error *err)
     t->next_batch = (int)GETNUM("next_batch");
     t->best_epoch = (int)GETNUM("best_epoch");
     t->best_score = strtod(GETSTR("best_score"), NULL);
-    t->opt->steps = strtoull(GETSTR("optim_steps"), NULL, 10);
+    t->step.opt->steps = strtoull(GETSTR("optim_steps"), NULL, 10);
     uint64_t sum = strtoull(GETSTR("from_checksum"), NULL, 16);
 #undef GETNUM
 #undef GETSTR

@@ -145,40 +145,12 @@ static int setup_models(cored_trainer *t, cored_error *err)
         if (!rc && t->teacher) rc = cored_model_copy_params(t->teacher, t->student, err);
     }
     if (rc) return rc;
-    size_t nw;
-    float *w = cored_model_weights(t->student, &nw);
-    if ((rc = cored_optim_create(&t->opt, &c->optim, nw, err))) return rc;
-    int fh, fw, ch;
-    cored_model_features(t->student, &fh, &fw, &ch);
-    size_t feat = (size_t)B * fh * fw * ch;
-    t->dlogits = cored_alloc(sizeof(float) * 2 * B);
+    if ((rc = cored_step_init(&t->step, c, t->student, t->eval, t->teacher, err))) return rc;
     t->tlogits = cored_alloc(sizeof(float) * 2 * B);
-    t->cells = cored_alloc(sizeof(int) * B);
-    t->dfeat = c->method == CORED_METHOD_CORED ? cored_alloc(sizeof(float) * feat) : NULL;
-    t->ws = cored_alloc(sizeof(float) * cored_rep_ws_floats(B, ch));
     t->scores = cored_alloc(sizeof(float) * (t->max_val ? t->max_val : 1));
     t->labels = cored_alloc(sizeof(int) * (t->max_val ? t->max_val : 1));
-    if (!t->dlogits || !t->tlogits || !t->cells || !t->ws || !t->scores || !t->labels ||
-        (c->method == CORED_METHOD_CORED && !t->dfeat))
+    if (!t->tlogits || !t->scores || !t->labels)
         return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the training buffers");
-    if (c->method == CORED_METHOD_CORED && (rc = cored_rep_init(&t->rep, c->rep, ch, err))) return rc;
-    t->have_rep = c->method == CORED_METHOD_CORED;
-    t->reg.n = nw;
-    if (c->method == CORED_METHOD_TG) {
-        t->reg.anchor = cored_model_weights(t->teacher, NULL);
-        t->is_head = cored_calloc(nw ? nw : 1, 1);
-        if (!t->is_head) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate");
-        cored_head_mask(t->is_head, t->student);
-        t->reg.is_head = t->is_head;
-    }
-    if (c->method == CORED_METHOD_EWC) {
-        t->anchor = cored_alloc(sizeof(float) * (nw ? nw : 1));
-        t->fisher = cored_calloc(nw ? nw : 1, sizeof(float));
-        if (!t->anchor || !t->fisher) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the EWC state");
-        memcpy(t->anchor, w, sizeof(float) * nw);
-        t->reg.anchor = t->anchor;
-        t->reg.fisher = t->fisher;
-    }
     return CORED_OK;
 }
 
@@ -196,13 +168,13 @@ static int prepare(cored_trainer *t, int resumed, cored_error *err)
     int rc;
     if (t->teacher) {
         report_prepare(t, "teacher pass over the training set");
-        cored_rep_stats *rep = t->have_rep && !resumed ? &t->rep : NULL;
+        cored_rep_stats *rep = t->step.have_rep && !resumed ? &t->step.rep : NULL;
         rc = cored_teacher_pass(&t->cache, rep, t->teacher, t->train, &t->lo, c->progress,
                                 c->progress_user, c->stop, err);
         if (rc) return rc;
-        if (t->have_rep && !resumed) {
+        if (rep) {
             int present = 0;
-            for (int k = 0; k < CORED_CELLS; k++) present += t->rep.present[k];
+            for (int k = 0; k < CORED_CELLS; k++) present += rep->present[k];
             if (!present)
                 cored_log(CORED_LOG_WARN, "the teacher puts no training image above p = 0.5: "
                                           "the representation loss will be zero");
@@ -218,7 +190,7 @@ static int prepare(cored_trainer *t, int resumed, cored_error *err)
                 snprintf(what, sizeof what, "EWC Fisher of %s", c->sources[s]);
                 report_prepare(t, what);
                 if ((rc = task_train_set(&d, c, c->sources[s], s, err))) return rc;
-                rc = cored_ewc_fisher(t->fisher, t->student, d, c->ewc_samples, c->seed, &t->lo, c->stop, err);
+                rc = cored_ewc_fisher(t->step.fisher, t->student, d, c->ewc_samples, c->seed, &t->lo, c->stop, err);
                 cored_dataset_free(d);
                 if (rc) return rc;
             }
@@ -229,83 +201,17 @@ static int prepare(cored_trainer *t, int resumed, cored_error *err)
 
 /* ---------------------------------------------------------------- one batch */
 
-static int nonfinite(const cored_trainer *t, const char *term, int batch, cored_error *err)
-{
-    return CORED_FAIL(err, CORED_E_NONFINITE,
-                      "non-finite %s at task %s, epoch %d, step %d; stopped without saving",
-                      term, t->cfg->target, t->epoch + 1, batch + 1);
-}
-
-/* Every element of a slab parallel to the weights (gradients, or weights after the
-   update) must be finite; the first bad one is reported with its parameter's name. */
-static int check_finite(const cored_trainer *t, const float *v, const char *what, int batch, cored_error *err)
-{
-    size_t nw;
-    cored_model_weights(t->student, &nw);
-    int bad = 0;
-    #pragma omp parallel for reduction(| : bad) schedule(static)
-    for (size_t i = 0; i < nw; i++) bad |= !isfinite(v[i]);
-    if (!bad) return CORED_OK;
-    for (int i = 0; i < cored_model_param_count(t->student); i++) {
-        const cored_param *p = cored_model_param(t->student, i);
-        if (!cored_param_trainable(p->kind)) continue;
-        for (size_t k = 0; k < p->numel; k++)
-            if (!isfinite(v[p->offset + k])) {
-                char term[CORED_NAME_MAX + 48];
-                snprintf(term, sizeof term, "%s %s", what, p->name);
-                return nonfinite(t, term, batch, err);
-            }
-    }
-    return nonfinite(t, what, batch, err);
-}
-
 static int train_batch(cored_trainer *t, const cored_batch *b, cored_loss_terms *terms, int *correct,
                        cored_error *err)
 {
     const cored_train_cfg *c = t->cfg;
-    const int n = b->n, size = c->size;
-    const size_t bytes = sizeof(float) * (size_t)n * size * size * 3;
-    const int cored = c->method == CORED_METHOD_CORED;
     int rc;
-    if (cored && !c->freeze_bn) {
-        if ((rc = cored_model_copy_params(t->eval, t->student, err))) return rc;
-        memcpy(cored_model_input(t->eval), b->x, bytes);
-        if ((rc = cored_model_forward(t->eval, n, CORED_FWD_EVAL, 0, err))) return rc;
-        cored_cells_from_logits(t->cells, cored_model_logits(t->eval), b->labels, n);
-    }
-    const float *tl = NULL;
-    if (t->teacher) {
-        if ((rc = cored_teacher_batch_logits(t->tlogits, &t->cache, t->teacher, b, size, err))) return rc;
-        tl = t->tlogits;
-    }
-    memcpy(cored_model_input(t->student), b->x, bytes);
-    int flags = c->freeze_bn ? CORED_FWD_EVAL : CORED_FWD_BN_BATCH | CORED_FWD_STOCHASTIC;
-    uint64_t seed = cored_hash64(c->seed, ((uint64_t)t->epoch << 32) | (uint64_t)b->batch_index);
-    if ((rc = cored_model_forward(t->student, n, flags, seed, err))) return rc;
-    const float *z = cored_model_logits(t->student);
-    for (int i = 0; i < 2 * n; i++)
-        if (!isfinite(z[i])) return nonfinite(t, "student logits", b->batch_index, err);
-    if (cored && c->freeze_bn) cored_cells_from_logits(t->cells, z, b->labels, n);
-    int fh, fw, fc;
-    const float *feat = cored_model_features(t->student, &fh, &fw, &fc);
-    cored_method_logit_loss(terms, t->dlogits, t->dfeat, c, z, tl, b->labels, n, feat, fh * fw, fc,
-                            t->cells, t->have_rep ? &t->rep : NULL, t->ws);
-    if (!isfinite(terms->ce)) return nonfinite(t, "cross-entropy loss", b->batch_index, err);
-    if (!isfinite(terms->kd)) return nonfinite(t, "distillation loss", b->batch_index, err);
-    if (!isfinite(terms->rep)) return nonfinite(t, "representation loss", b->batch_index, err);
-    *correct = 0;
-    for (int i = 0; i < n; i++) *correct += (z[2 * i + 1] > z[2 * i]) == b->labels[i];
-    cored_model_zero_grad(t->student);
-    if ((rc = cored_model_backward(t->student, t->dlogits, cored ? t->dfeat : NULL, err))) return rc;
-    size_t nw;
-    float *w = cored_model_weights(t->student, &nw), *g = cored_model_grads(t->student, NULL);
-    if (c->method == CORED_METHOD_TG || c->method == CORED_METHOD_EWC) {
-        cored_method_weight_loss(terms, g, w, &t->reg, c, tl, b->labels, n);
-        if (!isfinite(terms->reg)) return nonfinite(t, "regularisation loss", b->batch_index, err);
-    }
-    if ((rc = check_finite(t, g, "gradient of", b->batch_index, err))) return rc;
-    cored_optim_step(t->opt, w, g);
-    return check_finite(t, w, "updated value of", b->batch_index, err);
+    if (t->teacher && (rc = cored_teacher_batch_logits(t->tlogits, &t->cache, t->teacher, b, c->size, err)))
+        return rc;
+    cored_step_batch sb = {.x = b->x, .labels = b->labels, .n = b->n, .teacher_logits = t->teacher ? t->tlogits : NULL,
+                           .seed = cored_hash64(c->seed, ((uint64_t)t->epoch << 32) | (uint64_t)b->batch_index),
+                           .epoch = t->epoch, .index = b->batch_index};
+    return cored_train_step(&t->step, &sb, terms, correct, err);
 }
 
 /* ---------------------------------------------------------------- validation, logs */
@@ -434,17 +340,9 @@ static void trainer_free(cored_trainer *t)
     cored_model_free(t->student);
     cored_model_free(t->eval);
     cored_model_free(t->teacher);
-    cored_optim_free(t->opt);
+    cored_step_release(&t->step);
     cored_teacher_cache_release(&t->cache);
-    cored_rep_release(&t->rep);
-    cored_free(t->anchor);
-    cored_free(t->fisher);
-    cored_free(t->is_head);
-    cored_free(t->dlogits);
-    cored_free(t->dfeat);
     cored_free(t->tlogits);
-    cored_free(t->ws);
-    cored_free(t->cells);
     cored_free(t->scores);
     cored_free(t->labels);
 }
@@ -589,7 +487,7 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
         /* The next step's penalty needs this task's Fisher, at the selected weights. */
         report_prepare(&t, "EWC Fisher of the target");
         if ((rc = cored_model_load(t.student, t.path_best, err))) goto done;
-        rc = cored_ewc_fisher(t.fisher, t.student, t.train, cfg->ewc_samples, cfg->seed, &t.lo, cfg->stop, err);
+        rc = cored_ewc_fisher(t.step.fisher, t.student, t.train, cfg->ewc_samples, cfg->seed, &t.lo, cfg->stop, err);
         if (!rc) rc = cored_trainer_save(&t, 1, err);
         if (rc) goto done;
     }

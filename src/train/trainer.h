@@ -7,6 +7,7 @@
 #include "data/data.h"
 #include "train/methods.h"
 #include "train/prepare.h"
+#include "train/step.h"
 #include "train/train.h"
 
 /* Sums over the batches of the current epoch (weighted by images). */
@@ -25,21 +26,13 @@ typedef struct {
     int n_tasks;
 
     cored_model *student, *eval, *teacher;
-    cored_optim *opt;
+    cored_step step;
     cored_dataset *train, *val[CORED_MAX_TASKS + 1];
     cored_loader *train_loader;
     cored_loader_opts lo;
 
     cored_teacher_cache cache;
-    cored_rep_stats rep;
-    int have_rep;
-    float *anchor;      /* TG: teacher weights (borrowed); EWC: previous task's weights (owned) */
-    float *fisher;      /* EWC: Fisher summed over earlier tasks */
-    uint8_t *is_head;   /* TG */
-    cored_reg_ctx reg;
-
-    float *dlogits, *dfeat, *tlogits, *ws;
-    int *cells;
+    float *tlogits;
     float *scores;
     int *labels;
     int max_val;

@@ -1,0 +1,151 @@
+/* The training step of every method; see step.h. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "models/model.h"
+#include "ops/ops.h"
+#include "step.h"
+
+int cored_step_init(cored_step *s, const cored_train_cfg *cfg, cored_model *student, cored_model *eval,
+                    const cored_model *teacher, cored_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->student = student;
+    s->eval = eval;
+    s->stochastic = 1;
+    const int B = cfg->batch, cored = cfg->method == CORED_METHOD_CORED;
+    if (cored && !cfg->freeze_bn && !eval)
+        return CORED_FAIL(err, CORED_E_ARG, "the CoReD step needs an inference build for the cells");
+    if (cfg->method == CORED_METHOD_TG && !teacher)
+        return CORED_FAIL(err, CORED_E_ARG, "the TG step needs the teacher's weights");
+    size_t nw;
+    float *w = cored_model_weights(student, &nw);
+    int rc = cored_optim_create(&s->opt, &cfg->optim, nw, err);
+    if (rc) return rc;
+    int fh, fw, ch;
+    cored_model_features(student, &fh, &fw, &ch);
+    s->dlogits = cored_alloc(sizeof(float) * 2 * B);
+    s->cells = cored_alloc(sizeof(int) * B);
+    s->ws = cored_alloc(sizeof(float) * cored_rep_ws_floats(B, ch));
+    s->dfeat = cored ? cored_alloc(sizeof(float) * (size_t)B * fh * fw * ch) : NULL;
+    if (!s->dlogits || !s->cells || !s->ws || (cored && !s->dfeat))
+        return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the training buffers");
+    for (int i = 0; i < B; i++) s->cells[i] = -1;
+    if (cored && (rc = cored_rep_init(&s->rep, cfg->rep, ch, err))) return rc;
+    s->have_rep = cored;
+    s->reg.n = nw;
+    if (cfg->method == CORED_METHOD_TG) {
+        s->reg.anchor = cored_model_weights((cored_model *)teacher, NULL);
+        s->is_head = cored_calloc(nw ? nw : 1, 1);
+        if (!s->is_head) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the classifier mask");
+        cored_head_mask(s->is_head, student);
+        s->reg.is_head = s->is_head;
+    }
+    if (cfg->method == CORED_METHOD_EWC) {
+        s->anchor = cored_alloc(sizeof(float) * (nw ? nw : 1));
+        s->fisher = cored_calloc(nw ? nw : 1, sizeof(float));
+        if (!s->anchor || !s->fisher) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the EWC state");
+        memcpy(s->anchor, w, sizeof(float) * nw);
+        s->reg.anchor = s->anchor;
+        s->reg.fisher = s->fisher;
+    }
+    return CORED_OK;
+}
+
+void cored_step_release(cored_step *s)
+{
+    cored_optim_free(s->opt);
+    cored_rep_release(&s->rep);
+    cored_free(s->anchor);
+    cored_free(s->fisher);
+    cored_free(s->is_head);
+    cored_free(s->dlogits);
+    cored_free(s->dfeat);
+    cored_free(s->ws);
+    cored_free(s->cells);
+    memset(s, 0, sizeof *s);
+}
+
+static int nonfinite(const cored_step *s, const cored_step_batch *b, const char *term, cored_error *err)
+{
+    if (s->cfg->target)
+        return CORED_FAIL(err, CORED_E_NONFINITE, "non-finite %s at task %s, epoch %d, step %d; stopped without saving",
+                          term, s->cfg->target, b->epoch + 1, b->index + 1);
+    return CORED_FAIL(err, CORED_E_NONFINITE, "non-finite %s at step %d", term, b->index + 1);
+}
+
+/* Every element of a slab parallel to the weights (gradients, or weights after the
+   update) must be finite; the first bad one is reported with its parameter's name. */
+static int check_finite(const cored_step *s, const cored_step_batch *b, const float *v, const char *what,
+                        cored_error *err)
+{
+    size_t nw;
+    cored_model_weights(s->student, &nw);
+    int bad = 0;
+    #pragma omp parallel for reduction(| : bad) schedule(static)
+    for (size_t i = 0; i < nw; i++) bad |= !isfinite(v[i]);
+    if (!bad) return CORED_OK;
+    for (int i = 0; i < cored_model_param_count(s->student); i++) {
+        const cored_param *p = cored_model_param(s->student, i);
+        if (!cored_param_trainable(p->kind)) continue;
+        for (size_t k = 0; k < p->numel; k++)
+            if (!isfinite(v[p->offset + k])) {
+                char term[CORED_NAME_MAX + 48];
+                snprintf(term, sizeof term, "%s %s", what, p->name);
+                return nonfinite(s, b, term, err);
+            }
+    }
+    return nonfinite(s, b, what, err);
+}
+
+int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms *terms, int *correct,
+                     cored_error *err)
+{
+    const cored_train_cfg *c = s->cfg;
+    const int n = b->n, size = cored_model_size(s->student);
+    const size_t bytes = sizeof(float) * (size_t)n * size * size * 3;
+    const int cored = c->method == CORED_METHOD_CORED, tg = c->method == CORED_METHOD_TG;
+    int rc;
+    if (n < 1 || n > cored_model_max_batch(s->student))
+        return CORED_FAIL(err, CORED_E_ARG, "a batch of %d images; the model was built for 1..%d", n,
+                          cored_model_max_batch(s->student));
+    if (cored_method_uses_teacher(c->method) && !b->teacher_logits)
+        return CORED_FAIL(err, CORED_E_ARG, "method '%s' needs the teacher's logits", cored_method_name(c->method));
+    if (cored && !c->freeze_bn) {
+        if ((rc = cored_model_copy_params(s->eval, s->student, err))) return rc;
+        memcpy(cored_model_input(s->eval), b->x, bytes);
+        if ((rc = cored_model_forward(s->eval, n, CORED_FWD_EVAL, 0, err))) return rc;
+        cored_cells_from_logits(s->cells, cored_model_logits(s->eval), b->labels, n);
+    }
+    memcpy(cored_model_input(s->student), b->x, bytes);
+    int flags = c->freeze_bn ? CORED_FWD_EVAL : CORED_FWD_BN_BATCH | (s->stochastic ? CORED_FWD_STOCHASTIC : 0);
+    if ((rc = cored_model_forward(s->student, n, flags, b->seed, err))) return rc;
+    if (s->after_forward && (rc = s->after_forward(s->user, s->student, err))) return rc;
+    const float *z = cored_model_logits(s->student);
+    for (int i = 0; i < 2 * n; i++)
+        if (!isfinite(z[i])) return nonfinite(s, b, "student logits", err);
+    if (cored && c->freeze_bn) cored_cells_from_logits(s->cells, z, b->labels, n);
+    int fh, fw, fc;
+    const float *feat = cored_model_features(s->student, &fh, &fw, &fc);
+    cored_method_logit_loss(terms, s->dlogits, s->dfeat, c, z, b->teacher_logits, b->labels, n, feat, fh * fw, fc,
+                            s->cells, s->have_rep ? &s->rep : NULL, s->ws);
+    if (!isfinite(terms->ce)) return nonfinite(s, b, "cross-entropy loss", err);
+    if (!isfinite(terms->kd)) return nonfinite(s, b, "distillation loss", err);
+    if (!isfinite(terms->rep)) return nonfinite(s, b, "representation loss", err);
+    *correct = 0;
+    for (int i = 0; i < n; i++) *correct += (z[2 * i + 1] > z[2 * i]) == b->labels[i];
+    cored_model_zero_grad(s->student);
+    if ((rc = cored_model_backward(s->student, s->dlogits, cored ? s->dfeat : NULL, err))) return rc;
+    size_t nw;
+    float *w = cored_model_weights(s->student, &nw), *g = cored_model_grads(s->student, NULL);
+    if (tg || c->method == CORED_METHOD_EWC) {
+        cored_method_weight_loss(terms, g, w, &s->reg, c, b->teacher_logits, b->labels, n);
+        if (!isfinite(terms->reg)) return nonfinite(s, b, "regularisation loss", err);
+    }
+    if ((rc = check_finite(s, b, g, "gradient of", err))) return rc;
+    cored_optim_step(s->opt, w, g);
+    return check_finite(s, b, w, "updated value of", err);
+}

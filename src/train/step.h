@@ -1,0 +1,64 @@
+/*
+ * One training step of any method: the only one in cored. `cored train` and `cored adapt`
+ * (trainer.c), `cored bench` and `cored grad` (which the PyTorch references check) all
+ * run it. From an augmented batch and, for the methods with a teacher, the teacher's
+ * logits of that batch, to the updated weights:
+ *   1. CoReD with BN in train mode: the student's cells (class x confidence band) from a
+ *      no-grad eval-mode pass of an inference build holding a copy of its weights;
+ *   2. the student's training forward (BN batch statistics, or running statistics with
+ *      freeze_bn) giving the logits and the tap features; with freeze_bn its own logits
+ *      give the cells;
+ *   3. the method's loss terms and their gradients (methods.c);
+ *   4. backward, the weight-space regularisers (TG, EWC), the non-finite guard, the
+ *      optimiser's update.
+ */
+#ifndef CORED_STEP_H
+#define CORED_STEP_H
+
+#include "train/methods.h"
+#include "train/train.h"
+
+typedef struct {
+    const cored_train_cfg *cfg;
+    cored_model *student;       /* training build (borrowed) */
+    cored_model *eval;          /* inference build for the cells (borrowed; CoReD only) */
+    cored_optim *opt;
+    int stochastic;             /* dropout and drop-connect in the training forward (default 1) */
+    cored_rep_stats rep;        /* CoReD: the teacher's statistics, filled by the caller */
+    int have_rep;
+    float *anchor;              /* EWC: the weights the step started from (a copy) */
+    float *fisher;              /* EWC: Fisher summed over the earlier tasks, filled by the caller */
+    uint8_t *is_head;           /* TG: the classifier's elements */
+    cored_reg_ctx reg;
+    float *dlogits, *dfeat, *ws;
+    int *cells;                 /* the cells of the last step (CoReD) */
+    /* Optional, called right after the training forward (cored grad records the kinks). */
+    int (*after_forward)(void *user, const cored_model *student, cored_error *err);
+    void *user;
+} cored_step;
+
+/* Sets up the step of cfg->method for batches of up to cfg->batch: the optimiser
+   (cfg->optim), the buffers, CoReD's statistics (zero, present nowhere), EWC's anchor (the
+   student's weights now) and Fisher (zero), TG's anchor (the teacher's weights, borrowed:
+   teacher must outlive the step). eval: an inference build of the same model, needed by
+   CoReD; teacher: needed by TG. */
+int cored_step_init(cored_step *s, const cored_train_cfg *cfg, cored_model *student, cored_model *eval,
+                    const cored_model *teacher, cored_error *err);
+void cored_step_release(cored_step *s);
+
+typedef struct {
+    const float *x;               /* NHWC [n, size, size, 3] */
+    const int *labels;            /* [n] */
+    int n;
+    const float *teacher_logits;  /* [n, 2]: required by DL, CoReD, LwF and TG */
+    uint64_t seed;                /* dropout draws */
+    int epoch, index;             /* where (0-based), for messages */
+} cored_step_batch;
+
+/* One step. terms: the loss terms; *correct: training predictions that match the labels.
+   A non-finite logit, loss term, gradient or updated weight stops with CORED_E_NONFINITE
+   naming the term (and the parameter), the task, epoch and step. */
+int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms *terms, int *correct,
+                     cored_error *err);
+
+#endif
