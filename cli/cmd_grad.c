@@ -110,7 +110,9 @@ static void usage(void)
            "weight-space terms included. Dropout and drop-connect are never applied.\n\n"
            "The teacher (--teacher) runs in eval mode on the batch as given to the student. CoReD's\n"
            "teacher statistics come from the teacher on the batch before CutMix (as cored adapt\n"
-           "takes them from the training set without augmentation). EWC reads its Fisher from W's\n"
+           "takes them from the training set without augmentation): cells from its eval-mode\n"
+           "logits, features under batch statistics (--rep-teacher-bn student, unless --freeze-bn)\n"
+           "or running statistics (--rep-teacher-bn running). EWC reads its Fisher from W's\n"
            "tensors 'cored.ewc.fisher.<param>' and anchors at W. With --cutmix-box, each image whose\n"
            "partner (L's 'partner' [N]) has the other label receives the partner's box.\n\n"
            "examples:\n"
@@ -206,6 +208,9 @@ int cmd_grad(int argc, char **argv)
         {"teacher", OPT_STR, &teacher_path, 0, 0, NULL, "FILE", "teacher weights (dl, cored, tg, lwf)"},
         {"freeze-bn", OPT_FLAG, &cfg.freeze_bn, 0, 0, NULL, NULL, "the student trains with BN in eval mode (continual methods)"},
         {"rep", OPT_CHOICE, &rep_idx, 0, 0, "scalar|vector", "MODE", "CoReD representation statistic"},
+        {"rep-estimate", OPT_CHOICE, &cfg.rep_unbiased, 0, 0, "plain|unbiased", "HOW", "CoReD per-cell term"},
+        {"rep-teacher-bn", OPT_CHOICE, &cfg.rep_teacher_running, 0, 0, "student|running", "BN",
+         "teacher statistics under the student's BN mode or running statistics"},
         {"cutmix-box", OPT_STR, &box_arg, 0, 0, NULL, "X0,Y0,X1,Y1", "paste this box from each image's partner"},
         {"temperature", OPT_FLOAT, &cfg.temperature, 1e-3, 1e3, NULL, "T", "distillation temperature"},
         {"alpha", OPT_FLOAT, &cfg.alpha, 0, 1, NULL, "A", "distillation weight"},
@@ -305,10 +310,25 @@ int cmd_grad(int argc, char **argv)
     if (box_arg) cutmix_paste(xm, x0, n, size, labels, partner, box);
     if (teacher) {
         int64_t shape[1] = {n};
-        if (cfg.method == CORED_METHOD_CORED) { /* the statistics: the un-mixed batch */
+        if (cfg.method == CORED_METHOD_CORED) {
+            /* the statistics: the un-mixed batch, cells from the teacher's eval-mode logits,
+               features under the student's BN mode unless running statistics are asked for */
             memcpy(cored_model_input(teacher), x0, sizeof(float) * px);
             if ((rc = cored_model_forward(teacher, n, CORED_FWD_EVAL, 0, &err))) goto fail;
             cored_cells_from_logits(cells, cored_model_logits(teacher), labels, n);
+            if (!cfg.freeze_bn && !cfg.rep_teacher_running) {
+                size_t nb;
+                float *buf = cored_model_buffers(teacher, &nb), *saved = cored_alloc(sizeof(float) * (nb ? nb : 1));
+                if (!saved) {
+                    rc = CORED_FAIL(&err, CORED_E_NOMEM, "cannot allocate");
+                    goto fail;
+                }
+                memcpy(saved, buf, sizeof(float) * nb);
+                rc = cored_model_forward(teacher, n, CORED_FWD_BN_BATCH, 0, &err);
+                memcpy(buf, saved, sizeof(float) * nb);
+                cored_free(saved);
+                if (rc) goto fail;
+            }
             cored_rep_accumulate(&step.rep, cored_model_features(teacher, NULL, NULL, NULL), cells, n, fh * fw, fc);
             cored_rep_finish(&step.rep);
             if (decisions_path && (rc = decisions_add_i32(&rec.dec, "teacher.cells", 1, shape, cells, (size_t)n, &err)))

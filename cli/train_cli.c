@@ -19,6 +19,8 @@ void train_cli_init(train_cli *t)
     cored_train_defaults(c);
     t->select_idx = 0;
     t->cutmix_idx = 0;
+    t->rep_estimate_idx = c->rep_unbiased;
+    t->rep_teacher_idx = c->rep_teacher_running;
     t->log_every = 50;
     opt_def d[] = {
         {"data", OPT_STR, &c->data, 0, 0, NULL, "DIR", "data root in the official CoReD layout"},
@@ -41,6 +43,10 @@ void train_cli_init(train_cli *t)
         {"freeze-bn", OPT_FLAG, &c->freeze_bn, 0, 0, NULL, NULL,
          "train with BN in eval mode, as the official code effectively does"},
         {"rep", OPT_CHOICE, &t->rep_idx, 0, 0, "scalar|vector", "MODE", "CoReD representation statistic"},
+        {"rep-estimate", OPT_CHOICE, &t->rep_estimate_idx, 0, 0, "plain|unbiased", "HOW",
+         "CoReD per-cell term: the paper's squared difference, or minus the batch's sampling variance"},
+        {"rep-teacher-bn", OPT_CHOICE, &t->rep_teacher_idx, 0, 0, "student|running", "BN",
+         "CoReD teacher statistics under the student's BN mode, or running statistics (official code)"},
         {"select", OPT_CHOICE, &t->select_idx, 0, 0, "acc|auc", "BY", "model selection: sum of val accuracy or AUC"},
         {"max-per-class", OPT_INT, &c->max_per_class, 0, 100000000, NULL, "N",
          "cap on training images per class, 0 = none"},
@@ -60,6 +66,8 @@ void train_cli_init(train_cli *t)
         {"save-every", OPT_FLOAT, &c->save_every, 0, 1e9, NULL, "S",
          "seconds between mid-epoch checkpoints, 0 = epoch ends only"},
         {"force", OPT_FLAG, &c->force, 0, 0, NULL, NULL, "replace an existing run folder"},
+        {"trace", OPT_STR, &c->trace, 0, 0, NULL, "FILE",
+         "append one JSON line per step: loss terms, gradient norms per term, cell statistics (slower)"},
     };
     for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) train_cli_add(t, d[i]);
     t->n_common = t->n_defs;
@@ -136,6 +144,8 @@ int train_cli_finish(train_cli *t, const char *cmd, char **strings)
     }
     c->optim.kind = (cored_opt_kind)t->optim_idx;
     c->rep = t->rep_idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
+    c->rep_unbiased = t->rep_estimate_idx;
+    c->rep_teacher_running = t->rep_teacher_idx;
     c->select_auc = t->select_idx == 1;
     c->cutmix = t->cutmix_idx == 0 ? CORED_CUTMIX_OPPOSITE : t->cutmix_idx == 1 ? CORED_CUTMIX_SAME : CORED_CUTMIX_NONE;
     c->flip = !t->no_flip;

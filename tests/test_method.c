@@ -159,7 +159,7 @@ static void test_representation(void)
         }
         float *ws = malloc(sizeof(float) * cored_rep_ws_floats(n, c));
         int used = 0;
-        double loss = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, ws);
+        double loss = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, 0, ws);
         snprintf(name, sizeof name, "rep.%s.loss", modes[mode]);
         double want = scalar(name);
         CHECK_MSG(fabs(loss - want) < 1e-5 * fabs(want) + 1e-7, "%s L_Rep %.8g want %.8g", modes[mode], loss, want);
@@ -170,6 +170,20 @@ static void test_representation(void)
         char what[96];
         snprintf(what, sizeof what, "%s L_Rep gradient wrt the features", modes[mode]);
         check_close_ff(what, dfeat_nchw, g, nf, 1e-7, 1e-4);
+        /* the unbiased estimate: cells with two images at least, minus the mean's sample variance */
+        snprintf(name, sizeof name, "rep.%s.unbiased.loss", modes[mode]);
+        double want_u = scalar(name);
+        double loss_u = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, 1, ws);
+        CHECK_MSG(fabs(loss_u - want_u) < 1e-5 * fabs(want_u) + 1e-7, "%s unbiased L_Rep %.8g want %.8g", modes[mode],
+                  loss_u, want_u);
+        CHECK_MSG(used == 3, "%s unbiased: %d cells used, want 3 (those with two images or more)", modes[mode], used);
+        cored_nhwc_to_nchw(dfeat_nchw, dfeat, n, c, h, h);
+        snprintf(name, sizeof name, "rep.%s.unbiased.grad", modes[mode]);
+        float *gu = get(name, NULL);
+        snprintf(what, sizeof what, "%s unbiased L_Rep gradient wrt the features", modes[mode]);
+        check_close_ff(what, dfeat_nchw, gu, nf, 1e-7, 1e-4);
+        free(gu);
+        loss = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, 0, ws);
         /* the full CoReD loss adds it to DL's */
         cored_train_cfg cfgc = cfg_for(CORED_METHOD_CORED);
         cfgc.rep = mode ? CORED_REP_VECTOR : CORED_REP_SCALAR;
@@ -186,7 +200,7 @@ static void test_representation(void)
     CHECK(cored_rep_init(&empty, CORED_REP_SCALAR, c, NULL) == 0);
     float *ws = malloc(sizeof(float) * cored_rep_ws_floats(n, c));
     int used = -1;
-    CHECK(cored_rep_loss(dfeat, &used, &empty, cells, feat, n, hw, c, ws) == 0.0 && used == 0);
+    CHECK(cored_rep_loss(dfeat, &used, &empty, cells, feat, n, hw, c, 0, ws) == 0.0 && used == 0);
     for (size_t i = 0; i < nf; i++) CHECK(dfeat[i] == 0.0f);
     cored_rep_release(&empty);
     free(ws), free(feat_nchw), free(feat), free(dfeat), free(dfeat_nchw), free(ze), free(present), free(labels),

@@ -106,6 +106,22 @@ for mode, mu in (("scalar", mu_s), ("vector", mu_v)):
     out[f"rep.{mode}.mu"] = mu
     out[f"rep.{mode}.loss"] = np.array([loss.item()])
     out[f"rep.{mode}.grad"] = Fm.grad.numpy()
+    # the unbiased estimate: cells with two images at least, minus the sample variance of
+    # the cell's mean (per dimension)
+    Fm = torch.tensor(feat, dtype=torch.float64, requires_grad=True)
+    stat = Fm.amax(dim=(2, 3))
+    stat = stat.mean(dim=1, keepdim=True) if mode == "scalar" else stat
+    loss = torch.zeros(())
+    for k in range(10):
+        idx = np.nonzero(cells == k)[0]
+        if len(idx) < 2 or not present[k]:
+            continue
+        x = stat[idx]
+        target = torch.tensor(np.atleast_1d(mu[k]), dtype=torch.float64)
+        loss = loss + ((x.mean(dim=0) - target) ** 2 - x.var(dim=0, unbiased=True) / len(idx)).sum()
+    loss.backward()
+    out[f"rep.{mode}.unbiased.loss"] = np.array([loss.item()])
+    out[f"rep.{mode}.unbiased.grad"] = Fm.grad.numpy()
 out.update({"rep.features": feat, "rep.labels": labels, "rep.eval_logits": ze, "rep.present": present,
             "rep.cells": cells.astype(np.int64)})
 

@@ -51,6 +51,7 @@ void cored_train_defaults(cored_train_cfg *cfg)
     cfg->temperature = 20.0f;
     cfg->alpha = 0.5f;
     cfg->rep = CORED_REP_SCALAR;
+    cfg->rep_teacher_running = 1;
     cfg->cutmix = CORED_CUTMIX_OPPOSITE;
     cfg->flip = 1;
     cfg->lwf_temperature = 2.0f;
@@ -127,6 +128,8 @@ int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_err
     cJSON_AddNumberToObject(j, "alpha", cfg->alpha);
     cJSON_AddBoolToObject(j, "freeze_bn", cfg->freeze_bn);
     cJSON_AddStringToObject(j, "rep", cfg->rep == CORED_REP_VECTOR ? "vector" : "scalar");
+    cJSON_AddStringToObject(j, "rep_estimate", cfg->rep_unbiased ? "unbiased" : "plain");
+    cJSON_AddStringToObject(j, "rep_teacher_bn", cfg->rep_teacher_running ? "running" : "student");
     cJSON_AddStringToObject(j, "select", cfg->select_auc ? "auc" : "acc");
     cJSON_AddStringToObject(j, "cutmix", cutmix_name(cfg->cutmix));
     cJSON_AddNumberToObject(j, "cutmix_p", cfg->cutmix_p);
@@ -254,7 +257,9 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
         const char *key, *a, *b, *c;
     } choices[] = {{"rep", "scalar", "vector", NULL},
                    {"select", "acc", "auc", NULL},
-                   {"cutmix", "opposite", "same", "none"}};
+                   {"cutmix", "opposite", "same", "none"},
+                   {"rep_estimate", "plain", "unbiased", NULL},
+                   {"rep_teacher_bn", "student", "running", NULL}};
     for (size_t q = 0; q < sizeof choices / sizeof choices[0]; q++) {
         v = cJSON_GetObjectItemCaseSensitive(j, choices[q].key);
         if (!v) continue;
@@ -268,6 +273,8 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
         if (q == 0) cfg->rep = idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
         if (q == 1) cfg->select_auc = idx;
         if (q == 2) cfg->cutmix = idx == 0 ? CORED_CUTMIX_OPPOSITE : idx == 1 ? CORED_CUTMIX_SAME : CORED_CUTMIX_NONE;
+        if (q == 3) cfg->rep_unbiased = idx;
+        if (q == 4) cfg->rep_teacher_running = idx;
     }
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "sources"), *it;
     cfg->n_sources = 0;

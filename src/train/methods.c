@@ -21,6 +21,11 @@
 #include "models/model.h"
 #include "ops/ops.h"
 
+float cored_method_ce_weight(const cored_train_cfg *cfg)
+{
+    return cfg->method == CORED_METHOD_DL || cfg->method == CORED_METHOD_CORED ? 2.0f - cfg->alpha : 1.0f;
+}
+
 void cored_method_logit_loss(cored_loss_terms *terms, float *dlogits, float *dfeat,
                              const cored_train_cfg *cfg, const float *s, const float *t,
                              const int *labels, int n, const float *features, int hw, int c,
@@ -29,8 +34,7 @@ void cored_method_logit_loss(cored_loss_terms *terms, float *dlogits, float *dfe
     memset(terms, 0, sizeof *terms);
     const cored_method m = cfg->method;
     float *tmp = ws; /* the KD gradient, added to dlogits before ws serves L_Rep */
-    float ce_weight = 1.0f;
-    if (m == CORED_METHOD_DL || m == CORED_METHOD_CORED) ce_weight = 2.0f - cfg->alpha;
+    const float ce_weight = cored_method_ce_weight(cfg);
     terms->ce = cored_softmax_ce(dlogits, s, labels, n, 2, ce_weight);
     terms->total = ce_weight * terms->ce;
     if ((m == CORED_METHOD_DL || m == CORED_METHOD_CORED || m == CORED_METHOD_LWF) && t) {
@@ -42,7 +46,7 @@ void cored_method_logit_loss(cored_loss_terms *terms, float *dlogits, float *dfe
     }
     if (m == CORED_METHOD_CORED && features && teacher_rep) {
         terms->rep = cored_rep_loss(dfeat, &terms->rep_cells, teacher_rep, cells, features, n, hw,
-                                    c, ws);
+                                    c, cfg->rep_unbiased, ws);
         terms->total += terms->rep;
     } else if (dfeat) {
         memset(dfeat, 0, sizeof(float) * (size_t)n * hw * c);

@@ -27,6 +27,9 @@ typedef struct {
     size_t n;
 } cored_reg_ctx;
 
+/* The weight of the cross-entropy in the method's loss (2 - alpha for DL and CoReD, else 1). */
+float cored_method_ce_weight(const cored_train_cfg *cfg);
+
 /* Logit- and feature-space part of the loss. s: student logits (n,2); t: teacher logits
    (n,2) or NULL; features: student tap (n,hw,c) (CoReD); cells: the student's cells from
    its eval-mode pass (CoReD); dlogits (n,2) and dfeat (n,hw,c) are written. ws: scratch of

@@ -111,6 +111,58 @@ fail:
     return rc;
 }
 
+int cored_rep_batch_pass(cored_rep_stats *rep, cored_model *m, const cored_teacher_cache *cache,
+                         const cored_dataset *ds, const cored_loader_opts *lo, int batch,
+                         volatile sig_atomic_t *stop, cored_error *err)
+{
+    const int size = cored_model_size(m);
+    size_t nb;
+    float *buffers = cored_model_buffers(m, &nb);
+    float *saved = cored_alloc(sizeof(float) * (nb ? nb : 1)), *z = cored_alloc(sizeof(float) * 2 * (size_t)batch);
+    int *cells = cored_alloc(sizeof(int) * (size_t)batch), rc;
+    cored_loader *l = NULL;
+    if (!saved || !z || !cells) {
+        rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the representation pass");
+        goto done;
+    }
+    memcpy(saved, buffers, sizeof(float) * nb);
+    /* batches like the training batches (shuffled: both classes), without augmentation */
+    cored_loader_opts o = deterministic_opts(lo, batch);
+    o.shuffle = 1;
+    if ((rc = cored_loader_create(&l, ds, &o, err)) || (rc = cored_loader_start(l, 0, 0, err))) goto done;
+    cored_batch *b;
+    while ((rc = cored_loader_next(l, &b, err)) == 1) {
+        if (stop && *stop) {
+            cored_loader_release(l, b);
+            rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped during the teacher pass");
+            goto done;
+        }
+        if (b->n >= 2) { /* batch statistics need two images at least */
+            memcpy(cored_model_input(m), b->x, sizeof(float) * (size_t)b->n * size * size * 3);
+            rc = cored_model_forward(m, b->n, CORED_FWD_BN_BATCH, 0, err);
+            if (!rc) {
+                for (int i = 0; i < b->n; i++) memcpy(z + 2 * i, cache->logits + (size_t)b->index[i] * 4, 2 * sizeof(float));
+                cored_cells_from_logits(cells, z, b->labels, b->n);
+                int h, w, c;
+                const float *f = cored_model_features(m, &h, &w, &c);
+                cored_rep_accumulate(rep, f, cells, b->n, h * w, c);
+            }
+        }
+        cored_loader_release(l, b);
+        if (rc) goto done;
+    }
+    if (rc < 0) goto done;
+    cored_rep_finish(rep);
+    rc = CORED_OK;
+done:
+    if (saved) memcpy(buffers, saved, sizeof(float) * nb);
+    cored_loader_free(l);
+    cored_free(saved);
+    cored_free(z);
+    cored_free(cells);
+    return rc;
+}
+
 int cored_teacher_batch_logits(float *out, const cored_teacher_cache *cache, cored_model *teacher,
                                const cored_batch *b, int size, cored_error *err)
 {

@@ -32,6 +32,15 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
                        cored_progress_fn progress, void *user, volatile sig_atomic_t *stop,
                        cored_error *err);
 
+/* CoReD's teacher statistics under batch statistics: the teacher m (any build kind, for
+   batches of `batch`) runs with BN batch statistics over ds in shuffled batches of `batch`
+   images without augmentation, like the student's training forward; the cells come from
+   the teacher's eval-mode logits in cache (cored_teacher_pass). rep must be empty; it is
+   finished here. m's running statistics are left as they were. */
+int cored_rep_batch_pass(cored_rep_stats *rep, cored_model *m, const cored_teacher_cache *cache,
+                         const cored_dataset *ds, const cored_loader_opts *lo, int batch,
+                         volatile sig_atomic_t *stop, cored_error *err);
+
 /* Teacher logits (n, 2) of a training batch (n <= CORED_MAX_BATCH): from the cache, and
    one teacher forward for the images CutMix modified. */
 int cored_teacher_batch_logits(float *out, const cored_teacher_cache *cache, cored_model *teacher,

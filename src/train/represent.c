@@ -61,6 +61,14 @@ void cored_rep_release(cored_rep_stats *s)
     s->mu = NULL;
 }
 
+/* Mean over channels of an image's channel maxima. */
+static double stat_scalar(const float *v, int c)
+{
+    double s = 0;
+    for (int ch = 0; ch < c; ch++) s += v[ch];
+    return s / c;
+}
+
 /* Per-channel spatial maximum of one image's map (hw, c) into v (c); argmax (c, may be
    NULL) receives the first position of each maximum. */
 static void channel_max(float *v, int *argmax, const float *f, int hw, int c)
@@ -123,7 +131,7 @@ size_t cored_rep_ws_floats(int n, int c)
 }
 
 double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, const int *cells,
-                      const float *features, int n, int hw, int c, float *ws)
+                      const float *features, int n, int hw, int c, int unbiased, float *ws)
 {
     const int dim = teacher->dim;
     float *vmax = ws;
@@ -134,52 +142,58 @@ double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, c
         channel_max(vmax + (size_t)i * c, amax + (size_t)i * c, features + (size_t)i * hw * c, hw, c);
         if (cells[i] >= 0) count[cells[i]]++;
     }
+    /* the statistic of image i, dimension d */
+#define STAT(i, d) (dim == 1 ? stat_scalar(vmax + (size_t)(i) * c, c) : (double)vmax[(size_t)(i) * c + (d)])
+    const int min_count = unbiased ? 2 : 1;
     memset(mu, 0, sizeof(float) * CORED_CELLS * (size_t)dim);
     for (int k = 0; k < CORED_CELLS; k++) {
-        if (!count[k] || !teacher->present[k]) continue;
-        double acc[1];
-        float *m = mu + (size_t)k * dim;
-        if (dim == 1) {
-            acc[0] = 0;
-            for (int i = 0; i < n; i++) {
-                if (cells[i] != k) continue;
-                double s = 0;
-                for (int ch = 0; ch < c; ch++) s += vmax[(size_t)i * c + ch];
-                acc[0] += s / c;
-            }
-            m[0] = (float)(acc[0] / count[k]);
-        } else {
-            for (int ch = 0; ch < c; ch++) {
-                double s = 0;
-                for (int i = 0; i < n; i++)
-                    if (cells[i] == k) s += vmax[(size_t)i * c + ch];
-                m[ch] = (float)(s / count[k]);
-            }
+        if (count[k] < min_count || !teacher->present[k]) continue;
+        for (int d = 0; d < dim; d++) {
+            double s = 0;
+            for (int i = 0; i < n; i++)
+                if (cells[i] == k) s += STAT(i, d);
+            mu[(size_t)k * dim + d] = (float)(s / count[k]);
         }
     }
     double loss = 0;
     int n_used = 0;
     if (dfeat) memset(dfeat, 0, sizeof(float) * (size_t)n * hw * c);
     for (int k = 0; k < CORED_CELLS; k++) {
-        if (!count[k] || !teacher->present[k]) continue;
+        if (count[k] < min_count || !teacher->present[k]) continue;
         n_used++;
+        const int q = count[k];
         const float *mt = teacher->mu + (size_t)k * dim, *ms = mu + (size_t)k * dim;
         for (int d = 0; d < dim; d++) {
             double diff = (double)ms[d] - mt[d];
             loss += diff * diff;
+            if (unbiased) { /* minus the sample variance of the mean */
+                double v = 0;
+                for (int i = 0; i < n; i++)
+                    if (cells[i] == k) v += (STAT(i, d) - ms[d]) * (STAT(i, d) - ms[d]);
+                loss -= v / ((double)q * (q - 1));
+            }
         }
         if (!dfeat) continue;
         for (int i = 0; i < n; i++) {
             if (cells[i] != k) continue;
             float *g = dfeat + (size_t)i * hw * c;
             const int *am = amax + (size_t)i * c;
+            double gs = 0;
+            if (dim == 1) {
+                gs = 2.0 * ((double)ms[0] - mt[0]) / q;
+                if (unbiased) gs -= 2.0 * (STAT(i, 0) - ms[0]) / ((double)q * (q - 1));
+            }
             for (int ch = 0; ch < c; ch++) {
-                double diff = dim == 1 ? (double)ms[0] - mt[0] : (double)ms[ch] - mt[ch];
-                double grad = 2.0 * diff / count[k] / (dim == 1 ? c : 1);
+                double grad = gs / c;
+                if (dim > 1) {
+                    grad = 2.0 * ((double)ms[ch] - mt[ch]) / q;
+                    if (unbiased) grad -= 2.0 * (STAT(i, ch) - ms[ch]) / ((double)q * (q - 1));
+                }
                 g[(size_t)am[ch] * c + ch] = (float)grad;
             }
         }
     }
+#undef STAT
     if (used) *used = n_used;
     return loss;
 }

@@ -51,10 +51,17 @@ void cored_rep_finish(cored_rep_stats *s);
 size_t cored_rep_ws_floats(int n, int c);
 /* L_Rep of a student batch against the teacher's statistics. cells: the student's cells
    (from its no-grad eval-mode pass); features: its train-mode tap (n, hw, c).
+   Plain (unbiased = 0, the paper's): sum over the cells present on both sides of
+   (mu_S - mu_T)^2, mu_S the mean of the cell's k images in the batch. Unbiased: the same
+   minus each cell's sample variance of that mean, s^2 / k (per dimension), over the cells
+   with k >= 2: the expectation of (mu_S - mu_T)^2 over batches is (E mu_S - mu_T)^2 +
+   Var / k, and the plain loss's gradient mostly pushes the k images' statistics towards
+   each other (the Var / k part) when cells hold few images; the unbiased one estimates
+   (E mu_S - mu_T)^2 alone and may be negative.
    dfeat (n, hw, c), when not NULL, receives d L_Rep / d features (overwritten: nonzero only
    at each channel's spatial maximum, the first on ties). *used (may be NULL) receives the
    number of cells that contributed. */
 double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, const int *cells,
-                      const float *features, int n, int hw, int c, float *ws);
+                      const float *features, int n, int hw, int c, int unbiased, float *ws);
 
 #endif

@@ -66,6 +66,7 @@ void cored_step_release(cored_step *s)
     cored_free(s->dfeat);
     cored_free(s->ws);
     cored_free(s->cells);
+    cored_free(s->trace_buf);
     memset(s, 0, sizeof *s);
 }
 
@@ -99,6 +100,89 @@ static int check_finite(const cored_step *s, const cored_step_batch *b, const fl
             }
     }
     return nonfinite(s, b, what, err);
+}
+
+static double norm2(const float *v, size_t n)
+{
+    double a = 0;
+    for (size_t i = 0; i < n; i++) a += (double)v[i] * v[i];
+    return sqrt(a);
+}
+
+/* Per cell, the mean over the cell's images of the scalar statistic of features f. */
+static void cell_means(float *mu, int *count, const float *f, const int *cells, int n, int hw, int c)
+{
+    double sum[CORED_CELLS] = {0};
+    int cnt[CORED_CELLS] = {0};
+    for (int i = 0; i < n; i++) {
+        if (cells[i] < 0) continue;
+        double m = 0;
+        for (int ch = 0; ch < c; ch++) {
+            float v = f[(size_t)i * hw * c + ch];
+            for (int p = 1; p < hw; p++) v = fmaxf(v, f[((size_t)i * hw + p) * c + ch]);
+            m += v;
+        }
+        sum[cells[i]] += m / c;
+        cnt[cells[i]]++;
+    }
+    for (int k = 0; k < CORED_CELLS; k++) {
+        mu[k] = cnt[k] ? (float)(sum[k] / cnt[k]) : NAN;
+        if (count) count[k] = cnt[k];
+    }
+}
+
+/* The diagnostics of cored_step_trace, before the step's own backward: the logit gradient
+   split at the logits, and the weight gradient of the logit terms and of the representation
+   term from two more forward/backward passes (running statistics restored after each). */
+static int trace_step(cored_step *s, const cored_step_batch *b, int flags, cored_error *err)
+{
+    const cored_train_cfg *c = s->cfg;
+    cored_step_trace *tr = s->trace;
+    const int n = b->n;
+    size_t nw, nb;
+    cored_model_weights(s->student, &nw);
+    float *buffers = cored_model_buffers(s->student, &nb), *g = cored_model_grads(s->student, NULL);
+    if (!s->trace_buf && !(s->trace_buf = cored_alloc(sizeof(float) * (nb + 2 * (size_t)c->batch + 1))))
+        return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the trace buffers");
+    float *saved = s->trace_buf, *dce = s->trace_buf + nb;
+    const float *z = cored_model_logits(s->student);
+    cored_softmax_ce(dce, z, b->labels, n, 2, cored_method_ce_weight(c));
+    tr->dlogit_ce = norm2(dce, 2 * (size_t)n);
+    for (int i = 0; i < 2 * n; i++) dce[i] = s->dlogits[i] - dce[i];
+    tr->dlogit_kd = norm2(dce, 2 * (size_t)n);
+    int fh, fw, fc;
+    const float *feat = cored_model_features(s->student, &fh, &fw, &fc);
+    const size_t nf = (size_t)n * fh * fw * fc;
+    tr->tap_rep = s->dfeat ? norm2(s->dfeat, nf) : 0;
+    for (int k = 0; k < CORED_CELLS; k++) {
+        double m = 0;
+        for (int d = 0; s->have_rep && d < s->rep.dim; d++) m += s->rep.mu[(size_t)k * s->rep.dim + d];
+        tr->mu_t[k] = s->have_rep && s->rep.present[k] ? (float)(m / s->rep.dim) : NAN;
+        tr->mu_s[k] = tr->mu_s_eval[k] = NAN;
+        tr->count[k] = 0;
+    }
+    if (c->method == CORED_METHOD_CORED) {
+        cell_means(tr->mu_s, tr->count, feat, s->cells, n, fh * fw, fc);
+        if (!c->freeze_bn)
+            cell_means(tr->mu_s_eval, NULL, cored_model_features(s->eval, NULL, NULL, NULL), s->cells, n, fh * fw, fc);
+    }
+    tr->w_rep = 0;
+    memcpy(saved, buffers, sizeof(float) * nb);
+    int rc;
+    cored_model_zero_grad(s->student);
+    if ((rc = cored_model_backward(s->student, s->dlogits, NULL, err))) return rc;
+    tr->w_logit = norm2(g, nw);
+    if (s->dfeat) {
+        float *zero = dce;
+        memset(zero, 0, sizeof(float) * 2 * (size_t)n);
+        memcpy(buffers, saved, sizeof(float) * nb);
+        if ((rc = cored_model_forward(s->student, n, flags, b->seed, err))) return rc;
+        cored_model_zero_grad(s->student);
+        if ((rc = cored_model_backward(s->student, zero, s->dfeat, err))) return rc;
+        tr->w_rep = norm2(g, nw);
+    }
+    memcpy(buffers, saved, sizeof(float) * nb);
+    return cored_model_forward(s->student, n, flags, b->seed, err);
 }
 
 int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms *terms, int *correct,
@@ -137,6 +221,7 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
     if (!isfinite(terms->rep)) return nonfinite(s, b, "representation loss", err);
     *correct = 0;
     for (int i = 0; i < n; i++) *correct += (z[2 * i + 1] > z[2 * i]) == b->labels[i];
+    if (s->trace && (rc = trace_step(s, b, flags, err))) return rc;
     cored_model_zero_grad(s->student);
     if ((rc = cored_model_backward(s->student, s->dlogits, cored ? s->dfeat : NULL, err))) return rc;
     size_t nw;
@@ -146,6 +231,7 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
         if (!isfinite(terms->reg)) return nonfinite(s, b, "regularisation loss", err);
     }
     if ((rc = check_finite(s, b, g, "gradient of", err))) return rc;
+    if (s->trace) s->trace->w_total = norm2(g, nw);
     cored_optim_step(s->opt, w, g);
     return check_finite(s, b, w, "updated value of", err);
 }

@@ -18,6 +18,22 @@
 #include "train/methods.h"
 #include "train/train.h"
 
+/* Where the gradient of a step comes from (filled when cored_step.trace is set; cored
+   adapt --trace). Norms are L2. The weight-gradient split costs two more forward and
+   backward passes of the student (the BN running statistics are restored between them, so
+   the step's result does not change). */
+typedef struct {
+    double dlogit_ce, dlogit_kd;  /* the CE and the distillation parts of the logit gradient */
+    double tap_rep;               /* the representation loss's gradient at the tap */
+    double w_logit, w_rep, w_total; /* weight gradient of the logit terms, of the representation
+                                       term, and of everything (weight-space terms included) */
+    int count[CORED_CELLS];       /* the student's images per cell */
+    /* per cell, the scalar statistic (mean over channels of the spatial maxima, the mean
+       over the cell's images): the teacher's, the student's training forward, the student's
+       eval-mode pass (NaN where absent) */
+    float mu_t[CORED_CELLS], mu_s[CORED_CELLS], mu_s_eval[CORED_CELLS];
+} cored_step_trace;
+
 typedef struct {
     const cored_train_cfg *cfg;
     cored_model *student;       /* training build (borrowed) */
@@ -32,6 +48,8 @@ typedef struct {
     cored_reg_ctx reg;
     float *dlogits, *dfeat, *ws;
     int *cells;                 /* the cells of the last step (CoReD) */
+    cored_step_trace *trace;    /* optional diagnostics of every step */
+    float *trace_buf;           /* running statistics and logit scratch of the trace */
     /* Optional, called right after the training forward (cored grad records the kinks). */
     int (*after_forward)(void *user, const cored_model *student, cored_error *err);
     void *user;

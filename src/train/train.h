@@ -90,6 +90,10 @@ typedef struct {
     float temperature, alpha;         /* KD: T = 20, alpha = 0.5 */
     int freeze_bn;                    /* BN in eval mode while training (official code) */
     cored_rep_mode rep;
+    int rep_unbiased;                 /* L_Rep minus each cell's sample variance (represent.h) */
+    int rep_teacher_running;          /* teacher statistics with BN running statistics (the
+                                         official code) even when the student trains with batch
+                                         statistics; 0: under the student's own BN mode */
     int select_auc;                   /* select by the sum of val AUCs instead of accuracy */
     cored_cutmix_mode cutmix;
     float cutmix_p, cutmix_beta;      /* 0 = the mode's default */
@@ -105,6 +109,9 @@ typedef struct {
     int threads;
     int deterministic;                /* single-threaded BLAS: bit-identical results */
     float save_every;                 /* seconds between mid-epoch checkpoints, 0 = never */
+    const char *trace;                /* optional: one JSON line per step appended to this file
+                                         (loss terms, gradient norms per term, cell statistics;
+                                         costs two more passes per step) */
     volatile sig_atomic_t *stop;      /* set asynchronously: save and return CORED_E_STOPPED */
     cored_progress_fn progress;
     void *progress_user;

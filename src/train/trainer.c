@@ -169,8 +169,14 @@ static int prepare(cored_trainer *t, int resumed, cored_error *err)
     if (t->teacher) {
         report_prepare(t, "teacher pass over the training set");
         cored_rep_stats *rep = t->step.have_rep && !resumed ? &t->step.rep : NULL;
-        rc = cored_teacher_pass(&t->cache, rep, t->teacher, t->train, &t->lo, c->progress,
+        /* the statistics under the BN mode the student trains in */
+        int batch_stats = rep && !c->freeze_bn && !c->rep_teacher_running;
+        rc = cored_teacher_pass(&t->cache, batch_stats ? NULL : rep, t->teacher, t->train, &t->lo, c->progress,
                                 c->progress_user, c->stop, err);
+        if (!rc && batch_stats) {
+            report_prepare(t, "teacher statistics under batch statistics");
+            rc = cored_rep_batch_pass(rep, t->teacher, &t->cache, t->train, &t->lo, c->batch, c->stop, err);
+        }
         if (rc) return rc;
         if (rep) {
             int present = 0;
@@ -212,6 +218,37 @@ static int train_batch(cored_trainer *t, const cored_batch *b, cored_loss_terms 
                            .seed = cored_hash64(c->seed, ((uint64_t)t->epoch << 32) | (uint64_t)b->batch_index),
                            .epoch = t->epoch, .index = b->batch_index};
     return cored_train_step(&t->step, &sb, terms, correct, err);
+}
+
+/* One line of the --trace file. */
+static int write_trace(cored_trainer *t, FILE *f, int batch, const cored_loss_terms *lt, cored_error *err)
+{
+    const cored_step_trace *tr = &t->trace;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "method", cored_method_name(t->cfg->method));
+    cJSON_AddStringToObject(j, "task", t->cfg->target);
+    cJSON_AddNumberToObject(j, "epoch", t->epoch + 1);
+    cJSON_AddNumberToObject(j, "step", batch + 1);
+    const char *names[] = {"ce", "kd", "rep", "reg", "total", "dlogit_ce", "dlogit_kd", "tap_rep", "w_logit",
+                           "w_rep", "w_total"};
+    const double v[] = {lt->ce, lt->kd, lt->rep, lt->reg, lt->total, tr->dlogit_ce, tr->dlogit_kd, tr->tap_rep,
+                        tr->w_logit, tr->w_rep, tr->w_total};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cJSON_AddItemToObject(j, names[i], cored_json_number(v[i]));
+    cJSON_AddNumberToObject(j, "cells_used", lt->rep_cells);
+    cJSON *count = cJSON_AddArrayToObject(j, "count"), *mt = cJSON_AddArrayToObject(j, "mu_t"),
+          *ms = cJSON_AddArrayToObject(j, "mu_s"), *me = cJSON_AddArrayToObject(j, "mu_s_eval");
+    for (int k = 0; k < CORED_CELLS; k++) {
+        cJSON_AddItemToArray(count, cJSON_CreateNumber(tr->count[k]));
+        cJSON_AddItemToArray(mt, cored_json_number(tr->mu_t[k]));
+        cJSON_AddItemToArray(ms, cored_json_number(tr->mu_s[k]));
+        cJSON_AddItemToArray(me, cored_json_number(tr->mu_s_eval[k]));
+    }
+    char *line = cored_json_line(j);
+    cJSON_Delete(j);
+    if (!line) return CORED_FAIL(err, CORED_E_NOMEM, "cannot format the trace line");
+    int rc = cored_fwrite_all(f, line, strlen(line), t->cfg->trace, err);
+    cored_free(line);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- validation, logs */
@@ -385,6 +422,7 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
     t.best_epoch = -1;
     t.best_score = -INFINITY;
     t.t_start = cored_now();
+    FILE *trace = NULL;
     int rc = check_cfg(cfg, err);
     if (rc) return rc;
     for (int i = 0; i < cfg->n_sources; i++) t.tasks[t.n_tasks++] = cfg->sources[i];
@@ -418,6 +456,13 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
         goto done;
     }
     if ((rc = cored_loader_create(&t.train_loader, t.train, &t.lo, err))) goto done;
+    if (cfg->trace) {
+        if (!(trace = fopen(cfg->trace, "ab"))) {
+            rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot open the trace file: %s", cfg->trace, strerror(errno));
+            goto done;
+        }
+        t.step.trace = &t.trace;
+    }
     const int batches = cored_loader_batches(t.train_loader);
     double acc[CORED_MAX_TASKS + 1], auc[CORED_MAX_TASKS + 1];
     t.last_save = cored_now();
@@ -431,6 +476,7 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
             rc = train_batch(&t, b, &terms, &correct, err);
             int bi = b->batch_index, n = b->n;
             cored_loader_release(t.train_loader, b);
+            if (!rc && trace) rc = write_trace(&t, trace, bi, &terms, err);
             if (rc) goto done;
             t.acc.loss += terms.total * n, t.acc.ce += terms.ce * n, t.acc.kd += terms.kd * n;
             t.acc.rep += terms.rep * n, t.acc.reg += terms.reg * n;
@@ -497,6 +543,8 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
     res->seconds = cored_now() - t.t_start;
     rc = write_summary(&t, res->seconds, err);
 done:
+    if (trace && fclose(trace) != 0 && !rc)
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot write the trace file: %s", cfg->trace, strerror(errno));
     trainer_free(&t);
     return rc;
 }

@@ -27,6 +27,7 @@ typedef struct {
 
     cored_model *student, *eval, *teacher;
     cored_step step;
+    cored_step_trace trace;
     cored_dataset *train, *val[CORED_MAX_TASKS + 1];
     cored_loader *train_loader;
     cored_loader_opts lo;
