@@ -2,9 +2,9 @@
  * Training augmentation and output normalisation of a batch:
  *   - horizontal flip (torchvision RandomHorizontalFlip(0.5)); the decision per sample is
  *     made by the loader from (seed, epoch, sample);
- *   - CoReD's CutMix, exactly METHOD.md 3.5: once per batch r ~ U(0,1); only if r > 1 - p:
+ *   - CoReD's CutMix, exactly the official code's: once per batch r ~ U(0,1); only if r > 1 - p:
  *     a permutation pi of the batch, samples whose partner pi(i) has the opposite label
- *     (OPPOSITE, decision 6: p = 0.2, Beta(0.5, 0.5)) or the same label (SAME, the Task-1
+ *     (OPPOSITE, the default: p = 0.2, Beta(0.5, 0.5)) or the same label (SAME, the Task-1
  *     variant: p = 0.5, Beta(1, 1)) are marked, lambda ~ Beta(a, a),
  *     cut = int(size*sqrt(1 - lambda)), centre uniform in {0..size-1}^2, box
  *     [c - cut//2, c + cut//2) clipped, one box for every marked sample, partner pixels

@@ -24,7 +24,7 @@ typedef enum {
     CORED_SPLIT_VAL,
     CORED_SPLIT_TEST,
     /* DATA/TransferLearning/<task>/train when it exists, else DATA/<task>/train
-       (METHOD.md decision 8). */
+      . */
     CORED_SPLIT_TRANSFER
 } cored_split;
 
@@ -93,7 +93,7 @@ typedef enum {
     CORED_TRANSFER_SUBSET    /* root/TransferLearning/<task>/train is a folder */
 } cored_transfer_source;
 
-/* The one rule for CORED_SPLIT_TRANSFER (METHOD.md decision 8), shared by the index and
+/* The one rule for CORED_SPLIT_TRANSFER, shared by the index and
    the commands: *src says which case applies and dir (n bytes) receives the folder the
    split reads (the subset, or root/<task>/train). Fails with CORED_E_IO naming the path
    when root/TransferLearning, root/TransferLearning/<task> or its train/ exists but is
@@ -199,7 +199,7 @@ int cored_image_load(float *out, const char *path, int size, cored_error *err);
 
 typedef enum { CORED_CUTMIX_NONE, CORED_CUTMIX_OPPOSITE, CORED_CUTMIX_SAME } cored_cutmix_mode;
 
-/* One batch's CutMix decision (METHOD.md 3.5). */
+/* One batch's CutMix decision. */
 typedef struct {
     int fired;        /* r > 1 - p and at least one sample marked */
     int x0, x1, y0, y1; /* the shared box, [x0, x1) x [y0, y1), clipped */

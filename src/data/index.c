@@ -1,5 +1,5 @@
 /*
- * Data-set index over the official CoReD layout (METHOD.md section 8):
+ * Data-set index over the official CoReD layout:
  *   DATA/<Task>/{train,val,test}/{real,fake}/.../<image>.{png,jpg,jpeg}
  *   DATA/TransferLearning/<Task>/train/{real,fake}/...
  * Class folders may also be spelled 0_real/1_fake or 0/1 (the authors' GAN data); labels

@@ -6,7 +6,7 @@
  * and cored_loader_start(l, epoch, k) replays from batch k exactly what an uninterrupted
  * epoch gives (resume). Semantics match torchvision's DataLoader(shuffle=True,
  * drop_last=False) over ImageFolder with Resize, RandomHorizontalFlip, ToTensor,
- * Normalize(0.5, 0.5), followed by CoReD's batch CutMix (METHOD.md 3.5 and 6).
+ * Normalize(0.5, 0.5), followed by CoReD's batch CutMix (docs/data.md).
  *
  * A worker claims the next batch whose ring slot is free and fills it completely: read,
  * decode, resize (or take the pixels from a memory-mapped pack), flip, CutMix, normalise.

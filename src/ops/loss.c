@@ -5,7 +5,7 @@
  *    averaged over the batch (F.kl_div(log p_s, p_t, reduction="batchmean") * alpha*T^2).
  *    The official CoReD code puts alpha*T^2 inside the KL target, which adds the constant
  *    alpha*T^2*ln(alpha*T^2) to the value but leaves the gradient unchanged; we report the
- *    standard value (METHOD.md, decision 3).
+ *    standard value (docs/method.md).
  * Values are accumulated in double; gradients are written (=), scaled by `weight`.
  */
 #include <math.h>

@@ -1,5 +1,5 @@
 /*
- * Training configuration: METHOD.md defaults, method names, and the resolved
+ * Training configuration: the paper's defaults, method names, and the resolved
  * configuration as JSON (a run's config.json, which --resume reads back).
  */
 #include <cJSON.h>

@@ -3,7 +3,7 @@
  *
  *  CE, TL, replay, joint: L = CE(z_S, y)
  *  DL:    L = CE + [alpha*T^2*KL(p_T^T || p_S^T) + (1-alpha)*CE]      (= 1.5 CE + 200 KL)
- *  CoReD: L = DL + L_Rep                                               (METHOD.md 3.4)
+ *  CoReD: L = DL + L_Rep                                               (docs/method.md)
  *  LwF:   L = CE + lambda*T^2*KL at T = 2 (Li & Hoiem's distillation on the old model's
  *         outputs; lambda = 1 by default)
  *  TG:    L = CE + gamma*(1/2 sum_{not head} (w - w_T)^2 + 1/2 ||head||^2),

@@ -1,5 +1,5 @@
 /*
- * The loss of one training batch for each method (METHOD.md decisions 3, 4, 7), as values
+ * The loss of one training batch for each method (docs/method.md), as values
  * and gradients: with respect to the student's logits and tap features (handed to
  * cored_model_backward) and, for the weight-space regularisers (TG, EWC), added straight
  * into the gradient slab after backward.

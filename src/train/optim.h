@@ -33,7 +33,7 @@ typedef struct {
 /* Parses "sgd", "adam", "adamw"; -1 if unknown. */
 int cored_optim_kind_parse(const char *s);
 const char *cored_optim_kind_name(cored_opt_kind k);
-/* Defaults: SGD lr 0.05 momentum 0.1 (METHOD.md), Adam betas (0.9, 0.999), eps 1e-8. */
+/* Defaults: SGD lr 0.05 momentum 0.1, Adam betas (0.9, 0.999), eps 1e-8. */
 cored_optim_cfg cored_optim_defaults(cored_opt_kind kind);
 
 int cored_optim_create(cored_optim **out, const cored_optim_cfg *cfg, size_t n, cored_error *err);

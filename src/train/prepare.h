@@ -25,7 +25,7 @@ void cored_teacher_cache_release(cored_teacher_cache *c);
 
 /* One deterministic pass (no shuffle, no CutMix) of the teacher (eval mode) over ds: fills
    the cache (each image as is and flipped) and, when rep is not NULL, accumulates the
-   CoReD teacher statistics over the un-flipped images (METHOD.md decision 4) and finishes
+   CoReD teacher statistics over the un-flipped images and finishes
    them. lo: loader options to copy threads/pack/strict from. */
 int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_model *teacher,
                        const cored_dataset *ds, const cored_loader_opts *lo,

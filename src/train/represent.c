@@ -1,9 +1,9 @@
 /*
  * CoReD representation statistics and loss; see represent.h. The student's cell means
- * come from the same batched train-mode forward that gives the logits (METHOD.md
- * section 10, item 3), so the loss has a gradient through the tap features: for a cell
- * with k images, d L / d F[i, argmax, ch] = 2 (mu_S - mu_T) / k, divided by C in scalar
- * mode (the mean over channels).
+ * come from the same batched train-mode forward that gives the logits (docs/method.md),
+ * so the loss has a gradient through the tap features: for a cell with k images,
+ * d L / d F[i, argmax, ch] = 2 (mu_S - mu_T) / k (unbiased: minus 2 (x_i - mu_S) / (k (k - 1))
+ * for the image's statistic x_i), divided by C in scalar mode (the mean over channels).
  */
 #include <math.h>
 #include <string.h>

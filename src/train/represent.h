@@ -1,5 +1,5 @@
 /*
- * CoReD's representation statistics (METHOD.md decision 4 and section 3.3).
+ * CoReD's representation statistics (docs/method.md).
  *
  * Cells: class (real 0, fake 1) x 5 confidence bands of the true-class softmax probability
  * p: (0.5,0.6], (0.6,0.7], (0.7,0.8], (0.8,0.9], (0.9,1.0]; p <= 0.5 is in no cell.

@@ -1,6 +1,6 @@
 /*
  * Training: task 1 (cross-entropy) and one continual step with CoReD or a baseline
- * (METHOD.md "Decisions for cored"). One call trains one task into a run folder:
+ * (docs/method.md). One call trains one task into a run folder:
  *
  *   RUN/config.json      the resolved configuration
  *   RUN/log.csv, .jsonl  one line per epoch: loss terms, train accuracy, validation
@@ -117,7 +117,7 @@ typedef struct {
     void *progress_user;
 } cored_train_cfg;
 
-/* METHOD.md's defaults: SGD lr 0.05 momentum 0.1, batch 128, 100 epochs, T 20, alpha 0.5,
+/* The paper's defaults: SGD lr 0.05 momentum 0.1, batch 128, 100 epochs, T 20, alpha 0.5,
    opposite-class CutMix, flip, seed 2020, scalar representation, accuracy selection. */
 void cored_train_defaults(cored_train_cfg *cfg);
 
