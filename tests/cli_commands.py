@@ -86,6 +86,7 @@ def main():
         r = t.run("train", "--data", data, "--task", "A", "--out", nan_run, "--lr", "1000", "--quiet", *common, ok=False)
         t.check(r.returncode == 1 and "non-finite" in r.stderr and "epoch" in r.stderr and "step" in r.stderr,
                 f"non-finite guard: {r.stderr.strip()[-200:]}")
+        t.check("lower --lr (now 1000)" in r.stderr, f"non-finite guard advises: {r.stderr.strip()[-200:]}")
         for f in ("best.safetensors", "last.safetensors"):
             p = os.path.join(nan_run, f)
             if os.path.exists(p):
@@ -100,6 +101,11 @@ def main():
         t.check(cfg["model"] == "tiny" and cfg["method"] == "cored" and cfg["sources"] == ["A"], "adapt config")
         meta = t.st.load(os.path.join(step, "best.safetensors"))
         t.check(meta[1].get("tasks") == "A,B" and "cored.rep.mu" in meta[0], "the teacher statistics are saved")
+        r = t.run("adapt", "--data", data, "--from", os.path.join(run, "best.safetensors"), "--sources", "A",
+                  "--target", "B", "--out", os.path.join(tmp, "nan-step"), "--size", "32", "--batch", "16",
+                  "--epochs", "2", "--freeze-bn", "--lr", "1000", "--quiet", ok=False)
+        t.check(r.returncode == 1 and "non-finite" in r.stderr and "train without --freeze-bn" in r.stderr,
+                f"a diverging --freeze-bn step names the term and advises: {r.stderr.strip()[-300:]}")
 
         # --freeze-bn is for continual steps: train refuses it, the protocol's task 1 trains its BN
         r = t.run("train", "--data", data, "--task", "A", "--out", os.path.join(tmp, "fz"), "--freeze-bn", *common,

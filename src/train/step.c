@@ -72,10 +72,19 @@ void cored_step_release(cored_step *s)
 
 static int nonfinite(const cored_step *s, const cored_step_batch *b, const char *term, cored_error *err)
 {
-    if (s->cfg->target)
-        return CORED_FAIL(err, CORED_E_NONFINITE, "non-finite %s at task %s, epoch %d, step %d; stopped without saving",
-                          term, s->cfg->target, b->epoch + 1, b->index + 1);
-    return CORED_FAIL(err, CORED_E_NONFINITE, "non-finite %s at step %d", term, b->index + 1);
+    const cored_train_cfg *c = s->cfg;
+    int rc = c->target ? CORED_FAIL(err, CORED_E_NONFINITE,
+                                    "non-finite %s at task %s, epoch %d, step %d; stopped without saving", term,
+                                    c->target, b->epoch + 1, b->index + 1)
+                       : CORED_FAIL(err, CORED_E_NONFINITE, "non-finite %s at step %d", term, b->index + 1);
+    if (c->freeze_bn)
+        cored_error_hint(err, "with --freeze-bn the student normalises with its teacher's running statistics, "
+                              "which a model trained from scratch on one task may not fit; train without "
+                              "--freeze-bn, or lower --lr (now %g)", c->optim.lr);
+    else
+        cored_error_hint(err, "lower --lr (now %g)%s", c->optim.lr,
+                         c->method == CORED_METHOD_CORED ? ", or look at the terms with --trace FILE" : "");
+    return rc;
 }
 
 /* Every element of a slab parallel to the weights (gradients, or weights after the
