@@ -41,7 +41,7 @@
 
 #include <jpeglib.h>
 
-#include "synth/synth.h"
+#include "synth/family_parts.h"
 
 static const char *const family_names[CORED_FAMILY_COUNT] = {"Blend", "Warp", "Texture", "Upsample"};
 static const char *const family_analogies[CORED_FAMILY_COUNT] = {
@@ -88,7 +88,7 @@ static float *scratch(cored_synth_scratch *s, size_t n, cored_error *err)
     return s->buf;
 }
 
-static float uniform(cored_rng *r, float lo, float hi) { return lo + (hi - lo) * cored_rng_uniform(r); }
+float cored_synth_uniform(cored_rng *r, float lo, float hi) { return lo + (hi - lo) * cored_rng_uniform(r); }
 
 static uint8_t to_u8(float v)
 {
@@ -116,7 +116,7 @@ static void init_upsample(cored_family_state *st, uint64_t seed)
         cored_rng r;
         cored_rng_derive(&r, seed, 0x75B5A3B1E0ULL, (uint64_t)g, 0);
         st->stages[g] = g == 0 ? 1 : g == 1 ? 2 : 1 + (int)cored_rng_below(&r, 2);
-        float eps = uniform(&r, 0.02f, 0.035f); /* RMS of the phase-sum deviations */
+        float eps = cored_synth_uniform(&r, 0.02f, 0.035f); /* RMS of the phase-sum deviations */
         for (int s = 0; s < st->stages[g]; s++) {
             double shared[4];
             for (int p = 0; p < 4; p++) shared[p] = cored_rng_normal(&r);
@@ -191,25 +191,21 @@ void cored_family_init(cored_family_state *st, cored_family f, uint64_t seed)
 
 /* ---------------------------------------------------------------- helpers */
 
-typedef struct {
-    float cx, cy, ax, ay, angle;
-} ellipse;
-
 /* A region of face-part scale near the centre (where an aligned face crop has its face). */
-static ellipse draw_ellipse(int size, cored_rng *r)
+cored_synth_ellipse cored_synth_draw_ellipse(int size, cored_rng *r)
 {
-    ellipse e;
-    e.cx = size * (0.5f + uniform(r, -0.12f, 0.12f));
-    e.cy = size * (0.5f + uniform(r, -0.12f, 0.12f));
-    e.ax = size * uniform(r, 0.22f, 0.38f);
-    e.ay = size * uniform(r, 0.22f, 0.38f);
-    e.angle = uniform(r, 0.0f, 3.14159265f);
+    cored_synth_ellipse e;
+    e.cx = size * (0.5f + cored_synth_uniform(r, -0.12f, 0.12f));
+    e.cy = size * (0.5f + cored_synth_uniform(r, -0.12f, 0.12f));
+    e.ax = size * cored_synth_uniform(r, 0.22f, 0.38f);
+    e.ay = size * cored_synth_uniform(r, 0.22f, 0.38f);
+    e.angle = cored_synth_uniform(r, 0.0f, 3.14159265f);
     return e;
 }
 
 /* Soft ellipse: 1 inside, 0 outside, a smoothstep of width `feather` px centred on the
    boundary (distance to the boundary measured along the ray from the centre). */
-static void ellipse_mask(float *m, int size, const ellipse *e, float feather)
+void cored_synth_ellipse_mask(float *m, int size, const cored_synth_ellipse *e, float feather)
 {
     float c = cosf(e->angle), s = sinf(e->angle);
     for (int y = 0; y < size; y++)
@@ -392,14 +388,14 @@ static int blend(float *out, float *m, cored_fake_info *info, const float *b, fl
                  float *pad, uint8_t *bytes, int size, float k, cored_rng *r, cored_error *err)
 {
     size_t n = (size_t)size * size;
-    ellipse e = draw_ellipse(size, r);
-    float feather = k * uniform(r, 0.5f, 1.5f), t = uniform(r, 0.1f, 0.3f);
+    cored_synth_ellipse e = cored_synth_draw_ellipse(size, r);
+    float feather = k * cored_synth_uniform(r, 0.5f, 1.5f), t = cored_synth_uniform(r, 0.1f, 0.3f);
     int quality = 30 + (int)cored_rng_below(r, 21);
     int chroma = 5 + (int)cored_rng_below(r, 11);
     int ox = (int)cored_rng_below(r, 8), oy = (int)cored_rng_below(r, 8);
     int rc = recompress(d, pad, bytes, size, quality, chroma, ox, oy, err);
     if (rc) return rc;
-    ellipse_mask(m, size, &e, feather);
+    cored_synth_ellipse_mask(m, size, &e, feather);
     /* the pasted detail gets the base's detail energy (x0.5-2), so that what differs is its
        structure (compression blocks, colour), not how busy the other photograph happened to be */
     float eb, ed, mean;
@@ -464,20 +460,20 @@ static void sample_bilinear(float *o, const float *img, int size, float x, float
 static void warp(float *out, float *m, cored_fake_info *info, const float *b, float *low, float *tmp, int size,
                  float k, cored_rng *r)
 {
-    ellipse e = draw_ellipse(size, r);
-    gauss_blur(low, b, tmp, size, k * uniform(r, 1.5f, 2.5f));
+    cored_synth_ellipse e = cored_synth_draw_ellipse(size, r);
+    gauss_blur(low, b, tmp, size, k * cored_synth_uniform(r, 1.5f, 2.5f));
     float rmin = e.ax < e.ay ? e.ax : e.ay;
-    ellipse_mask(m, size, &e, 0.4f * rmin);
+    cored_synth_ellipse_mask(m, size, &e, 0.4f * rmin);
     int nb = 1 + (int)cored_rng_below(r, 3);
     float bx[3], by[3], bs[3], vx[3], vy[3], maxd = 0;
     float c = cosf(e.angle), s = sinf(e.angle);
     for (int j = 0; j < nb; j++) {
-        float rho = 0.6f * sqrtf(cored_rng_uniform(r)), phi = uniform(r, 0.0f, 6.2831853f);
+        float rho = 0.6f * sqrtf(cored_rng_uniform(r)), phi = cored_synth_uniform(r, 0.0f, 6.2831853f);
         float u = e.ax * rho * cosf(phi), v = e.ay * rho * sinf(phi);
         bx[j] = e.cx + u * c - v * s;
         by[j] = e.cy + u * s + v * c;
-        bs[j] = 0.5f * (e.ax + e.ay) * uniform(r, 0.35f, 0.6f);
-        float mag = k * uniform(r, 2.0f, 5.0f), dir = uniform(r, 0.0f, 6.2831853f);
+        bs[j] = 0.5f * (e.ax + e.ay) * cored_synth_uniform(r, 0.35f, 0.6f);
+        float mag = k * cored_synth_uniform(r, 2.0f, 5.0f), dir = cored_synth_uniform(r, 0.0f, 6.2831853f);
         vx[j] = mag * cosf(dir), vy[j] = mag * sinf(dir);
         if (mag > maxd) maxd = mag;
     }
@@ -509,11 +505,11 @@ static void texture(float *out, float *m, cored_fake_info *info, const float *b,
                     int size, float k, const cored_family_state *st, cored_rng *r)
 {
     enum { T = CORED_SYNTH_TILE };
-    ellipse e = draw_ellipse(size, r);
-    float feather = k * uniform(r, 4.0f, 8.0f), sigma = k * uniform(r, 0.6f, 1.0f);
-    float amp = uniform(r, 0.06f, 0.12f);
+    cored_synth_ellipse e = cored_synth_draw_ellipse(size, r);
+    float feather = k * cored_synth_uniform(r, 4.0f, 8.0f), sigma = k * cored_synth_uniform(r, 0.6f, 1.0f);
+    float amp = cored_synth_uniform(r, 0.06f, 0.12f);
     int ox = (int)cored_rng_below(r, T), oy = (int)cored_rng_below(r, T), orient = (int)cored_rng_below(r, 8);
-    ellipse_mask(m, size, &e, feather);
+    cored_synth_ellipse_mask(m, size, &e, feather);
     gauss_blur(shade, b, tmp, size, sigma);
     for (int y = 0; y < size; y++)
         for (int x = 0; x < size; x++) {
@@ -576,7 +572,7 @@ static void upsample_family(float *out, float *m, cored_fake_info *info, const f
 {
     size_t n = (size_t)size * size;
     int g = (int)cored_rng_below(r, CORED_SYNTH_GENERATORS);
-    float gain = uniform(r, 0.7f, 1.3f);
+    float gain = cored_synth_uniform(r, 0.7f, 1.3f);
     if (st->stages[g] == 1) {
         downsample(w1, b, size / 2, 2);
         upsample(w2, w1, size / 2, st->kernel[g][0]); /* generator */

@@ -1,0 +1,26 @@
+/*
+ * Helpers shared by the source files of the forgery families (src/synth/families*.c);
+ * internal to src/synth, not part of the contract in synth.h.
+ */
+#ifndef CORED_SYNTH_FAMILY_PARTS_H
+#define CORED_SYNTH_FAMILY_PARTS_H
+
+#include "synth/synth.h"
+
+/* The manipulated region: centre, semi-axes (px) and angle (rad). */
+typedef struct {
+    float cx, cy, ax, ay, angle;
+} cored_synth_ellipse;
+
+/* U(lo, hi) from r. */
+float cored_synth_uniform(cored_rng *r, float lo, float hi);
+
+/* A region of face-part scale near the centre (where an aligned face crop has its face):
+   semi-axes 22-38 % of the side, centre within 12 % of the image centre, uniform angle. */
+cored_synth_ellipse cored_synth_draw_ellipse(int size, cored_rng *r);
+
+/* Soft ellipse mask m[size*size]: 1 inside, 0 outside, a smoothstep of width `feather` px
+   centred on the boundary. */
+void cored_synth_ellipse_mask(float *m, int size, const cored_synth_ellipse *e, float feather);
+
+#endif
