@@ -1,8 +1,8 @@
 /*
  * cored synth: the forgery simulator. Turns a folder of real photographs into a continual
  * fake-detection data set in the official CoReD layout, one task per forgery family
- * (Blend, Warp, Texture, Upsample; docs/synth.md), splits disjoint by source photograph,
- * and optionally a PNG contact sheet of examples.
+ * (Blend, Warp, Texture, Upsample, Relight, Retouch; docs/synth.md), splits disjoint
+ * by source photograph, and optionally a PNG contact sheet of examples.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +39,8 @@ static void usage(void)
            "                       Warp     ~ Face2Face            (local warp, resampling)\n"
            "                       Texture  ~ NeuralTextures       (re-rendered region)\n"
            "                       Upsample ~ ProGAN/StyleGAN      (up-sampling fingerprint)\n"
+           "                       Relight  ~ face relighting      (colour cast, noise level)\n"
+           "                       Retouch  ~ beauty filters       (smoothed skin, sharp edges)\n"
            "  --size PX            image side, a multiple of 8 in %d..%d (default 128); train at this\n"
            "                       size: resizing the images destroys their pixel-level artifacts\n"
            "  --per-class N        train images per class and task (default %d)\n"
@@ -46,6 +48,7 @@ static void usage(void)
            "  --transfer-per-class T  TransferLearning subset per class, the first T train images\n"
            "                       (default N/4; 0: no TransferLearning folder)\n"
            "  --seed S             seed of every random choice (default 1); same seed, same bytes\n"
+
            "  --sheet FILE.png     also write a contact sheet of examples (without --out: only the sheet)\n"
            "  --sheet-rows R       examples on the sheet (default 4)\n"
            "  --threads N          worker threads (default: all cores)\n"
@@ -86,8 +89,13 @@ static int parse_tasks(cored_family *fams, int *n, const char *s)
     *n = 0;
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         int f = cored_family_parse(tok);
-        if (f < 0)
-            return cli_usage_error("synth", "unknown task '%s' in --tasks (families: Blend, Warp, Texture, Upsample)", tok);
+        if (f < 0) {
+            char known[128] = "";
+            for (int k = 0; k < CORED_FAMILY_COUNT; k++)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", k ? ", " : "",
+                         cored_family_name((cored_family)k));
+            return cli_usage_error("synth", "unknown task '%s' in --tasks (families: %s)", tok, known);
+        }
         for (int k = 0; k < *n; k++)
             if (fams[k] == (cored_family)f) return cli_usage_error("synth", "task '%s' is listed twice in --tasks", tok);
         if (*n >= CORED_FAMILY_COUNT) return cli_usage_error("synth", "too many tasks in --tasks");
@@ -165,7 +173,7 @@ int cmd_synth(int argc, char **argv)
     progress pr = {isatty(2), quiet, 0};
     o.progress = on_progress;
     o.user = &pr;
-    char names[64] = "";
+    char names[128] = "";
     for (int t = 0; t < o.ntasks; t++)
         snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", t ? "," : "", cored_family_name(fams[t]));
     if (!quiet) {

@@ -1,7 +1,9 @@
 /*
  * The forgery simulator (src/synth): each family changes the image where it says and
- * leaves the rest untouched, the Upsample family has its periodic spectral peaks, the data
- * set has the official layout (it opens with cored_dataset_open), balanced classes, splits
+ * leaves the rest untouched and is a pure function of its random stream; the Upsample
+ * family has its periodic spectral peaks; Relight changes level, colour and noise, Retouch
+ * flattens texture but not edges, each at a scale that follows the image side. The data set
+ * has the official layout (it opens with cored_dataset_open), balanced classes, splits
  * disjoint by source photograph, real/fake pairs, real images shared by every task, the
  * same bytes for the same seed whatever the thread count, refusal of existing and foreign
  * folders, recovery from an interrupted run, clear errors for bad options, the contact
@@ -89,8 +91,9 @@ static const char *make_real(const char *name, int good)
     return dir;
 }
 
-static const cored_family all_fams[CORED_FAMILY_COUNT] = {CORED_FAMILY_BLEND, CORED_FAMILY_WARP, CORED_FAMILY_TEXTURE,
-                                                          CORED_FAMILY_UPSAMPLE};
+static const cored_family all_fams[CORED_FAMILY_COUNT] = {
+    CORED_FAMILY_BLEND, CORED_FAMILY_WARP, CORED_FAMILY_TEXTURE, CORED_FAMILY_UPSAMPLE, CORED_FAMILY_RELIGHT,
+    CORED_FAMILY_RETOUCH};
 
 static cored_synth_opts base_opts(const char *out, const char *real)
 {
@@ -232,6 +235,153 @@ static void test_upsample_spectrum(void)
     cored_synth_scratch_release(&s);
 }
 
+/* Every family is a pure function of its rng stream: the same stream gives the same bytes
+   and mask, another stream other bytes. */
+static void test_family_determinism(void)
+{
+    int size = 64;
+    uint8_t base[64 * 64 * 3], donor[64 * 64 * 3], a[64 * 64 * 3], b[64 * 64 * 3];
+    float ma[64 * 64], mb[64 * 64];
+    make_photo(base, size, size, 5);
+    make_photo(donor, size, size, 6);
+    cored_synth_scratch s = {0}, s2 = {0};
+    for (int f = 0; f < CORED_FAMILY_COUNT; f++) {
+        const char *name = cored_family_name((cored_family)f);
+        cored_family_state st;
+        cored_family_init(&st, (cored_family)f, 21);
+        cored_rng r;
+        cored_rng_derive(&r, 3, (uint64_t)f, 1, 0);
+        CHECK(cored_family_apply(a, ma, NULL, base, donor, size, &st, &r, &s, NULL) == 0);
+        cored_rng_derive(&r, 3, (uint64_t)f, 1, 0);
+        CHECK(cored_family_apply(b, mb, NULL, base, donor, size, &st, &r, &s2, NULL) == 0);
+        CHECK_MSG(!memcmp(a, b, sizeof a) && !memcmp(ma, mb, sizeof ma), "%s: same stream, other bytes", name);
+        cored_rng_derive(&r, 3, (uint64_t)f, 2, 0);
+        CHECK(cored_family_apply(b, mb, NULL, base, donor, size, &st, &r, &s2, NULL) == 0);
+        CHECK_MSG(memcmp(a, b, sizeof a) != 0, "%s: another stream, the same bytes", name);
+    }
+    cored_synth_scratch_release(&s);
+    cored_synth_scratch_release(&s2);
+}
+
+static double luma_d(const uint8_t *p) { return 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2]; }
+
+/* Relight on a flat grey image, where every change is the relighting: the region's level and
+   colour change (gain, cast) and it gains noise; its geometry is relative to the image, so
+   the same stream gives the same relighting at every size. */
+static void test_relight(void)
+{
+    enum { S = 128 };
+    static uint8_t base[S * S * 3], out[S * S * 3];
+    static float mask[S * S], mask32[32 * 32];
+    cored_family_state st;
+    cored_family_init(&st, CORED_FAMILY_RELIGHT, 2);
+    cored_synth_scratch s = {0};
+    memset(base, 100, sizeof base);
+    for (int rep = 0; rep < 8; rep++) {
+        double gain64 = 0, cover64 = 0;
+        cored_rng r32;
+        cored_rng_derive(&r32, 4, 5, (uint64_t)rep, 0);
+        CHECK(cored_family_apply(out, mask32, NULL, base, NULL, 32, &st, &r32, &s, NULL) == 0);
+        for (int size = 32; size <= 128; size *= 2) {
+            int n = size * size;
+            cored_rng r;
+            cored_rng_derive(&r, 4, 5, (uint64_t)rep, 0);
+            cored_fake_info info;
+            CHECK(cored_family_apply(out, mask, &info, base, NULL, size, &st, &r, &s, NULL) == 0);
+            double sum[3] = {0}, inside = 0, cover = 0, hp = 0, hpn = 0;
+            for (int y = 1; y < size - 1; y++)
+                for (int x = 1; x < size - 1; x++) {
+                    int i = y * size + x;
+                    cover += mask[i] > 0.5f;
+                    if (mask[i] < 0.999f) continue;
+                    for (int c = 0; c < 3; c++) sum[c] += out[i * 3 + c];
+                    inside++;
+                    /* the pixel minus its 3x3 neighbourhood mean: the noise (the gain field is smooth) */
+                    double l = 0;
+                    for (int v = -1; v <= 1; v++)
+                        for (int u = -1; u <= 1; u++) l += luma_d(out + ((size_t)(y + v) * size + x + u) * 3) / 9;
+                    double d = luma_d(out + (size_t)i * 3) - l;
+                    hp += d * d, hpn++;
+                }
+            double mean[3], gain, cast, noise = sqrt(hp / (hpn > 0 ? hpn : 1) * 9 / 8);
+            for (int c = 0; c < 3; c++) mean[c] = sum[c] / (inside > 0 ? inside : 1);
+            gain = (0.299 * mean[0] + 0.587 * mean[1] + 0.114 * mean[2]) / 100;
+            cast = mean[0] / (mean[2] > 1 ? mean[2] : 1);
+            if (size == 64) gain64 = gain, cover64 = cover / n;
+            CHECK_MSG(fabs(log(gain)) > 0.07 && fabs(log(gain)) < 0.4, "Relight %d px: region gain %.3f", size, gain);
+            CHECK_MSG(fabs(log(cast)) > 0.04 && fabs(log(cast)) < 0.2, "Relight %d px: red/blue %.3f", size, cast);
+            CHECK_MSG(noise > 0.6 && noise < 3.0, "Relight %d px: noise %.2f levels RMS", size, noise);
+            if (size == 128) {
+                /* the 128-px region, averaged over 4 x 4 blocks, is the 32-px one */
+                double worst = 0;
+                for (int y = 0; y < 32; y++)
+                    for (int x = 0; x < 32; x++) {
+                        double avg = 0;
+                        for (int v = 0; v < 4; v++)
+                            for (int u = 0; u < 4; u++) avg += mask[(4 * y + v) * size + 4 * x + u] / 16.0;
+                        worst = fabs(avg - mask32[y * 32 + x]) > worst ? fabs(avg - mask32[y * 32 + x]) : worst;
+                    }
+                CHECK_MSG(worst < 0.06, "Relight: the region at 128 px differs from the 32-px one by %.3f", worst);
+            }
+            if (size != 64 && gain64 > 0) {
+                CHECK_MSG(fabs(gain - gain64) < 0.03, "Relight: gain %.3f at %d px, %.3f at 64", gain, size, gain64);
+                CHECK_MSG(fabs(cover / n - cover64) < 0.03, "Relight: region covers %.3f at %d px, %.3f at 64",
+                          cover / n, size, cover64);
+            }
+        }
+    }
+    cored_synth_scratch_release(&s);
+}
+
+/* Retouch flattens fine, low-contrast texture inside the region over a window that scales
+   with the image side (the same texture, scaled, is flattened as much at 64 and 128 px), and
+   keeps a strong edge sharp while adding a halo to it. */
+static void test_retouch(void)
+{
+    enum { S = 128 };
+    static uint8_t base[S * S * 3], out[S * S * 3];
+    static float mask[S * S];
+    cored_family_state st;
+    cored_family_init(&st, CORED_FAMILY_RETOUCH, 2);
+    cored_synth_scratch s = {0};
+    for (int rep = 0; rep < 6; rep++) {
+        double kept[2] = {0};
+        for (int z = 0, size = 64; size <= 128; z++, size *= 2) {
+            double period = 5.0 * size / 64;
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++) {
+                    double v = 128 + 8 * sin(6.2831853 * (x + 0.5) / period) * sin(6.2831853 * (y + 0.5) / period);
+                    memset(base + ((size_t)y * size + x) * 3, (int)(v + 0.5), 3);
+                }
+            cored_rng r;
+            cored_rng_derive(&r, 8, 1, (uint64_t)rep, 0);
+            CHECK(cored_family_apply(out, mask, NULL, base, NULL, size, &st, &r, &s, NULL) == 0);
+            double eb = 0, ef = 0;
+            for (int i = 0; i < size * size; i++)
+                if (mask[i] >= 0.999f)
+                    eb += (base[i * 3] - 128.0) * (base[i * 3] - 128.0), ef += (out[i * 3] - 128.0) * (out[i * 3] - 128.0);
+            kept[z] = sqrt(ef / (eb > 0 ? eb : 1));
+        }
+        CHECK_MSG(kept[0] < 0.6 && kept[1] < 0.6 && fabs(kept[1] - kept[0]) < 0.12,
+                  "Retouch keeps %.2f of the texture at 64 px, %.2f of it scaled to 128 px", kept[0], kept[1]);
+    }
+    /* a vertical step edge through the region: still a step, with over- and undershoot */
+    int size = 64;
+    for (int y = 0; y < size; y++)
+        for (int x = 0; x < size; x++) memset(base + ((size_t)y * size + x) * 3, x < size / 2 ? 60 : 190, 3);
+    cored_rng r;
+    cored_rng_derive(&r, 8, 2, 0, 0);
+    CHECK(cored_family_apply(out, mask, NULL, base, NULL, size, &st, &r, &s, NULL) == 0);
+    int y = size / 2, lo = 255, hi = 0;
+    const uint8_t *row = out + (size_t)y * size * 3;
+    for (int x = 0; x < size; x++) lo = row[x * 3] < lo ? row[x * 3] : lo, hi = row[x * 3] > hi ? row[x * 3] : hi;
+    CHECK_MSG(mask[y * size + size / 2] > 0.99f, "the edge crosses the region");
+    CHECK_MSG(lo < 60 - 3 && hi > 190 + 3, "Retouch: no halo at the edge (%d..%d)", lo, hi);
+    CHECK_MSG(row[(size / 2 - 2) * 3] <= 70 && row[(size / 2 + 1) * 3] >= 180, "Retouch blurs the edge: %d, %d",
+              row[(size / 2 - 2) * 3], row[(size / 2 + 1) * 3]);
+    cored_synth_scratch_release(&s);
+}
+
 static void test_family_args(void)
 {
     uint8_t a[40 * 40 * 3] = {0}, b[40 * 40 * 3];
@@ -333,7 +483,7 @@ static void test_layout(void)
     CHECK(rep.sources.duplicates == 1 && rep.sources.too_small == 1 && rep.sources.bad == 1);
     CHECK(rep.split_sources[0] + rep.split_sources[1] + rep.split_sources[2] == 9);
     CHECK(rep.split_sources[1] >= 2 && rep.split_sources[2] >= 2 && rep.split_sources[0] >= 2);
-    CHECK_MSG(rep.images == 4L * 2 * (6 + 3 + 3 + 2), "%ld images", rep.images);
+    CHECK_MSG(rep.images == CORED_FAMILY_COUNT * 2L * (6 + 3 + 3 + 2), "%ld images", rep.images);
 
     /* the official layout, balanced, opened by the data layer */
     const cored_split splits[4] = {CORED_SPLIT_TRAIN, CORED_SPLIT_VAL, CORED_SPLIT_TEST, CORED_SPLIT_TRANSFER};
@@ -380,7 +530,7 @@ static void test_layout(void)
         if (p == files.paths[i] && !strcmp(task, "Warp") && !strcmp(split, "train")) uses[src][!strcmp(cls, "fake")]++;
         checked++;
     }
-    CHECK_MSG(checked == 4 * 2 * (6 + 3 + 3 + 2), "%d images checked", checked);
+    CHECK_MSG(checked == CORED_FAMILY_COUNT * 2 * (6 + 3 + 3 + 2), "%d images checked", checked);
     for (int s = 0; s < 9; s++) CHECK_MSG(uses[s][0] == uses[s][1], "source %d: %d real, %d fake", s, uses[s][0], uses[s][1]);
     cJSON_Delete(j);
 
@@ -431,7 +581,7 @@ static void test_determinism(void)
     CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
     int n = 0;
     CHECK_MSG(same_tree(a, b, &n), "1 and 3 threads give the same files (%d)", n);
-    CHECK(n == 4 * 2 * (4 + 2 + 2 + 1) + 1);
+    CHECK_MSG(n == CORED_FAMILY_COUNT * 2 * (4 + 2 + 2 + 1) + 1, "%d files", n);
     o.out = c, o.seed = 8;
     CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
     CHECK_MSG(!same_tree(a, c, &n), "another seed gives other files");
@@ -554,8 +704,9 @@ static void test_sheet(void)
     cored_image img = {0};
     CHECK(cored_read_file(path, 1 << 24, &bytes, &len, NULL) == 0);
     CHECK(bytes && cored_image_decode(&img, bytes, len, path, 0, &err) == 0);
-    /* 9 columns of 128 px tiles (32 px enlarged 4x), 2 rows, margins */
-    CHECK_MSG(img.w == 9 * 128 + 10 * 6 && img.h == 14 + 12 + 2 * (128 + 6), "sheet %dx%d", img.w, img.h);
+    /* 1 + 2 per family columns of 128 px tiles (32 px enlarged 4x), 2 rows, margins */
+    int cols = 1 + 2 * CORED_FAMILY_COUNT;
+    CHECK_MSG(img.w == cols * 128 + (cols + 1) * 6 && img.h == 14 + 12 + 2 * (128 + 6), "sheet %dx%d", img.w, img.h);
     cored_free(bytes);
     cored_image_release(&img);
 }
@@ -591,6 +742,9 @@ int main(void)
     RUN(test_names);
     RUN(test_family_masks);
     RUN(test_upsample_spectrum);
+    RUN(test_family_determinism);
+    RUN(test_relight);
+    RUN(test_retouch);
     RUN(test_family_args);
     RUN(test_splits);
     RUN(test_layout);

@@ -1,7 +1,9 @@
 /*
  * The forgery families of the simulator: each turns a real base image (size x size RGB8)
- * into a fake with one physically motivated artifact, randomised per image. The three local
- * families act inside a soft ellipse (semi-axes 22-38 % of the side, centre within 12 % of
+ * into a fake with one physically motivated artifact, randomised per image. This file holds
+ * the names, the per-task state, the shared helpers, the entry point cored_family_apply and
+ * the first four families; Relight and Retouch are in src/synth/families_more.c.
+ * The local families act inside a soft ellipse (semi-axes 22-38 % of the side, centre within 12 % of
  * the image centre, where an aligned face crop has its face). Each family leaves a different
  * low-level trace, so that a detector of one does not detect the others (docs/synth.md has
  * the measured cross-family table):
@@ -43,12 +45,15 @@
 
 #include "synth/family_parts.h"
 
-static const char *const family_names[CORED_FAMILY_COUNT] = {"Blend", "Warp", "Texture", "Upsample"};
+static const char *const family_names[CORED_FAMILY_COUNT] = {"Blend", "Warp", "Texture", "Upsample",
+                                                                   "Relight", "Retouch"};
 static const char *const family_analogies[CORED_FAMILY_COUNT] = {
     "DeepFakes / FaceSwap: pasted region with a blending boundary and another compression history",
     "Face2Face: local expression warp re-rendered at lower resolution",
     "NeuralTextures: re-rendered region, shading with a synthetic texture",
-    "GAN generators (ProGAN, StyleGAN): transposed-convolution up-sampling fingerprint"};
+    "GAN generators (ProGAN, StyleGAN): transposed-convolution up-sampling fingerprint",
+    "reenactment / face relighting: relit region with a colour cast and another noise level",
+    "beauty filters / face retouching: edge-preserving smoothing with sharpened edges"};
 
 const char *cored_family_name(cored_family f)
 {
@@ -626,6 +631,8 @@ int cored_family_apply(uint8_t *out, float *mask, cored_fake_info *info, const u
     case CORED_FAMILY_WARP: warp(o, m, info, b, w1, w2, size, k, rng); break;
     case CORED_FAMILY_TEXTURE: texture(o, m, info, b, w1, w2, size, k, st, rng); break;
     case CORED_FAMILY_UPSAMPLE: upsample_family(o, m, info, b, w1, w2, w3, w4, size, st, rng); break;
+    case CORED_FAMILY_RELIGHT: cored_synth_relight(o, m, info, b, size, rng); break;
+    case CORED_FAMILY_RETOUCH: cored_synth_retouch(o, m, info, b, w1, w2, w3, size, k, rng); break;
     default: break;
     }
     if (rc) return rc;

@@ -23,4 +23,12 @@ cored_synth_ellipse cored_synth_draw_ellipse(int size, cored_rng *r);
    centred on the boundary. */
 void cored_synth_ellipse_mask(float *m, int size, const cored_synth_ellipse *e, float feather);
 
+/* The families of src/synth/families_more.c. Each draws its region and parameters from r,
+   writes the fake (interleaved RGB float, size x size) to out and the per-pixel weight of the
+   manipulation to m, and fills info; b is the base; k = size / 64. smooth, blur and tmp are
+   size*size*3 floats of scratch. */
+void cored_synth_relight(float *out, float *m, cored_fake_info *info, const float *b, int size, cored_rng *r);
+void cored_synth_retouch(float *out, float *m, cored_fake_info *info, const float *b, float *smooth, float *blur,
+                         float *tmp, int size, float k, cored_rng *r);
+
 #endif

@@ -30,6 +30,8 @@ typedef enum {
     CORED_FAMILY_WARP,     /* smooth local displacement, bilinear resampling (F2F) */
     CORED_FAMILY_TEXTURE,  /* region re-rendered: smooth shading x a fixed synthetic texture (NT) */
     CORED_FAMILY_UPSAMPLE, /* transposed-conv up-sampling fingerprint of a fixed "generator" (GANs) */
+    CORED_FAMILY_RELIGHT,  /* region relit: smooth gain and colour-cast field, fresh sensor noise */
+    CORED_FAMILY_RETOUCH,  /* beauty filter: bilateral smoothing, then sharpened edges */
     CORED_FAMILY_COUNT
 } cored_family;
 
@@ -77,7 +79,7 @@ void cored_synth_blur(float *dst, const float *src, float *tmp, int size, float 
 typedef struct {
     float cx, cy, ax, ay, angle; /* the manipulated ellipse (px); ax = 0 for Upsample (global) */
     int generator;               /* Upsample: which generator */
-    float strength;              /* the family's main amplitude parameter */
+    float strength;              /* the family's main parameter (docs/synth.md) */
 } cored_fake_info;
 
 /* Makes a fake of `base` (size x size RGB8) with family st->family into out (may not alias
