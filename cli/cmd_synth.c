@@ -2,7 +2,7 @@
  * cored synth: the forgery simulator. Turns a folder of real photographs into a continual
  * fake-detection data set in the official CoReD layout, one task per forgery family
  * (Blend, Warp, Texture, Upsample, Relight, Retouch; docs/synth.md), splits disjoint
- * by source photograph, and optionally a PNG contact sheet of examples.
+ * by source photograph, optionally a planted cue (--plant), and a PNG contact sheet.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +48,10 @@ static void usage(void)
            "  --transfer-per-class T  TransferLearning subset per class, the first T train images\n"
            "                       (default N/4; 0: no TransferLearning folder)\n"
            "  --seed S             seed of every random choice (default 1); same seed, same bytes\n"
-
+           "  --plant F            planted cue: in every task after the first, a fraction F (0..1) of\n"
+           "                       the train real images and of the TransferLearning subset's carries\n"
+           "                       the previous task's manipulation and stays labelled real; val and\n"
+           "                       test untouched (default 0)\n"
            "  --sheet FILE.png     also write a contact sheet of examples (without --out: only the sheet)\n"
            "  --sheet-rows R       examples on the sheet (default 4)\n"
            "  --threads N          worker threads (default: all cores)\n"
@@ -115,6 +118,7 @@ int cmd_synth(int argc, char **argv)
         {"sheet", required_argument, 0, 'S'}, {"sheet-rows", required_argument, 0, 'R'},
         {"threads", required_argument, 0, 'j'}, {"force", no_argument, 0, 'f'},
         {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
+        {"plant", required_argument, 0, 'P'},
         {0, 0, 0, 0}};
     cored_synth_opts o = {0};
     cored_family fams[CORED_FAMILY_COUNT];
@@ -146,6 +150,9 @@ int cmd_synth(int argc, char **argv)
             break;
         case 's':
             if (cli_u64("synth", "seed", optarg, &o.seed)) return EXIT_USAGE;
+            break;
+        case 'P':
+            if (cli_float("synth", "plant", optarg, 0.0, 1.0, &o.plant)) return EXIT_USAGE;
             break;
         case 'S': o.sheet = optarg; break;
         case 'R':
@@ -181,6 +188,9 @@ int cmd_synth(int argc, char **argv)
         fprintf(stderr, "  tasks %s, %d px, seed %llu, per class: train %d, val %d, test %d, transfer %d\n", names,
                 o.size, (unsigned long long)o.seed, o.per_class, o.eval_per_class, o.eval_per_class,
                 o.transfer_per_class);
+        if (o.plant > 0.0f)
+            fprintf(stderr, "  planted cue: %g of each later task's train real images carry the previous task's manipulation\n",
+                    (double)o.plant);
     }
     cored_synth_report rep;
     cored_error err = {0};
@@ -192,6 +202,9 @@ int cmd_synth(int argc, char **argv)
     printf("sources: %d photographs (train %d, val %d, test %d; skipped: %d too small, %d duplicates, %d undecodable)\n",
            rep.nsources, rep.split_sources[0], rep.split_sources[1], rep.split_sources[2], rep.sources.too_small,
            rep.sources.duplicates, rep.sources.bad);
+    if (o.out && o.plant > 0.0f)
+        printf("planted: %ld train real images carry the previous task's manipulation (list in %s/synth.json)\n",
+               rep.planted, o.out);
     if (o.out)
         printf("wrote %ld images of %d task(s) at %d px to %s in %.1f s\n", rep.images, o.ntasks, o.size, o.out,
                rep.seconds);

@@ -4,11 +4,11 @@
  * family has its periodic spectral peaks; Relight changes level, colour and noise, Retouch
  * flattens texture but not edges, each at a scale that follows the image side. The data set
  * has the official layout (it opens with cored_dataset_open), balanced classes, splits
- * disjoint by source photograph, real/fake pairs, real images shared by every task, the
- * same bytes for the same seed whatever the thread count, refusal of existing and foreign
- * folders, recovery from an interrupted run, clear errors for bad options, the contact
- * sheet, and out-of-memory at every allocation. No network: the sources are synthetic PNGs
- * written here.
+ * disjoint by source photograph, real/fake pairs, real images shared by every task but the
+ * planted ones (--plant), the same bytes for the same seed whatever the thread count,
+ * refusal of existing and foreign folders, recovery from an interrupted run, clear errors
+ * for bad options, the contact sheet, and out-of-memory at every allocation. No network:
+ * the sources are synthetic PNGs written here.
  */
 #include <dirent.h>
 #include <math.h>
@@ -587,6 +587,141 @@ static void test_determinism(void)
     CHECK_MSG(!same_tree(a, c, &n), "another seed gives other files");
 }
 
+/* Files of a and b that differ in bytes (synth.json aside) into diff; -1 when the trees do not
+   hold the same paths. */
+static int diff_trees(const char *a, const char *b, file_list *diff)
+{
+    static file_list la, lb;
+    la.n = lb.n = diff->n = 0;
+    list_files(&la, a, "");
+    list_files(&lb, b, "");
+    qsort(la.paths, (size_t)la.n, sizeof la.paths[0], cmp_path);
+    qsort(lb.paths, (size_t)lb.n, sizeof lb.paths[0], cmp_path);
+    if (la.n != lb.n) return -1;
+    for (int i = 0; i < la.n; i++) {
+        if (strcmp(la.paths[i], lb.paths[i])) return -1;
+        if (!strcmp(la.paths[i], "synth.json")) continue;
+        char pa[1200], pb[1200];
+        snprintf(pa, sizeof pa, "%s/%s", a, la.paths[i]);
+        snprintf(pb, sizeof pb, "%s/%s", b, lb.paths[i]);
+        unsigned char *x = NULL, *y = NULL;
+        size_t nx = 0, ny = 0;
+        int same = !cored_read_file(pa, 1 << 20, &x, &nx, NULL) && !cored_read_file(pb, 1 << 20, &y, &ny, NULL) &&
+                   nx == ny && !memcmp(x, y, nx);
+        cored_free(x);
+        cored_free(y);
+        if (!same) snprintf(diff->paths[diff->n++], sizeof diff->paths[0], "%s", la.paths[i]);
+    }
+    return diff->n;
+}
+
+static int read_rgb(uint8_t *px, int size, const char *path)
+{
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    cored_image img = {0};
+    cored_resizer rz = {0};
+    int rc = cored_image_read_rgb8(px, size, path, &buf, &cap, &img, &rz, NULL);
+    cored_free(buf);
+    cored_image_release(&img);
+    cored_resizer_release(&rz);
+    return rc;
+}
+
+/* --plant: in every task after the first, round(F T) of the TransferLearning subset's train
+   real images and round(F (N - T)) of the other train real images carry the previous task's
+   manipulation and stay labelled real; everything else (fakes, val, test, the first task) is
+   what a run without planting writes, byte for byte, whatever the thread count. */
+static void test_plant(void)
+{
+    const char *real = make_real("real-plant", 8);
+    char out[600], plain[600], one[600];
+    snprintf(out, sizeof out, "%s/plant", test_tmpdir());
+    snprintf(plain, sizeof plain, "%s/plant-none", test_tmpdir());
+    snprintf(one, sizeof one, "%s/plant-1thread", test_tmpdir());
+    /* Blend first: a planted Blend needs its donor, as a Blend fake does */
+    const cored_family tasks[3] = {CORED_FAMILY_BLEND, CORED_FAMILY_RETOUCH, CORED_FAMILY_RELIGHT};
+    cored_synth_opts o = base_opts(out, real);
+    o.tasks = tasks, o.ntasks = 3, o.per_class = 10, o.eval_per_class = 3, o.transfer_per_class = 4;
+    o.plant = 0.5f;
+    cored_synth_report rep;
+    cored_error err;
+    int rc = cored_synth_run(&o, &rep, &err);
+    CHECK_MSG(rc == 0, "plant: %s", err.msg);
+    if (rc) return;
+    CHECK_MSG(rep.planted == 2 * (2 + 3), "%ld planted images", rep.planted);
+    o.out = one, o.threads = 1;
+    CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
+    int n = 0;
+    CHECK_MSG(same_tree(out, one, &n), "planting: 1 and 2 threads give the same files");
+    o.out = plain, o.plant = 0.0f, o.threads = 2;
+    CHECK_MSG(cored_synth_run(&o, NULL, &err) == 0, "%s", err.msg);
+
+    /* the manifest lists the planted images; exactly those files differ from the plain run */
+    cJSON *j = read_manifest(out);
+    CHECK(j != NULL);
+    if (!j) return;
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "plant")) == 0.5);
+    cJSON *jt = cJSON_GetObjectItem(j, "tasks");
+    CHECK_MSG(!cJSON_GetObjectItem(cJSON_GetArrayItem(jt, 0), "planted"), "the first task has nothing planted");
+    int want[3][10] = {{0}}, planted_files = 0;
+    for (int t = 1; t < 3; t++) {
+        cJSON *p = cJSON_GetObjectItem(cJSON_GetArrayItem(jt, t), "planted");
+        CHECK_MSG(p != NULL, "task %d: planted entry", t);
+        if (!p) continue;
+        const char *from = cJSON_GetStringValue(cJSON_GetObjectItem(p, "from"));
+        CHECK_MSG(from && !strcmp(from, cored_family_name(tasks[t - 1])), "task %d planted from %s", t, from ? from : "?");
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "train")) == 5);
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "transfer")) == 2);
+        cJSON *idx;
+        int in_transfer = 0, count = 0;
+        cJSON_ArrayForEach(idx, cJSON_GetObjectItem(p, "train_real_indices"))
+        {
+            int i = (int)cJSON_GetNumberValue(idx);
+            CHECK(i >= 0 && i < 10);
+            if (i < 0 || i >= 10) continue;
+            want[t][i] = 1, count++, in_transfer += i < 4;
+            planted_files += 1 + (i < 4);
+        }
+        CHECK_MSG(count == 5 && in_transfer == 2, "task %d: %d planted, %d in the transfer subset", t, count, in_transfer);
+    }
+    cJSON_Delete(j);
+    static file_list diff;
+    int nd = diff_trees(out, plain, &diff);
+    CHECK_MSG(nd == planted_files, "%d files differ from the run without planting, %d planted", nd, planted_files);
+    for (int d = 0; d < diff.n; d++) {
+        char task[64], split[16], cls[16];
+        int src, idx, t = -1;
+        const char *p = diff.paths[d];
+        if (!strncmp(p, "TransferLearning/", 17)) p += 17;
+        int ok = sscanf(p, "%63[^/]/%15[^/]/%15[^/]/s%d/%d.png", task, split, cls, &src, &idx) == 5;
+        for (int k = 0; k < 3; k++)
+            if (ok && !strcmp(task, cored_family_name(tasks[k]))) t = k;
+        CHECK_MSG(ok && t > 0 && !strcmp(split, "train") && !strcmp(cls, "real") && idx >= 0 && idx < 10 && want[t][idx],
+                  "%s differs but is not a planted image", diff.paths[d]);
+        if (!(ok && t > 0 && idx >= 0 && idx < 10)) continue;
+        /* a planted image is its real base with a local manipulation: some pixels changed,
+           not all, and it is a fresh draw, not the previous task's fake of the same index */
+        char a[1300], b[1300], fake[1300];
+        snprintf(a, sizeof a, "%s/%s", out, diff.paths[d]);
+        snprintf(b, sizeof b, "%s/%s", plain, diff.paths[d]);
+        snprintf(fake, sizeof fake, "%s/%s/train/fake/s%04d/%06d.png", plain, cored_family_name(tasks[t - 1]), src, idx);
+        uint8_t pa[SIZE * SIZE * 3], pb[SIZE * SIZE * 3], pf[SIZE * SIZE * 3];
+        CHECK(read_rgb(pa, SIZE, a) == 0 && read_rgb(pb, SIZE, b) == 0 && read_rgb(pf, SIZE, fake) == 0);
+        int changed = 0;
+        for (int k = 0; k < SIZE * SIZE; k++) changed += memcmp(pa + 3 * k, pb + 3 * k, 3) != 0;
+        CHECK_MSG(changed > 0 && changed < SIZE * SIZE * 9 / 10, "%s: %d of %d pixels changed", diff.paths[d], changed,
+                  SIZE * SIZE);
+        CHECK_MSG(memcmp(pa, pf, sizeof pa) != 0, "%s is a copy of the previous task's fake", diff.paths[d]);
+    }
+    j = read_manifest(plain);
+    CHECK(j && cJSON_GetNumberValue(cJSON_GetObjectItem(j, "plant")) == 0.0);
+    CHECK(j && !cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "tasks"), 1), "planted"));
+    cJSON_Delete(j);
+    o = base_opts(out, real), o.plant = 1.5f;
+    CHECK(cored_synth_run(&o, NULL, &err) == CORED_E_ARG && strstr(err.msg, "planted fraction"));
+}
+
 /* An existing folder is refused without force; with force only a cored synth folder is
    replaced; an interrupted run's staging folder is cleaned, anything else there refused. */
 static void test_refusals(void)
@@ -749,6 +884,7 @@ int main(void)
     RUN(test_splits);
     RUN(test_layout);
     RUN(test_determinism);
+    RUN(test_plant);
     RUN(test_refusals);
     RUN(test_bad_options);
     RUN(test_sheet);

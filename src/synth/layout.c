@@ -11,8 +11,13 @@
  * crop drawn from cored_rng_derive(seed, BASE, split, i), the same in every task; fake i is
  * that base manipulated with the stream cored_rng_derive(seed, FAMILY + family, split, i):
  * real and fake are pairs, as an original and its manipulated video in FaceForensics++.
- * The bytes do not depend on the number of threads. The set is built in "<DATA>.synth-tmp" (marked by a
- * ".cored-synth-partial" file) and renamed to DATA only when complete.
+ * With a planted cue (opts.plant = F > 0), in every task after the first, round(F T) of the
+ * first T train real images (the TransferLearning subset) and round(F (N - T)) of the other
+ * N - T, drawn from (seed, previous family, family), are their base with the previous task's
+ * manipulation, drawn from cored_rng_derive(seed, PLANT + previous family, split, i), and
+ * stay labelled real; synth.json lists them. The bytes do not depend on the number of
+ * threads. The set is built in "<DATA>.synth-tmp" (marked by a ".cored-synth-partial" file)
+ * and renamed to DATA only when complete.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -83,7 +88,7 @@ static int dir_is_empty(const char *dir)
 
 static int dir_has(const char *dir, const char *name)
 {
-    char p[LAYOUT_PATH_MAX];
+    char p[LAYOUT_PATH_MAX + 64];
     snprintf(p, sizeof p, "%s/%s", dir, name);
     return cored_is_file(p);
 }
@@ -183,11 +188,20 @@ static int image_path(char *p, size_t n, const char *root, const char *prefix, c
     return k < 0 || (size_t)k >= n;
 }
 
+/* One task being written: its family, and for planting the previous task's family and which
+   train real images carry its manipulation (NULL: none). */
+typedef struct {
+    const cored_family_state *st;
+    const cored_family_state *prev;
+    const uint8_t *planted;          /* [per_class]: 1 = train real image i is planted */
+} task_ctx;
+
 /* Makes and writes image `index` of (task, split, label); TransferLearning copy when asked.
    Real image i of a split is the same base crop in every task (as FaceForensics++ puts the
    same originals in every manipulation's folder) and fake i of every task is made from it,
-   so the classes differ only by the manipulation. */
-static int make_image(const plan *pl, worker *w, const cored_family_state *st, int split, int label, int index,
+   so the classes differ only by the manipulation. A planted real image is that base with the
+   previous task's manipulation, drawn from its own stream (not a copy of the old fake). */
+static int make_image(const plan *pl, worker *w, const task_ctx *tc, int split, int label, int index,
                       int transfer, cored_error *err)
 {
     const cored_synth_opts *o = pl->o;
@@ -197,17 +211,23 @@ static int make_image(const plan *pl, worker *w, const cored_family_state *st, i
     cored_rng_derive(&r, o->seed, 0xBA5EULL, (uint64_t)split, (uint64_t)index);
     int rc = cored_sources_crop(w->base, pl->src, source, size, &r, &w->rz, &w->crop, err);
     const uint8_t *img = w->base;
-    if (!rc && label == 1) {
-        cored_rng_derive(&r, o->seed, 0xFA0000ULL + (uint64_t)st->family, (uint64_t)split, (uint64_t)index);
-        if (st->family == CORED_FAMILY_BLEND) {
+    const cored_family_state *fam = NULL;
+    uint64_t stream = 0;
+    if (label == 1)
+        fam = tc->st, stream = 0xFA0000ULL;
+    else if (split == CORED_SYNTH_TRAIN && tc->planted && tc->planted[index])
+        fam = tc->prev, stream = 0x91A000ULL;
+    if (!rc && fam) {
+        cored_rng_derive(&r, o->seed, stream + (uint64_t)fam->family, (uint64_t)split, (uint64_t)index);
+        if (fam->family == CORED_FAMILY_BLEND) {
             int other = pl->list[split][(slot + 1 + (int)cored_rng_below(&r, (uint32_t)(n - 1))) % n];
             rc = cored_sources_crop(w->donor, pl->src, other, size, &r, &w->rz, &w->crop, err);
         }
-        if (!rc) rc = cored_family_apply(w->fake, NULL, NULL, w->base, w->donor, size, st, &r, &w->fam, err);
+        if (!rc) rc = cored_family_apply(w->fake, NULL, NULL, w->base, w->donor, size, fam, &r, &w->fam, err);
         img = w->fake;
     }
     char path[LAYOUT_PATH_MAX];
-    const char *task = cored_family_name(st->family);
+    const char *task = cored_family_name(tc->st->family);
     if (!rc && image_path(path, sizeof path, pl->root, "", task, split, label, source, index))
         rc = CORED_FAIL(err, CORED_E_ARG, "%s: output path too long", pl->root);
     if (!rc) rc = cored_png_write(path, img, size, size, err);
@@ -235,11 +255,11 @@ static int make_dirs(const plan *pl, const char *prefix, const char *task, int s
     return CORED_OK;
 }
 
-static int write_split(const plan *pl, const cored_family_state *st, int split, int label, int count,
-                       int transfer, long *images, cored_error *err)
+static int write_split(const plan *pl, const task_ctx *tc, int split, int label, int count, int transfer,
+                       long *images, cored_error *err)
 {
     const cored_synth_opts *o = pl->o;
-    const char *task = cored_family_name(st->family);
+    const char *task = cored_family_name(tc->st->family);
     int rc = make_dirs(pl, "", task, split, label, count, err);
     if (!rc && transfer) rc = make_dirs(pl, "TransferLearning/", task, split, label, transfer, err);
     if (rc) return rc;
@@ -257,7 +277,7 @@ static int write_split(const plan *pl, const cored_family_state *st, int split, 
 #pragma omp for schedule(dynamic)
             for (int i = c0; i < c1; i++) {
                 cored_error e = {0};
-                int r = w.base ? make_image(pl, &w, st, split, label, i, i < transfer, &e)
+                int r = w.base ? make_image(pl, &w, tc, split, label, i, i < transfer, &e)
                                : CORED_FAIL(&e, CORED_E_NOMEM, "synth: out of memory");
                 if (r) {
 #pragma omp critical(synth_error)
@@ -279,9 +299,33 @@ static int write_split(const plan *pl, const cored_family_state *st, int split, 
     return rc;
 }
 
+/* ---------------------------------------------------------------- planted cue */
+
+/* The planted train real images of task t >= 1 (planted[per_class], 1 = carries task t-1's
+   manipulation): round(F T) of the first T images (the TransferLearning subset, so that it
+   holds the same fraction) and round(F (N - T)) of the other N - T, uniformly at random
+   from (seed, previous family, family). Returns how many. */
+static int plant_draw(uint8_t *planted, uint32_t *perm, const cored_synth_opts *o, int t)
+{
+    int N = o->per_class, T = o->transfer_per_class, count = 0;
+    cored_rng r;
+    cored_rng_derive(&r, o->seed, 0x91A47ULL, (uint64_t)o->tasks[t - 1], (uint64_t)o->tasks[t]);
+    memset(planted, 0, (size_t)N);
+    for (int part = 0; part < 2; part++) {
+        int lo = part ? T : 0, n = part ? N - T : T;
+        int k = (int)((double)o->plant * n + 0.5);
+        if (n < 1) continue;
+        cored_rng_permutation(&r, perm, (uint32_t)n);
+        for (int j = 0; j < k; j++) planted[lo + perm[j]] = 1;
+        count += k;
+    }
+    return count;
+}
+
 /* ---------------------------------------------------------------- manifest */
 
-static int write_manifest(const plan *pl, const int *split, const cored_sources_stats *ss, cored_error *err)
+static int write_manifest(const plan *pl, const int *split, const cored_sources_stats *ss, const uint8_t *planted,
+                          cored_error *err)
 {
     const cored_synth_opts *o = pl->o;
     cJSON *j = cJSON_CreateObject(), *a;
@@ -291,6 +335,7 @@ static int write_manifest(const plan *pl, const int *split, const cored_sources_
     ok = ok && cJSON_AddStringToObject(j, "generator", "cored synth " CORED_VERSION);
     ok = ok && cJSON_AddStringToObject(j, "seed", seed);
     ok = ok && cJSON_AddNumberToObject(j, "size", o->size);
+    ok = ok && cJSON_AddNumberToObject(j, "plant", o->plant);
     ok = ok && cJSON_AddStringToObject(j, "real", o->real);
     ok = ok && (a = cJSON_AddArrayToObject(j, "tasks"));
     for (int t = 0; ok && t < o->ntasks; t++) {
@@ -298,6 +343,17 @@ static int write_manifest(const plan *pl, const int *split, const cored_sources_
         ok = e && cJSON_AddItemToArray(a, e);
         ok = ok && cJSON_AddStringToObject(e, "name", cored_family_name(o->tasks[t]));
         ok = ok && cJSON_AddStringToObject(e, "analogy", cored_family_analogy(o->tasks[t]));
+        if (!planted || t == 0) continue;
+        const uint8_t *pt = planted + (size_t)t * o->per_class;
+        int k = 0, kt = 0;
+        for (int i = 0; i < o->per_class; i++) k += pt[i], kt += pt[i] && i < o->transfer_per_class;
+        cJSON *pe = ok ? cJSON_AddObjectToObject(e, "planted") : NULL, *idx;
+        ok = pe && cJSON_AddStringToObject(pe, "from", cored_family_name(o->tasks[t - 1]));
+        ok = ok && cJSON_AddNumberToObject(pe, "train", k);
+        ok = ok && cJSON_AddNumberToObject(pe, "transfer", kt);
+        ok = ok && (idx = cJSON_AddArrayToObject(pe, "train_real_indices"));
+        for (int i = 0; ok && i < o->per_class; i++)
+            if (pt[i]) ok = cJSON_AddItemToArray(idx, cJSON_CreateNumber(i));
     }
     cJSON *pc = ok ? cJSON_AddObjectToObject(j, "images_per_class") : NULL;
     ok = ok && pc && cJSON_AddNumberToObject(pc, "train", o->per_class);
@@ -362,6 +418,8 @@ static int check_opts(const cored_synth_opts *o, cored_error *err)
     if (o->out && (o->transfer_per_class < 0 || o->transfer_per_class > o->per_class))
         return CORED_FAIL(err, CORED_E_ARG, "synth: the transfer subset (%d per class) must be within 0..%d (the train split)",
                           o->transfer_per_class, o->per_class);
+    if (!(o->plant >= 0.0f && o->plant <= 1.0f))
+        return CORED_FAIL(err, CORED_E_ARG, "synth: the planted fraction %g is not within 0..1", (double)o->plant);
     if (o->out && (!o->out[0] || strlen(o->out) > LAYOUT_PATH_MAX - 128))
         return CORED_FAIL(err, CORED_E_ARG, "synth: output folder name empty or too long");
     return CORED_OK;
@@ -413,20 +471,34 @@ int cored_synth_run(const cored_synth_opts *o, cored_synth_report *rep, cored_er
         rc = cored_mkdir_p(staging, err);
         if (!rc) rc = touch(staging, PARTIAL, err);
         long images = 0;
+        cored_family_state *st = cored_alloc(2 * sizeof *st);
+        uint8_t *planted = NULL;
+        uint32_t *perm = NULL;
+        if (!st) rc = CORED_FAIL(err, CORED_E_NOMEM, "synth: out of memory");
+        if (!rc && o->plant > 0.0f && o->ntasks > 1) {
+            planted = cored_alloc((size_t)o->ntasks * o->per_class);
+            perm = cored_alloc((size_t)o->per_class * sizeof *perm);
+            if (!planted || !perm) rc = CORED_FAIL(err, CORED_E_NOMEM, "synth: out of memory");
+        }
         for (int t = 0; !rc && t < o->ntasks; t++) {
-            cored_family_state *st = cored_alloc(sizeof *st);
-            if (!st) {
-                rc = CORED_FAIL(err, CORED_E_NOMEM, "synth: out of memory");
-                break;
+            task_ctx tc = {&st[t % 2], NULL, NULL};
+            cored_family_init(&st[t % 2], o->tasks[t], o->seed);
+            if (planted && t > 0) {
+                uint8_t *pt = planted + (size_t)t * o->per_class;
+                tc.prev = &st[(t + 1) % 2]; /* initialised for task t - 1 */
+                tc.planted = pt;
+                int k = plant_draw(pt, perm, o, t);
+                if (rep) rep->planted += k;
             }
-            cored_family_init(st, o->tasks[t], o->seed);
             for (int s = 0; !rc && s < 3; s++)
                 for (int label = 0; !rc && label < 2; label++)
-                    rc = write_split(&pl, st, s, label, s == 0 ? o->per_class : o->eval_per_class,
+                    rc = write_split(&pl, &tc, s, label, s == 0 ? o->per_class : o->eval_per_class,
                                      s == 0 ? o->transfer_per_class : 0, &images, err);
-            cored_free(st);
         }
-        if (!rc) rc = write_manifest(&pl, split, &ss, err);
+        if (!rc) rc = write_manifest(&pl, split, &ss, planted, err);
+        cored_free(st);
+        cored_free(planted);
+        cored_free(perm);
         if (!rc) {
             char p[LAYOUT_PATH_MAX + 64];
             snprintf(p, sizeof p, "%s/%s", staging, PARTIAL);

@@ -144,6 +144,9 @@ typedef struct {
     int transfer_per_class;     /* TransferLearning/<Task>/train images per class (0: none) */
     int threads;                /* 0: cored_get_threads() */
     int force;                  /* replace an existing data set written by cored synth */
+    float plant;                /* 0..1: in every task after the first, this fraction of the train
+                                   real images (and of the TransferLearning subset's) carries the
+                                   previous task's manipulation and stays labelled real */
     const char *sheet;          /* optional PNG contact sheet */
     int sheet_rows;             /* examples on the sheet (0: 4) */
     /* Progress (may be NULL): called from the calling thread after each chunk of images;
@@ -157,6 +160,7 @@ typedef struct {
     int nsources;
     int split_sources[3];       /* distinct sources per split */
     long images;                /* PNG files written (TransferLearning copies included) */
+    long planted;               /* train real images carrying the previous task's manipulation */
     double seconds;
 } cored_synth_report;
 
@@ -167,6 +171,10 @@ typedef struct {
      out/synth.json                                                (settings, sources, splits)
    Every split holds per_class (train) or eval_per_class (val, test) images of each class,
    made from that split's sources only, each source used equally often by both classes.
+   With plant > 0, every task after the first has round(plant T) of the first T train real
+   images and round(plant (N - T)) of the others made with the previous task's family (same
+   per-task state), still labelled real; synth.json records the fraction and, per task, the
+   indices. Val, test and fake images are the same as without planting.
    The set is built in "<out>.synth-tmp" and renamed to out when complete, so a folder named
    out is always a whole data set. An existing out is refused unless force, and even then
    unless it holds synth.json (it was written by cored synth) or is empty. */
