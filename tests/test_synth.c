@@ -853,7 +853,8 @@ static void test_out_of_memory(void)
     char out[600];
     snprintf(out, sizeof out, "%s/oom", test_tmpdir());
     cored_synth_opts o = base_opts(out, real);
-    o.ntasks = 2, o.per_class = 1, o.eval_per_class = 1, o.transfer_per_class = 1, o.threads = 1;
+    o.ntasks = 2, o.per_class = 2, o.eval_per_class = 1, o.transfer_per_class = 1, o.threads = 1;
+    o.plant = 0.5f; /* the planting allocations too */
     cored_error err;
     int failures = 0, k;
     for (k = 1; k < 2000; k++) {
