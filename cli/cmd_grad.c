@@ -194,6 +194,7 @@ int cmd_grad(int argc, char **argv)
 {
     cored_train_cfg cfg;
     cored_train_defaults(&cfg);
+    cfg.arch = NULL; /* required here */
     const char *weights = NULL, *input = NULL, *labels_path = NULL, *out = NULL, *out_weights = NULL;
     const char *decisions_path = NULL, *method = "train", *teacher_path = NULL, *box_arg = NULL;
     int steps = 0, threads = 0, optim_idx = 0, rep_idx = 0, nesterov = 0;

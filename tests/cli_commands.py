@@ -23,6 +23,8 @@ def main():
     t.check(t.run(ok=False).returncode == 2, "no command exits 2")
     t.check(t.run("train", "--data", "x", ok=False).returncode == 2, "train without --task/--out exits 2")
     t.check(t.run("train", "--epochs", "zero", ok=False).returncode == 2, "a non-number exits 2")
+    r = t.run("grad", "--weights", "w", "--input", "x", "--labels", "l", "--out", "g", ok=False)
+    t.check(r.returncode == 2 and "--model" in r.stderr, "grad without --model exits 2")
 
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data")
