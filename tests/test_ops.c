@@ -724,8 +724,8 @@ static void test_losses(void)
 /* ================================================================ threads */
 
 /* cored_gemm against a double reference for every transpose combination, on shapes below
-   and above the size where it cuts the product into blocks (tall, wide, and deep: two and
-   four blocks), with beta 0 and 1; and the blocked result is the same bits for 1, 2 and 4
+   and above the size where it cuts the product into blocks (tall, wide, and deep: two
+   blocks), with beta 0 and 1; and the blocked result is the same bits for 1, 2 and 4
    threads. */
 static void test_gemm(void)
 {

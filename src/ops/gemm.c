@@ -26,9 +26,7 @@
 #define GEMM_PARTS 8
 #define GEMM_SPLIT_MIN_MACS (1 << 20) /* smaller products: one call */
 #define GEMM_DEEP_MIN_MACS (1 << 23)  /* per block of a deep product */
-#ifndef GEMM_DEEP_PARTS
-#define GEMM_DEEP_PARTS 4             /* blocks of a deep product */
-#endif
+#define GEMM_DEEP_PARTS 2             /* blocks of a deep product */
 
 /* OpenBLAS: 0 serial, 1 pthreads, 2 OpenMP. */
 int openblas_get_parallel(void);
@@ -51,17 +49,16 @@ void cored_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, cons
     int split_rows = m >= n, dim = split_rows ? m : n;
     int parts = dim >= 16 * GEMM_PARTS ? GEMM_PARTS : dim / 16;
     /* A deep product (k beyond m and n: a weight gradient summed over every pixel of the
-       batch) is cut into few large blocks: each block packs all of op(B) again, which eight
-       blocks paid eight times over (728 x 728 x 2048 ran at 137 GFLOP/s in eight blocks,
-       165 in two on two threads). The count comes from the shape alone, never from the
-       thread count: BLAS kernels may sum an element in another order depending on where
-       the block edges fall (OpenBLAS's Haswell sgemm does), so a cut that followed the
-       threads gave other bits on another machine. */
+       batch) is cut in two: each block packs all of op(B) again, which eight blocks paid
+       eight times over (728 x 728 x 2048 ran at 137 GFLOP/s in eight blocks, 165 in two on
+       two threads; the Xception training step, 2 threads: 17.0 img/s in two blocks, 15.6
+       in four). The count comes from the shape alone, never from the thread count: BLAS
+       kernels may sum an element in another order depending on where the block edges fall
+       (OpenBLAS's Haswell sgemm does), so a cut that followed the threads gave other bits
+       on another machine. */
     double macs = (double)m * n * k;
-    if (k > m && k > n && parts > 2 && macs >= 2.0 * GEMM_DEEP_MIN_MACS) {
-        int deep = macs >= GEMM_DEEP_PARTS * (double)GEMM_DEEP_MIN_MACS ? GEMM_DEEP_PARTS : 2;
-        if (deep < parts) parts = deep;
-    }
+    if (k > m && k > n && parts > GEMM_DEEP_PARTS && macs >= GEMM_DEEP_PARTS * (double)GEMM_DEEP_MIN_MACS)
+        parts = GEMM_DEEP_PARTS;
     if (parts < 2 || macs < GEMM_SPLIT_MIN_MACS) {
         if (omp_get_max_threads() == 1) {
             sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
