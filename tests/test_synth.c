@@ -428,6 +428,21 @@ static void list_files(file_list *l, const char *root, const char *rel)
 
 static int cmp_path(const void *a, const void *b) { return strcmp((const char *)a, (const char *)b); }
 
+/* Whether the file rel has the same bytes under folders a and b. */
+static int same_file(const char *a, const char *b, const char *rel)
+{
+    char pa[1200], pb[1200];
+    snprintf(pa, sizeof pa, "%s/%s", a, rel);
+    snprintf(pb, sizeof pb, "%s/%s", b, rel);
+    unsigned char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = !cored_read_file(pa, 1 << 20, &x, &nx, NULL) && !cored_read_file(pb, 1 << 20, &y, &ny, NULL) &&
+               nx == ny && !memcmp(x, y, nx);
+    cored_free(x);
+    cored_free(y);
+    return same;
+}
+
 /* 1 when both trees hold the same files with the same bytes. */
 static int same_tree(const char *a, const char *b, int *nfiles)
 {
@@ -442,15 +457,7 @@ static int same_tree(const char *a, const char *b, int *nfiles)
     for (int i = 0; i < la.n; i++) {
         if (strcmp(la.paths[i], lb.paths[i])) return 0;
         if (!strcmp(la.paths[i], "synth.json")) continue; /* names the output folder */
-        char pa[1200], pb[1200];
-        snprintf(pa, sizeof pa, "%s/%s", a, la.paths[i]);
-        snprintf(pb, sizeof pb, "%s/%s", b, lb.paths[i]);
-        unsigned char *x = NULL, *y = NULL;
-        size_t nx = 0, ny = 0;
-        int same = !cored_read_file(pa, 1 << 20, &x, &nx, NULL) && !cored_read_file(pb, 1 << 20, &y, &ny, NULL) &&
-                   nx == ny && !memcmp(x, y, nx);
-        cored_free(x);
-        cored_free(y);
+        int same = same_file(a, b, la.paths[i]);
         if (!same) return 0;
     }
     return 1;
@@ -601,15 +608,7 @@ static int diff_trees(const char *a, const char *b, file_list *diff)
     for (int i = 0; i < la.n; i++) {
         if (strcmp(la.paths[i], lb.paths[i])) return -1;
         if (!strcmp(la.paths[i], "synth.json")) continue;
-        char pa[1200], pb[1200];
-        snprintf(pa, sizeof pa, "%s/%s", a, la.paths[i]);
-        snprintf(pb, sizeof pb, "%s/%s", b, lb.paths[i]);
-        unsigned char *x = NULL, *y = NULL;
-        size_t nx = 0, ny = 0;
-        int same = !cored_read_file(pa, 1 << 20, &x, &nx, NULL) && !cored_read_file(pb, 1 << 20, &y, &ny, NULL) &&
-                   nx == ny && !memcmp(x, y, nx);
-        cored_free(x);
-        cored_free(y);
+        int same = same_file(a, b, la.paths[i]);
         if (!same) snprintf(diff->paths[diff->n++], sizeof diff->paths[0], "%s", la.paths[i]);
     }
     return diff->n;
