@@ -24,7 +24,7 @@ typedef struct {
     char abs_data[4096], abs_from[4096], abs_init[4096], abs_pack[4096], abs_out[4096];
 } train_cli;
 
-/* METHOD.md defaults and the common option table. */
+/* The paper's defaults and the common option table. */
 void train_cli_init(train_cli *t);
 /* Appends a command-specific option. */
 void train_cli_add(train_cli *t, opt_def d);

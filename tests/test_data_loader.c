@@ -1,7 +1,7 @@
 /*
  * The loader: batches independent of the thread count, resume mid-epoch equal to an
  * uninterrupted epoch, seed-dependent order, last partial batch kept, flips that are
- * mirror images, CutMix exactly as METHOD.md 3.5 (statistics over many batches, only
+ * mirror images, CutMix exactly as the official code (statistics over many batches, only
  * opposite-label partners, labels unchanged, `mixed` all zero when it did not fire),
  * corrupt files skipped without disturbing the other samples (also with CutMix, at several
  * thread counts), --strict, every file corrupt (an error, no hang), a resumed epoch whose
@@ -247,7 +247,7 @@ static void test_cutmix_in_batches(void)
     cored_dataset_free(ds);
 }
 
-/* The draw itself over many batches: METHOD.md's statistics. */
+/* The draw itself over many batches: the official code's statistics. */
 static void test_cutmix_statistics(void)
 {
     enum { B = 32, TRIALS = 40000 };
@@ -277,7 +277,7 @@ static void test_cutmix_statistics(void)
     double rate = fired / (double)TRIALS;
     CHECK_MSG(fabs(rate - 0.2) < 0.01, "OPPOSITE fires in %.3f of batches (want 0.2)", rate);
     CHECK_MSG(wrong == 0, "only opposite-label pairs are marked");
-    CHECK_MSG(fabs(area / fired - 0.31) < 0.02, "mean pasted area %.3f when it fires (METHOD.md: ~0.31)",
+    CHECK_MSG(fabs(area / fired - 0.31) < 0.02, "mean pasted area %.3f when it fires (the official code: about 0.31)",
               area / fired);
     CHECK_MSG(fabs(over_half / (double)fired - 0.2) < 0.03, "area > 50%% in %.3f of firings (~0.2)",
               over_half / (double)fired);
