@@ -103,6 +103,17 @@ def main():
         t.check(cfg["model"] == "tiny" and cfg["method"] == "cored" and cfg["sources"] == ["A"], "adapt config")
         meta = t.st.load(os.path.join(step, "best.safetensors"))
         t.check(meta[1].get("tasks") == "A,B" and "cored.rep.mu" in meta[0], "the teacher statistics are saved")
+        # --trace: one JSON line per step, and the run is the same bits without it
+        traced, trace = os.path.join(tmp, "traced"), os.path.join(tmp, "trace.jsonl")
+        t.run("adapt", "--data", data, "--from", os.path.join(run, "best.safetensors"), "--sources", "A",
+              "--target", "B", "--out", traced, "--size", "32", "--batch", "16", "--epochs", "2", "--quiet",
+              "--trace", trace)
+        lines = [json.loads(l) for l in open(trace)]
+        t.check(len(lines) == 4 and all(l["method"] == "cored" and len(l["mu_t"]) == 10 and l["w_total"] > 0
+                                        and l["w_rep"] > 0 for l in lines), f"trace lines: {lines[:1]}")
+        same = all(open(os.path.join(d, "best.safetensors"), "rb").read() ==
+                   open(os.path.join(step, "best.safetensors"), "rb").read() for d in (traced,))
+        t.check(same, "a traced run ends with the same weights")
         r = t.run("adapt", "--data", data, "--from", os.path.join(run, "best.safetensors"), "--sources", "A",
                   "--target", "B", "--out", os.path.join(tmp, "nan-step"), "--size", "32", "--batch", "16",
                   "--epochs", "2", "--freeze-bn", "--lr", "1000", "--quiet", ok=False)

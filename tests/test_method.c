@@ -132,6 +132,15 @@ static void test_teacher_statistics(void)
         }
         cored_rep_release(&st);
     }
+    /* one batch's cell means (the --trace diagnostics): the same scalar statistic */
+    float mu[CORED_CELLS];
+    int count[CORED_CELLS];
+    cored_rep_cell_scalars(mu, count, feat, cells, n, h * h, c);
+    for (int k = 0; k < CORED_CELLS; k++) {
+        CHECK(count[k] == want_c[k]);
+        CHECK_MSG(want_c[k] > 0 ? fabsf(mu[k] - want_s[k]) < 1e-6f : isnan(mu[k]), "cell %d: batch mean %.7g want %.7g",
+                  k, mu[k], want_s[k]);
+    }
     free(feat_nchw), free(ze), free(want_s), free(want_v), free(want_c), free(labels), free(feat), free(cells);
 }
 

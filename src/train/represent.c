@@ -116,6 +116,29 @@ void cored_rep_accumulate(cored_rep_stats *s, const float *features, const int *
     }
 }
 
+void cored_rep_cell_scalars(float *mu, int *count, const float *features, const int *cells, int n, int hw, int c)
+{
+    double sum[CORED_CELLS] = {0};
+    int cnt[CORED_CELLS] = {0};
+    for (int i = 0; i < n; i++) {
+        if (cells[i] < 0) continue;
+        const float *f = features + (size_t)i * hw * c;
+        double m = 0;
+        for (int ch = 0; ch < c; ch++) {
+            float v = f[ch];
+            for (int p = 1; p < hw; p++)
+                if (f[(size_t)p * c + ch] > v) v = f[(size_t)p * c + ch];
+            m += v;
+        }
+        sum[cells[i]] += m / c;
+        cnt[cells[i]]++;
+    }
+    for (int k = 0; k < CORED_CELLS; k++) {
+        mu[k] = cnt[k] ? (float)(sum[k] / cnt[k]) : NAN;
+        if (count) count[k] = cnt[k];
+    }
+}
+
 void cored_rep_finish(cored_rep_stats *s)
 {
     for (int k = 0; k < CORED_CELLS; k++)

@@ -44,6 +44,10 @@ void cored_rep_release(cored_rep_stats *s);
 /* Adds a batch: features NHWC (n, hw, c), cells from cored_cells_from_logits. */
 void cored_rep_accumulate(cored_rep_stats *s, const float *features, const int *cells, int n,
                           int hw, int c);
+/* Per cell of a batch, the scalar statistic's mean over the cell's images (NaN where the
+   cell is empty) and, when count is not NULL, the number of images: what cored_rep_accumulate
+   adds in scalar mode, for one batch (the --trace diagnostics). */
+void cored_rep_cell_scalars(float *mu, int *count, const float *features, const int *cells, int n, int hw, int c);
 /* mu = sum / count for present cells. */
 void cored_rep_finish(cored_rep_stats *s);
 

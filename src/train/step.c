@@ -118,42 +118,20 @@ static double norm2(const float *v, size_t n)
     return sqrt(a);
 }
 
-/* Per cell, the mean over the cell's images of the scalar statistic of features f. */
-static void cell_means(float *mu, int *count, const float *f, const int *cells, int n, int hw, int c)
-{
-    double sum[CORED_CELLS] = {0};
-    int cnt[CORED_CELLS] = {0};
-    for (int i = 0; i < n; i++) {
-        if (cells[i] < 0) continue;
-        double m = 0;
-        for (int ch = 0; ch < c; ch++) {
-            float v = f[(size_t)i * hw * c + ch];
-            for (int p = 1; p < hw; p++) v = fmaxf(v, f[((size_t)i * hw + p) * c + ch]);
-            m += v;
-        }
-        sum[cells[i]] += m / c;
-        cnt[cells[i]]++;
-    }
-    for (int k = 0; k < CORED_CELLS; k++) {
-        mu[k] = cnt[k] ? (float)(sum[k] / cnt[k]) : NAN;
-        if (count) count[k] = cnt[k];
-    }
-}
-
 /* The diagnostics of cored_step_trace, before the step's own backward: the logit gradient
    split at the logits, and the weight gradient of the logit terms and of the representation
-   term from two more forward/backward passes (running statistics restored after each). */
+   term from two more forward/backward passes (running statistics and input restored before
+   each forward). */
 static int trace_step(cored_step *s, const cored_step_batch *b, int flags, cored_error *err)
 {
     const cored_train_cfg *c = s->cfg;
     cored_step_trace *tr = s->trace;
-    const int n = b->n;
+    const int n = b->n, size = cored_model_size(s->student);
+    const size_t in_bytes = sizeof(float) * (size_t)n * size * size * 3; /* backward may reuse the input */
     size_t nw, nb;
     cored_model_weights(s->student, &nw);
     float *buffers = cored_model_buffers(s->student, &nb), *g = cored_model_grads(s->student, NULL);
-    if (!s->trace_buf && !(s->trace_buf = cored_alloc(sizeof(float) * (nb + 2 * (size_t)c->batch + 1))))
-        return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the trace buffers");
-    float *saved = s->trace_buf, *dce = s->trace_buf + nb;
+    float *saved = s->trace_buf, *dce = s->trace_buf + nb; /* saved: the statistics before the step */
     const float *z = cored_model_logits(s->student);
     cored_softmax_ce(dce, z, b->labels, n, 2, cored_method_ce_weight(c));
     tr->dlogit_ce = norm2(dce, 2 * (size_t)n);
@@ -171,12 +149,12 @@ static int trace_step(cored_step *s, const cored_step_batch *b, int flags, cored
         tr->count[k] = 0;
     }
     if (c->method == CORED_METHOD_CORED) {
-        cell_means(tr->mu_s, tr->count, feat, s->cells, n, fh * fw, fc);
+        cored_rep_cell_scalars(tr->mu_s, tr->count, feat, s->cells, n, fh * fw, fc);
         if (!c->freeze_bn)
-            cell_means(tr->mu_s_eval, NULL, cored_model_features(s->eval, NULL, NULL, NULL), s->cells, n, fh * fw, fc);
+            cored_rep_cell_scalars(tr->mu_s_eval, NULL, cored_model_features(s->eval, NULL, NULL, NULL), s->cells, n,
+                                   fh * fw, fc);
     }
     tr->w_rep = 0;
-    memcpy(saved, buffers, sizeof(float) * nb);
     int rc;
     cored_model_zero_grad(s->student);
     if ((rc = cored_model_backward(s->student, s->dlogits, NULL, err))) return rc;
@@ -185,12 +163,14 @@ static int trace_step(cored_step *s, const cored_step_batch *b, int flags, cored
         float *zero = dce;
         memset(zero, 0, sizeof(float) * 2 * (size_t)n);
         memcpy(buffers, saved, sizeof(float) * nb);
+        memcpy(cored_model_input(s->student), b->x, in_bytes);
         if ((rc = cored_model_forward(s->student, n, flags, b->seed, err))) return rc;
         cored_model_zero_grad(s->student);
         if ((rc = cored_model_backward(s->student, zero, s->dfeat, err))) return rc;
         tr->w_rep = norm2(g, nw);
     }
     memcpy(buffers, saved, sizeof(float) * nb);
+    memcpy(cored_model_input(s->student), b->x, in_bytes);
     return cored_model_forward(s->student, n, flags, b->seed, err);
 }
 
@@ -212,6 +192,13 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
         memcpy(cored_model_input(s->eval), b->x, bytes);
         if ((rc = cored_model_forward(s->eval, n, CORED_FWD_EVAL, 0, err))) return rc;
         cored_cells_from_logits(s->cells, cored_model_logits(s->eval), b->labels, n);
+    }
+    if (s->trace) { /* the running statistics as they are before the step, for trace_step */
+        size_t nb;
+        float *buffers = cored_model_buffers(s->student, &nb);
+        if (!s->trace_buf && !(s->trace_buf = cored_alloc(sizeof(float) * (nb + 2 * (size_t)c->batch + 1))))
+            return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the trace buffers");
+        memcpy(s->trace_buf, buffers, sizeof(float) * nb);
     }
     memcpy(cored_model_input(s->student), b->x, bytes);
     int flags = c->freeze_bn ? CORED_FWD_EVAL : CORED_FWD_BN_BATCH | (s->stochastic ? CORED_FWD_STOCHASTIC : 0);
