@@ -197,7 +197,7 @@ int cmd_grad(int argc, char **argv)
     cfg.arch = NULL; /* required here */
     const char *weights = NULL, *input = NULL, *labels_path = NULL, *out = NULL, *out_weights = NULL;
     const char *decisions_path = NULL, *method = "train", *teacher_path = NULL, *box_arg = NULL;
-    int steps = 0, threads = 0, optim_idx = 0, rep_idx = 0, nesterov = 0;
+    int steps = 0, threads = 0, optim_idx = 0, rep_idx = 0, nesterov = 0, rep_norm_idx = cfg.rep_norm;
     float lr = -1, momentum = -1, wd = -1;
     const opt_def defs[] = {
         {"model", OPT_STR, &cfg.arch, 0, 0, NULL, "NAME", "tiny | xception | efficientnet-b0 (required)"},
@@ -212,6 +212,9 @@ int cmd_grad(int argc, char **argv)
         {"rep-estimate", OPT_CHOICE, &cfg.rep_unbiased, 0, 0, "plain|unbiased", "HOW", "CoReD per-cell term"},
         {"rep-teacher-bn", OPT_CHOICE, &cfg.rep_teacher_running, 0, 0, "student|running", "BN",
          "teacher statistics under the student's BN mode or running statistics"},
+        {"rep-norm", OPT_CHOICE, &rep_norm_idx, 0, 0, "none|batch", "HOW",
+         "CoReD term: the paper's sum over cells, or weighted by batch share in units of the teacher's variance"},
+        {"rep-weight", OPT_FLOAT, &cfg.rep_weight, 0, 1e6, NULL, "X", "factor of the CoReD term, 0 = the norm's"},
         {"cutmix-box", OPT_STR, &box_arg, 0, 0, NULL, "X0,Y0,X1,Y1", "paste this box from each image's partner"},
         {"temperature", OPT_FLOAT, &cfg.temperature, 1e-3, 1e3, NULL, "T", "distillation temperature"},
         {"alpha", OPT_FLOAT, &cfg.alpha, 0, 1, NULL, "A", "distillation weight"},
@@ -246,6 +249,7 @@ int cmd_grad(int argc, char **argv)
     if (box_arg && sscanf(box_arg, "%d,%d,%d,%d", &box[0], &box[1], &box[2], &box[3]) != 4)
         return cli_usage_error("grad", "--cutmix-box takes X0,Y0,X1,Y1, got '%s'", box_arg);
     cfg.rep = rep_idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
+    cfg.rep_norm = (cored_rep_norm)rep_norm_idx;
     cfg.optim = cored_optim_defaults((cored_opt_kind)optim_idx);
     if (lr >= 0) cfg.optim.lr = lr;
     if (momentum >= 0) cfg.optim.momentum = momentum;

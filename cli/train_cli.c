@@ -21,6 +21,7 @@ void train_cli_init(train_cli *t)
     t->cutmix_idx = 0;
     t->rep_estimate_idx = c->rep_unbiased;
     t->rep_teacher_idx = c->rep_teacher_running;
+    t->rep_norm_idx = c->rep_norm;
     t->log_every = 50;
     opt_def d[] = {
         {"data", OPT_STR, &c->data, 0, 0, NULL, "DIR", "data root in the official CoReD layout"},
@@ -47,6 +48,11 @@ void train_cli_init(train_cli *t)
          "CoReD per-cell term: the paper's squared difference, or minus the batch's sampling variance"},
         {"rep-teacher-bn", OPT_CHOICE, &t->rep_teacher_idx, 0, 0, "student|running", "BN",
          "CoReD teacher statistics under the student's BN mode, or running statistics (official code)"},
+        {"rep-norm", OPT_CHOICE, &t->rep_norm_idx, 0, 0, "none|batch", "HOW",
+         "CoReD term: the paper's sum over cells, or each cell by its share of the batch in units of the "
+         "teacher's variance of the statistic"},
+        {"rep-weight", OPT_FLOAT, &c->rep_weight, 0, 1e6, NULL, "X",
+         "factor of the CoReD term, 0 = the norm's (1 with none, 0.1 with batch)"},
         {"select", OPT_CHOICE, &t->select_idx, 0, 0, "acc|auc", "BY", "model selection: sum of val accuracy or AUC"},
         {"max-per-class", OPT_INT, &c->max_per_class, 0, 100000000, NULL, "N",
          "cap on training images per class, 0 = none"},
@@ -146,6 +152,7 @@ int train_cli_finish(train_cli *t, const char *cmd, char **strings)
     c->rep = t->rep_idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
     c->rep_unbiased = t->rep_estimate_idx;
     c->rep_teacher_running = t->rep_teacher_idx;
+    c->rep_norm = (cored_rep_norm)t->rep_norm_idx;
     c->select_auc = t->select_idx == 1;
     c->cutmix = t->cutmix_idx == 0 ? CORED_CUTMIX_OPPOSITE : t->cutmix_idx == 1 ? CORED_CUTMIX_SAME : CORED_CUTMIX_NONE;
     c->flip = !t->no_flip;

@@ -13,7 +13,7 @@
 
 typedef struct {
     cored_train_cfg cfg;
-    int optim_idx, rep_idx, select_idx, cutmix_idx, rep_estimate_idx, rep_teacher_idx;
+    int optim_idx, rep_idx, select_idx, cutmix_idx, rep_estimate_idx, rep_teacher_idx, rep_norm_idx;
     int no_flip, quiet, log_every;
     const char *pack_opt;   /* FILE, or "none" */
     const char *resume;

@@ -5,7 +5,8 @@ and frozen (--freeze-bn), 3 SGD steps (lr 0.05, momentum 0.1), one Adam case, on
 gradients-only case (K = 0), CoReD's scalar and vector statistics, and CoReD's teacher
 statistics in eval mode (--rep-teacher-bn running, the default) and under batch statistics
 while the student trains with them (--rep-teacher-bn student), and the unbiased per-cell
-estimate (--rep-estimate unbiased). The tiny model (32 and 37 px) and four EfficientNet-B0 cases
+estimate (--rep-estimate unbiased), the default normalised term (--rep-norm batch, with
+its default weight and with a weight of 20) and the paper's sum (--rep-norm none). The tiny model (32 and 37 px) and four EfficientNet-B0 cases
 (128 px); `--model xception` runs the two Xception cases of `make test-slow` instead
 (tests/slow_method_step_xception.py).
 
@@ -229,12 +230,15 @@ def compare(report, out, wout, r, student, steps, kd_factor=1.0):
 
 
 def check_case(case, method, box=None, freeze_bn=False, rep="scalar", optimizer="sgd", lr=0.05,
-               momentum=0.1, steps=3, seen=None, teacher_bn="running", rep_estimate="plain"):
+               momentum=0.1, steps=3, seen=None, teacher_bn="running", rep_estimate="plain", rep_norm="batch",
+               rep_weight=None):
     name, n, size = case["name"], len(case["labels"]), case["x"].shape[-1]
     label = (f"{name} n={n} {size}px {method}{' cutmix' if box else ''}{' freeze-bn' if freeze_bn else ''}"
              f"{' rep=' + rep if rep != 'scalar' else ''}"
              f"{' rep-teacher-bn=student' if method == 'cored' and teacher_bn == 'student' else ''}"
-             f"{' rep-estimate=unbiased' if method == 'cored' and rep_estimate == 'unbiased' else ''} {optimizer}"
+             f"{' rep-estimate=unbiased' if method == 'cored' and rep_estimate == 'unbiased' else ''}"
+             f"{' rep-norm=none' if method == 'cored' and rep_norm == 'none' else ''}"
+             f"{f' rep-weight={rep_weight:g}' if method == 'cored' and rep_weight else ''} {optimizer}"
              f"{'' if (optimizer, lr) in (('sgd', 0.05), ('adam', 0.001)) else f' lr {lr:g}'}"
              f"{'' if steps == 3 else f' K={steps}'}")
     report = parity.Report(label)
@@ -263,7 +267,9 @@ def check_case(case, method, box=None, freeze_bn=False, rep="scalar", optimizer=
         if rep != "scalar":
             args += ["--rep", rep]
         if method == "cored":
-            args += ["--rep-teacher-bn", teacher_bn, "--rep-estimate", rep_estimate]
+            args += ["--rep-teacher-bn", teacher_bn, "--rep-estimate", rep_estimate, "--rep-norm", rep_norm]
+            if rep_weight:
+                args += ["--rep-weight", str(rep_weight)]
         args += ["--temperature", str(T), "--alpha", str(ALPHA), "--lwf-temperature", str(LWF_T),
                  "--lwf-lambda", str(LWF_LAMBDA)] if method in ("dl", "cored", "lwf") else []
         args += ["--ewc-lambda", str(EWC_LAMBDA)] if method == "ewc" else []
@@ -276,7 +282,8 @@ def check_case(case, method, box=None, freeze_bn=False, rep="scalar", optimizer=
 
     r = ref_step.run_steps(name, case["student"], case["x"], case["labels"], method, teacher=case["teacher"],
                            partner=case["partner"], box=box, freeze_bn=freeze_bn, rep=rep, fisher=case["fisher"],
-                           rep_teacher_bn=teacher_bn, rep_estimate=rep_estimate,
+                           rep_teacher_bn=teacher_bn, rep_estimate=rep_estimate, rep_norm=rep_norm,
+                           rep_weight=rep_weight,
                            temperature=T, alpha=ALPHA, lwf_temperature=LWF_T, lwf_lambda=LWF_LAMBDA,
                            ewc_lambda=EWC_LAMBDA,
                            steps=steps, optimizer=optimizer, lr=lr, momentum=momentum, decisions=dec)
@@ -305,7 +312,8 @@ def check_case(case, method, box=None, freeze_bn=False, rep="scalar", optimizer=
         report.require("kd term is zero", t0[1] > 0)
     if seen is not None:
         seen.append({"name": name, "method": method, "box": bool(box), "freeze_bn": freeze_bn, "rep": rep,
-                     "optimizer": optimizer, "teacher_bn": teacher_bn, "terms": terms, "marked": r["marked"],
+                     "optimizer": optimizer, "teacher_bn": teacher_bn, "rep_norm": rep_norm,
+                     "rep_weight": rep_weight, "terms": terms, "marked": r["marked"],
                      "tap_err": r["stat"].get("tap_argmax_err", 0.0),
                      "edge_cells": sum(int((a != b).sum()) for a, b in zip(r["cells"], r["own_cells"]))})
     report.summary()
@@ -336,12 +344,20 @@ def tiny_cases():
             failures += check_case(case, "cored", box=box, teacher_bn="student", seen=seen)
             failures += check_case(case, "cored", box=box, rep_estimate="unbiased", seen=seen)
             failures += check_case(case, "cored", box=box, teacher_bn="student", rep_estimate="unbiased", seen=seen)
+            # the paper's unnormalised sum (--rep-norm none), and the default norm with a
+            # weight large enough that the term dominates the gradient
+            failures += check_case(case, "cored", box=box, rep_norm="none", seen=seen)
+            failures += check_case(case, "cored", box=box, rep="vector", rep_norm="none", seen=seen)
+            failures += check_case(case, "cored", box=box, rep_norm="none", rep_estimate="unbiased", seen=seen)
+            failures += check_case(case, "cored", box=box, rep_weight=20.0, seen=seen)
+            failures += check_case(case, "cored", box=box, rep="vector", rep_weight=20.0, seen=seen)
         else:   # odd size, odd box, a second draw
             for method in ("cored", "dl", "tg", "ewc"):
                 failures += check_case(case, method, box=box, seen=seen)
             failures += check_case(case, "cored", freeze_bn=True, rep="vector", seen=seen)
             failures += check_case(case, "cored", teacher_bn="student", seen=seen)
             failures += check_case(case, "cored", box=box, steps=0, seen=seen)   # gradients only
+            failures += check_case(case, "cored", box=box, rep_norm="none", steps=0, seen=seen)
     return failures, seen
 
 
@@ -380,7 +396,7 @@ def cross_checks(seen, need_pair):
     reps = {}
     for c in seen:
         if c["method"] == "cored" and c["optimizer"] == "sgd" and c["terms"] is not None:
-            key = (c["name"], c["box"], c["rep"], c["teacher_bn"])
+            key = (c["name"], c["box"], c["rep"], c["teacher_bn"], c["rep_norm"], c["rep_weight"])
             reps.setdefault(key, {})[c["freeze_bn"]] = float(c["terms"][0, 2])
     pairs = [v for v in reps.values() if len(v) == 2]
     if (need_pair and not pairs) or (pairs and not any(

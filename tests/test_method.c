@@ -122,6 +122,11 @@ static void test_teacher_statistics(void)
         cored_rep_accumulate(&st, feat, cells, half, h * h, c);
         cored_rep_accumulate(&st, feat + (size_t)half * h * h * c, cells + half, n - half, h * h, c);
         cored_rep_finish(&st);
+        float *want_var = get(mode ? "rep.teacher.var.vector" : "rep.teacher.var.scalar", NULL);
+        for (int d = 0; d < st.dim; d++)
+            CHECK_MSG(fabsf(st.var[d] - want_var[d]) < 1e-5f * want_var[d], "%s dim %d: var %.7g want %.7g",
+                      mode ? "vector" : "scalar", d, st.var[d], want_var[d]);
+        free(want_var);
         for (int k = 0; k < CORED_CELLS; k++) {
             CHECK(st.count[k] == want_c[k] && st.present[k] == (want_c[k] > 0));
             for (int d = 0; d < st.dim; d++) {
@@ -168,7 +173,8 @@ static void test_representation(void)
         }
         float *ws = malloc(sizeof(float) * cored_rep_ws_floats(n, c));
         int used = 0;
-        double loss = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, 0, ws);
+        const cored_rep_loss_cfg paper = {CORED_REP_NORM_NONE, 0, 1.0}, paper_u = {CORED_REP_NORM_NONE, 1, 1.0};
+        double loss = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, &paper, ws);
         snprintf(name, sizeof name, "rep.%s.loss", modes[mode]);
         double want = scalar(name);
         CHECK_MSG(fabs(loss - want) < 1e-5 * fabs(want) + 1e-7, "%s L_Rep %.8g want %.8g", modes[mode], loss, want);
@@ -182,7 +188,7 @@ static void test_representation(void)
         /* the unbiased estimate: cells with two images at least, minus the mean's sample variance */
         snprintf(name, sizeof name, "rep.%s.unbiased.loss", modes[mode]);
         double want_u = scalar(name);
-        double loss_u = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, 1, ws);
+        double loss_u = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, &paper_u, ws);
         CHECK_MSG(fabs(loss_u - want_u) < 1e-5 * fabs(want_u) + 1e-7, "%s unbiased L_Rep %.8g want %.8g", modes[mode],
                   loss_u, want_u);
         CHECK_MSG(used == 3, "%s unbiased: %d cells used, want 3 (those with two images or more)", modes[mode], used);
@@ -192,15 +198,42 @@ static void test_representation(void)
         snprintf(what, sizeof what, "%s unbiased L_Rep gradient wrt the features", modes[mode]);
         check_close_ff(what, dfeat_nchw, gu, nf, 1e-7, 1e-4);
         free(gu);
-        loss = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, 0, ws);
-        /* the full CoReD loss adds it to DL's */
+        /* --rep-norm batch, weighted, with either estimate, against the teacher's variance */
+        snprintf(name, sizeof name, "rep.%s.var", modes[mode]);
+        float *var = get(name, NULL);
+        memcpy(teacher.var, var, sizeof(float) * teacher.dim);
+        for (int u = 0; u < 2; u++) {
+            const cored_rep_loss_cfg how = {CORED_REP_NORM_BATCH, u, scalar("rep.batch.weight")};
+            double lb = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, &how, ws);
+            snprintf(name, sizeof name, "rep.%s.batch.%s.loss", modes[mode], u ? "unbiased" : "plain");
+            double want_b = scalar(name);
+            CHECK_MSG(fabs(lb - want_b) < 1e-5 * fabs(want_b) + 1e-7, "%s batch-normalised L_Rep %.8g want %.8g",
+                      name, lb, want_b);
+            cored_nhwc_to_nchw(dfeat_nchw, dfeat, n, c, h, h);
+            snprintf(name, sizeof name, "rep.%s.batch.%s.grad", modes[mode], u ? "unbiased" : "plain");
+            float *gb = get(name, NULL);
+            check_close_ff(name, dfeat_nchw, gb, nf, 1e-7, 1e-4);
+            free(gb);
+        }
+        free(var);
+        /* the full CoReD loss adds it to DL's, with the configured norm and weight */
         cored_train_cfg cfgc = cfg_for(CORED_METHOD_CORED);
         cfgc.rep = mode ? CORED_REP_VECTOR : CORED_REP_SCALAR;
+        cfgc.rep_norm = CORED_REP_NORM_NONE;
+        loss = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, &paper, ws);
         float *dl = malloc(sizeof(float) * 2 * (size_t)n), *ws2 = malloc(sizeof(float) * cored_rep_ws_floats(n, c));
         cored_loss_terms terms;
         cored_method_logit_loss(&terms, dl, dfeat, &cfgc, ze, ze, labels, n, feat, hw, c, cells, &teacher, ws2);
         CHECK(fabs(terms.rep - loss) < 1e-9 && fabs(terms.kd) < 1e-9);
         CHECK(fabs(terms.total - (1.5 * terms.ce + terms.rep)) < 1e-9);
+        cfgc.rep_norm = CORED_REP_NORM_BATCH; /* the default weight */
+        const cored_rep_loss_cfg dflt = {CORED_REP_NORM_BATCH, 0, CORED_REP_WEIGHT_BATCH};
+        loss = cored_rep_loss(dfeat, &used, &teacher, cells, feat, n, hw, c, &dflt, ws);
+        cored_method_logit_loss(&terms, dl, dfeat, &cfgc, ze, ze, labels, n, feat, hw, c, cells, &teacher, ws2);
+        CHECK(fabs(terms.rep - loss) < 1e-9 && loss > 0);
+        cfgc.rep_weight = 2.0f;
+        cored_method_logit_loss(&terms, dl, dfeat, &cfgc, ze, ze, labels, n, feat, hw, c, cells, &teacher, ws2);
+        CHECK(fabs(terms.rep - loss * 2.0 / CORED_REP_WEIGHT_BATCH) < 1e-9 * loss);
         free(dl), free(ws2), free(g), free(ws), free(mu);
         cored_rep_release(&teacher);
     }
@@ -209,7 +242,8 @@ static void test_representation(void)
     CHECK(cored_rep_init(&empty, CORED_REP_SCALAR, c, NULL) == 0);
     float *ws = malloc(sizeof(float) * cored_rep_ws_floats(n, c));
     int used = -1;
-    CHECK(cored_rep_loss(dfeat, &used, &empty, cells, feat, n, hw, c, 0, ws) == 0.0 && used == 0);
+    const cored_rep_loss_cfg paper = {CORED_REP_NORM_NONE, 0, 1.0};
+    CHECK(cored_rep_loss(dfeat, &used, &empty, cells, feat, n, hw, c, &paper, ws) == 0.0 && used == 0);
     for (size_t i = 0; i < nf; i++) CHECK(dfeat[i] == 0.0f);
     cored_rep_release(&empty);
     free(ws), free(feat_nchw), free(feat), free(dfeat), free(dfeat_nchw), free(ze), free(present), free(labels),

@@ -122,6 +122,32 @@ for mode, mu in (("scalar", mu_s), ("vector", mu_v)):
     loss.backward()
     out[f"rep.{mode}.unbiased.loss"] = np.array([loss.item()])
     out[f"rep.{mode}.unbiased.grad"] = Fm.grad.numpy()
+    # --rep-norm batch with a weight: each cell's term times (images in the cell) / N, in
+    # units of a given teacher variance per dimension, averaged over the dimensions; with
+    # the plain and the unbiased estimate
+    var = f32(np.random.default_rng(7 + len(mode)).uniform(0.05, 0.5, 1 if mode == "scalar" else C))
+    weight = 0.3
+    out[f"rep.{mode}.var"] = var
+    for est in ("plain", "unbiased"):
+        Fm = torch.tensor(feat, dtype=torch.float64, requires_grad=True)
+        stat = Fm.amax(dim=(2, 3))
+        stat = stat.mean(dim=1, keepdim=True) if mode == "scalar" else stat
+        v = torch.tensor(var, dtype=torch.float64)
+        loss = torch.zeros(())
+        for k in range(10):
+            idx = np.nonzero(cells == k)[0]
+            if len(idx) < (2 if est == "unbiased" else 1) or not present[k]:
+                continue
+            x = stat[idx]
+            target = torch.tensor(np.atleast_1d(mu[k]), dtype=torch.float64)
+            term = (x.mean(dim=0) - target) ** 2
+            if est == "unbiased":
+                term = term - x.var(dim=0, unbiased=True) / len(idx)
+            loss = loss + weight * len(idx) / N * (term / v).mean()
+        loss.backward()
+        out[f"rep.{mode}.batch.{est}.loss"] = np.array([loss.item()])
+        out[f"rep.{mode}.batch.{est}.grad"] = Fm.grad.numpy()
+out["rep.batch.weight"] = np.array([0.3])
 out.update({"rep.features": feat, "rep.labels": labels, "rep.eval_logits": ze, "rep.present": present,
             "rep.cells": cells.astype(np.int64)})
 
@@ -134,7 +160,11 @@ for k in range(10):
     if len(idx):
         t_scalar[k] = vmax[idx].mean(axis=1).mean()
         t_vector[k] = vmax[idx].mean(axis=0)
-out.update({"rep.teacher.scalar": t_scalar, "rep.teacher.vector": t_vector, "rep.teacher.count": t_count})
+in_cell = cells >= 0
+t_var_scalar = np.atleast_1d(vmax[in_cell].mean(axis=1).var(ddof=1))
+t_var_vector = vmax[in_cell].var(axis=0, ddof=1)
+out.update({"rep.teacher.scalar": t_scalar, "rep.teacher.vector": t_vector, "rep.teacher.count": t_count,
+            "rep.teacher.var.scalar": t_var_scalar, "rep.teacher.var.vector": t_var_vector})
 
 # LwF: distillation at T = 2 with weight 1, and its gradient with CE
 S2 = torch.tensor(s, dtype=torch.float64, requires_grad=True)

@@ -34,6 +34,12 @@ anchors stay fixed, the student's BN running statistics evolve):
     rep = sum over cells present on both sides of (mu_S - mu_T)^2 (squared L2 for vectors);
     rep_estimate="unbiased" (--rep-estimate unbiased): over the cells with two student images
     at least, minus each cell's sample variance of its mean, s^2 / k (per dimension).
+    rep_norm="none" (--rep-norm none, the paper's) is the sum above. rep_norm="batch" (cored's
+    default): each cell's term (per dimension) is multiplied by k / N (k the cell's student
+    images, N the batch) and divided by the teacher's variance of the statistic, averaged
+    over the dimensions. The variance: the sample variance (N - 1) over every teacher image
+    that lies in a cell, per dimension, floored at 1e-3 times its mean over the dimensions
+    plus 1e-12. The whole term is multiplied by rep_weight (None: 1 with none, 0.1 with batch).
   - Backward, then a torch.optim step (SGD, Adam or AdamW with the given hyper-parameters).
 
 Replay: with `decisions` (what `cored grad --decisions` wrote) the student's training forward
@@ -205,7 +211,8 @@ def build_twin(name, state):
 
 
 def run_steps(name, student, x, labels, method="train", *, teacher=None, partner=None, box=None,
-              freeze_bn=False, rep="scalar", rep_teacher_bn="running", rep_estimate="plain", temperature=20.0, alpha=0.5, lwf_temperature=2.0,
+              freeze_bn=False, rep="scalar", rep_teacher_bn="running", rep_estimate="plain", rep_norm="batch",
+              rep_weight=None, temperature=20.0, alpha=0.5, lwf_temperature=2.0,
               lwf_lambda=1.0, ewc_lambda=100.0, fisher=None, steps=3, optimizer="sgd", lr=0.05,
               momentum=0.1, nesterov=False, weight_decay=None, decisions=None, dtype=torch.float64):
     """K steps of `method` in float64.
@@ -271,7 +278,15 @@ def run_steps(name, student, x, labels, method="train", *, teacher=None, partner
                                         None if decisions is None else decisions.get("teacher.cells"), problems)
         if decisions is not None and "teacher.cells" not in decisions:
             problems.append("cored wrote no 'teacher.cells'")
-        mu_t = cell_means(image_stats(ft0, rep), teacher_cells)
+        st0 = image_stats(ft0, rep)
+        mu_t = cell_means(st0, teacher_cells)
+        in_cell = torch.from_numpy(np.nonzero(np.asarray(teacher_cells) >= 0)[0])
+        var_t = st0[in_cell].var(0, unbiased=True) if len(in_cell) > 1 else torch.zeros_like(st0[0])
+        var_t = torch.clamp(torch.atleast_1d(var_t), min=0)
+        var_t = torch.maximum(var_t, 1e-3 * var_t.mean() + 1e-12)
+        if rep_norm not in ("none", "batch"):
+            raise ValueError(rep_norm)
+        lam = rep_weight if rep_weight else (0.1 if rep_norm == "batch" else 1.0)
         stat["teacher_p"] = p_t.numpy()
 
     if optimizer == "sgd":
@@ -338,14 +353,16 @@ def run_steps(name, student, x, labels, method="train", *, teacher=None, partner
             rep_t = zero
             for k in sorted(set(mu_s) & set(mu_t)):
                 members = np.nonzero(cells == k)[0]
+                term = (mu_s[k] - mu_t[k]) ** 2
                 if rep_estimate == "unbiased":
                     # cells of two images at least, minus the sample variance of their mean
                     if len(members) < 2:
                         continue
                     xs = v[torch.from_numpy(members)]
-                    rep_t = rep_t + ((mu_s[k] - mu_t[k]) ** 2 - xs.var(0, unbiased=True) / len(members)).sum()
-                else:
-                    rep_t = rep_t + ((mu_s[k] - mu_t[k]) ** 2).sum()
+                    term = term - xs.var(0, unbiased=True) / len(members)
+                if rep_norm == "batch":
+                    term = len(members) / len(cells) * (torch.atleast_1d(term) / var_t).mean()
+                rep_t = rep_t + lam * term.sum()
             total = total + rep_t
             cells_used.append(cells)
             own_cells.append(own)

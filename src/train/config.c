@@ -52,6 +52,7 @@ void cored_train_defaults(cored_train_cfg *cfg)
     cfg->alpha = 0.5f;
     cfg->rep = CORED_REP_SCALAR;
     cfg->rep_teacher_running = 1;
+    cfg->rep_norm = CORED_REP_NORM_BATCH;
     cfg->cutmix = CORED_CUTMIX_OPPOSITE;
     cfg->flip = 1;
     cfg->lwf_temperature = 2.0f;
@@ -130,6 +131,8 @@ int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_err
     cJSON_AddStringToObject(j, "rep", cfg->rep == CORED_REP_VECTOR ? "vector" : "scalar");
     cJSON_AddStringToObject(j, "rep_estimate", cfg->rep_unbiased ? "unbiased" : "plain");
     cJSON_AddStringToObject(j, "rep_teacher_bn", cfg->rep_teacher_running ? "running" : "student");
+    cJSON_AddStringToObject(j, "rep_norm", cfg->rep_norm == CORED_REP_NORM_BATCH ? "batch" : "none");
+    cJSON_AddNumberToObject(j, "rep_weight", cfg->rep_weight);
     cJSON_AddStringToObject(j, "select", cfg->select_auc ? "auc" : "acc");
     cJSON_AddStringToObject(j, "cutmix", cutmix_name(cfg->cutmix));
     cJSON_AddNumberToObject(j, "cutmix_p", cfg->cutmix_p);
@@ -216,6 +219,7 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
     NUM("temperature", temperature, float);
     NUM("alpha", alpha, float);
     BOOL("freeze_bn", freeze_bn);
+    NUM("rep_weight", rep_weight, float);
     NUM("cutmix_p", cutmix_p, float);
     NUM("cutmix_beta", cutmix_beta, float);
     BOOL("flip", flip);
@@ -259,7 +263,10 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
                    {"select", "acc", "auc", NULL},
                    {"cutmix", "opposite", "same", "none"},
                    {"rep_estimate", "plain", "unbiased", NULL},
-                   {"rep_teacher_bn", "student", "running", NULL}};
+                   {"rep_teacher_bn", "student", "running", NULL},
+                   {"rep_norm", "none", "batch", NULL}};
+    /* runs written before the option existed used the paper's sum */
+    if (!cJSON_GetObjectItemCaseSensitive(j, "rep_norm")) cfg->rep_norm = CORED_REP_NORM_NONE;
     for (size_t q = 0; q < sizeof choices / sizeof choices[0]; q++) {
         v = cJSON_GetObjectItemCaseSensitive(j, choices[q].key);
         if (!v) continue;
@@ -275,6 +282,7 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
         if (q == 2) cfg->cutmix = idx == 0 ? CORED_CUTMIX_OPPOSITE : idx == 1 ? CORED_CUTMIX_SAME : CORED_CUTMIX_NONE;
         if (q == 3) cfg->rep_unbiased = idx;
         if (q == 4) cfg->rep_teacher_running = idx;
+        if (q == 5) cfg->rep_norm = (cored_rep_norm)idx;
     }
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "sources"), *it;
     cfg->n_sources = 0;

@@ -3,7 +3,7 @@
  *
  *  CE, TL, replay, joint: L = CE(z_S, y)
  *  DL:    L = CE + [alpha*T^2*KL(p_T^T || p_S^T) + (1-alpha)*CE]      (= 1.5 CE + 200 KL)
- *  CoReD: L = DL + L_Rep                                               (docs/method.md)
+ *  CoReD: L = DL + lambda L_Rep               (docs/method.md; lambda in L_Rep's value)
  *  LwF:   L = CE + lambda*T^2*KL at T = 2 (Li & Hoiem's distillation on the old model's
  *         outputs; lambda = 1 by default)
  *  TG:    L = CE + gamma*(1/2 sum_{not head} (w - w_T)^2 + 1/2 ||head||^2),
@@ -26,6 +26,13 @@ float cored_method_ce_weight(const cored_train_cfg *cfg)
     return cfg->method == CORED_METHOD_DL || cfg->method == CORED_METHOD_CORED ? 2.0f - cfg->alpha : 1.0f;
 }
 
+cored_rep_loss_cfg cored_rep_how(const cored_train_cfg *cfg)
+{
+    cored_rep_loss_cfg how = {cfg->rep_norm, cfg->rep_unbiased, cfg->rep_weight};
+    if (!(cfg->rep_weight > 0)) how.weight = cfg->rep_norm == CORED_REP_NORM_BATCH ? CORED_REP_WEIGHT_BATCH : 1.0;
+    return how;
+}
+
 void cored_method_logit_loss(cored_loss_terms *terms, float *dlogits, float *dfeat,
                              const cored_train_cfg *cfg, const float *s, const float *t,
                              const int *labels, int n, const float *features, int hw, int c,
@@ -45,8 +52,8 @@ void cored_method_logit_loss(cored_loss_terms *terms, float *dlogits, float *dfe
         terms->total += terms->kd;
     }
     if (m == CORED_METHOD_CORED && features && teacher_rep) {
-        terms->rep = cored_rep_loss(dfeat, &terms->rep_cells, teacher_rep, cells, features, n, hw,
-                                    c, cfg->rep_unbiased, ws);
+        cored_rep_loss_cfg how = cored_rep_how(cfg);
+        terms->rep = cored_rep_loss(dfeat, &terms->rep_cells, teacher_rep, cells, features, n, hw, c, &how, ws);
         terms->total += terms->rep;
     } else if (dfeat) {
         memset(dfeat, 0, sizeof(float) * (size_t)n * hw * c);

@@ -30,6 +30,12 @@ typedef struct {
 /* The weight of the cross-entropy in the method's loss (2 - alpha for DL and CoReD, else 1). */
 float cored_method_ce_weight(const cored_train_cfg *cfg);
 
+/* The default factor of L_Rep with --rep-norm batch (with none it is 1, the paper's); chosen
+   on benchmarks described in docs/method.md. */
+#define CORED_REP_WEIGHT_BATCH 0.1f
+/* How L_Rep is weighed: cfg's norm and estimate, and its weight or the norm's default. */
+cored_rep_loss_cfg cored_rep_how(const cored_train_cfg *cfg);
+
 /* Logit- and feature-space part of the loss. s: student logits (n,2); t: teacher logits
    (n,2) or NULL; features: student tap (n,hw,c) (CoReD); cells: the student's cells from
    its eval-mode pass (CoReD); dlogits (n,2) and dfeat (n,hw,c) are written. ws: scratch of

@@ -3,7 +3,8 @@
  * come from the same batched train-mode forward that gives the logits (docs/method.md),
  * so the loss has a gradient through the tap features: for a cell with k images,
  * d L / d F[i, argmax, ch] = 2 (mu_S - mu_T) / k (unbiased: minus 2 (x_i - mu_S) / (k (k - 1))
- * for the image's statistic x_i), divided by C in scalar mode (the mean over channels).
+ * for the image's statistic x_i), divided by C in scalar mode (the mean over channels), and
+ * times the cell's factor (weight, and with norm batch k / (n var), / dim in vector mode).
  */
 #include <math.h>
 #include <string.h>
@@ -45,8 +46,10 @@ int cored_rep_init(cored_rep_stats *s, cored_rep_mode mode, int channels, cored_
     s->mode = mode;
     s->dim = mode == CORED_REP_SCALAR ? 1 : channels;
     s->sum = cored_calloc((size_t)CORED_CELLS * s->dim, sizeof(double));
+    s->sumsq = cored_calloc((size_t)s->dim, sizeof(double));
     s->mu = cored_calloc((size_t)CORED_CELLS * s->dim, sizeof(float));
-    if (!s->sum || !s->mu) {
+    s->var = cored_calloc((size_t)s->dim, sizeof(float));
+    if (!s->sum || !s->sumsq || !s->mu || !s->var) {
         cored_rep_release(s);
         return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate representation statistics");
     }
@@ -56,9 +59,11 @@ int cored_rep_init(cored_rep_stats *s, cored_rep_mode mode, int channels, cored_
 void cored_rep_release(cored_rep_stats *s)
 {
     cored_free(s->sum);
+    cored_free(s->sumsq);
     cored_free(s->mu);
-    s->sum = NULL;
-    s->mu = NULL;
+    cored_free(s->var);
+    s->sum = s->sumsq = NULL;
+    s->mu = s->var = NULL;
 }
 
 /* Mean over channels of an image's channel maxima. */
@@ -96,6 +101,7 @@ void cored_rep_accumulate(cored_rep_stats *s, const float *features, const int *
         if (cell < 0) continue;
         double *acc = s->sum + (size_t)cell * s->dim;
         const float *f = features + (size_t)i * hw * c;
+        double part = 0; /* scalar mode: the sum of the channel maxima */
         for (int c0 = 0; c0 < c; c0 += 4096) {
             int cc = c - c0 < 4096 ? c - c0 : 4096;
             for (int ch = 0; ch < cc; ch++) {
@@ -107,10 +113,15 @@ void cored_rep_accumulate(cored_rep_stats *s, const float *features, const int *
                 double m = 0;
                 for (int ch = 0; ch < cc; ch++) m += v[ch];
                 acc[0] += m / c;
+                part += m;
             } else {
-                for (int ch = 0; ch < cc; ch++) acc[c0 + ch] += v[ch];
+                for (int ch = 0; ch < cc; ch++) {
+                    acc[c0 + ch] += v[ch];
+                    s->sumsq[c0 + ch] += (double)v[ch] * v[ch];
+                }
             }
         }
+        if (s->mode == CORED_REP_SCALAR) s->sumsq[0] += (part / c) * (part / c);
         s->count[cell] += 1;
         s->present[cell] = 1;
     }
@@ -139,12 +150,31 @@ void cored_rep_cell_scalars(float *mu, int *count, const float *features, const 
     }
 }
 
+/* The variance's floor, relative to the mean variance over the dimensions: a statistic
+   that barely varies over the target's images (a dead channel in vector mode, or a single
+   image) must not turn the normalised term into a division by zero. */
+#define VAR_FLOOR_REL 1e-3
+#define VAR_FLOOR_ABS 1e-12
+
 void cored_rep_finish(cored_rep_stats *s)
 {
+    double total = 0, mean_var = 0;
+    for (int k = 0; k < CORED_CELLS; k++) total += s->count[k];
     for (int k = 0; k < CORED_CELLS; k++)
         for (int d = 0; d < s->dim; d++)
             s->mu[(size_t)k * s->dim + d] =
                 s->present[k] ? (float)(s->sum[(size_t)k * s->dim + d] / s->count[k]) : 0.0f;
+    for (int d = 0; d < s->dim; d++) {
+        double sum = 0;
+        for (int k = 0; k < CORED_CELLS; k++) sum += s->sum[(size_t)k * s->dim + d];
+        double v = total > 1 ? (s->sumsq[d] - sum * sum / total) / (total - 1) : 0;
+        s->var[d] = (float)(v > 0 ? v : 0);
+        mean_var += s->var[d] / s->dim;
+    }
+    for (int d = 0; d < s->dim; d++) {
+        double floor = VAR_FLOOR_REL * mean_var + VAR_FLOOR_ABS;
+        if (s->var[d] < floor) s->var[d] = (float)floor;
+    }
 }
 
 size_t cored_rep_ws_floats(int n, int c)
@@ -154,9 +184,9 @@ size_t cored_rep_ws_floats(int n, int c)
 }
 
 double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, const int *cells,
-                      const float *features, int n, int hw, int c, int unbiased, float *ws)
+                      const float *features, int n, int hw, int c, const cored_rep_loss_cfg *how, float *ws)
 {
-    const int dim = teacher->dim;
+    const int dim = teacher->dim, unbiased = how->unbiased, batch = how->norm == CORED_REP_NORM_BATCH;
     float *vmax = ws;
     int *amax = (int *)(ws + (size_t)n * c);
     float *mu = ws + 2 * (size_t)n * c; /* [CORED_CELLS][dim] student means */
@@ -186,15 +216,17 @@ double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, c
         n_used++;
         const int q = count[k];
         const float *mt = teacher->mu + (size_t)k * dim, *ms = mu + (size_t)k * dim;
+        /* the cell's factor of dimension d */
+#define FACTOR(d) (how->weight * (batch ? (double)q / ((double)n * dim * teacher->var[d]) : 1.0))
         for (int d = 0; d < dim; d++) {
-            double diff = (double)ms[d] - mt[d];
-            loss += diff * diff;
+            double diff = (double)ms[d] - mt[d], term = diff * diff;
             if (unbiased) { /* minus the sample variance of the mean */
                 double v = 0;
                 for (int i = 0; i < n; i++)
                     if (cells[i] == k) v += (STAT(i, d) - ms[d]) * (STAT(i, d) - ms[d]);
-                loss -= v / ((double)q * (q - 1));
+                term -= v / ((double)q * (q - 1));
             }
+            loss += FACTOR(d) * term;
         }
         if (!dfeat) continue;
         for (int i = 0; i < n; i++) {
@@ -205,17 +237,20 @@ double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, c
             if (dim == 1) {
                 gs = 2.0 * ((double)ms[0] - mt[0]) / q;
                 if (unbiased) gs -= 2.0 * (STAT(i, 0) - ms[0]) / ((double)q * (q - 1));
+                gs *= FACTOR(0);
             }
             for (int ch = 0; ch < c; ch++) {
                 double grad = gs / c;
                 if (dim > 1) {
                     grad = 2.0 * ((double)ms[ch] - mt[ch]) / q;
                     if (unbiased) grad -= 2.0 * (STAT(i, ch) - ms[ch]) / ((double)q * (q - 1));
+                    grad *= FACTOR(ch);
                 }
                 g[(size_t)am[ch] * c + ch] = (float)grad;
             }
         }
     }
+#undef FACTOR
 #undef STAT
     if (used) *used = n_used;
     return loss;

@@ -103,10 +103,12 @@ int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
     }
     float counts[CORED_CELLS];
     int64_t shape_mu[2] = {CORED_CELLS, t->step.have_rep ? t->step.rep.dim : 0}, shape_c[1] = {CORED_CELLS};
+    int64_t shape_var[1] = {t->step.have_rep ? t->step.rep.dim : 0};
     if (t->step.have_rep) {
         for (int k = 0; k < CORED_CELLS; k++) counts[k] = (float)t->step.rep.count[k];
         extras_add(&e, "cored.rep.mu", 2, shape_mu, t->step.rep.mu);
         extras_add(&e, "cored.rep.count", 1, shape_c, counts);
+        extras_add(&e, "cored.rep.var", 1, shape_var, t->step.rep.var);
     }
     if (t->step.fisher && extras_slab(&e, m, "cored.ewc.fisher.", t->step.fisher)) goto overflow;
     if (!best) {
@@ -169,9 +171,17 @@ static int load_rep(cored_trainer *t, const cored_st_file *f, cored_error *err)
     if (!mu || !cnt) return CORED_FAIL(err, CORED_E_FORMAT, "%s: the CoReD statistics are missing", f->path);
     if (mu->numel != (size_t)CORED_CELLS * t->step.rep.dim || cnt->numel != CORED_CELLS)
         return CORED_FAIL(err, CORED_E_SHAPE, "%s: the CoReD statistics have another shape", f->path);
+    /* written since --rep-norm exists; runs from before it use the paper's sum (norm none) */
+    const cored_st_tensor *var = cored_st_find(f, "cored.rep.var");
+    if (var && var->numel != (size_t)t->step.rep.dim)
+        return CORED_FAIL(err, CORED_E_SHAPE, "%s: the CoReD statistics have another shape", f->path);
+    if (!var && t->cfg->rep_norm == CORED_REP_NORM_BATCH)
+        return CORED_FAIL(err, CORED_E_FORMAT, "%s: the CoReD statistics lack their variance (cored.rep.var), "
+                          "which --rep-norm batch needs", f->path);
     float c[CORED_CELLS];
     int rc = cored_st_to_f32(f, mu, t->step.rep.mu, mu->numel, 0, err);
     if (!rc) rc = cored_st_to_f32(f, cnt, c, CORED_CELLS, 0, err);
+    if (!rc && var) rc = cored_st_to_f32(f, var, t->step.rep.var, var->numel, 0, err);
     for (int k = 0; !rc && k < CORED_CELLS; k++) {
         t->step.rep.count[k] = c[k];
         t->step.rep.present[k] = c[k] > 0;

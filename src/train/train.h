@@ -91,6 +91,10 @@ typedef struct {
     int freeze_bn;                    /* BN in eval mode while training (official code) */
     cored_rep_mode rep;
     int rep_unbiased;                 /* L_Rep minus each cell's sample variance (represent.h) */
+    cored_rep_norm rep_norm;          /* none: the paper's sum over cells; batch: cells weighted
+                                         by their share of the batch, in units of the teacher's
+                                         variance of the statistic (represent.h) */
+    float rep_weight;                 /* the factor of L_Rep; 0: the norm's (cored_rep_how) */
     int rep_teacher_running;          /* teacher statistics with BN running statistics (the
                                          official code) even when the student trains with batch
                                          statistics; 0: under the student's own BN mode */
