@@ -228,6 +228,20 @@ void cored_synth_ellipse_mask(float *m, int size, const cored_synth_ellipse *e, 
         }
 }
 
+cored_synth_ellipse cored_synth_soft_region(float *m, int size, cored_rng *r)
+{
+    cored_synth_ellipse e = cored_synth_draw_ellipse(size, r);
+    float rmin = e.ax < e.ay ? e.ax : e.ay;
+    cored_synth_ellipse_mask(m, size, &e, rmin * cored_synth_uniform(r, 0.3f, 0.5f));
+    return e;
+}
+
+void cored_synth_set_info(cored_fake_info *info, const cored_synth_ellipse *e, float strength)
+{
+    info->cx = e->cx, info->cy = e->cy, info->ax = e->ax, info->ay = e->ay, info->angle = e->angle;
+    info->strength = strength;
+}
+
 static void to_float(float *f, const uint8_t *px, size_t n)
 {
     for (size_t i = 0; i < n; i++) f[i] = px[i];
@@ -438,8 +452,7 @@ static int blend(float *out, float *m, cored_fake_info *info, const float *b, fl
             dv += t * (matched - dv);
             out[i * 3 + c] = m[i] * dv + (1.0f - m[i]) * b[i * 3 + c];
         }
-    info->cx = e.cx, info->cy = e.cy, info->ax = e.ax, info->ay = e.ay, info->angle = e.angle;
-    info->strength = (float)quality;
+    cored_synth_set_info(info, &e, (float)quality);
     return CORED_OK;
 }
 
@@ -500,8 +513,7 @@ static void warp(float *out, float *m, cored_fake_info *info, const float *b, fl
             sample_bilinear(rendered, low, size, px - m[i] * dx, py - m[i] * dy);
             for (int ch = 0; ch < 3; ch++) o[ch] = m[i] * rendered[ch] + (1.0f - m[i]) * b[i * 3 + ch];
         }
-    info->cx = e.cx, info->cy = e.cy, info->ax = e.ax, info->ay = e.ay, info->angle = e.angle;
-    info->strength = maxd;
+    cored_synth_set_info(info, &e, maxd);
 }
 
 /* ---------------------------------------------------------------- Texture */
@@ -528,8 +540,7 @@ static void texture(float *out, float *m, cored_fake_info *info, const float *b,
                 out[i * 3 + c] = m[i] * rendered + (1.0f - m[i]) * b[i * 3 + c];
             }
         }
-    info->cx = e.cx, info->cy = e.cy, info->ax = e.ax, info->ay = e.ay, info->angle = e.angle;
-    info->strength = amp;
+    cored_synth_set_info(info, &e, amp);
 }
 
 /* ---------------------------------------------------------------- Upsample */

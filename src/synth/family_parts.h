@@ -23,6 +23,13 @@ cored_synth_ellipse cored_synth_draw_ellipse(int size, cored_rng *r);
    centred on the boundary. */
 void cored_synth_ellipse_mask(float *m, int size, const cored_synth_ellipse *e, float feather);
 
+/* The region of the families without a seam: cored_synth_draw_ellipse, then its mask in m
+   faded in over U(0.3, 0.5) x its smaller semi-axis (both drawn from r, in that order). */
+cored_synth_ellipse cored_synth_soft_region(float *m, int size, cored_rng *r);
+
+/* Fills info's ellipse from e and its strength. */
+void cored_synth_set_info(cored_fake_info *info, const cored_synth_ellipse *e, float strength);
+
 /* The families of src/synth/families_more.c. Each draws its region and parameters from r,
    writes the fake (interleaved RGB float, size x size) to out and the per-pixel weight of the
    manipulation to m, and fills info; b is the base; k = size / 64. smooth, blur and tmp are
