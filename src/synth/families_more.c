@@ -96,6 +96,17 @@ static void bilateral(float *dst, const float *src, const float *m, int size, fl
         }
 }
 
+void cored_synth_sharpen_paste(float *out, const float *m, const float *b, const float *s, float *blur, float *tmp,
+                               int size, float sigma, float amount)
+{
+    cored_synth_blur(blur, s, tmp, size, sigma);
+    for (size_t i = 0; i < (size_t)size * size; i++)
+        for (int c = 0; c < 3; c++) {
+            float sharp = s[i * 3 + c] + amount * (s[i * 3 + c] - blur[i * 3 + c]);
+            out[i * 3 + c] = m[i] * sharp + (1.0f - m[i]) * b[i * 3 + c];
+        }
+}
+
 void cored_synth_retouch(float *out, float *m, cored_fake_info *info, const float *b, float *smooth, float *blur,
                          float *tmp, int size, float k, cored_rng *r)
 {
@@ -103,11 +114,6 @@ void cored_synth_retouch(float *out, float *m, cored_fake_info *info, const floa
     float ss = k * cored_synth_uniform(r, 1.2f, 2.0f), sr = cored_synth_uniform(r, 15.0f, 30.0f);
     float amount = cored_synth_uniform(r, 1.0f, 2.0f);
     bilateral(smooth, b, m, size, ss, sr);
-    cored_synth_blur(blur, smooth, tmp, size, k);
-    for (size_t i = 0; i < (size_t)size * size; i++)
-        for (int c = 0; c < 3; c++) {
-            float sharp = smooth[i * 3 + c] + amount * (smooth[i * 3 + c] - blur[i * 3 + c]);
-            out[i * 3 + c] = m[i] * sharp + (1.0f - m[i]) * b[i * 3 + c];
-        }
+    cored_synth_sharpen_paste(out, m, b, smooth, blur, tmp, size, k, amount);
     cored_synth_set_info(info, &e, sr);
 }

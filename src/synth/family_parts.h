@@ -30,6 +30,12 @@ cored_synth_ellipse cored_synth_soft_region(float *m, int size, cored_rng *r);
 /* Fills info's ellipse from e and its strength. */
 void cored_synth_set_info(cored_fake_info *info, const cored_synth_ellipse *e, float strength);
 
+/* out = m s' + (1 - m) b per pixel, s' = s + amount (s - blur(s)): s sharpened by an unsharp
+   mask of Gaussian sigma px, pasted over the base b with weight m (size*size). blur and tmp:
+   size*size*3 floats of scratch. (src/synth/families_more.c) */
+void cored_synth_sharpen_paste(float *out, const float *m, const float *b, const float *s, float *blur, float *tmp,
+                               int size, float sigma, float amount);
+
 /* The families of src/synth/families_more.c. Each draws its region and parameters from r,
    writes the fake (interleaved RGB float, size x size) to out and the per-pixel weight of the
    manipulation to m, and fills info; b is the base; k = size / 64. smooth, blur and tmp are
