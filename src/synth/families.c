@@ -46,14 +46,16 @@
 #include "synth/family_parts.h"
 
 static const char *const family_names[CORED_FAMILY_COUNT] = {"Blend", "Warp", "Texture", "Upsample",
-                                                                   "Relight", "Retouch"};
+                                                                   "Relight", "Retouch", "Inpaint", "Resample"};
 static const char *const family_analogies[CORED_FAMILY_COUNT] = {
     "DeepFakes / FaceSwap: pasted region with a blending boundary and another compression history",
     "Face2Face: local expression warp re-rendered at lower resolution",
     "NeuralTextures: re-rendered region, shading with a synthetic texture",
     "GAN generators (ProGAN, StyleGAN): transposed-convolution up-sampling fingerprint",
     "reenactment / face relighting: relit region with a colour cast and another noise level",
-    "beauty filters / face retouching: edge-preserving smoothing with sharpened edges"};
+    "beauty filters / face retouching: edge-preserving smoothing with sharpened edges",
+    "GAN inpainting / attribute editing: a face part erased and filled from its surroundings",
+    "face swap pipelines: a face rendered at a lower resolution, resized into the frame and sharpened"};
 
 const char *cored_family_name(cored_family f)
 {
@@ -644,6 +646,8 @@ int cored_family_apply(uint8_t *out, float *mask, cored_fake_info *info, const u
     case CORED_FAMILY_UPSAMPLE: upsample_family(o, m, info, b, w1, w2, w3, w4, size, st, rng); break;
     case CORED_FAMILY_RELIGHT: cored_synth_relight(o, m, info, b, size, rng); break;
     case CORED_FAMILY_RETOUCH: cored_synth_retouch(o, m, info, b, w1, w2, w3, size, k, rng); break;
+    case CORED_FAMILY_INPAINT: cored_synth_inpaint(o, m, info, b, w1, w2, w3, w4, size, k, rng); break;
+    case CORED_FAMILY_RESAMPLE: cored_synth_resample(o, m, info, b, w1, w2, w3, w4, size, rng); break;
     default: break;
     }
     if (rc) return rc;

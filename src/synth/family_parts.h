@@ -44,4 +44,12 @@ void cored_synth_relight(float *out, float *m, cored_fake_info *info, const floa
 void cored_synth_retouch(float *out, float *m, cored_fake_info *info, const float *b, float *smooth, float *blur,
                          float *tmp, int size, float k, cored_rng *r);
 
+/* The held-out families of src/synth/families_heldout.c, with the same conventions. Inpaint:
+   fill, detail and tmp are size*size*3 floats, work at least size*size*4/3 + 8. Resample:
+   small, up, tmp and blur are size*size*3 floats. */
+void cored_synth_inpaint(float *out, float *m, cored_fake_info *info, const float *b, float *fill, float *work,
+                         float *detail, float *tmp, int size, float k, cored_rng *r);
+void cored_synth_resample(float *out, float *m, cored_fake_info *info, const float *b, float *small, float *up,
+                          float *tmp, float *blur, int size, cored_rng *r);
+
 #endif
