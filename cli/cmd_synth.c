@@ -1,8 +1,9 @@
 /*
  * cored synth: the forgery simulator. Turns a folder of real photographs into a continual
  * fake-detection data set in the official CoReD layout, one task per forgery family
- * (Blend, Warp, Texture, Upsample, Relight, Retouch; docs/synth.md), splits disjoint
- * by source photograph, optionally a planted cue (--plant), and a PNG contact sheet.
+ * (Blend, Warp, Texture, Upsample, Relight, Retouch, Inpaint, Resample; docs/synth.md),
+ * splits disjoint by source photograph, optionally a planted cue (--plant), and a PNG
+ * contact sheet.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,8 @@ static void usage(void)
            "                       Upsample ~ ProGAN/StyleGAN      (up-sampling fingerprint)\n"
            "                       Relight  ~ face relighting      (colour cast, noise level)\n"
            "                       Retouch  ~ beauty filters       (smoothed skin, sharp edges)\n"
+           "                       Inpaint  ~ GAN inpainting       (erased part, borrowed texture)\n"
+           "                       Resample ~ face swap resizing   (band-limited, sharpened region)\n"
            "  --size PX            image side, a multiple of 8 in %d..%d (default 128); train at this\n"
            "                       size: resizing the images destroys their pixel-level artifacts\n"
            "  --per-class N        train images per class and task (default %d)\n"

@@ -2,13 +2,15 @@
  * The forgery simulator (src/synth): each family changes the image where it says and
  * leaves the rest untouched and is a pure function of its random stream; the Upsample
  * family has its periodic spectral peaks; Relight changes level, colour and noise, Retouch
- * flattens texture but not edges, each at a scale that follows the image side. The data set
- * has the official layout (it opens with cored_dataset_open), balanced classes, splits
- * disjoint by source photograph, real/fake pairs, real images shared by every task but the
- * planted ones (--plant), the same bytes for the same seed whatever the thread count,
- * refusal of existing and foreign folders, recovery from an interrupted run, clear errors
- * for bad options, the contact sheet, and out-of-memory at every allocation. No network:
- * the sources are synthetic PNGs written here.
+ * flattens texture but not edges, each at a scale that follows the image side; Inpaint
+ * erases a face part into the membrane of its surroundings with borrowed texture, Resample
+ * removes the frequencies above its reduced resolution and sharpens. The data set has the
+ * official layout (it opens with cored_dataset_open), balanced classes, splits disjoint by
+ * source photograph, real/fake pairs, real images shared by every task but the planted ones
+ * (--plant), the same bytes for the same seed whatever the thread count, refusal of
+ * existing and foreign folders, recovery from an interrupted run, clear errors for bad
+ * options, the contact sheet, and out-of-memory at every allocation. No network: the
+ * sources are synthetic PNGs written here.
  */
 #include <dirent.h>
 #include <math.h>
@@ -92,8 +94,8 @@ static const char *make_real(const char *name, int good)
 }
 
 static const cored_family all_fams[CORED_FAMILY_COUNT] = {
-    CORED_FAMILY_BLEND, CORED_FAMILY_WARP, CORED_FAMILY_TEXTURE, CORED_FAMILY_UPSAMPLE, CORED_FAMILY_RELIGHT,
-    CORED_FAMILY_RETOUCH};
+    CORED_FAMILY_BLEND,   CORED_FAMILY_WARP,    CORED_FAMILY_TEXTURE, CORED_FAMILY_UPSAMPLE,
+    CORED_FAMILY_RELIGHT, CORED_FAMILY_RETOUCH, CORED_FAMILY_INPAINT, CORED_FAMILY_RESAMPLE};
 
 static cored_synth_opts base_opts(const char *out, const char *real)
 {
@@ -379,6 +381,156 @@ static void test_retouch(void)
     CHECK_MSG(lo < 60 - 3 && hi > 190 + 3, "Retouch: no halo at the edge (%d..%d)", lo, hi);
     CHECK_MSG(row[(size / 2 - 2) * 3] <= 70 && row[(size / 2 + 1) * 3] >= 180, "Retouch blurs the edge: %d, %d",
               row[(size / 2 - 2) * 3], row[(size / 2 + 1) * 3]);
+    cored_synth_scratch_release(&s);
+}
+
+/* Normalised coordinates of pixel (x, y) in the ellipse of info: 1 on its boundary. */
+static double ellipse_radius(const cored_fake_info *info, int x, int y)
+{
+    double dx = x + 0.5 - info->cx, dy = y + 0.5 - info->cy, c = cos(info->angle), s = sin(info->angle);
+    double u = (dx * c + dy * s) / info->ax, v = (-dx * s + dy * c) / info->ay;
+    return sqrt(u * u + v * v);
+}
+
+/* Inpaint: the part is the eyes or the mouth (drawn within its ranges); the fill is the
+   harmonic membrane of its surroundings (a flat image stays flat, a linear ramp is
+   reproduced), a dark spot inside the part disappears, and fine texture is borrowed at
+   x0.8-1.2 of its energy, the same at 64 and 128 px for the same texture scaled. */
+static void test_inpaint(void)
+{
+    enum { S = 128 };
+    static uint8_t base[S * S * 3], out[S * S * 3];
+    static float mask[S * S];
+    cored_family_state st;
+    cored_family_init(&st, CORED_FAMILY_INPAINT, 2);
+    cored_synth_scratch s = {0};
+    int above = 0, below = 0;
+    for (int rep = 0; rep < 12; rep++) {
+        double ratio[2] = {0};
+        for (int z = 0, size = 64; size <= S; z++, size *= 2) {
+            int n = size * size;
+            cored_rng r;
+            cored_fake_info info;
+            /* flat: nothing changes, so no brightness cue */
+            memset(base, 128, (size_t)n * 3);
+            cored_rng_derive(&r, 9, 1, (uint64_t)rep, 0);
+            CHECK(cored_family_apply(out, mask, &info, base, NULL, size, &st, &r, &s, NULL) == 0);
+            CHECK_MSG(!memcmp(out, base, (size_t)n * 3), "Inpaint changes a flat image");
+            double cy = info.cy / size - 0.5;
+            CHECK_MSG(fabs(info.cx / size - 0.5) <= 0.081 && fabs(cy) >= 0.049 && fabs(cy) <= 0.181,
+                      "Inpaint part centred at (%.3f, %.3f)", info.cx / size, info.cy / size);
+            CHECK_MSG(info.ax >= 0.179 * size && info.ax <= 0.301 * size && info.ay >= 0.109 * size &&
+                          info.ay <= 0.181 * size && fabs(info.angle) <= 0.261,
+                      "Inpaint part %.1f x %.1f px at %.2f rad", info.ax, info.ay, info.angle);
+            CHECK_MSG(info.strength >= 0.8f && info.strength <= 1.2f, "Inpaint detail gain %.3f", info.strength);
+            if (size == 64) above += cy < 0, below += cy > 0;
+            /* a linear ramp (harmonic): the membrane reproduces it */
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                    for (int c = 0; c < 3; c++)
+                        base[((size_t)y * size + x) * 3 + c] = (uint8_t)(40 + c * 20 + (96.0 * x + 48.0 * y) / size);
+            cored_rng_derive(&r, 9, 1, (uint64_t)rep, 0);
+            CHECK(cored_family_apply(out, mask, &info, base, NULL, size, &st, &r, &s, NULL) == 0);
+            double worst = 0;
+            for (int i = 0; i < n * 3; i++) worst = fmax(worst, fabs((double)out[i] - base[i]));
+            CHECK_MSG(worst <= 4, "Inpaint %d px: a linear ramp is off by %.0f levels", size, worst);
+            /* a dark spot in the part: erased (the surroundings are flat) */
+            memset(base, 128, (size_t)n * 3);
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++) {
+                    double dx = x + 0.5 - info.cx, dy = y + 0.5 - info.cy;
+                    if (dx * dx + dy * dy < 0.35 * 0.35 * info.ay * info.ay) memset(base + ((size_t)y * size + x) * 3, 30, 3);
+                }
+            cored_rng_derive(&r, 9, 1, (uint64_t)rep, 0);
+            CHECK(cored_family_apply(out, mask, &info, base, NULL, size, &st, &r, &s, NULL) == 0);
+            worst = 0;
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                    if (ellipse_radius(&info, x, y) < 0.5)
+                        for (int c = 0; c < 3; c++) worst = fmax(worst, fabs(out[((size_t)y * size + x) * 3 + c] - 128.0));
+            CHECK_MSG(worst < 10, "Inpaint %d px: the spot is still there (%.0f levels)", size, worst);
+            /* fine texture: borrowed from elsewhere at about its own energy */
+            double period = 5.0 * size / 64;
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++) {
+                    double v = 128 + 10 * sin(6.2831853 * (x + 0.5) / period) * sin(6.2831853 * (y + 0.5) / period);
+                    memset(base + ((size_t)y * size + x) * 3, (int)(v + 0.5), 3);
+                }
+            cored_rng_derive(&r, 9, 1, (uint64_t)rep, 0);
+            CHECK(cored_family_apply(out, mask, &info, base, NULL, size, &st, &r, &s, NULL) == 0);
+            double eb = 0, ef = 0;
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++)
+                    if (ellipse_radius(&info, x, y) < 0.8) {
+                        size_t i = ((size_t)y * size + x) * 3;
+                        eb += (base[i] - 128.0) * (base[i] - 128.0), ef += (out[i] - 128.0) * (out[i] - 128.0);
+                    }
+            ratio[z] = sqrt(ef / (eb > 0 ? eb : 1)) / info.strength;
+        }
+        CHECK_MSG(ratio[0] > 0.85 && ratio[0] < 1.15 && fabs(ratio[1] - ratio[0]) < 0.05,
+                  "Inpaint: texture energy / gain %.3f at 64 px, %.3f at 128", ratio[0], ratio[1]);
+    }
+    CHECK_MSG(above > 0 && below > 0, "Inpaint parts: %d above the centre, %d below", above, below);
+    cored_synth_scratch_release(&s);
+}
+
+/* Resample: a flat image stays flat; inside the region the Nyquist frequency (above the
+   reduced image's limit) is gone while a slow wave is kept, and a step edge gets the over-
+   and undershoot of the sharpening, at 64 and 128 px alike (it acts on the pixel grid); the
+   scale is drawn in 0.55-0.8. */
+static void test_resample(void)
+{
+    enum { S = 128 };
+    static uint8_t base[S * S * 3], out[S * S * 3];
+    static float mask[S * S];
+    cored_family_state st;
+    cored_family_init(&st, CORED_FAMILY_RESAMPLE, 2);
+    cored_synth_scratch s = {0};
+    for (int rep = 0; rep < 12; rep++)
+        for (int size = 64; size <= S; size *= 2) {
+            int n = size * size;
+            cored_rng r;
+            cored_fake_info info;
+            memset(base, 128, (size_t)n * 3);
+            cored_rng_derive(&r, 9, 2, (uint64_t)rep, 0);
+            CHECK(cored_family_apply(out, mask, &info, base, NULL, size, &st, &r, &s, NULL) == 0);
+            CHECK_MSG(!memcmp(out, base, (size_t)n * 3), "Resample changes a flat image");
+            CHECK_MSG(info.strength >= 0.55f && info.strength <= 0.8f, "Resample scale %.3f", info.strength);
+            /* columns alternating by +-20 (0.5 cycle/px) plus a wave of 0.06 cycle/px */
+            double nu = 0.06;
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++) {
+                    double v = 128 + (x & 1 ? 20 : -20) + 30 * cos(6.2831853 * nu * (x + 0.5));
+                    memset(base + ((size_t)y * size + x) * 3, (int)(v + 0.5), 3);
+                }
+            cored_rng_derive(&r, 9, 2, (uint64_t)rep, 0);
+            CHECK(cored_family_apply(out, mask, &info, base, NULL, size, &st, &r, &s, NULL) == 0);
+            double nyq[2] = {0}, slow[2] = {0};
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++) {
+                    if (mask[y * size + x] < 0.999f) continue;
+                    size_t i = ((size_t)y * size + x) * 3;
+                    double w = cos(6.2831853 * nu * (x + 0.5));
+                    nyq[0] += (x & 1 ? 1 : -1) * (base[i] - 128.0), nyq[1] += (x & 1 ? 1 : -1) * (out[i] - 128.0);
+                    slow[0] += w * (base[i] - 128.0), slow[1] += w * (out[i] - 128.0);
+                }
+            CHECK_MSG(fabs(nyq[1] / nyq[0]) < 0.15 && slow[1] / slow[0] > 0.95 && slow[1] / slow[0] < 1.3,
+                      "Resample %d px, scale %.2f: %.3f of the Nyquist wave and %.3f of the slow one left", size,
+                      info.strength, nyq[1] / nyq[0], slow[1] / slow[0]);
+            /* a vertical step edge through the region */
+            for (int y = 0; y < size; y++)
+                for (int x = 0; x < size; x++) memset(base + ((size_t)y * size + x) * 3, x < size / 2 ? 60 : 190, 3);
+            cored_rng_derive(&r, 9, 2, (uint64_t)rep, 0);
+            CHECK(cored_family_apply(out, mask, &info, base, NULL, size, &st, &r, &s, NULL) == 0);
+            int y = (int)info.cy, lo = 255, hi = 0;
+            for (int x = 0; x < size; x++)
+                if (mask[y * size + x] >= 0.999f) {
+                    int v = out[((size_t)y * size + x) * 3];
+                    lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+                }
+            CHECK_MSG(lo < 60 - 5 && hi > 190 + 5, "Resample %d px: no over- and undershoot at the edge (%d..%d)", size,
+                      lo, hi);
+        }
     cored_synth_scratch_release(&s);
 }
 
@@ -880,6 +1032,8 @@ int main(void)
     RUN(test_family_determinism);
     RUN(test_relight);
     RUN(test_retouch);
+    RUN(test_inpaint);
+    RUN(test_resample);
     RUN(test_family_args);
     RUN(test_splits);
     RUN(test_layout);

@@ -46,14 +46,16 @@
 #include "synth/family_parts.h"
 
 static const char *const family_names[CORED_FAMILY_COUNT] = {"Blend", "Warp", "Texture", "Upsample",
-                                                                   "Relight", "Retouch"};
+                                                                   "Relight", "Retouch", "Inpaint", "Resample"};
 static const char *const family_analogies[CORED_FAMILY_COUNT] = {
     "DeepFakes / FaceSwap: pasted region with a blending boundary and another compression history",
     "Face2Face: local expression warp re-rendered at lower resolution",
     "NeuralTextures: re-rendered region, shading with a synthetic texture",
     "GAN generators (ProGAN, StyleGAN): transposed-convolution up-sampling fingerprint",
     "reenactment / face relighting: relit region with a colour cast and another noise level",
-    "beauty filters / face retouching: edge-preserving smoothing with sharpened edges"};
+    "beauty filters / face retouching: edge-preserving smoothing with sharpened edges",
+    "GAN inpainting / attribute editing: a face part erased and filled from its surroundings",
+    "face swap pipelines: a face rendered at a lower resolution, resized into the frame and sharpened"};
 
 const char *cored_family_name(cored_family f)
 {
@@ -226,6 +228,20 @@ void cored_synth_ellipse_mask(float *m, int size, const cored_synth_ellipse *e, 
             t = t < 0 ? 0 : t > 1 ? 1 : t;
             m[y * size + x] = t * t * (3.0f - 2.0f * t);
         }
+}
+
+cored_synth_ellipse cored_synth_soft_region(float *m, int size, cored_rng *r)
+{
+    cored_synth_ellipse e = cored_synth_draw_ellipse(size, r);
+    float rmin = e.ax < e.ay ? e.ax : e.ay;
+    cored_synth_ellipse_mask(m, size, &e, rmin * cored_synth_uniform(r, 0.3f, 0.5f));
+    return e;
+}
+
+void cored_synth_set_info(cored_fake_info *info, const cored_synth_ellipse *e, float strength)
+{
+    info->cx = e->cx, info->cy = e->cy, info->ax = e->ax, info->ay = e->ay, info->angle = e->angle;
+    info->strength = strength;
 }
 
 static void to_float(float *f, const uint8_t *px, size_t n)
@@ -438,8 +454,7 @@ static int blend(float *out, float *m, cored_fake_info *info, const float *b, fl
             dv += t * (matched - dv);
             out[i * 3 + c] = m[i] * dv + (1.0f - m[i]) * b[i * 3 + c];
         }
-    info->cx = e.cx, info->cy = e.cy, info->ax = e.ax, info->ay = e.ay, info->angle = e.angle;
-    info->strength = (float)quality;
+    cored_synth_set_info(info, &e, (float)quality);
     return CORED_OK;
 }
 
@@ -500,8 +515,7 @@ static void warp(float *out, float *m, cored_fake_info *info, const float *b, fl
             sample_bilinear(rendered, low, size, px - m[i] * dx, py - m[i] * dy);
             for (int ch = 0; ch < 3; ch++) o[ch] = m[i] * rendered[ch] + (1.0f - m[i]) * b[i * 3 + ch];
         }
-    info->cx = e.cx, info->cy = e.cy, info->ax = e.ax, info->ay = e.ay, info->angle = e.angle;
-    info->strength = maxd;
+    cored_synth_set_info(info, &e, maxd);
 }
 
 /* ---------------------------------------------------------------- Texture */
@@ -528,8 +542,7 @@ static void texture(float *out, float *m, cored_fake_info *info, const float *b,
                 out[i * 3 + c] = m[i] * rendered + (1.0f - m[i]) * b[i * 3 + c];
             }
         }
-    info->cx = e.cx, info->cy = e.cy, info->ax = e.ax, info->ay = e.ay, info->angle = e.angle;
-    info->strength = amp;
+    cored_synth_set_info(info, &e, amp);
 }
 
 /* ---------------------------------------------------------------- Upsample */
@@ -633,6 +646,8 @@ int cored_family_apply(uint8_t *out, float *mask, cored_fake_info *info, const u
     case CORED_FAMILY_UPSAMPLE: upsample_family(o, m, info, b, w1, w2, w3, w4, size, st, rng); break;
     case CORED_FAMILY_RELIGHT: cored_synth_relight(o, m, info, b, size, rng); break;
     case CORED_FAMILY_RETOUCH: cored_synth_retouch(o, m, info, b, w1, w2, w3, size, k, rng); break;
+    case CORED_FAMILY_INPAINT: cored_synth_inpaint(o, m, info, b, w1, w2, w3, w4, size, k, rng); break;
+    case CORED_FAMILY_RESAMPLE: cored_synth_resample(o, m, info, b, w1, w2, w3, w4, size, rng); break;
     default: break;
     }
     if (rc) return rc;

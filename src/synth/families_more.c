@@ -29,19 +29,12 @@ static float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ?
 
 static float random_sign(cored_rng *r) { return cored_rng_below(r, 2) ? 1.0f : -1.0f; }
 
-static void set_info(cored_fake_info *info, const cored_synth_ellipse *e, float strength)
-{
-    info->cx = e->cx, info->cy = e->cy, info->ax = e->ax, info->ay = e->ay, info->angle = e->angle;
-    info->strength = strength;
-}
-
 /* ---------------------------------------------------------------- Relight */
 
 void cored_synth_relight(float *out, float *m, cored_fake_info *info, const float *b, int size, cored_rng *r)
 {
-    cored_synth_ellipse e = cored_synth_draw_ellipse(size, r);
-    float rmin = e.ax < e.ay ? e.ax : e.ay, rbar = 0.5f * (e.ax + e.ay);
-    cored_synth_ellipse_mask(m, size, &e, rmin * cored_synth_uniform(r, 0.3f, 0.5f));
+    cored_synth_ellipse e = cored_synth_soft_region(m, size, r);
+    float rbar = 0.5f * (e.ax + e.ay);
     float gain = expf(random_sign(r) * cored_synth_uniform(r, 0.12f, 0.28f));
     float slope = cored_synth_uniform(r, 0.1f, 0.3f), phi = cored_synth_uniform(r, 0.0f, 6.2831853f);
     float temp = random_sign(r) * cored_synth_uniform(r, 0.03f, 0.08f), tint = cored_synth_uniform(r, -0.03f, 0.03f);
@@ -62,7 +55,7 @@ void cored_synth_relight(float *out, float *m, cored_fake_info *info, const floa
                 out[i * 3 + c] = b[i * 3 + c] + m[i] * (b[i * 3 + c] * (g * cast[c] - 1.0f) + noise * z);
             }
         }
-    set_info(info, &e, gain);
+    cored_synth_set_info(info, &e, gain);
 }
 
 /* ---------------------------------------------------------------- Retouch */
@@ -103,20 +96,24 @@ static void bilateral(float *dst, const float *src, const float *m, int size, fl
         }
 }
 
+void cored_synth_sharpen_paste(float *out, const float *m, const float *b, const float *s, float *blur, float *tmp,
+                               int size, float sigma, float amount)
+{
+    cored_synth_blur(blur, s, tmp, size, sigma);
+    for (size_t i = 0; i < (size_t)size * size; i++)
+        for (int c = 0; c < 3; c++) {
+            float sharp = s[i * 3 + c] + amount * (s[i * 3 + c] - blur[i * 3 + c]);
+            out[i * 3 + c] = m[i] * sharp + (1.0f - m[i]) * b[i * 3 + c];
+        }
+}
+
 void cored_synth_retouch(float *out, float *m, cored_fake_info *info, const float *b, float *smooth, float *blur,
                          float *tmp, int size, float k, cored_rng *r)
 {
-    cored_synth_ellipse e = cored_synth_draw_ellipse(size, r);
-    float rmin = e.ax < e.ay ? e.ax : e.ay;
-    cored_synth_ellipse_mask(m, size, &e, rmin * cored_synth_uniform(r, 0.3f, 0.5f));
+    cored_synth_ellipse e = cored_synth_soft_region(m, size, r);
     float ss = k * cored_synth_uniform(r, 1.2f, 2.0f), sr = cored_synth_uniform(r, 15.0f, 30.0f);
     float amount = cored_synth_uniform(r, 1.0f, 2.0f);
     bilateral(smooth, b, m, size, ss, sr);
-    cored_synth_blur(blur, smooth, tmp, size, k);
-    for (size_t i = 0; i < (size_t)size * size; i++)
-        for (int c = 0; c < 3; c++) {
-            float sharp = smooth[i * 3 + c] + amount * (smooth[i * 3 + c] - blur[i * 3 + c]);
-            out[i * 3 + c] = m[i] * sharp + (1.0f - m[i]) * b[i * 3 + c];
-        }
-    set_info(info, &e, sr);
+    cored_synth_sharpen_paste(out, m, b, smooth, blur, tmp, size, k, amount);
+    cored_synth_set_info(info, &e, sr);
 }

@@ -32,6 +32,8 @@ typedef enum {
     CORED_FAMILY_UPSAMPLE, /* transposed-conv up-sampling fingerprint of a fixed "generator" (GANs) */
     CORED_FAMILY_RELIGHT,  /* region relit: smooth gain and colour-cast field, fresh sensor noise */
     CORED_FAMILY_RETOUCH,  /* beauty filter: bilateral smoothing, then sharpened edges */
+    CORED_FAMILY_INPAINT,  /* a face part erased, filled by a membrane with borrowed detail */
+    CORED_FAMILY_RESAMPLE, /* region rendered at a lower resolution, resized back, sharpened */
     CORED_FAMILY_COUNT
 } cored_family;
 
