@@ -86,14 +86,18 @@ int cored_read_file(const char *path, size_t max_bytes, unsigned char **data, si
 
 /* Atomic replacement of `path`: writes to a temporary file in the same folder, fsyncs it,
    renames it over `path` and fsyncs the folder. On any failure the temporary file is
-   removed and `path` is untouched. The writer callback receives the open stream. */
-typedef int (*cored_write_fn)(FILE *f, void *user, cored_error *err);
+   removed and `path` is untouched. The writer callback receives the open stream and
+   `path`, which its error messages name. */
+typedef int (*cored_write_fn)(FILE *f, const char *path, void *user, cored_error *err);
 int cored_write_atomic(const char *path, cored_write_fn fn, void *user, cored_error *err);
 /* Removes temporaries left in `dir` by an interrupted cored_write_atomic of `basename`. */
 void cored_clean_stale_temps(const char *dir, const char *basename);
 
 /* fwrite that reports a failure (disk full, ...) as an error naming path. */
 int cored_fwrite_all(FILE *f, const void *data, size_t bytes, const char *path, cored_error *err);
+/* Appends bytes to `path` (created when missing) and fsyncs it; a failure names path and
+   the system's reason. */
+int cored_append_file(const char *path, const void *data, size_t bytes, cored_error *err);
 
 /* out = a + "/" + b; -1 (out holds a truncated path) when it does not fit in n. */
 int cored_path_join(char *out, size_t n, const char *a, const char *b);

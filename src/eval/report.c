@@ -25,10 +25,10 @@ static void cell(char *buf, size_t n, double v)
         snprintf(buf, n, "%.2f", v);
 }
 
-static int write_text_cb(FILE *f, void *user, cored_error *err)
+static int write_text_cb(FILE *f, const char *path, void *user, cored_error *err)
 {
     const cored_sb *t = user;
-    return cored_fwrite_all(f, t->s, t->len, "report", err);
+    return cored_fwrite_all(f, t->s, t->len, path, err);
 }
 
 static int save_text(cored_sb *t, const char *dir, const char *name, cored_error *err)

@@ -8,6 +8,7 @@
  * refuses it).
  */
 #include <cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,14 +251,9 @@ static int trim_file(const char *path, int header, int keep, cored_error *err)
         pos = (size_t)(nl - text) + 1;
         lines++;
     }
-    FILE *f = fopen(path, "r+b");
-    if (!f || ftruncate(fileno(f), (off_t)pos) != 0) {
-        if (f) fclose(f);
-        cored_free(text);
-        return CORED_FAIL(err, CORED_E_IO, "%s: cannot truncate the log", path);
-    }
-    fclose(f);
     cored_free(text);
+    if (truncate(path, (off_t)pos) != 0)
+        return CORED_FAIL(err, CORED_E_IO, "%s: cannot truncate the log: %s", path, strerror(errno));
     return CORED_OK;
 }
 

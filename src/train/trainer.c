@@ -273,14 +273,9 @@ static int validate(cored_trainer *t, double *acc, double *auc, cored_error *err
     return rc;
 }
 
-static int append_line(const char *path, const char *line, cored_error *err)
+static int write_text(FILE *f, const char *path, void *user, cored_error *err)
 {
-    FILE *f = fopen(path, "ab");
-    if (!f) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    int rc = cored_fwrite_all(f, line, strlen(line), path, err);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = rc ? rc : CORED_FAIL(err, CORED_E_IO, "%s: write failed", path);
-    if (fclose(f) != 0 && !rc) rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed", path);
-    return rc;
+    return cored_fwrite_all(f, user, strlen(user), path, err);
 }
 
 static int write_log_headers(cored_trainer *t, cored_error *err)
@@ -289,16 +284,9 @@ static int write_log_headers(cored_trainer *t, cored_error *err)
     cored_sb_printf(&line, "epoch,loss,ce,kd,rep,reg,train_acc");
     for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&line, ",val_acc_%s,val_auc_%s", t->tasks[i], t->tasks[i]);
     cored_sb_printf(&line, ",images_per_s,seconds,selected\n");
-    int rc = CORED_OK;
-    FILE *f = NULL, *g = NULL;
-    if (line.oom) rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log header");
-    if (!rc && !(f = fopen(t->path_csv, "wb")))
-        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_csv, strerror(errno));
-    if (!rc) rc = cored_fwrite_all(f, line.s, line.len, t->path_csv, err);
-    if (f && fclose(f) && !rc) rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed", t->path_csv);
-    if (!rc && !(g = fopen(t->path_jsonl, "wb")))
-        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_jsonl, strerror(errno));
-    if (g) fclose(g);
+    int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log header")
+                      : cored_write_atomic(t->path_csv, write_text, line.s, err);
+    if (!rc) rc = cored_write_atomic(t->path_jsonl, write_text, "", err);
     cored_sb_release(&line);
     return rc;
 }
@@ -315,7 +303,7 @@ static int write_log_line(cored_trainer *t, const double *acc, const double *auc
                     per_image(a, a->kd), per_image(a, a->rep), per_image(a, a->reg), per_image(a, a->correct));
     for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&line, ",%.6f,%.6f", acc[i], auc[i]);
     cored_sb_printf(&line, ",%.2f,%.3f,%d\n", ips, a->seconds, selected);
-    int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line") : append_line(t->path_csv, line.s, err);
+    int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line") : cored_append_file(t->path_csv, line.s, line.len, err);
     cored_sb_release(&line);
     if (rc) return rc;
     cJSON *j = cJSON_CreateObject(), *val = cJSON_CreateObject();
@@ -338,7 +326,7 @@ static int write_log_line(cored_trainer *t, const double *acc, const double *auc
     cJSON_AddBoolToObject(j, "selected", selected);
     char *s2 = cored_json_line(j);
     cJSON_Delete(j);
-    rc = s2 ? append_line(t->path_jsonl, s2, err) : CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
+    rc = s2 ? cored_append_file(t->path_jsonl, s2, strlen(s2), err) : CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
     cored_free(s2);
     return rc;
 }
