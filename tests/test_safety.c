@@ -1,7 +1,8 @@
 /*
  * Nothing a user gave cored is destroyed, and every failed write says where and why:
  * write errors (a file size limit standing in for a full disk) name the file and the
- * system's reason in every writer (JSON, appended logs, plots, PNG images).
+ * system's reason in every writer (JSON, appended logs, plots, PNG images); CSV fields are
+ * quoted as RFC 4180 says.
  */
 #include <errno.h>
 #include <signal.h>
@@ -82,8 +83,27 @@ static void test_write_errors(void)
     signal(SIGXFSZ, prev);
 }
 
+/* ---------------------------------------------------------------- CSV */
+
+static void test_csv_fields(void)
+{
+    const char *cases[][2] = {{"plain", "plain"},     {"a,b", "\"a,b\""},         {"say \"hi\"", "\"say \"\"hi\"\"\""},
+                              {"two\nlines", "\"two\nlines\""}, {"cr\r", "\"cr\r\""}, {"", ""}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        cored_sb b = {0};
+        cored_sb_csv(&b, "%s", cases[k][0]);
+        CHECK_MSG(!b.oom && !strcmp(b.s ? b.s : "", cases[k][1]), "'%s' -> '%s'", cases[k][0], b.s ? b.s : "");
+        cored_sb_release(&b);
+    }
+    cored_sb b = {0};
+    cored_sb_csv(&b, "val_acc_%s", "A,\"B\"");
+    CHECK_MSG(b.s && !strcmp(b.s, "\"val_acc_A,\"\"B\"\"\""), "a formatted field is quoted whole: %s", b.s);
+    cored_sb_release(&b);
+}
+
 int main(void)
 {
     RUN(test_write_errors);
+    RUN(test_csv_fields);
     return test_finish();
 }

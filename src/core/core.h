@@ -118,6 +118,9 @@ typedef struct {
 } cored_sb;
 
 void cored_sb_printf(cored_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends one CSV field (RFC 4180): the formatted text, in double quotes with every quote
+   doubled when it holds a comma, a quote, a CR or a LF. */
+void cored_sb_csv(cored_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cored_sb_release(cored_sb *b);
 
 /* ---------------------------------------------------------------- logging */

@@ -167,7 +167,12 @@ static void csv(cored_sb *t, const cored_report *r)
                 char a[32], b[32];
                 cell(a, sizeof a, *cored_report_auc(r, m, i, j));
                 cell(b, sizeof b, *cored_report_acc(r, m, i, j));
-                cored_sb_printf(t, "%s,%d,%s,%s,%s,%s\n", r->methods[m], i + 1, r->tasks[i], r->tasks[j], a, b);
+                cored_sb_csv(t, "%s", r->methods[m]);
+                cored_sb_printf(t, ",%d,", i + 1);
+                cored_sb_csv(t, "%s", r->tasks[i]);
+                cored_sb_printf(t, ",");
+                cored_sb_csv(t, "%s", r->tasks[j]);
+                cored_sb_printf(t, ",%s,%s\n", a, b);
             }
 }
 

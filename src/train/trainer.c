@@ -282,7 +282,12 @@ static int write_log_headers(cored_trainer *t, cored_error *err)
 {
     cored_sb line = {0};
     cored_sb_printf(&line, "epoch,loss,ce,kd,rep,reg,train_acc");
-    for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&line, ",val_acc_%s,val_auc_%s", t->tasks[i], t->tasks[i]);
+    for (int i = 0; i < t->n_tasks; i++) {
+        cored_sb_printf(&line, ",");
+        cored_sb_csv(&line, "val_acc_%s", t->tasks[i]);
+        cored_sb_printf(&line, ",");
+        cored_sb_csv(&line, "val_auc_%s", t->tasks[i]);
+    }
     cored_sb_printf(&line, ",images_per_s,seconds,selected\n");
     int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log header")
                       : cored_write_atomic(t->path_csv, write_text, line.s, err);
