@@ -2,7 +2,10 @@
  * Nothing a user gave cored is destroyed, and every failed write says where and why:
  * write errors (a file size limit standing in for a full disk) name the file and the
  * system's reason in every writer (JSON, appended logs, plots, PNG images); CSV fields are
- * quoted as RFC 4180 says.
+ * quoted as RFC 4180 says; the path rule of every command (an output never the same file
+ * as an input, never where a data or source folder is read, no input inside a replaced
+ * folder), through links, hard links and "..", for paths that do not exist yet; the lock
+ * of a run folder.
  */
 #include <errno.h>
 #include <signal.h>
@@ -10,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -101,9 +105,110 @@ static void test_csv_fields(void)
     cored_sb_release(&b);
 }
 
+/* ---------------------------------------------------------------- the path rule */
+
+static char *tpath(const char *rel)
+{
+    static char buf[8][4200];
+    static int k;
+    char *p = buf[k++ % 8];
+    snprintf(p, sizeof buf[0], "%s/%s", test_tmpdir(), rel);
+    return p;
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (f) fputs("x", f), fclose(f);
+}
+
+/* cored_paths_check of one input-like and one output-like use: its status, and whether the
+   message names both paths. */
+static int check2(const char *in, cored_path_role in_role, const char *out, cored_path_role out_role)
+{
+    const cored_path_use u[2] = {{in, "--in", in_role}, {out, "--out", out_role}};
+    cored_error err = {0};
+    int rc = cored_paths_check(u, 2, &err);
+    if (rc) CHECK_MSG(strstr(err.msg, in) && strstr(err.msg, out), "the message names both: %s", err.msg);
+    return rc;
+}
+
+static void test_path_rule(void)
+{
+    mkdir(tpath("data"), 0755);
+    mkdir(tpath("data/A"), 0755);
+    mkdir(tpath("data/A/train"), 0755);
+    mkdir(tpath("runs"), 0755);
+    touch(tpath("w.st"));
+    CHECK(link(tpath("w.st"), tpath("hard.st")) == 0);
+    CHECK(symlink(tpath("w.st"), tpath("soft.st")) == 0);
+    CHECK(symlink(tpath("data/A"), tpath("into-data")) == 0);
+    const int I = CORED_PATH_INPUT, D = CORED_PATH_DATA, S = CORED_PATH_SOURCES, O = CORED_PATH_OUTPUT,
+              OD = CORED_PATH_OUTPUT_DIR, R = CORED_PATH_REPLACED_DIR;
+    const struct {
+        const char *in;
+        int in_role;
+        const char *out;
+        int out_role, refused;
+    } cases[] = {
+        {"w.st", I, "w.st", O, 1},                  /* the same path */
+        {"w.st", I, "hard.st", O, 1},               /* a hard link */
+        {"soft.st", I, "w.st", O, 1},               /* a symbolic link */
+        {"w.st", I, "runs/../w.st", O, 1},          /* ".." */
+        {"w.st", I, "runs/w.st", O, 0},             /* another file */
+        {"w.st", I, "new/../w.st", O, 1},           /* ".." after a folder that does not exist */
+        {"data", D, "data", OD, 1},                 /* the data root itself */
+        {"data", D, "data/A/run", OD, 1},           /* a run folder that does not exist yet */
+        {"data", D, "data/A/train/x.png", O, 1},    /* a file where the index reads */
+        {"data", D, "into-data/x.png", O, 1},       /* through a link into the data set */
+        {"data", D, "data/new/deeper/x", O, 1},     /* several folders that do not exist */
+        {"data", D, "data/pack.bin", O, 0},         /* directly in the root: the index never reads it */
+        {"data", D, "data/runs", OD, 1},            /* a folder there would be a task */
+        {"data", D, "runs/r", OD, 0},
+        {"data", D, "database/x", O, 0},            /* a name that only starts like the root */
+        {"data", S, "data/sheet.png", O, 1},        /* a source folder is read everywhere */
+        {"data/A", S, "data", R, 1},                /* an input inside a folder that is replaced */
+        {"w.st", I, "runs", R, 0},
+        {"", I, "w.st", O, 0},                      /* an empty path is no input */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *in = cases[k].in[0] ? tpath(cases[k].in) : "";
+        int rc = check2(in, (cored_path_role)cases[k].in_role, tpath(cases[k].out), (cored_path_role)cases[k].out_role);
+        CHECK_MSG((rc == CORED_E_ARG) == cases[k].refused && (rc == 0 || rc == CORED_E_ARG), "%s vs %s: rc %d",
+                  cases[k].in, cases[k].out, rc);
+    }
+    /* a relative path is resolved against the working directory */
+    char cwd[4200];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    CHECK(chdir(test_tmpdir()) == 0);
+    CHECK(check2("w.st", CORED_PATH_INPUT, "./runs/../hard.st", CORED_PATH_OUTPUT) == CORED_E_ARG);
+    CHECK(check2("data", CORED_PATH_DATA, "data/A/out.json", CORED_PATH_OUTPUT) == CORED_E_ARG);
+    CHECK(chdir(cwd) == 0);
+}
+
+static void test_lock(void)
+{
+    const char *dir = tpath("run");
+    mkdir(dir, 0755);
+    int a = -1, b = -1;
+    cored_error err = {0};
+    CHECK(cored_dir_lock(dir, &a, &err) == CORED_OK && a >= 0);
+    char want[64];
+    snprintf(want, sizeof want, "pid %ld", (long)getpid());
+    /* flock locks belong to open files: a second open in this process is a second writer */
+    CHECK(cored_dir_lock(dir, &b, &err) == CORED_E_BUSY && b == -1);
+    CHECK_MSG(strstr(err.msg, dir) && strstr(err.msg, want), "the refusal names the folder and the holder: %s", err.msg);
+    cored_dir_unlock(a);
+    CHECK(cored_dir_lock(dir, &b, &err) == CORED_OK);
+    cored_dir_unlock(b);
+    CHECK(cored_dir_lock(tpath("missing/run"), &b, &err) == CORED_E_IO && strstr(err.msg, "missing/run"));
+}
+
 int main(void)
 {
     RUN(test_write_errors);
     RUN(test_csv_fields);
+    RUN(test_path_rule);
+    RUN(test_lock);
     return test_finish();
 }

@@ -107,6 +107,40 @@ int cored_mkdir_p(const char *path, cored_error *err);
 int cored_is_dir(const char *path);
 int cored_is_file(const char *path);
 
+/* ---------------------------------------------------------------- path safety */
+
+/* What a path is to a command (paths.c). */
+typedef enum {
+    CORED_PATH_INPUT,        /* a file it reads */
+    CORED_PATH_DATA,         /* a data root in the CoReD layout: its task folders are read */
+    CORED_PATH_SOURCES,      /* a folder every image of which is read (synth --real) */
+    CORED_PATH_OUTPUT,       /* a file it writes, replaces or deletes */
+    CORED_PATH_OUTPUT_DIR,   /* a folder it writes files into */
+    CORED_PATH_REPLACED_DIR  /* a folder it replaces as a whole */
+} cored_path_role;
+
+typedef struct {
+    const char *path;        /* NULL or "" is skipped */
+    const char *what;        /* how the user named it, for messages: "--from", "run file" */
+    cored_path_role role;
+} cored_path_use;
+
+/* The rule every command applies before it writes anything. Refuses (CORED_E_ARG, naming
+   both paths) an output that is the same file as an input (device and inode: --force would
+   delete it, a write would replace it), an output inside a data or source folder where
+   cored reads (a file directly in a data root is not: the index reads only task folders;
+   the pack caches live there), and an input inside a folder the command replaces. Paths
+   are compared resolved (links, "..", paths that do not exist yet); a path that cannot be
+   resolved is left for the command to report. */
+int cored_paths_check(const cored_path_use *uses, int n, cored_error *err);
+
+/* Takes the lock of a folder that one run writes (an advisory flock on DIR/.cored.lock,
+   created when missing, which records the holder's pid); *fd receives the lock for
+   cored_dir_unlock. Held by another process: CORED_E_BUSY naming the folder and that pid.
+   The kernel releases it when the process ends, kill -9 included. */
+int cored_dir_lock(const char *dir, int *fd, cored_error *err);
+void cored_dir_unlock(int fd); /* -1 is a no-op */
+
 /* ---------------------------------------------------------------- strings */
 
 /* A growing string; a failed allocation makes it sticky-failed (oom) instead of
