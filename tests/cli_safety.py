@@ -1,7 +1,7 @@
 """Nothing a user gave cored is destroyed (docs/reliability.md): the reproducers of the
 slips a new user makes, each refused clearly or answered correctly. Outputs that would
 overwrite or delete an input, outputs inside the data set, two writers in one run folder,
-duplicate tasks, CSV escaping."""
+failed writes on standard output, duplicate tasks, CSV escaping, detect without images."""
 import csv
 import os
 import shutil
@@ -179,12 +179,37 @@ def check_lock(tmp, data):
     one_proceeds(together(proto, proto), "two protocols at once")
 
 
+def check_stdout(data, base):
+    """A result that cannot be written (disk full, standard output closed) exits 1."""
+    best = os.path.join(base, "best.safetensors")
+    commands = [["detect", "--model", best, os.path.join(data, "A", "test")],
+                ["eval", "--model", best, "--data", data, "--tasks", "A"],
+                ["eval", "--model", best, "--data", data, "--tasks", "A", "--json", "-"],
+                ["data", data], ["--version"]]
+    for c in commands:
+        with open("/dev/full", "w") as full:
+            r = subprocess.run([t.CORED, *c], stdout=full, stderr=subprocess.PIPE, text=True)
+        t.check(r.returncode == 1 and "standard output" in r.stderr and "No space left" in r.stderr,
+                f"{c[0]} > /dev/full: exit {r.returncode}: {r.stderr.strip()[-200:]}")
+        r = subprocess.run([t.CORED, *c], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: os.close(1))
+        t.check(r.returncode == 1 and "standard output" in r.stderr,
+                f"{c[0]} with standard output closed: exit {r.returncode}: {r.stderr.strip()[-200:]}")
+
+
 def check_refused_at_once(tmp, data, base):
-    """A protocol listing a task twice."""
+    """A protocol listing a task twice, detect without images."""
     out = os.path.join(tmp, "twice")
     r = t.run("protocol", "--data", data, "--tasks", "A,A", "--methods", "tl", "--out", out, *TINY, ok=False)
     t.check(r.returncode == 1 and "listed twice" in r.stderr and not os.path.exists(out),
             f"protocol --tasks A,A is refused before anything runs: {r.stderr.strip()}")
+    best = os.path.join(base, "best.safetensors")
+    for name in ("empty", "x.jpg"):
+        folder = os.path.join(tmp, name)
+        os.makedirs(folder)
+        r = t.run("detect", "--model", best, folder, ok=False)
+        t.check(r.returncode == 1 and folder in r.stderr and "without images" in r.stderr,
+                f"detect on a folder without images ({name}): exit {r.returncode}: {r.stderr.strip()}")
 
 
 def main():
@@ -195,6 +220,7 @@ def main():
         t.run("train", "--data", data, "--task", "A", "--out", base, "--epochs", "2", *TINY)
         check_inputs_kept(tmp, data, base)
         check_lock(tmp, data)
+        check_stdout(data, base)
         check_refused_at_once(tmp, data, base)
         check_csv(tmp)
     t.finish()
