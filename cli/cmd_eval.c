@@ -89,6 +89,7 @@ int cmd_eval(int argc, char **argv)
     int n_tasks = opts_split(list, tasks, CORED_MAX_TASKS);
     if (n_tasks < 1) return cli_usage_error("eval", "--tasks needs 1 to %d names", CORED_MAX_TASKS);
     threads = cored_set_threads(threads);
+    cli_install_logger(0);
 
     cored_error err = {0};
     cored_model *m = NULL;
@@ -117,7 +118,7 @@ int cmd_eval(int argc, char **argv)
     for (int i = 0; i < n_tasks; i++) {
         cored_dataset *ds = NULL;
         cored_loader *l = NULL;
-        if ((rc = cored_dataset_open(&ds, data, tasks[i], (cored_split)split, &err))) goto fail;
+        if ((rc = cored_dataset_open_scoring(&ds, data, tasks[i], (cored_split)split, &err))) goto fail;
         int count = cored_dataset_count(ds), n = 0;
         cored_free(scores);
         cored_free(labels);

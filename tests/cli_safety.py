@@ -3,6 +3,7 @@ slips a new user makes, each refused clearly or answered correctly. Outputs that
 overwrite or delete an input, outputs inside the data set, two writers in one run folder,
 failed writes on standard output, duplicate tasks, CSV escaping, detect without images."""
 import csv
+import json
 import os
 import shutil
 import signal
@@ -212,6 +213,55 @@ def check_refused_at_once(tmp, data, base):
                 f"detect on a folder without images ({name}): exit {r.returncode}: {r.stderr.strip()}")
 
 
+def check_small(tmp, data, base):
+    """summary.json's seconds over resumes, last.safetensors' epoch, eval of a one-class
+    split, a link to the split folder, a negative BN running variance."""
+    run = os.path.join(tmp, "timed")  # stopped after 75 of 80 epochs: the resumed session is short
+    p = subprocess.Popen([t.CORED, "train", "--data", data, "--task", "A", "--out", run, "--epochs", "80",
+                          "--save-every", "0", *TINY], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = os.path.join(run, "log.csv")
+    deadline = time.time() + 60
+    while time.time() < deadline and p.poll() is None and not (os.path.exists(log) and len(open(log).readlines()) > 75):
+        time.sleep(0.005)
+    p.send_signal(signal.SIGINT)
+    p.wait()
+    t.run("train", "--resume", run, "--quiet")
+    summary = json.load(open(os.path.join(run, "summary.json")))
+    trained = sum(float(r[-2]) for r in csv_rows(log)[1:])
+    t.check(p.returncode == 130 and summary["seconds"] >= trained,
+            f"summary.json seconds {summary['seconds']:.3f} count every session (epochs alone took {trained:.3f})")
+    meta = t.st.load(os.path.join(run, "last.safetensors"))[1]
+    t.check(meta.get("epoch") == "80", f"last.safetensors metadata epoch is the epochs completed ({meta.get('epoch')})")
+    best = t.st.load(os.path.join(run, "best.safetensors"))[1]
+    t.check(best.get("epoch") == str(summary["best_epoch"]), "best.safetensors metadata epoch is the selected one")
+
+    one = os.path.join(tmp, "one-class")
+    shutil.copytree(data, one)
+    shutil.rmtree(os.path.join(one, "A", "test", "fake"))
+    r = t.run("eval", "--model", os.path.join(base, "best.safetensors"), "--data", one, "--tasks", "A", "--json", "-",
+              ok=False)
+    doc = r.stdout[r.stdout.find("{"):]
+    t.check(r.returncode == 0 and json.loads(doc)["tasks"]["A"]["auc"] is None and "n/a" in r.stdout,
+            f"eval of a split with only real images: AUC n/a (exit {r.returncode}: {r.stderr.strip()})")
+
+    looped = os.path.join(tmp, "looped")
+    shutil.copytree(data, looped)
+    os.symlink("..", os.path.join(looped, "A", "val", "real", "up"))
+    r = t.run("data", looped, "--tasks", "A", ok=False)
+    row = [l.split() for l in r.stdout.splitlines() if l.startswith("A ") and " val " in l]
+    t.check(r.returncode == 0 and row and row[0][2:4] == ["8", "8"] and "loop" in r.stderr,
+            f"a link real/up -> .. is a loop, both classes counted: {row} {r.stderr.strip()}")
+
+    tensors, meta = t.st.load(os.path.join(base, "best.safetensors"))
+    name = next(k for k in tensors if k.endswith("running_var"))
+    tensors[name][0] = -1.0
+    bad = os.path.join(tmp, "negative-var.safetensors")
+    t.st.save(bad, tensors, meta)
+    r = t.run("train", "--data", data, "--task", "A", "--init", bad, "--out", os.path.join(tmp, "neg"), *TINY, ok=False)
+    t.check(r.returncode == 1 and name in r.stderr and "negative" in r.stderr,
+            f"a negative BN running variance in --init is refused: {r.stderr.strip()}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data")
@@ -222,6 +272,7 @@ def main():
         check_lock(tmp, data)
         check_stdout(data, base)
         check_refused_at_once(tmp, data, base)
+        check_small(tmp, data, base)
         check_csv(tmp)
     t.finish()
 

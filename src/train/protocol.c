@@ -129,7 +129,7 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
             rc = CORED_E_STOPPED;
             break;
         }
-        rc = cored_dataset_open(&ds, b->data, p->tasks[i], p->split, err);
+        rc = cored_dataset_open_scoring(&ds, b->data, p->tasks[i], p->split, err);
         int count = rc ? 0 : cored_dataset_count(ds), n = 0;
         if (!rc) {
             scores[i] = cored_alloc(sizeof(float) * (size_t)(count ? count : 1));
