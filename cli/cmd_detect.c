@@ -6,6 +6,7 @@
  */
 #include <cJSON.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +168,7 @@ int cmd_detect(int argc, char **argv)
             walk_path wp = {.depth = 0};
             int before = files.n;
             if (walk(&files, pos[i], &wp)) {
-                fprintf(stderr, "cored: error: %s: cannot read the whole folder\n", pos[i]);
+                fprintf(stderr, "cored: error: %s: cannot read the whole folder: %s\n", pos[i], strerror(errno));
                 failed++;
             } else if (files.n == before) {
                 fprintf(stderr, "cored: error: %s: a folder without images (.png, .jpg, .jpeg)\n", pos[i]);
