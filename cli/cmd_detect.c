@@ -88,7 +88,7 @@ static int walk(strlist *out, const char *dir, walk_path *wp)
         if (cored_is_dir(path) || is_image(e->d_name)) rc = push(&here, path);
     }
     closedir(d);
-    qsort(here.v, (size_t)here.n, sizeof *here.v, cmp_str);
+    if (here.n > 1) qsort(here.v, (size_t)here.n, sizeof *here.v, cmp_str);
     for (int i = 0; i < here.n && !rc; i++)
         rc = cored_is_dir(here.v[i]) ? walk(out, here.v[i], wp) : push(out, here.v[i]);
     for (int i = 0; i < here.n; i++) free(here.v[i]);
