@@ -3,7 +3,8 @@
  * nested per-video folders, TransferLearning with fallback), deterministic sorted order,
  * every folder error with a message naming the expected path (a TransferLearning path in
  * the way is one), symbolic-link loops (to any folder above, too) and fan-out (each folder
- * indexed once), links across classes, one-class splits for scoring, FIFOs named like images, the task list and the --tasks parser, derived sets (concat, subset,
+ * indexed once), links across classes, one-class splits for scoring, FIFOs named like
+ * images, the task list and the --tasks parser, derived sets (concat, subset,
  * class-balanced cap), and out-of-memory at every allocation.
  */
 #include <string.h>

@@ -137,7 +137,8 @@ int cored_paths_check(const cored_path_use *uses, int n, cored_error *err);
 /* Takes the lock of a folder that one run writes (an advisory flock on DIR/.cored.lock,
    created when missing, which records the holder's pid); *fd receives the lock for
    cored_dir_unlock. Held by another process: CORED_E_BUSY naming the folder and that pid.
-   The kernel releases it when the process ends, kill -9 included. */
+   The kernel releases it when the process ends, kill -9 included. A file system without
+   locks: a warning (cored_log), *fd = -1 and CORED_OK. */
 int cored_dir_lock(const char *dir, int *fd, cored_error *err);
 void cored_dir_unlock(int fd); /* -1 is a no-op */
 

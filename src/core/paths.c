@@ -9,7 +9,8 @@
  *
  * The lock is an advisory flock on DIR/.cored.lock, which holds the pid of its holder for
  * the message of a refused second writer. The kernel releases it when the holder exits,
- * also on kill -9, so a lock never outlives its run; the file itself stays.
+ * also on kill -9, so a lock never outlives its run; the file itself stays. On a file
+ * system without locks the run goes on with a warning rather than not at all.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -123,7 +124,8 @@ int cored_paths_check(const cored_path_use *u, int n, cored_error *err)
                 cored_error_hint(err, "choose %s outside %s", u[o].what, u[i].path);
             } else if (o_exists && u[i].role == CORED_PATH_INPUT && stat(res[i], &si) == 0 &&
                        si.st_dev == so.st_dev && si.st_ino == so.st_ino) {
-                rc = CORED_FAIL(err, CORED_E_ARG, "%s %s is the same file as %s %s; cored never writes over a file it reads",
+                rc = CORED_FAIL(err, CORED_E_ARG,
+                                "%s %s is the same file as %s %s; cored never writes over a file it reads",
                                 u[o].what, u[o].path, u[i].what, u[i].path);
                 cored_error_hint(err, "write elsewhere, or copy %s out of the way first", u[i].path);
             } else if (u[o].role == CORED_PATH_REPLACED_DIR && below(res[o], res[i])) {
@@ -167,6 +169,12 @@ int cored_dir_lock(const char *dir, int *fd_out, cored_error *err)
     if (fd < 0) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open the lock file: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         int e = errno;
+        if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+            close(fd);
+            cored_log(CORED_LOG_WARN, "%s: this file system has no locks (%s); nothing keeps a second run out of %s",
+                      path, strerror(e), dir);
+            return CORED_OK;
+        }
         long pid = e == EWOULDBLOCK ? lock_holder(fd) : 0;
         close(fd);
         if (e != EWOULDBLOCK) return CORED_FAIL(err, CORED_E_IO, "%s: cannot lock: %s", path, strerror(e));

@@ -155,8 +155,9 @@ int cored_model_load_file(cored_model *m, const cored_st_file *f, cored_error *e
         rc = cored_st_to_f32(f, match[i], dst, p->numel, 0, err);
         for (size_t k = 0; rc == CORED_OK && p->kind == CORED_PARAM_BN_VAR && k < p->numel; k++)
             if (dst[k] < 0)
-                rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: %s[%zu] = %g: a BatchNorm running variance cannot be negative",
-                                f->path, p->name, k, (double)dst[k]);
+                rc = CORED_FAIL(err, CORED_E_FORMAT,
+                                "%s: %s[%zu] = %g: a BatchNorm running variance cannot be negative", f->path,
+                                p->name, k, (double)dst[k]);
     }
     if (rc == CORED_OK) {
         memcpy(w, sw, sizeof(float) * nw);

@@ -316,7 +316,8 @@ static int write_log_line(cored_trainer *t, const double *acc, const double *auc
                     per_image(a, a->kd), per_image(a, a->rep), per_image(a, a->reg), per_image(a, a->correct));
     for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&line, ",%.6f,%.6f", acc[i], auc[i]);
     cored_sb_printf(&line, ",%.2f,%.3f,%d\n", ips, a->seconds, selected);
-    int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line") : cored_append_file(t->path_csv, line.s, line.len, err);
+    int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line")
+                      : cored_append_file(t->path_csv, line.s, line.len, err);
     cored_sb_release(&line);
     if (rc) return rc;
     cJSON *j = cJSON_CreateObject(), *val = cJSON_CreateObject();
@@ -339,7 +340,8 @@ static int write_log_line(cored_trainer *t, const double *acc, const double *auc
     cJSON_AddBoolToObject(j, "selected", selected);
     char *s2 = cored_json_line(j);
     cJSON_Delete(j);
-    rc = s2 ? cored_append_file(t->path_jsonl, s2, strlen(s2), err) : CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
+    rc = s2 ? cored_append_file(t->path_jsonl, s2, strlen(s2), err)
+            : CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
     cored_free(s2);
     return rc;
 }
