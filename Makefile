@@ -46,7 +46,7 @@ TEST_OBJ := $(TEST_LIB:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libcored.a
 
-.PHONY: all deps deps-test deps-fuzz test test-c test-parity test-slow demo bench fixtures fuzz fuzz-run clean
+.PHONY: all deps deps-test deps-fuzz test test-c test-parity test-slow demo bench fixtures fuzz fuzz-run fuzz-long clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -105,8 +105,11 @@ bench: $(BIN) | deps-test
 	CORED=./$(BIN) $(PYTHON) tools/bench.py
 
 # libFuzzer targets (clang 14): fuzz/fuzz_<name>.c, seed corpus fuzz/corpus/<name>/,
-# crash regressions fuzz/regress/<name>/ (replayed first by fuzz-run).
+# crash regressions fuzz/regress/<name>/ (replayed first by fuzz-run). fuzz-run is CI's
+# short run; fuzz-long the nightly one, 10 minutes per target, ending with libFuzzer's
+# statistics (executions per second, edges covered; docs/reliability.md lists them).
 FUZZ_SECONDS ?= 20
+FUZZ_STATS   ?= 0
 FUZZ_CC      := clang
 FUZZ_FLAGS   := -std=c11 -O1 -g -fopenmp -D_DEFAULT_SOURCE -Wall -Wextra -Wno-pass-failed -fsanitize=address,undefined
 FUZZ_SRC     := $(sort $(wildcard fuzz/fuzz_*.c))
@@ -127,7 +130,10 @@ fuzz-run: $(FUZZ_BIN)
 	  if [ -d fuzz/regress/$$n ] && [ -n "$$(ls fuzz/regress/$$n)" ]; then \
 	    echo "== $$b: regressions"; $$b fuzz/regress/$$n/*; fi; \
 	  mkdir -p build-fuzz/corpus/$$n; echo "== $$b: $(FUZZ_SECONDS) s"; \
-	  $$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build-fuzz/corpus/$$n fuzz/corpus/$$n; done
+	  $$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=$(FUZZ_STATS) build-fuzz/corpus/$$n fuzz/corpus/$$n; done
+
+fuzz-long: $(FUZZ_BIN)
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=600 FUZZ_STATS=1
 
 clean:
 	rm -rf build build-san build-fuzz cored

@@ -46,4 +46,11 @@ int cli_getopt(const char *cmd, int argc, char **argv, const char *shortopts,
 /* Installs the stderr log sink used by every command (warnings and notes of the library). */
 void cli_install_logger(int quiet);
 
+/* Standard output: commands flush it through cli_flush_stdout (-1 when a write failed: the
+   disk is full, the pipe or the descriptor closed), and main ends every command with
+   cli_exit, which flushes it once more and turns any failed write into exit status 1 with
+   a message naming standard output and the system's reason. */
+int cli_flush_stdout(void);
+int cli_exit(int rc);
+
 #endif

@@ -117,7 +117,7 @@ static void print_row(const char *task, const char *split, const cored_dataset *
                cored_dataset_class_count(ds, 1), cored_dataset_count(ds), badcol);
     else
         printf("%-28s %-6s %9s %9s %9s %6s\n", task, split, "error", "-", "-", "-");
-    fflush(stdout);
+    cli_flush_stdout();
 }
 
 /* Warns about TransferLearning subsets of tasks that are not in the list (never used). */
@@ -235,7 +235,7 @@ int cmd_data(int argc, char **argv)
             cored_dataset_free(ds);
         }
     }
-    fflush(stdout);
+    cli_flush_stdout();
     if (t.text.oom) {
         t.errors++;
         fprintf(stderr, "cored: error: out of memory while collecting the problems found\n");
@@ -249,7 +249,7 @@ int cmd_data(int argc, char **argv)
            check ? "" : " (not decoded; --check decodes them)", t.errors, t.warnings,
            quiet && !strict && t.warnings ? " (warnings not shown: --quiet)" : "");
     if (check) printf("%ld image(s) could not be decoded\n", total_bad);
-    fflush(stdout);
+    cli_flush_stdout();
     cored_sb_release(&t.text);
     cored_free(tasks);
     return failed ? 1 : 0;

@@ -2,10 +2,11 @@
  * cored detect: p(fake) and a label for every image given (files, or folders searched
  * recursively for .png/.jpg/.jpeg), one JSON object per line on stdout, in argument
  * order (folders sorted). An unreadable image gets a line with "error" and makes the
- * exit status 1; the others are still scored.
+ * exit status 1, as does a folder without images; the others are still scored.
  */
 #include <cJSON.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,9 @@ static void usage(void)
     printf("usage: cored detect --model CKPT [options] FILE|DIR ...\n\n"
            "Prints one JSON line per image: {\"path\": ..., \"p_fake\": ..., \"label\": \"fake\"|\"real\"}\n"
            "(label fake when p_fake > --threshold). Folders are searched recursively for\n"
-           ".png, .jpg and .jpeg files, in sorted order. Images are resized to the model's input\n"
-           "size with the same bilinear resize and normalisation as in training.\n");
+           ".png, .jpg and .jpeg files, in sorted order; a folder without any is an error.\n"
+           "Images are resized to the model's input size with the same bilinear resize and\n"
+           "normalisation as in training.\n");
 }
 
 typedef struct {
@@ -86,7 +88,7 @@ static int walk(strlist *out, const char *dir, walk_path *wp)
         if (cored_is_dir(path) || is_image(e->d_name)) rc = push(&here, path);
     }
     closedir(d);
-    qsort(here.v, (size_t)here.n, sizeof *here.v, cmp_str);
+    if (here.n > 1) qsort(here.v, (size_t)here.n, sizeof *here.v, cmp_str);
     for (int i = 0; i < here.n && !rc; i++)
         rc = cored_is_dir(here.v[i]) ? walk(out, here.v[i], wp) : push(out, here.v[i]);
     for (int i = 0; i < here.n; i++) free(here.v[i]);
@@ -164,8 +166,12 @@ int cmd_detect(int argc, char **argv)
     for (int i = 0; i < npos; i++) {
         if (cored_is_dir(pos[i])) {
             walk_path wp = {.depth = 0};
+            int before = files.n;
             if (walk(&files, pos[i], &wp)) {
-                fprintf(stderr, "cored: error: %s: cannot read the whole folder\n", pos[i]);
+                fprintf(stderr, "cored: error: %s: cannot read the whole folder: %s\n", pos[i], strerror(errno));
+                failed++;
+            } else if (files.n == before) {
+                fprintf(stderr, "cored: error: %s: a folder without images (.png, .jpg, .jpeg)\n", pos[i]);
                 failed++;
             }
         } else if (push(&files, pos[i])) {
@@ -201,9 +207,8 @@ int cmd_detect(int argc, char **argv)
                 failed++;
             }
         }
-        fflush(stdout);
+        if (cli_flush_stdout()) break; /* cli_exit reports it */
     }
-    if (files.n == 0) fprintf(stderr, "cored: warning: no images found\n");
     rc = failed ? 1 : 0;
     goto done;
 fail:

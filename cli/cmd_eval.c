@@ -89,6 +89,7 @@ int cmd_eval(int argc, char **argv)
     int n_tasks = opts_split(list, tasks, CORED_MAX_TASKS);
     if (n_tasks < 1) return cli_usage_error("eval", "--tasks needs 1 to %d names", CORED_MAX_TASKS);
     threads = cored_set_threads(threads);
+    cli_install_logger(0);
 
     cored_error err = {0};
     cored_model *m = NULL;
@@ -104,16 +105,20 @@ int cmd_eval(int argc, char **argv)
         goto fail;
     }
     size = size ? size : ck_size ? ck_size : 128;
-    if ((rc = cored_model_create(&m, arch ? arch : ck_arch, size, batch, CORED_BUILD_INFER, &err))) goto fail;
-    if ((rc = cored_model_load(m, ckpt, &err))) goto fail;
     char packbuf[4096];
     cored_resolve_pack(packbuf, sizeof packbuf, data, pack && !strcmp(pack, "none") ? "" : pack, size);
+    const cored_path_use uses[] = {{ckpt, "--model", CORED_PATH_INPUT}, {data, "--data", CORED_PATH_DATA},
+                                   {packbuf, "--pack", CORED_PATH_INPUT},
+                                   {json && strcmp(json, "-") ? json : NULL, "--json", CORED_PATH_OUTPUT}};
+    if ((rc = cored_paths_check(uses, 4, &err))) goto fail;
+    if ((rc = cored_model_create(&m, arch ? arch : ck_arch, size, batch, CORED_BUILD_INFER, &err))) goto fail;
+    if ((rc = cored_model_load(m, ckpt, &err))) goto fail;
     cored_loader_opts base = {.size = size, .threads = cored_loader_threads(loader_threads), .strict = strict,
                               .pack = packbuf[0] ? packbuf : NULL};
     for (int i = 0; i < n_tasks; i++) {
         cored_dataset *ds = NULL;
         cored_loader *l = NULL;
-        if ((rc = cored_dataset_open(&ds, data, tasks[i], (cored_split)split, &err))) goto fail;
+        if ((rc = cored_dataset_open_scoring(&ds, data, tasks[i], (cored_split)split, &err))) goto fail;
         int count = cored_dataset_count(ds), n = 0;
         cored_free(scores);
         cored_free(labels);

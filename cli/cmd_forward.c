@@ -65,6 +65,9 @@ int cmd_forward(int argc, char **argv)
     float *x = NULL, *feat = NULL;
     cored_st_out *t = NULL;
     int n, size, rc;
+    const cored_path_use uses[] = {{weights, "--weights", CORED_PATH_INPUT}, {input, "--input", CORED_PATH_INPUT},
+                                   {out, "--out", CORED_PATH_OUTPUT}};
+    if ((rc = cored_paths_check(uses, 3, &err))) goto fail;
     if ((rc = cli_load_input(input, &x, &n, &size, &err))) goto fail;
     if ((rc = cored_model_create(&m, arch, size, n, CORED_BUILD_INFER, &err))) goto fail;
     if ((rc = cored_model_load(m, weights, &err))) goto fail;

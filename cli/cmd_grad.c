@@ -268,6 +268,12 @@ int cmd_grad(int argc, char **argv)
     cored_st_out *t = NULL;
     char **names = NULL;
     int n, size, np = 0, iters = steps > 0 ? steps : 1;
+    const cored_path_use uses[] = {
+        {weights, "--weights", CORED_PATH_INPUT},           {input, "--input", CORED_PATH_INPUT},
+        {labels_path, "--labels", CORED_PATH_INPUT},        {teacher_path, "--teacher", CORED_PATH_INPUT},
+        {out, "--out", CORED_PATH_OUTPUT},                  {out_weights, "--out-weights", CORED_PATH_OUTPUT},
+        {decisions_path, "--decisions", CORED_PATH_OUTPUT}};
+    if ((rc = cored_paths_check(uses, 7, &err))) goto fail;
     if ((rc = cli_load_input(input, &x, &n, &size, &err))) goto fail;
     if ((rc = cli_load_labels(labels_path, n, &labels, &err))) goto fail;
     if ((rc = cli_load_ints(labels_path, "partner", n, 0, n - 1, box_arg != NULL, &partner, &err))) goto fail;

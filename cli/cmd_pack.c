@@ -130,6 +130,8 @@ int cmd_pack(int argc, char **argv)
         cored_pack_default_path(defpath, sizeof defpath, root, size);
         out = defpath;
     }
+    const cored_path_use uses[] = {{root, "DIR", CORED_PATH_DATA}, {out, "--out", CORED_PATH_OUTPUT}};
+    if (!rc) rc = cored_paths_check(uses, 2, &err);
     if (!rc) {
         if (!quiet)
             fprintf(stderr, "cored pack: %d images of %d task(s) at %d px into %s (%d threads)\n",

@@ -1,8 +1,11 @@
 /*
  * cored — command-line entry point: dispatches to one subcommand per file.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -39,7 +42,19 @@ static void usage(FILE *f)
     fprintf(f, "\nLabels: 0 = real, 1 = fake; scores are p(fake).\n");
 }
 
-int main(int argc, char **argv)
+/* A closed standard descriptor gets /dev/null, so that no file cored opens can take its
+   number (a checkpoint opened as descriptor 1 would receive printf's output); stdout's is
+   opened read-only, so that writing a result fails and cli_exit reports it. */
+static void reserve_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            int got = open("/dev/null", fd == 2 ? O_WRONLY : O_RDONLY);
+            if (got >= 0 && got != fd) close(got);
+        }
+}
+
+static int run(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -66,4 +81,10 @@ int main(int argc, char **argv)
     fprintf(stderr, "cored: unknown command '%s'\n\n", name);
     usage(stderr);
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    reserve_std_fds();
+    return cli_exit(run(argc, argv));
 }

@@ -100,3 +100,25 @@ static void log_stderr(cored_log_level level, const char *msg, void *user)
 }
 
 void cli_install_logger(int quiet) { cored_set_log(log_stderr, quiet ? (void *)1 : NULL); }
+
+/* errno of the first failed write on standard output; 0 while none failed, -1 when it
+   failed without saying why (inside an earlier printf). */
+static int stdout_errno;
+
+int cli_flush_stdout(void)
+{
+    errno = 0;
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    if (bad && !stdout_errno) stdout_errno = errno ? errno : -1;
+    return bad ? -1 : 0;
+}
+
+int cli_exit(int rc)
+{
+    if (cli_flush_stdout() == 0) return rc;
+    if (stdout_errno > 0)
+        fprintf(stderr, "cored: error: standard output: write failed: %s\n", strerror(stdout_errno));
+    else
+        fprintf(stderr, "cored: error: standard output: write failed\n");
+    return rc ? rc : 1;
+}

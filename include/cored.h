@@ -35,7 +35,8 @@ typedef enum {
     CORED_E_SHAPE = -5,     /* tensor names or shapes do not fit */
     CORED_E_NONFINITE = -6, /* NaN or Inf where a finite value is required */
     CORED_E_INTERNAL = -7,  /* broken invariant inside cored (a bug) */
-    CORED_E_STOPPED = -8    /* stopped on request (signal) */
+    CORED_E_STOPPED = -8,   /* stopped on request (signal) */
+    CORED_E_BUSY = -9       /* a folder is in use by another run (its lock is held) */
 } cored_status;
 
 typedef struct {

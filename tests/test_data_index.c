@@ -2,8 +2,9 @@
  * Data-set index: the official layout and its variants (real/fake, 0_real/1_fake, 0/1,
  * nested per-video folders, TransferLearning with fallback), deterministic sorted order,
  * every folder error with a message naming the expected path (a TransferLearning path in
- * the way is one), symbolic-link loops and fan-out (each folder indexed once), FIFOs named
- * like images, the task list and the --tasks parser, derived sets (concat, subset,
+ * the way is one), symbolic-link loops (to any folder above, too) and fan-out (each folder
+ * indexed once), links across classes, one-class splits for scoring, FIFOs named like
+ * images, the task list and the --tasks parser, derived sets (concat, subset,
  * class-balanced cap), and out-of-memory at every allocation.
  */
 #include <string.h>
@@ -186,6 +187,43 @@ static void test_symlink_loop(void)
     CHECK(cored_dataset_open(&ds, root, "DeepFake", CORED_SPLIT_TRAIN, &err) == 0);
     CHECK_MSG(ds && cored_dataset_class_count(ds, 0) >= 6, "a symbolic-link loop terminates");
     cored_dataset_free(ds);
+    /* links up to the split folder and above, and across into the other class: not
+       followed, each reported, both classes intact */
+    const char *links[][2] = {{"..", "real/up"}, {"../../..", "real/video1/top"}, {"../fake", "real/across"}};
+    for (size_t k = 0; k < sizeof links / sizeof links[0]; k++) {
+        snprintf(link, sizeof link, "%s/DeepFake/val/%s", root, links[k][1]);
+        CHECK(symlink(links[k][0], link) == 0);
+    }
+    collected c;
+    memset(&c, 0, sizeof c);
+    ds = NULL;
+    CHECK(cored_dataset_scan(&ds, root, "DeepFake", CORED_SPLIT_VAL, collect, &c) == 0);
+    CHECK_MSG(ds && cored_dataset_class_count(ds, 0) == 6 && cored_dataset_class_count(ds, 1) == 3,
+              "real %d, fake %d:\n%s", cored_dataset_class_count(ds, 0), cored_dataset_class_count(ds, 1), c.all);
+    CHECK_MSG(strstr(c.all, "real/up: symbolic-link loop") && strstr(c.all, "real/video1/top: symbolic-link loop") &&
+              strstr(c.all, "real/across: a link into the other class"), "%s", c.all);
+    cored_dataset_free(ds);
+}
+
+/* Scoring a split that holds one class: allowed (AUC n/a), not for training; a split
+   without any image is refused either way. */
+static void test_one_class(void)
+{
+    const char *root = make_layout("oneclass", "real", "fake");
+    char cmd[1300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/DeepFake/test/fake'", root);
+    CHECK(system(cmd) == 0);
+    cored_dataset *ds = NULL;
+    cored_error err;
+    CHECK(cored_dataset_open(&ds, root, "DeepFake", CORED_SPLIT_TEST, &err) == CORED_E_IO && strstr(err.msg, "fake"));
+    CHECK(cored_dataset_open_scoring(&ds, root, "DeepFake", CORED_SPLIT_TEST, &err) == 0);
+    CHECK(ds && cored_dataset_class_count(ds, 0) == 6 && cored_dataset_class_count(ds, 1) == 0);
+    cored_dataset_free(ds);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s/DeepFake/test/real/'* && mkdir '%s/DeepFake/test/fake'", root, root);
+    CHECK(system(cmd) == 0);
+    ds = NULL;
+    CHECK(cored_dataset_open_scoring(&ds, root, "DeepFake", CORED_SPLIT_TEST, &err) == CORED_E_IO && ds == NULL);
+    CHECK_MSG(strstr(err.msg, "either class"), "%s", err.msg);
 }
 
 static void test_derived(void)
@@ -374,6 +412,7 @@ int main(void)
     RUN(test_folder_errors);
     RUN(test_scan_reports_everything);
     RUN(test_symlink_loop);
+    RUN(test_one_class);
     RUN(test_symlink_fanout_and_fifo);
     RUN(test_transfer_paths);
     RUN(test_task_lists);

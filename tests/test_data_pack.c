@@ -408,10 +408,10 @@ static void test_fifo_pack(void)
     alarm(0);
 }
 
-static int write_text(FILE *f, void *user, cored_error *err)
+static int write_text(FILE *f, const char *path, void *user, cored_error *err)
 {
     const char *text = user;
-    return cored_fwrite_all(f, text, strlen(text), "y.bin", err);
+    return cored_fwrite_all(f, text, strlen(text), path, err);
 }
 
 /* cored_clean_stale_temps removes the temporaries of writers that are gone — a dead pid, or

@@ -86,14 +86,18 @@ int cored_read_file(const char *path, size_t max_bytes, unsigned char **data, si
 
 /* Atomic replacement of `path`: writes to a temporary file in the same folder, fsyncs it,
    renames it over `path` and fsyncs the folder. On any failure the temporary file is
-   removed and `path` is untouched. The writer callback receives the open stream. */
-typedef int (*cored_write_fn)(FILE *f, void *user, cored_error *err);
+   removed and `path` is untouched. The writer callback receives the open stream and
+   `path`, which its error messages name. */
+typedef int (*cored_write_fn)(FILE *f, const char *path, void *user, cored_error *err);
 int cored_write_atomic(const char *path, cored_write_fn fn, void *user, cored_error *err);
 /* Removes temporaries left in `dir` by an interrupted cored_write_atomic of `basename`. */
 void cored_clean_stale_temps(const char *dir, const char *basename);
 
 /* fwrite that reports a failure (disk full, ...) as an error naming path. */
 int cored_fwrite_all(FILE *f, const void *data, size_t bytes, const char *path, cored_error *err);
+/* Appends bytes to `path` (created when missing) and fsyncs it; a failure names path and
+   the system's reason. */
+int cored_append_file(const char *path, const void *data, size_t bytes, cored_error *err);
 
 /* out = a + "/" + b; -1 (out holds a truncated path) when it does not fit in n. */
 int cored_path_join(char *out, size_t n, const char *a, const char *b);
@@ -102,6 +106,41 @@ int cored_path_join(char *out, size_t n, const char *a, const char *b);
 int cored_mkdir_p(const char *path, cored_error *err);
 int cored_is_dir(const char *path);
 int cored_is_file(const char *path);
+
+/* ---------------------------------------------------------------- path safety */
+
+/* What a path is to a command (paths.c). */
+typedef enum {
+    CORED_PATH_INPUT,        /* a file it reads */
+    CORED_PATH_DATA,         /* a data root in the CoReD layout: its task folders are read */
+    CORED_PATH_SOURCES,      /* a folder every image of which is read (synth --real) */
+    CORED_PATH_OUTPUT,       /* a file it writes, replaces or deletes */
+    CORED_PATH_OUTPUT_DIR,   /* a folder it writes files into */
+    CORED_PATH_REPLACED_DIR  /* a folder it replaces as a whole */
+} cored_path_role;
+
+typedef struct {
+    const char *path;        /* NULL or "" is skipped */
+    const char *what;        /* how the user named it, for messages: "--from", "run file" */
+    cored_path_role role;
+} cored_path_use;
+
+/* The rule every command applies before it writes anything. Refuses (CORED_E_ARG, naming
+   both paths) an output that is the same file as an input (device and inode: --force would
+   delete it, a write would replace it), an output inside a data or source folder where
+   cored reads (a file directly in a data root is not: the index reads only task folders;
+   the pack caches live there), and an input inside a folder the command replaces. Paths
+   are compared resolved (links, "..", paths that do not exist yet); a path that cannot be
+   resolved is left for the command to report. */
+int cored_paths_check(const cored_path_use *uses, int n, cored_error *err);
+
+/* Takes the lock of a folder that one run writes (an advisory flock on DIR/.cored.lock,
+   created when missing, which records the holder's pid); *fd receives the lock for
+   cored_dir_unlock. Held by another process: CORED_E_BUSY naming the folder and that pid.
+   The kernel releases it when the process ends, kill -9 included. A file system without
+   locks: a warning (cored_log), *fd = -1 and CORED_OK. */
+int cored_dir_lock(const char *dir, int *fd, cored_error *err);
+void cored_dir_unlock(int fd); /* -1 is a no-op */
 
 /* ---------------------------------------------------------------- strings */
 
@@ -114,6 +153,9 @@ typedef struct {
 } cored_sb;
 
 void cored_sb_printf(cored_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends one CSV field (RFC 4180): the formatted text, in double quotes with every quote
+   doubled when it holds a comma, a quote, a CR or a LF. */
+void cored_sb_csv(cored_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cored_sb_release(cored_sb *b);
 
 /* ---------------------------------------------------------------- logging */

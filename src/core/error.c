@@ -20,6 +20,7 @@ const char *cored_status_str(int status)
     case CORED_E_NONFINITE: return "non-finite value";
     case CORED_E_INTERNAL: return "internal error";
     case CORED_E_STOPPED: return "stopped";
+    case CORED_E_BUSY: return "in use by another run";
     default: return "unknown error";
     }
 }

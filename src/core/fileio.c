@@ -80,6 +80,27 @@ int cored_fwrite_all(FILE *f, const void *data, size_t bytes, const char *path, 
     return CORED_OK;
 }
 
+int cored_append_file(const char *path, const void *data, size_t bytes, cored_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open for appending: %s", path, strerror(errno));
+    const char *p = data;
+    int rc = CORED_OK;
+    while (bytes && rc == CORED_OK) {
+        ssize_t w = write(fd, p, bytes);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0)
+            rc = CORED_FAIL(err, CORED_E_IO, "%s: write failed: %s", path, w < 0 ? strerror(errno) : "no progress");
+        else
+            p += w, bytes -= (size_t)w;
+    }
+    if (rc == CORED_OK && fsync(fd) != 0)
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: fsync failed: %s", path, strerror(errno));
+    if (close(fd) != 0 && rc == CORED_OK)
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed: %s", path, strerror(errno));
+    return rc;
+}
+
 static void split_path(const char *path, char *dir, size_t dn, char *base, size_t bn)
 {
     char tmp[4096];
@@ -123,7 +144,7 @@ int cored_write_atomic(const char *path, cored_write_fn fn, void *user, cored_er
         unlink(tmp);
         return CORED_FAIL(err, CORED_E_IO, "%s: %s", path, strerror(e));
     }
-    int rc = fn(f, user, err);
+    int rc = fn(f, path, user, err);
     if (rc == CORED_OK && fflush(f) != 0)
         rc = CORED_FAIL(err, CORED_E_IO, "%s: write failed: %s", path, strerror(errno));
     if (rc == CORED_OK && fsync(fileno(f)) != 0)

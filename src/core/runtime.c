@@ -3,6 +3,7 @@
  * the same number so they never oversubscribe the cores), the log sink and the clock.
  */
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -81,6 +82,30 @@ void cored_sb_printf(cored_sb *b, const char *fmt, ...)
         b->s = s;
         b->cap = cap;
     }
+}
+
+void cored_sb_csv(cored_sb *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *f = w >= 0 ? cored_alloc((size_t)w + 1) : NULL;
+    if (!f) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(f, (size_t)w + 1, fmt, ap);
+    va_end(ap);
+    if (!strpbrk(f, ",\"\r\n")) {
+        cored_sb_printf(b, "%s", f);
+    } else {
+        cored_sb_printf(b, "\"");
+        for (const char *c = f; *c; c++) cored_sb_printf(b, *c == '"' ? "\"\"" : "%c", *c);
+        cored_sb_printf(b, "\"");
+    }
+    cored_free(f);
 }
 
 void cored_sb_release(cored_sb *b)

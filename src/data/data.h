@@ -41,6 +41,11 @@ typedef struct cored_dataset cored_dataset;
    not a folder, when a class has no images, or when two spellings of one class exist. */
 int cored_dataset_open(cored_dataset **out, const char *root, const char *task, cored_split split,
                        cored_error *err);
+/* The same for scoring a split (eval, the protocol's evaluations): a class folder that is
+   missing or holds no images is a warning, since the metrics of one class are defined (AUC
+   n/a); a split without any image is still an error. */
+int cored_dataset_open_scoring(cored_dataset **out, const char *root, const char *task, cored_split split,
+                               cored_error *err);
 /* Union of parts in order (joint training); the parts may be freed afterwards. */
 int cored_dataset_concat(cored_dataset **out, cored_dataset *const *parts, int n, cored_error *err);
 /* The samples indices[0..n) of ds, in that order; an index out of range is CORED_E_ARG. */

@@ -6,7 +6,9 @@
  * are 0 = real, 1 = fake whatever the spelling. Images may sit in nested (per-video)
  * sub-folders; symbolic links are followed (as torchvision's ImageFolder does), but every
  * folder is indexed once per split: a set of the (device, inode) of the folders visited
- * stops loops and fan-out (several links to one folder), each reported. Samples are
+ * stops loops and fan-out (several links to one folder), each reported; a link to the
+ * split folder or above it is a loop too, and a link from one class folder into the other
+ * is not followed (its images would take the wrong label). Samples are
  * sorted by path, bytewise, so an index is the same everywhere. A folder that cannot be
  * read, also part-way (readdir failing), is an error, never a silently shorter list.
  * Every problem of a split can be reported (cored_dataset_scan) or only the first
@@ -127,7 +129,8 @@ typedef struct {
     cored_problem_fn fn;
     void *user;
     int errors;
-    int nomem; /* an error was an allocation failure */
+    int nomem;        /* an error was an allocation failure */
+    int one_class_ok; /* a class without images is a warning (scoring: AUC n/a), not an error */
 } reporter;
 
 static void report(reporter *r, cored_problem_kind kind, const char *fmt, ...)
@@ -208,6 +211,11 @@ typedef struct {
     cored_dataset *ds;
     reporter *rep;
     dir_set *seen;         /* every folder of the split visited so far */
+    const dir_id *above;   /* the split and class folders and every folder above them (resolved):
+                              a link to one of them is a loop */
+    int n_above;
+    dir_id other;          /* the other class's folder, whose images must not take this label */
+    int have_other;
     size_t rel;
     int label;
     int nomem;
@@ -221,11 +229,17 @@ static void walk(walker *w, char *path, size_t len, int depth)
     struct stat st;
     if (stat(path, &st) != 0) return;
     dir_id id = {st.st_dev, st.st_ino};
-    for (int i = 0; i < depth; i++)
-        if (w->stack[i].dev == id.dev && w->stack[i].ino == id.ino) {
-            report(w->rep, CORED_PROBLEM_WARNING, "%s: symbolic-link loop, not followed", path);
-            return;
-        }
+    int loop = 0;
+    for (int i = 0; i < depth; i++) loop |= w->stack[i].dev == id.dev && w->stack[i].ino == id.ino;
+    for (int i = 0; i < w->n_above && depth > 0; i++) loop |= w->above[i].dev == id.dev && w->above[i].ino == id.ino;
+    if (loop) {
+        report(w->rep, CORED_PROBLEM_WARNING, "%s: symbolic-link loop, not followed", path);
+        return;
+    }
+    if (depth > 0 && w->have_other && w->other.dev == id.dev && w->other.ino == id.ino) {
+        report(w->rep, CORED_PROBLEM_WARNING, "%s: a link into the other class's folder, not followed", path);
+        return;
+    }
     if (depth >= MAX_DEPTH) {
         report(w->rep, CORED_PROBLEM_WARNING, "%s: folders nested deeper than %d levels, ignored", path,
                MAX_DEPTH);
@@ -299,11 +313,30 @@ static int is_class_name(const char *name)
     return 0;
 }
 
+/* The folders from dir (resolved) up to "/", at most max; their count. */
+static int folders_above(dir_id *out, int max, const char *dir)
+{
+    char real[PATH_MAX_LEN];
+    if (!realpath(dir, real)) return 0;
+    int n = 0;
+    for (size_t len = strlen(real); n < max;) {
+        struct stat st;
+        if (stat(real, &st) == 0) out[n++] = (dir_id){st.st_dev, st.st_ino};
+        if (len <= 1) break;
+        while (len > 1 && real[len - 1] != '/') len--;
+        real[len > 1 ? len - 1 : len] = '\0';
+        len = strlen(real);
+    }
+    return n;
+}
+
 /* Indexes one split folder; problems go to rep. */
 static void scan_split(cored_dataset *ds, reporter *rep, const char *split_dir, size_t rel)
 {
     char path[PATH_MAX_LEN + 16];
     dir_set seen = {0};
+    dir_id above[2 * MAX_DEPTH], class_id[2];
+    int n_split = folders_above(above, MAX_DEPTH, split_dir), found[2] = {-1, -1};
     DIR *d = opendir(split_dir);
     if (!d) {
         report(rep, CORED_PROBLEM_ERROR, "%s: cannot read folder: %s", split_dir, strerror(errno));
@@ -323,37 +356,49 @@ static void scan_split(cored_dataset *ds, reporter *rep, const char *split_dir, 
                split_dir, e->d_name);
     }
     closedir(d);
+    const cored_problem_kind absent = rep->one_class_ok ? CORED_PROBLEM_WARNING : CORED_PROBLEM_ERROR;
     for (int label = 0; label < 2; label++) {
-        int found = -1, state[3];
+        int state[3];
         for (int k = 0; k < 3; k++) {
             snprintf(path, sizeof path, "%s/%s", split_dir, class_names[label][k]);
             state[k] = dir_state(path);
             if (state[k] < 0)
                 report(rep, CORED_PROBLEM_ERROR, "%s: is not a folder", path);
             else if (state[k] > 0) {
-                if (found >= 0)
+                if (found[label] >= 0)
                     report(rep, CORED_PROBLEM_ERROR, "%s: ambiguous class folders %s and %s (both mean %s)",
-                           split_dir, class_names[label][found], class_names[label][k],
+                           split_dir, class_names[label][found[label]], class_names[label][k],
                            label ? "fake" : "real");
                 else
-                    found = k;
+                    found[label] = k;
             }
         }
-        if (found < 0) {
-            if (state[0] == 0 && state[1] == 0 && state[2] == 0)
-                report(rep, CORED_PROBLEM_ERROR, "%s/%s: class folder not found (also looked for %s and %s)",
-                       split_dir, class_names[label][0], class_names[label][1], class_names[label][2]);
-            continue;
-        }
+        if (found[label] < 0 && state[0] == 0 && state[1] == 0 && state[2] == 0)
+            report(rep, absent, "%s/%s: class folder not found (also looked for %s and %s)", split_dir,
+                   class_names[label][0], class_names[label][1], class_names[label][2]);
+        struct stat st;
+        if (found[label] < 0) continue;
+        snprintf(path, sizeof path, "%s/%s", split_dir, class_names[label][found[label]]);
+        if (stat(path, &st) == 0)
+            class_id[label] = (dir_id){st.st_dev, st.st_ino};
+        else
+            found[label] = -1;
+    }
+    for (int label = 0; label < 2; label++) {
+        if (found[label] < 0) continue;
+        size_t len = (size_t)snprintf(path, sizeof path, "%s/%s", split_dir, class_names[label][found[label]]);
         walker w;
         memset(&w, 0, sizeof w);
         w.ds = ds;
         w.rep = rep;
         w.seen = &seen;
+        w.above = above;
+        w.n_above = n_split + folders_above(above + n_split, MAX_DEPTH, path);
+        w.other = class_id[1 - label];
+        w.have_other = found[1 - label] >= 0;
         w.rel = rel;
         w.label = label;
         int before = ds->count[label];
-        size_t len = (size_t)snprintf(path, sizeof path, "%s/%s", split_dir, class_names[label][found]);
         walk(&w, path, len, 0);
         if (w.nomem) {
             rep->nomem = 1;
@@ -365,8 +410,10 @@ static void scan_split(cored_dataset *ds, reporter *rep, const char *split_dir, 
                    "%s: %d file(s) without a .png/.jpg/.jpeg extension ignored (e.g. %s)", path,
                    w.skipped, w.first_skipped);
         if (ds->count[label] == before)
-            report(rep, CORED_PROBLEM_ERROR, "%s: no images (.png, .jpg, .jpeg) in this class folder", path);
+            report(rep, absent, "%s: no images (.png, .jpg, .jpeg) in this class folder", path);
     }
+    if (rep->one_class_ok && !rep->errors && ds->n == 0)
+        report(rep, CORED_PROBLEM_ERROR, "%s: no images (.png, .jpg, .jpeg) in either class", split_dir);
     dir_set_free(&seen);
 }
 
@@ -490,7 +537,7 @@ static int scan_impl(cored_dataset **out, const char *root_in, const char *task,
 int cored_dataset_scan(cored_dataset **out, const char *root, const char *task, cored_split split,
                        cored_problem_fn fn, void *user)
 {
-    reporter rep = {fn, user, 0, 0};
+    reporter rep = {fn, user, 0, 0, 0};
     return scan_impl(out, root, task, split, &rep);
 }
 
@@ -510,12 +557,12 @@ static void keep_first(cored_problem_kind kind, const char *msg, void *user)
     CORED_FAIL(fe->err, CORED_E_IO, "%s", msg);
 }
 
-int cored_dataset_open(cored_dataset **out, const char *root, const char *task, cored_split split,
-                       cored_error *err)
+static int open_split(cored_dataset **out, const char *root, const char *task, cored_split split,
+                      int one_class_ok, cored_error *err)
 {
     if (!out) return CORED_FAIL(err, CORED_E_ARG, "cored_dataset_open: out is NULL");
     first_error fe = {err, 0};
-    reporter rep = {keep_first, &fe, 0, 0};
+    reporter rep = {keep_first, &fe, 0, 0, one_class_ok};
     cored_dataset *ds = NULL;
     if (scan_impl(&ds, root, task, split, &rep) || !ds) {
         if (rep.nomem && err) err->code = CORED_E_NOMEM;
@@ -523,6 +570,18 @@ int cored_dataset_open(cored_dataset **out, const char *root, const char *task, 
     }
     *out = ds;
     return CORED_OK;
+}
+
+int cored_dataset_open(cored_dataset **out, const char *root, const char *task, cored_split split,
+                       cored_error *err)
+{
+    return open_split(out, root, task, split, 0, err);
+}
+
+int cored_dataset_open_scoring(cored_dataset **out, const char *root, const char *task, cored_split split,
+                               cored_error *err)
+{
+    return open_split(out, root, task, split, 1, err);
 }
 
 /* ---------------------------------------------------------------- derived sets */

@@ -554,7 +554,7 @@ static void build_one(build_ctx *c, cored_decoder *dec, int k, uint8_t *dst)
     e->hash = cored_checksum64(dst, img, SEED_PIXELS);
 }
 
-static int build_write(FILE *f, void *user, cored_error *err)
+static int build_write(FILE *f, const char *path, void *user, cored_error *err)
 {
     build_ctx *c = user;
     size_t img = (size_t)c->size * c->size * 3;
@@ -563,10 +563,10 @@ static int build_write(FILE *f, void *user, cored_error *err)
     if (chunk > BUILD_CHUNK) chunk = BUILD_CHUNK;
     if (chunk < c->threads) chunk = c->threads;
     uint8_t *buf = cored_alloc((size_t)chunk * img);
-    if (!buf) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate %zu bytes", c->path, (size_t)chunk * img);
-    int rc = write_zeros(f, c->strings_off, c->path, err);
-    if (!rc) rc = cored_fwrite_all(f, c->strings, c->strings_bytes, c->path, err);
-    if (!rc) rc = write_zeros(f, c->pixels_off - c->strings_off - c->strings_bytes, c->path, err);
+    if (!buf) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate %zu bytes", path, (size_t)chunk * img);
+    int rc = write_zeros(f, c->strings_off, path, err);
+    if (!rc) rc = cored_fwrite_all(f, c->strings, c->strings_bytes, path, err);
+    if (!rc) rc = write_zeros(f, c->pixels_off - c->strings_off - c->strings_bytes, path, err);
     double t0 = cored_now(), last = t0;
     for (int c0 = 0; !rc && c0 < c->count; c0 += chunk) {
         int n = c->count - c0 < chunk ? c->count - c0 : chunk;
@@ -577,7 +577,7 @@ static int build_write(FILE *f, void *user, cored_error *err)
             rc = err->code ? err->code : CORED_E_FORMAT;
             break;
         }
-        rc = cored_fwrite_all(f, buf, (size_t)n * img, c->path, err);
+        rc = cored_fwrite_all(f, buf, (size_t)n * img, path, err);
         double now = cored_now();
         if (now - last > 5.0) {
             last = now;
@@ -588,7 +588,7 @@ static int build_write(FILE *f, void *user, cored_error *err)
     if (rc) return rc;
     /* Now that every pixel checksum is known: the index and the header. */
     uint8_t *meta = cored_alloc(c->strings_off);
-    if (!meta) return CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", c->path);
+    if (!meta) return CORED_FAIL(err, CORED_E_NOMEM, "%s: out of memory", path);
     for (int k = 0; k < c->count; k++) write_entry(meta + HEADER_BYTES + (size_t)k * ENTRY_BYTES, &c->e[k]);
     header h = {(uint64_t)c->count, HEADER_BYTES, c->strings_off, c->strings_bytes, c->pixels_off,
                 (uint64_t)c->count * img, c->file_bytes, 0, CORED_PACK_VERSION, HEADER_BYTES,
@@ -598,9 +598,9 @@ static int build_write(FILE *f, void *user, cored_error *err)
                                (const uint8_t *)c->strings, c->strings_bytes);
     write_header(meta, &h);
     if (fseek(f, 0, SEEK_SET) != 0)
-        rc = CORED_FAIL(err, CORED_E_IO, "%s: seek failed: %s", c->path, strerror(errno));
+        rc = CORED_FAIL(err, CORED_E_IO, "%s: seek failed: %s", path, strerror(errno));
     else
-        rc = cored_fwrite_all(f, meta, c->strings_off, c->path, err);
+        rc = cored_fwrite_all(f, meta, c->strings_off, path, err);
     cored_free(meta);
     return rc;
 }

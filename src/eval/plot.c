@@ -3,6 +3,7 @@
  * per step for each method, and ROC curves. Files are written atomically.
  */
 #include <cairo.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,16 +17,29 @@ static const double palette[][3] = {{0.00, 0.45, 0.70}, {0.84, 0.37, 0.00}, {0.0
                                     {0.90, 0.62, 0.00}, {0.00, 0.00, 0.00}};
 #define N_PALETTE (int)(sizeof palette / sizeof palette[0])
 
+/* cairo's PNG stream into the temporary file of cored_write_atomic; the first failed
+   write's errno is kept for the message. */
+typedef struct {
+    FILE *f;
+    int errnum;
+} png_sink;
+
 static cairo_status_t png_write(void *closure, const unsigned char *data, unsigned int length)
 {
-    return fwrite(data, 1, length, closure) == length ? CAIRO_STATUS_SUCCESS : CAIRO_STATUS_WRITE_ERROR;
+    png_sink *k = closure;
+    if (fwrite(data, 1, length, k->f) == length) return CAIRO_STATUS_SUCCESS;
+    if (!k->errnum) k->errnum = errno ? errno : EIO;
+    return CAIRO_STATUS_WRITE_ERROR;
 }
 
-static int write_png(FILE *f, void *user, cored_error *err)
+static int write_png(FILE *f, const char *path, void *user, cored_error *err)
 {
-    if (cairo_surface_write_to_png_stream(user, png_write, f) != CAIRO_STATUS_SUCCESS)
-        return CORED_FAIL(err, CORED_E_IO, "cannot encode the PNG");
-    return CORED_OK;
+    png_sink k = {f, 0};
+    errno = 0;
+    cairo_status_t st = cairo_surface_write_to_png_stream(user, png_write, &k);
+    if (st == CAIRO_STATUS_SUCCESS) return CORED_OK;
+    return CORED_FAIL(err, k.errnum ? CORED_E_IO : CORED_E_NOMEM, "%s: cannot write the PNG: %s", path,
+                      k.errnum ? strerror(k.errnum) : cairo_status_to_string(st));
 }
 
 static int finish(cairo_surface_t *s, cairo_t *cr, const char *path, cored_error *err)

@@ -25,10 +25,10 @@ static void cell(char *buf, size_t n, double v)
         snprintf(buf, n, "%.2f", v);
 }
 
-static int write_text_cb(FILE *f, void *user, cored_error *err)
+static int write_text_cb(FILE *f, const char *path, void *user, cored_error *err)
 {
     const cored_sb *t = user;
-    return cored_fwrite_all(f, t->s, t->len, "report", err);
+    return cored_fwrite_all(f, t->s, t->len, path, err);
 }
 
 static int save_text(cored_sb *t, const char *dir, const char *name, cored_error *err)
@@ -167,7 +167,12 @@ static void csv(cored_sb *t, const cored_report *r)
                 char a[32], b[32];
                 cell(a, sizeof a, *cored_report_auc(r, m, i, j));
                 cell(b, sizeof b, *cored_report_acc(r, m, i, j));
-                cored_sb_printf(t, "%s,%d,%s,%s,%s,%s\n", r->methods[m], i + 1, r->tasks[i], r->tasks[j], a, b);
+                cored_sb_csv(t, "%s", r->methods[m]);
+                cored_sb_printf(t, ",%d,", i + 1);
+                cored_sb_csv(t, "%s", r->tasks[i]);
+                cored_sb_printf(t, ",");
+                cored_sb_csv(t, "%s", r->tasks[j]);
+                cored_sb_printf(t, ",%s,%s\n", a, b);
             }
 }
 

@@ -1,7 +1,9 @@
 /*
  * Model <-> safetensors. Parameters are stored in the PyTorch layouts cored uses
  * internally, so saving and loading copy tensors by name with no reordering. A file
- * that does not fit the model is refused with the full list of names that do not fit.
+ * that does not fit the model is refused with the full list of names that do not fit, one
+ * with a negative BatchNorm running variance (its inverse square root is not a number)
+ * naming the value.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +153,11 @@ int cored_model_load_file(cored_model *m, const cored_st_file *f, cored_error *e
         const cored_param *p = cored_model_param(m, i);
         float *dst = (cored_param_trainable(p->kind) ? sw : sb) + p->offset;
         rc = cored_st_to_f32(f, match[i], dst, p->numel, 0, err);
+        for (size_t k = 0; rc == CORED_OK && p->kind == CORED_PARAM_BN_VAR && k < p->numel; k++)
+            if (dst[k] < 0)
+                rc = CORED_FAIL(err, CORED_E_FORMAT,
+                                "%s: %s[%zu] = %g: a BatchNorm running variance cannot be negative", f->path,
+                                p->name, k, (double)dst[k]);
     }
     if (rc == CORED_OK) {
         memcpy(w, sw, sizeof(float) * nw);

@@ -5,9 +5,9 @@
 #include "core/core.h"
 #include "json.h"
 
-static int write_text(FILE *f, void *user, cored_error *err)
+static int write_text(FILE *f, const char *path, void *user, cored_error *err)
 {
-    return cored_fwrite_all(f, user, strlen(user), "JSON", err);
+    return cored_fwrite_all(f, user, strlen(user), path, err);
 }
 
 static char *with_newline(char *s)

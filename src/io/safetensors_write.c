@@ -245,27 +245,26 @@ fail:
 }
 
 typedef struct {
-    const char *path;
     const st_buf *hdr;
     const cored_st_out *t;
     int n;
 } st_writer;
 
-static int write_body(FILE *fp, void *user, cored_error *err)
+static int write_body(FILE *fp, const char *path, void *user, cored_error *err)
 {
     const st_writer *w = user;
     unsigned char chunk[1 << 14];
     int rc;
     put_le64(chunk, w->hdr->len);
-    if ((rc = cored_fwrite_all(fp, chunk, 8, w->path, err)) ||
-        (rc = cored_fwrite_all(fp, w->hdr->p, w->hdr->len, w->path, err)))
+    if ((rc = cored_fwrite_all(fp, chunk, 8, path, err)) ||
+        (rc = cored_fwrite_all(fp, w->hdr->p, w->hdr->len, path, err)))
         return rc;
     for (int k = 0; k < w->n; k++) {
         size_t m = out_numel(&w->t[k]), sz = out_elem_size(&w->t[k]), per = sizeof chunk / sz;
         for (size_t i = 0; i < m; i += per) {
             size_t c = m - i < per ? m - i : per;
             elems_le(chunk, &w->t[k], i, c);
-            if ((rc = cored_fwrite_all(fp, chunk, sz * c, w->path, err))) return rc;
+            if ((rc = cored_fwrite_all(fp, chunk, sz * c, path, err))) return rc;
         }
     }
     return CORED_OK;
@@ -279,7 +278,7 @@ int cored_st_write(const char *path, const cored_st_out *tensors, int n, const c
     int rc;
     if (!path) return CORED_FAIL(err, CORED_E_ARG, "cored_st_write: path is NULL");
     if ((rc = prepare(path, tensors, n, meta_kv, n_meta, &hdr, &data_len, err))) goto fail;
-    st_writer w = {path, &hdr, tensors, n};
+    st_writer w = {&hdr, tensors, n};
     rc = cored_write_atomic(path, write_body, &w, err);
 fail:
     cored_free(hdr.p);

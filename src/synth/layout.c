@@ -437,9 +437,14 @@ int cored_synth_run(const cored_synth_opts *o, cored_synth_report *rep, cored_er
         while (l > 1 && out[l - 1] == '/') out[--l] = '\0';
         snprintf(staging, sizeof staging, "%s.synth-tmp", out);
         snprintf(old, sizeof old, "%s.synth-old", out);
-        rc = prepare_output(out, staging, o->force, err);
-        if (rc) return rc;
     }
+    const cored_path_use uses[] = {{o->real, "--real", CORED_PATH_SOURCES},
+                                   {o->out ? out : NULL, "--out", CORED_PATH_REPLACED_DIR},
+                                   {o->out ? staging : NULL, "staging folder", CORED_PATH_REPLACED_DIR},
+                                   {o->out ? old : NULL, "--out's old copy", CORED_PATH_REPLACED_DIR},
+                                   {o->sheet, "--sheet", CORED_PATH_OUTPUT}};
+    if ((rc = cored_paths_check(uses, 5, err))) return rc;
+    if (o->out && (rc = prepare_output(out, staging, o->force, err))) return rc;
     cored_sources *src = NULL;
     cored_sources_stats ss = {0};
     int *split = NULL, *lists = NULL;

@@ -17,8 +17,12 @@
 
 /* ---------------------------------------------------------------- PNG */
 
+/* libpng's error state and output: the message of png_error, the stream and the errno of
+   the first failed write (libpng's own writer reports only "Write Error"). */
 typedef struct {
     char msg[256];
+    FILE *f;
+    int errnum;
 } png_err;
 
 static void png_error_fn(png_structp png, png_const_charp msg)
@@ -34,12 +38,23 @@ static void png_warning_fn(png_structp png, png_const_charp msg)
     (void)msg;
 }
 
+static void png_write_fn(png_structp png, png_bytep data, size_t length)
+{
+    png_err *e = png_get_io_ptr(png);
+    errno = 0;
+    if (fwrite(data, 1, length, e->f) == length) return;
+    e->errnum = errno ? errno : EIO;
+    png_error(png, "write failed");
+}
+
+static void png_flush_fn(png_structp png) { (void)png; }
+
 int cored_png_write(const char *path, const uint8_t *rgb, int w, int h, cored_error *err)
 {
     if (!path || !rgb || w < 1 || h < 1) return CORED_FAIL(err, CORED_E_ARG, "png: invalid arguments");
     FILE *f = fopen(path, "wb");
     if (!f) return CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", path, strerror(errno));
-    png_err pe = {""};
+    png_err pe = {"", f, 0};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &pe, png_error_fn, png_warning_fn);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
@@ -51,9 +66,9 @@ int cored_png_write(const char *path, const uint8_t *rgb, int w, int h, cored_er
         png_destroy_write_struct(&png, &info);
         fclose(f);
         remove(path);
-        return CORED_FAIL(err, CORED_E_IO, "%s: cannot write PNG: %s", path, pe.msg);
+        return CORED_FAIL(err, CORED_E_IO, "%s: cannot write PNG: %s", path, pe.errnum ? strerror(pe.errnum) : pe.msg);
     }
-    png_init_io(png, f);
+    png_set_write_fn(png, &pe, png_write_fn, png_flush_fn);
     png_set_compression_level(png, 6);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);

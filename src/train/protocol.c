@@ -129,7 +129,7 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
             rc = CORED_E_STOPPED;
             break;
         }
-        rc = cored_dataset_open(&ds, b->data, p->tasks[i], p->split, err);
+        rc = cored_dataset_open_scoring(&ds, b->data, p->tasks[i], p->split, err);
         int count = rc ? 0 : cored_dataset_count(ds), n = 0;
         if (!rc) {
             scores[i] = cored_alloc(sizeof(float) * (size_t)(count ? count : 1));
@@ -342,18 +342,9 @@ static void forget_steps(const cored_protocol_cfg *p)
         }
 }
 
-int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cored_error *err)
+/* The protocol in its locked folder: a fresh start or a resume, every step, the report. */
+static int protocol_steps(const cored_protocol_cfg *p, char *summary, size_t n, cored_error *err)
 {
-    if (p->n_tasks < 2 || p->n_tasks > CORED_MAX_TASKS || p->n_tasks > CORED_REPORT_MAX)
-        return CORED_FAIL(err, CORED_E_ARG, "the protocol needs 2 to %d tasks", CORED_REPORT_MAX);
-    if (p->n_methods < 1) return CORED_FAIL(err, CORED_E_ARG, "the protocol needs at least one method");
-    for (int m = 0; m < p->n_methods; m++) {
-        if (p->methods[m] == CORED_METHOD_CE)
-            return CORED_FAIL(err, CORED_E_ARG, "'train' is task 1 itself, not a continual method");
-        for (int k = 0; k < m; k++)
-            if (p->methods[k] == p->methods[m])
-                return CORED_FAIL(err, CORED_E_ARG, "method %s is listed twice", cored_method_name(p->methods[m]));
-    }
     char path[4096];
     snprintf(path, sizeof path, "%s/protocol.json", p->out);
     int rc;
@@ -363,7 +354,7 @@ int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cor
             cored_error_hint(err, "use --resume %s to continue it, --force to redo it, or another --out", p->out);
             return rc;
         }
-        if ((rc = cored_mkdir_p(p->out, err)) || (rc = cored_protocol_save(p, err))) return rc;
+        if ((rc = cored_protocol_save(p, err))) return rc;
         if (p->force) forget_steps(p);
     }
     const char *own[] = {"protocol.json", "base.json", "report.md", "report.csv", "report.json"};
@@ -401,4 +392,39 @@ int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cor
     }
     announce(p, "== report");
     return build_report(p, summary, n, err);
+}
+
+int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cored_error *err)
+{
+    if (p->n_tasks < 2 || p->n_tasks > CORED_MAX_TASKS || p->n_tasks > CORED_REPORT_MAX)
+        return CORED_FAIL(err, CORED_E_ARG, "the protocol needs 2 to %d tasks", CORED_REPORT_MAX);
+    if (p->n_methods < 1) return CORED_FAIL(err, CORED_E_ARG, "the protocol needs at least one method");
+    for (int m = 0; m < p->n_methods; m++) {
+        if (p->methods[m] == CORED_METHOD_CE)
+            return CORED_FAIL(err, CORED_E_ARG, "'train' is task 1 itself, not a continual method");
+        for (int k = 0; k < m; k++)
+            if (p->methods[k] == p->methods[m])
+                return CORED_FAIL(err, CORED_E_ARG, "method %s is listed twice", cored_method_name(p->methods[m]));
+    }
+    int rc = cored_check_task_names(p->tasks, p->n_tasks, err);
+    if (rc) return rc;
+    const char *own[] = {"protocol.json", "base.json", "report.md", "report.csv", "report.json"};
+    char files[5][4096], pack[4096];
+    cored_resolve_pack(pack, sizeof pack, p->base.data, p->base.pack, p->base.size);
+    cored_path_use uses[4 + 5] = {{p->base.data, "--data", CORED_PATH_DATA}, {pack, "--pack", CORED_PATH_INPUT},
+                                  {p->base.trace, "--trace", CORED_PATH_OUTPUT},
+                                  {p->out, "--out", CORED_PATH_OUTPUT_DIR}};
+    for (int i = 0; i < 5; i++) {
+        if (cored_path_join(files[i], sizeof files[i], p->out, own[i]))
+            return CORED_FAIL(err, CORED_E_ARG, "%s: path too long", p->out);
+        uses[4 + i] = (cored_path_use){files[i], "protocol file", CORED_PATH_OUTPUT};
+    }
+    if ((rc = cored_paths_check(uses, 9, err))) return rc;
+    if (p->resume && !cored_is_file(files[0]))
+        return CORED_FAIL(err, CORED_E_ARG, "%s: no protocol run to resume (protocol.json is missing)", p->out);
+    int lock = -1;
+    if ((rc = cored_mkdir_p(p->out, err)) || (rc = cored_dir_lock(p->out, &lock, err))) return rc;
+    rc = protocol_steps(p, summary, n, err);
+    cored_dir_unlock(lock);
+    return rc;
 }

@@ -4,10 +4,12 @@
  * they do not depend on slab layout). last.safetensors adds the optimiser state and, in
  * metadata "cored.state", the position (epoch, next batch), the selection so far and the
  * epoch's running sums, written with 17 significant digits so a resumed run continues
- * bit-exactly. Writes are atomic; nothing non-finite is written (the safetensors writer
- * refuses it).
+ * bit-exactly, and the seconds the run has taken so far. Metadata "epoch" is the selected
+ * epoch in best and the number of completed epochs in last. Writes are atomic; nothing
+ * non-finite is written (the safetensors writer refuses it).
  */
 #include <cJSON.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +81,8 @@ static char *state_json(const cored_trainer *t)
         cJSON_AddItemToArray(acc, cJSON_CreateString(b));
     }
     cJSON_AddItemToObject(j, "acc", acc);
+    fmt17(b, sizeof b, cored_now() - t->t_start);
+    cJSON_AddStringToObject(j, "seconds", b);
     char *s = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
     return s;
@@ -120,8 +124,8 @@ int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
         rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the task list");
         goto done;
     }
-    int ep = best ? t->best_epoch : t->epoch;
-    snprintf(epoch, sizeof epoch, "%d", ep + 1);
+    /* best: the selected epoch; last: the epochs completed (t->epoch is the next one) */
+    snprintf(epoch, sizeof epoch, "%d", best ? t->best_epoch + 1 : t->epoch);
     snprintf(score, sizeof score, "%.6f", t->best_score);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
     const char *meta[16];
@@ -214,6 +218,7 @@ int cored_trainer_restore(cored_trainer *t, cored_error *err)
     t->best_epoch = (int)GETNUM("best_epoch");
     t->best_score = strtod(GETSTR("best_score"), NULL);
     t->step.opt->steps = strtoull(GETSTR("optim_steps"), NULL, 10);
+    t->t_start -= strtod(GETSTR("seconds"), NULL); /* the run's seconds count its earlier sessions */
     uint64_t sum = strtoull(GETSTR("from_checksum"), NULL, 16);
 #undef GETNUM
 #undef GETSTR
@@ -260,14 +265,9 @@ static int trim_file(const char *path, int header, int keep, cored_error *err)
         pos = (size_t)(nl - text) + 1;
         lines++;
     }
-    FILE *f = fopen(path, "r+b");
-    if (!f || ftruncate(fileno(f), (off_t)pos) != 0) {
-        if (f) fclose(f);
-        cored_free(text);
-        return CORED_FAIL(err, CORED_E_IO, "%s: cannot truncate the log", path);
-    }
-    fclose(f);
     cored_free(text);
+    if (truncate(path, (off_t)pos) != 0)
+        return CORED_FAIL(err, CORED_E_IO, "%s: cannot truncate the log: %s", path, strerror(errno));
     return CORED_OK;
 }
 

@@ -121,6 +121,10 @@ typedef struct {
     void *progress_user;
 } cored_train_cfg;
 
+/* Task names as the official layout allows them (non-empty, without '_', '/' or ','), none
+   listed twice; CORED_E_ARG naming the first that is not. */
+int cored_check_task_names(const char *const *tasks, int n, cored_error *err);
+
 /* The paper's defaults: SGD lr 0.05 momentum 0.1, batch 128, 100 epochs, T 20, alpha 0.5,
    opposite-class CutMix, flip, seed 2020, scalar representation, accuracy selection. */
 void cored_train_defaults(cored_train_cfg *cfg);

@@ -27,6 +27,20 @@
 
 /* ---------------------------------------------------------------- set-up */
 
+int cored_check_task_names(const char *const *tasks, int n, cored_error *err)
+{
+    for (int i = 0; i < n; i++) {
+        const char *a = tasks[i];
+        if (!a || !a[0] || strchr(a, '_') || strchr(a, '/') || strchr(a, ','))
+            return CORED_FAIL(err, CORED_E_ARG,
+                              "task name '%s': names must be non-empty without '_', '/' or ',' "
+                              "(the official layout joins task names with '_')", a ? a : "");
+        for (int k = 0; k < i; k++)
+            if (!strcmp(a, tasks[k])) return CORED_FAIL(err, CORED_E_ARG, "task '%s' is listed twice", a);
+    }
+    return CORED_OK;
+}
+
 static int check_cfg(const cored_train_cfg *c, cored_error *err)
 {
     if (!c->data || !c->target || !c->arch || !c->out)
@@ -44,17 +58,11 @@ static int check_cfg(const cored_train_cfg *c, cored_error *err)
         return CORED_FAIL(err, CORED_E_ARG, "method '%s' is a continual step: it needs --from and --sources",
                           cored_method_name(c->method));
     if (c->n_sources >= CORED_MAX_TASKS) return CORED_FAIL(err, CORED_E_ARG, "at most %d tasks", CORED_MAX_TASKS);
-    for (int i = 0; i <= c->n_sources; i++) {
-        const char *a = i < c->n_sources ? c->sources[i] : c->target;
-        if (!a[0] || strchr(a, '_') || strchr(a, '/') || strchr(a, ','))
-            return CORED_FAIL(err, CORED_E_ARG,
-                              "task name '%s': names must be non-empty without '_', '/' or ',' "
-                              "(the official layout joins task names with '_')", a);
-        for (int k = 0; k < i; k++) {
-            const char *b = k < c->n_sources ? c->sources[k] : c->target;
-            if (!strcmp(a, b)) return CORED_FAIL(err, CORED_E_ARG, "task '%s' is listed twice", a);
-        }
-    }
+    const char *tasks[CORED_MAX_TASKS];
+    for (int i = 0; i < c->n_sources; i++) tasks[i] = c->sources[i];
+    tasks[c->n_sources] = c->target;
+    int rc = cored_check_task_names(tasks, c->n_sources + 1, err);
+    if (rc) return rc;
     if (!(c->temperature > 0) || !(c->alpha >= 0 && c->alpha <= 1) || !(c->lwf_temperature > 0) ||
         !(c->ewc_lambda >= 0) || c->replay_size < 2 || c->ewc_samples < 2)
         return CORED_FAIL(err, CORED_E_ARG, "invalid method settings (T, alpha, LwF T, EWC lambda/samples, replay size)");
@@ -273,32 +281,25 @@ static int validate(cored_trainer *t, double *acc, double *auc, cored_error *err
     return rc;
 }
 
-static int append_line(const char *path, const char *line, cored_error *err)
+static int write_text(FILE *f, const char *path, void *user, cored_error *err)
 {
-    FILE *f = fopen(path, "ab");
-    if (!f) return CORED_FAIL(err, CORED_E_IO, "%s: cannot open: %s", path, strerror(errno));
-    int rc = cored_fwrite_all(f, line, strlen(line), path, err);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = rc ? rc : CORED_FAIL(err, CORED_E_IO, "%s: write failed", path);
-    if (fclose(f) != 0 && !rc) rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed", path);
-    return rc;
+    return cored_fwrite_all(f, user, strlen(user), path, err);
 }
 
 static int write_log_headers(cored_trainer *t, cored_error *err)
 {
     cored_sb line = {0};
     cored_sb_printf(&line, "epoch,loss,ce,kd,rep,reg,train_acc");
-    for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&line, ",val_acc_%s,val_auc_%s", t->tasks[i], t->tasks[i]);
+    for (int i = 0; i < t->n_tasks; i++) {
+        cored_sb_printf(&line, ",");
+        cored_sb_csv(&line, "val_acc_%s", t->tasks[i]);
+        cored_sb_printf(&line, ",");
+        cored_sb_csv(&line, "val_auc_%s", t->tasks[i]);
+    }
     cored_sb_printf(&line, ",images_per_s,seconds,selected\n");
-    int rc = CORED_OK;
-    FILE *f = NULL, *g = NULL;
-    if (line.oom) rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log header");
-    if (!rc && !(f = fopen(t->path_csv, "wb")))
-        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_csv, strerror(errno));
-    if (!rc) rc = cored_fwrite_all(f, line.s, line.len, t->path_csv, err);
-    if (f && fclose(f) && !rc) rc = CORED_FAIL(err, CORED_E_IO, "%s: close failed", t->path_csv);
-    if (!rc && !(g = fopen(t->path_jsonl, "wb")))
-        rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot create: %s", t->path_jsonl, strerror(errno));
-    if (g) fclose(g);
+    int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log header")
+                      : cored_write_atomic(t->path_csv, write_text, line.s, err);
+    if (!rc) rc = cored_write_atomic(t->path_jsonl, write_text, "", err);
     cored_sb_release(&line);
     return rc;
 }
@@ -315,7 +316,8 @@ static int write_log_line(cored_trainer *t, const double *acc, const double *auc
                     per_image(a, a->kd), per_image(a, a->rep), per_image(a, a->reg), per_image(a, a->correct));
     for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&line, ",%.6f,%.6f", acc[i], auc[i]);
     cored_sb_printf(&line, ",%.2f,%.3f,%d\n", ips, a->seconds, selected);
-    int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line") : append_line(t->path_csv, line.s, err);
+    int rc = line.oom ? CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line")
+                      : cored_append_file(t->path_csv, line.s, line.len, err);
     cored_sb_release(&line);
     if (rc) return rc;
     cJSON *j = cJSON_CreateObject(), *val = cJSON_CreateObject();
@@ -338,7 +340,8 @@ static int write_log_line(cored_trainer *t, const double *acc, const double *auc
     cJSON_AddBoolToObject(j, "selected", selected);
     char *s2 = cored_json_line(j);
     cJSON_Delete(j);
-    rc = s2 ? append_line(t->path_jsonl, s2, err) : CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
+    rc = s2 ? cored_append_file(t->path_jsonl, s2, strlen(s2), err)
+            : CORED_FAIL(err, CORED_E_NOMEM, "cannot format the log line");
     cored_free(s2);
     return rc;
 }
@@ -384,32 +387,44 @@ static void trainer_free(cored_trainer *t)
     cored_free(t->labels);
 }
 
-static int prepare_folder(cored_trainer *t, cored_error *err)
+/* The run folder: its paths, the rule of cored_paths_check over what the run reads and
+   writes, the folder's lock (into *lock, held for the run's life), then a fresh start
+   (refused over an earlier run unless --force, whose files then go) or a resume. */
+static int prepare_folder(cored_trainer *t, const char *pack, int *lock, cored_error *err)
 {
     const cored_train_cfg *c = t->cfg;
     const char *names[] = {"config.json", "log.csv", "log.jsonl", "best.safetensors",
                            "last.safetensors", "summary.json"};
     char *paths[] = {t->path_config, t->path_csv, t->path_jsonl, t->path_best, t->path_last, t->path_summary};
+    cored_path_use uses[6 + 6] = {
+        {c->data, "--data", CORED_PATH_DATA}, {c->from, "--from", CORED_PATH_INPUT},
+        {c->init, "--init", CORED_PATH_INPUT}, {pack, "--pack", CORED_PATH_INPUT},
+        {c->trace, "--trace", CORED_PATH_OUTPUT}, {c->out, "--out", CORED_PATH_OUTPUT_DIR}};
     for (int i = 0; i < 6; i++) {
         int w = snprintf(paths[i], 4096, "%s/%s", c->out, names[i]);
         if (w < 0 || w >= 4096) return CORED_FAIL(err, CORED_E_ARG, "output path too long: %s", c->out);
+        uses[6 + i] = (cored_path_use){paths[i], "run file", CORED_PATH_OUTPUT};
     }
+    int rc = cored_paths_check(uses, 12, err);
+    if (rc) return rc;
     if (c->resume) {
         if (!cored_is_file(t->path_config))
             return CORED_FAIL(err, CORED_E_ARG, "%s: no run to resume (config.json is missing)", c->out);
+        if ((rc = cored_dir_lock(c->out, lock, err))) return rc;
         for (int i = 0; i < 6; i++) cored_clean_stale_temps(c->out, names[i]);
         return CORED_OK;
     }
+    if ((rc = cored_mkdir_p(c->out, err)) || (rc = cored_dir_lock(c->out, lock, err))) return rc;
     int exists = 0;
     for (int i = 0; i < 6; i++) exists |= cored_is_file(paths[i]);
     if (exists && !c->force) {
-        int rc = CORED_FAIL(err, CORED_E_ARG, "%s already holds a run", c->out);
+        rc = CORED_FAIL(err, CORED_E_ARG, "%s already holds a run", c->out);
         cored_error_hint(err, "use --resume %s to continue it, --force to replace it, or another --out", c->out);
         return rc;
     }
     if (exists)
         for (int i = 0; i < 6; i++) remove(paths[i]);
-    return cored_mkdir_p(c->out, err);
+    return CORED_OK;
 }
 
 int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_error *err)
@@ -423,19 +438,20 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
     t.best_score = -INFINITY;
     t.t_start = cored_now();
     FILE *trace = NULL;
+    int lock = -1;
     int rc = check_cfg(cfg, err);
     if (rc) return rc;
     for (int i = 0; i < cfg->n_sources; i++) t.tasks[t.n_tasks++] = cfg->sources[i];
     t.tasks[t.n_tasks++] = cfg->target;
-    if ((rc = prepare_folder(&t, err))) return rc;
+    char pack[4096];
+    cored_resolve_pack(pack, sizeof pack, cfg->data, cfg->pack, cfg->size);
+    if ((rc = prepare_folder(&t, pack, &lock, err))) goto done;
     if (cfg->resume && cored_is_file(t.path_summary)) {
         res->epochs_done = cfg->epochs;
-        return CORED_OK; /* already complete */
+        goto done; /* already complete */
     }
     cored_set_threads(cfg->threads);
     cored_set_deterministic(cfg->deterministic);
-    char pack[4096];
-    cored_resolve_pack(pack, sizeof pack, cfg->data, cfg->pack, cfg->size);
     t.lo = (cored_loader_opts){.batch = cfg->batch, .size = cfg->size, .seed = cfg->seed,
                                .threads = cored_loader_threads(cfg->loader_threads),
                                .shuffle = 1, .flip = cfg->flip, .cutmix = cfg->cutmix,
@@ -546,6 +562,7 @@ done:
     if (trace && fclose(trace) != 0 && !rc)
         rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot write the trace file: %s", cfg->trace, strerror(errno));
     trainer_free(&t);
+    cored_dir_unlock(lock);
     return rc;
 }
 
