@@ -137,6 +137,19 @@ static void test_teacher_statistics(void)
         }
         cored_rep_release(&st);
     }
+    /* a statistic that does not vary over the images: the variance is floored at 1 % of
+       its mean square (a teacher whose tap ignores the image must not divide by zero) */
+    {
+        cored_rep_stats st;
+        CHECK(cored_rep_init(&st, CORED_REP_SCALAR, c, NULL) == 0);
+        float *flat = malloc(sizeof(float) * (size_t)n * h * h * c);
+        for (size_t i = 0; i < (size_t)n * h * h * c; i++) flat[i] = 2.0f;
+        cored_rep_accumulate(&st, flat, cells, n, h * h, c);
+        cored_rep_finish(&st);
+        CHECK_MSG(fabsf(st.var[0] - 0.04f) < 1e-6f, "constant statistic 2: var %.7g want 0.04", st.var[0]);
+        free(flat);
+        cored_rep_release(&st);
+    }
     /* one batch's cell means (the --trace diagnostics): the same scalar statistic */
     float mu[CORED_CELLS];
     int count[CORED_CELLS];

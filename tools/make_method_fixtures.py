@@ -161,8 +161,16 @@ for k in range(10):
         t_scalar[k] = vmax[idx].mean(axis=1).mean()
         t_vector[k] = vmax[idx].mean(axis=0)
 in_cell = cells >= 0
-t_var_scalar = np.atleast_1d(vmax[in_cell].mean(axis=1).var(ddof=1))
-t_var_vector = vmax[in_cell].var(axis=0, ddof=1)
+
+
+def floored_var(x):
+    # the sample variance per dimension, floored as represent.c does
+    v = np.atleast_1d(x.var(axis=0, ddof=1))
+    return np.maximum(v, np.maximum(1e-3 * v.mean(), 1e-2 * np.atleast_1d((x ** 2).mean(axis=0))))
+
+
+t_var_scalar = floored_var(vmax[in_cell].mean(axis=1))
+t_var_vector = floored_var(vmax[in_cell])
 out.update({"rep.teacher.scalar": t_scalar, "rep.teacher.vector": t_vector, "rep.teacher.count": t_count,
             "rep.teacher.var.scalar": t_var_scalar, "rep.teacher.var.vector": t_var_vector})
 

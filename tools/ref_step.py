@@ -38,8 +38,8 @@ anchors stay fixed, the student's BN running statistics evolve):
     default): each cell's term (per dimension) is multiplied by k / N (k the cell's student
     images, N the batch) and divided by the teacher's variance of the statistic, averaged
     over the dimensions. The variance: the sample variance (N - 1) over every teacher image
-    that lies in a cell, per dimension, floored at 1e-3 times its mean over the dimensions
-    plus 1e-12. The whole term is multiplied by rep_weight (None: 1 with none, 0.1 with batch).
+    that lies in a cell, per dimension, floored at the larger of 1e-3 times its mean over
+    the dimensions and 1e-2 times the statistic's mean square over those images, plus 1e-12. The whole term is multiplied by rep_weight (None: 1 with none, 0.1 with batch).
   - Backward, then a torch.optim step (SGD, Adam or AdamW with the given hyper-parameters).
 
 Replay: with `decisions` (what `cored grad --decisions` wrote) the student's training forward
@@ -283,7 +283,8 @@ def run_steps(name, student, x, labels, method="train", *, teacher=None, partner
         in_cell = torch.from_numpy(np.nonzero(np.asarray(teacher_cells) >= 0)[0])
         var_t = st0[in_cell].var(0, unbiased=True) if len(in_cell) > 1 else torch.zeros_like(st0[0])
         var_t = torch.clamp(torch.atleast_1d(var_t), min=0)
-        var_t = torch.maximum(var_t, 1e-3 * var_t.mean() + 1e-12)
+        sq_t = torch.atleast_1d((st0[in_cell] ** 2).mean(0)) if len(in_cell) else torch.zeros_like(var_t)
+        var_t = torch.maximum(var_t, torch.maximum(1e-3 * var_t.mean(), 1e-2 * sq_t) + 1e-12)
         if rep_norm not in ("none", "batch"):
             raise ValueError(rep_norm)
         lam = rep_weight if rep_weight else (0.1 if rep_norm == "batch" else 1.0)

@@ -150,9 +150,13 @@ void cored_rep_cell_scalars(float *mu, int *count, const float *features, const 
     }
 }
 
-/* The variance's floor, relative to the mean variance over the dimensions: a statistic
-   that barely varies over the target's images (a dead channel in vector mode, or a single
-   image) must not turn the normalised term into a division by zero. */
+/* The variance's floors: a statistic that barely varies over the target's images (a dead
+   channel in vector mode, a teacher whose tap hardly depends on the image, a single image
+   in the cells) must not turn the normalised term into a division by (nearly) zero. Per
+   dimension, the variance is at least VAR_FLOOR_SQ times the statistic's mean square (a
+   standard deviation of 10 % of its RMS value) and VAR_FLOOR_REL times the mean variance
+   over the dimensions. */
+#define VAR_FLOOR_SQ 1e-2
 #define VAR_FLOOR_REL 1e-3
 #define VAR_FLOOR_ABS 1e-12
 
@@ -172,7 +176,9 @@ void cored_rep_finish(cored_rep_stats *s)
         mean_var += s->var[d] / s->dim;
     }
     for (int d = 0; d < s->dim; d++) {
-        double floor = VAR_FLOOR_REL * mean_var + VAR_FLOOR_ABS;
+        double sq = total > 0 ? s->sumsq[d] / total : 0, floor = VAR_FLOOR_REL * mean_var;
+        if (VAR_FLOOR_SQ * sq > floor) floor = VAR_FLOOR_SQ * sq;
+        floor += VAR_FLOOR_ABS;
         if (s->var[d] < floor) s->var[d] = (float)floor;
     }
 }
