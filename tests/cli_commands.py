@@ -110,7 +110,9 @@ def main():
               "--trace", trace)
         lines = [json.loads(l) for l in open(trace)]
         t.check(len(lines) == 4 and all(l["method"] == "cored" and len(l["mu_t"]) == 10 and l["w_total"] > 0
-                                        and l["w_rep"] > 0 for l in lines), f"trace lines: {lines[:1]}")
+                                        and (l["w_rep"] > 0) == (l["cells_used"] > 0) for l in lines)
+                and any(l["cells_used"] > 0 for l in lines),
+                "trace lines: " + "; ".join(f"step {l['step']} cells {l['cells_used']} w_rep {l['w_rep']:.3g}" for l in lines))
         same = all(open(os.path.join(d, "best.safetensors"), "rb").read() ==
                    open(os.path.join(step, "best.safetensors"), "rb").read() for d in (traced,))
         t.check(same, "a traced run ends with the same weights")
