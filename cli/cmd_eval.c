@@ -77,7 +77,8 @@ int cmd_eval(int argc, char **argv)
         {"loader-threads", OPT_INT, &loader_threads, 0, 1024, NULL, "N", "decoding threads, 0 = automatic"},
         {"pack", OPT_STR, &pack, 0, 0, NULL, "FILE", "pack of pre-resized images ('none': decode)"},
         {"strict", OPT_FLAG, &strict, 0, 0, NULL, NULL, "an unreadable image is an error, not a skipped file"},
-        {"json", OPT_STR, &json, 0, 0, NULL, "FILE", "also write the results as JSON ('-' for stdout)"},
+        {"json", OPT_STR, &json, 0, 0, NULL, "FILE",
+         "also write the results as JSON ('-': to standard output, the table then to standard error)"},
     };
     int nd = sizeof defs / sizeof defs[0];
     int rc = opts_parse("eval", argc, argv, defs, nd, usage, NULL, 0, NULL);
@@ -136,13 +137,15 @@ int cmd_eval(int argc, char **argv)
         cored_dataset_free(ds);
         if (rc) goto fail;
     }
-    printf("%s on the %s split\n", ckpt, cored_split_name((cored_split)split));
-    printf("%-20s %8s %8s %9s %9s %7s %7s\n", "task", "AUC %", "acc %", "real %", "fake %", "real", "fake");
+    /* with --json - standard output holds the JSON alone; the table goes to standard error */
+    FILE *table = json && !strcmp(json, "-") ? stderr : stdout;
+    fprintf(table, "%s on the %s split\n", ckpt, cored_split_name((cored_split)split));
+    fprintf(table, "%-20s %8s %8s %9s %9s %7s %7s\n", "task", "AUC %", "acc %", "real %", "fake %", "real", "fake");
     for (int i = 0; i < n_tasks; i++) {
         char a[16], b[16], c[16], d[16];
         fmt_pct(a, sizeof a, res[i].auc), fmt_pct(b, sizeof b, res[i].acc);
         fmt_pct(c, sizeof c, res[i].acc_real), fmt_pct(d, sizeof d, res[i].acc_fake);
-        printf("%-20s %8s %8s %9s %9s %7d %7d\n", tasks[i], a, b, c, d, res[i].n_real, res[i].n_fake);
+        fprintf(table, "%-20s %8s %8s %9s %9s %7d %7d\n", tasks[i], a, b, c, d, res[i].n_real, res[i].n_fake);
     }
     if (json && (rc = write_json(json, ckpt, cored_split_name((cored_split)split), tasks, res, n_tasks, &err))) goto fail;
     cored_free(scores);

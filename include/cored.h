@@ -8,8 +8,9 @@
  *    tensor or option at fault; outputs are left untouched unless a comment says otherwise.
  *  - The library never prints and never exits; diagnostics reach the caller through
  *    cored_error, and optional progress or warnings through cored_set_log().
- *  - Images are float32. At this interface tensors are NCHW (as in PyTorch); inside the
- *    engine activations are NHWC.
+ *  - Images are float32. Tensor files cored reads and writes (safetensors) are NCHW, as in
+ *    PyTorch; the model's own buffers (cored_model_input, cored_model_features) and every
+ *    activation inside the engine are NHWC.
  *  - Labels: 0 = real, 1 = fake. Scores are p(fake).
  */
 #ifndef CORED_H

@@ -67,8 +67,9 @@ def main():
         # eval and detect
         r = t.run("eval", "--model", os.path.join(run, "best.safetensors"), "--data", data, "--tasks", "A,B",
                   "--json", "-")
-        doc = json.loads(r.stdout[r.stdout.index("{"):])
+        doc = json.loads(r.stdout)   # standard output holds the JSON alone
         t.check(set(doc["tasks"]) == {"A", "B"} and doc["tasks"]["A"]["n_real"] == 20, "eval JSON")
+        t.check("AUC %" in r.stderr, "eval --json -: the table on standard error")
         t.check(doc["tasks"]["A"]["auc"] > 0.9, f"task 1 is learned (AUC {doc['tasks']['A']['auc']:.3f})")
         r = t.run("detect", "--model", os.path.join(run, "best.safetensors"), os.path.join(data, "A", "test", "fake"),
                   os.path.join(data, "A", "test", "real", "0000.png"))

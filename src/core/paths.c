@@ -13,6 +13,7 @@
  * system without locks the run goes on with a warning rather than not at all.
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -152,7 +153,9 @@ static long lock_holder(int fd)
         if (n > 0) {
             buf[n] = '\0';
             long pid = strtol(buf, NULL, 10);
-            if (pid > 0) return pid;
+            /* a pid of a process that is gone is the previous holder's: the new holder
+               has the lock but has not written its own yet */
+            if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) return pid;
         }
         nanosleep(&(struct timespec){0, 2000000}, NULL);
     }
