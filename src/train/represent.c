@@ -66,12 +66,30 @@ void cored_rep_release(cored_rep_stats *s)
     s->mu = s->var = NULL;
 }
 
-/* Mean over channels of an image's channel maxima. */
+/* Mean over channels of an image's channel maxima v (c). */
 static double stat_scalar(const float *v, int c)
 {
     double s = 0;
     for (int ch = 0; ch < c; ch++) s += v[ch];
     return s / c;
+}
+
+/* The spatial maximum of channel ch of one image's map f (hw, c). */
+static float spatial_max(const float *f, int hw, int c, int ch)
+{
+    float v = f[ch];
+    for (int p = 1; p < hw; p++)
+        if (f[(size_t)p * c + ch] > v) v = f[(size_t)p * c + ch];
+    return v;
+}
+
+/* The scalar statistic of one image's map f (hw, c): the mean over channels of their
+   spatial maxima (the same sum, in the same order, as stat_scalar). */
+static double image_scalar(const float *f, int hw, int c)
+{
+    double m = 0;
+    for (int ch = 0; ch < c; ch++) m += spatial_max(f, hw, c, ch);
+    return m / c;
 }
 
 /* Per-channel spatial maximum of one image's map (hw, c) into v (c); argmax (c, may be
@@ -95,33 +113,22 @@ static void channel_max(float *v, int *argmax, const float *f, int hw, int c)
 void cored_rep_accumulate(cored_rep_stats *s, const float *features, const int *cells, int n,
                           int hw, int c)
 {
-    float v[4096];
     for (int i = 0; i < n; i++) {
         int cell = cells[i];
         if (cell < 0) continue;
         double *acc = s->sum + (size_t)cell * s->dim;
         const float *f = features + (size_t)i * hw * c;
-        double part = 0; /* scalar mode: the sum of the channel maxima */
-        for (int c0 = 0; c0 < c; c0 += 4096) {
-            int cc = c - c0 < 4096 ? c - c0 : 4096;
-            for (int ch = 0; ch < cc; ch++) {
-                v[ch] = f[c0 + ch];
-                for (int p = 1; p < hw; p++)
-                    if (f[(size_t)p * c + c0 + ch] > v[ch]) v[ch] = f[(size_t)p * c + c0 + ch];
-            }
-            if (s->mode == CORED_REP_SCALAR) {
-                double m = 0;
-                for (int ch = 0; ch < cc; ch++) m += v[ch];
-                acc[0] += m / c;
-                part += m;
-            } else {
-                for (int ch = 0; ch < cc; ch++) {
-                    acc[c0 + ch] += v[ch];
-                    s->sumsq[c0 + ch] += (double)v[ch] * v[ch];
-                }
+        if (s->mode == CORED_REP_SCALAR) {
+            double x = image_scalar(f, hw, c);
+            acc[0] += x;
+            s->sumsq[0] += x * x;
+        } else {
+            for (int ch = 0; ch < c; ch++) {
+                float v = spatial_max(f, hw, c, ch);
+                acc[ch] += v;
+                s->sumsq[ch] += (double)v * v;
             }
         }
-        if (s->mode == CORED_REP_SCALAR) s->sumsq[0] += (part / c) * (part / c);
         s->count[cell] += 1;
         s->present[cell] = 1;
     }
@@ -133,15 +140,7 @@ void cored_rep_cell_scalars(float *mu, int *count, const float *features, const 
     int cnt[CORED_CELLS] = {0};
     for (int i = 0; i < n; i++) {
         if (cells[i] < 0) continue;
-        const float *f = features + (size_t)i * hw * c;
-        double m = 0;
-        for (int ch = 0; ch < c; ch++) {
-            float v = f[ch];
-            for (int p = 1; p < hw; p++)
-                if (f[(size_t)p * c + ch] > v) v = f[(size_t)p * c + ch];
-            m += v;
-        }
-        sum[cells[i]] += m / c;
+        sum[cells[i]] += image_scalar(features + (size_t)i * hw * c, hw, c);
         cnt[cells[i]]++;
     }
     for (int k = 0; k < CORED_CELLS; k++) {
@@ -185,8 +184,9 @@ void cored_rep_finish(cored_rep_stats *s)
 
 size_t cored_rep_ws_floats(int n, int c)
 {
-    /* per image: channel maxima (c floats) and their positions (c ints) */
-    return 2 * (size_t)n * c + (size_t)CORED_CELLS * c;
+    /* per image: channel maxima (c floats) and their positions (c ints); the student's cell
+       means; per image its statistic (dim <= c doubles, at an even offset) */
+    return 2 * (size_t)n * c + (size_t)CORED_CELLS * c + 2 * (size_t)n * c;
 }
 
 double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, const int *cells,
@@ -196,13 +196,17 @@ double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, c
     float *vmax = ws;
     int *amax = (int *)(ws + (size_t)n * c);
     float *mu = ws + 2 * (size_t)n * c; /* [CORED_CELLS][dim] student means */
+    double *x = (double *)(mu + (size_t)CORED_CELLS * c); /* [n][dim] the images' statistics */
     int count[CORED_CELLS] = {0};
     for (int i = 0; i < n; i++) {
-        channel_max(vmax + (size_t)i * c, amax + (size_t)i * c, features + (size_t)i * hw * c, hw, c);
+        float *v = vmax + (size_t)i * c;
+        channel_max(v, amax + (size_t)i * c, features + (size_t)i * hw * c, hw, c);
+        if (dim == 1) x[i] = stat_scalar(v, c);
+        else
+            for (int d = 0; d < dim; d++) x[(size_t)i * dim + d] = v[d];
         if (cells[i] >= 0) count[cells[i]]++;
     }
-    /* the statistic of image i, dimension d */
-#define STAT(i, d) (dim == 1 ? stat_scalar(vmax + (size_t)(i) * c, c) : (double)vmax[(size_t)(i) * c + (d)])
+#define STAT(i, d) x[(size_t)(i) * dim + (d)]
     const int min_count = unbiased ? 2 : 1;
     memset(mu, 0, sizeof(float) * CORED_CELLS * (size_t)dim);
     for (int k = 0; k < CORED_CELLS; k++) {
