@@ -11,7 +11,7 @@ PYTHON  ?= /usr/bin/python3
 BUILD   ?= build
 
 CFLAGS  ?= -O2
-CFLAGS  += -std=c11 -Wall -Wextra -fopenmp -D_DEFAULT_SOURCE
+CFLAGS  += -std=c11 -Wall -Wextra -Wno-missing-field-initializers -fopenmp -D_DEFAULT_SOURCE
 CPPFLAGS += -Iinclude -Isrc -I/usr/include/cjson -I/usr/include/cairo -MMD -MP
 # OpenBLAS built on OpenMP (Debian's libopenblas0-openmp, linked by path with an rpath so
 # the system default stays as it is): BLAS then runs on cored's OpenMP threads instead of

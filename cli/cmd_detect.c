@@ -20,15 +20,15 @@
 #include "io/checkpoint.h"
 #include "opts.h"
 
-static void usage(void)
-{
-    printf("usage: cored detect --model CKPT [options] FILE|DIR ...\n\n"
-           "Prints one JSON line per image: {\"path\": ..., \"p_fake\": ..., \"label\": \"fake\"|\"real\"}\n"
-           "(label fake when p_fake > --threshold). Folders are searched recursively for\n"
-           ".png, .jpg and .jpeg files, in sorted order; a folder without any is an error.\n"
-           "Images are resized to the model's input size with the same bilinear resize and\n"
-           "normalisation as in training.\n");
-}
+static const cli_doc doc = {
+    "detect", "--model CKPT [options] FILE|DIR ...",
+    "Prints one JSON line per image: {\"path\": ..., \"p_fake\": ..., \"label\": \"fake\"|\"real\"}\n"
+    "(label fake when p_fake > --threshold). Folders are searched recursively for\n"
+    ".png, .jpg and .jpeg files, in sorted order; a folder without any is an error.\n"
+    "Images are resized to the model's input size with the same bilinear resize and\n"
+    "normalisation as in training.",
+    "cored detect --model run/best.safetensors photo.jpg\n"
+    "cored detect --model run/best.safetensors --threshold 0.9 crops/"};
 
 typedef struct {
     char **v;
@@ -119,21 +119,21 @@ int cmd_detect(int argc, char **argv)
     int batch = 16, threads = 0;
     float threshold = 0.5f;
     opt_def defs[] = {
-        {"model", OPT_STR, &ckpt, 0, 0, NULL, "CKPT", "trained checkpoint (safetensors)"},
+        {"model", OPT_STR, &ckpt, 0, 0, NULL, "CKPT", "trained checkpoint (safetensors)", NULL, OPT_REQUIRED},
         {"threshold", OPT_FLOAT, &threshold, 0, 1, NULL, "P", "p(fake) above which an image is labelled fake"},
         {"batch", OPT_INT, &batch, 1, 1024, NULL, "N", "images per forward pass"},
-        {"threads", OPT_INT, &threads, 0, 1024, NULL, "N", "threads, 0 = all cores"},
+        {"threads", OPT_INT, &threads, 0, 1024, NULL, "N", "compute threads", "all cores"},
     };
     char **pos = malloc(sizeof(char *) * (size_t)(argc + 1));
     if (!pos) return 1;
-    int npos = 0, rc = opts_parse("detect", argc, argv, defs, 4, usage, pos, argc, &npos);
+    int npos = 0, rc = opts_parse(&doc, argc, argv, defs, 4, pos, argc, &npos, NULL);
     if (rc) {
         free(pos);
         return rc == 1 ? 0 : rc;
     }
-    if (!ckpt || npos == 0) {
+    if (npos == 0) {
         free(pos);
-        return cli_usage_error("detect", "--model and at least one FILE or DIR are required");
+        return cli_usage_error("detect", "at least one FILE or DIR is required");
     }
     cored_set_threads(threads);
     strlist files = {0};

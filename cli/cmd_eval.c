@@ -17,13 +17,14 @@
 #include "opts.h"
 #include "train/train.h"
 
-static void usage(void)
-{
-    printf("usage: cored eval --model CKPT --data DIR --tasks A[,B...] [options]\n\n"
-           "Scores every image of DIR/<task>/<split> with p(fake) (deterministic transform: resize\n"
-           "and normalise) and reports, per task: ROC-AUC (mid-rank ties; n/a when a class is\n"
-           "absent), accuracy at p(fake) > 0.5, accuracy on real and on fake images, and counts.\n");
-}
+static const cli_doc doc = {
+    "eval", "--model CKPT --data DIR --tasks A[,B...] [options]",
+    "Scores every image of DIR/<task>/<split> with p(fake) (deterministic transform: resize\n"
+    "and normalise) and reports, per task: ROC-AUC (mid-rank ties; n/a when a class is\n"
+    "absent), accuracy at p(fake) > 0.5, accuracy on real and on fake images, and counts.",
+    "cored eval --model run/best.safetensors --data data --tasks Blend,Warp\n"
+    "cored eval --model run/best.safetensors --data data --tasks Blend --split val --json -\n"
+    "cored eval --model xception.safetensors --data ffpp --tasks DeepFakes --size 299 --json eval.json"};
 
 static void fmt_pct(char *buf, size_t n, double v)
 {
@@ -66,24 +67,24 @@ int cmd_eval(int argc, char **argv)
     const char *ckpt = NULL, *data = NULL, *tasks_arg = NULL, *json = NULL, *arch = NULL, *pack = NULL;
     int split = 2, batch = 64, threads = 0, size = 0, loader_threads = 0, strict = 0;
     opt_def defs[] = {
-        {"model", OPT_STR, &ckpt, 0, 0, NULL, "CKPT", "checkpoint (safetensors)"},
-        {"data", OPT_STR, &data, 0, 0, NULL, "DIR", "data root"},
-        {"tasks", OPT_STR, &tasks_arg, 0, 0, NULL, "A,B", "tasks to evaluate"},
-        {"split", OPT_CHOICE, &split, 0, 0, "train|val|test|transfer", "SPLIT", "split"},
-        {"arch", OPT_STR, &arch, 0, 0, NULL, "NAME", "architecture when CKPT's metadata lacks it"},
-        {"size", OPT_INT, &size, 16, 4096, NULL, "PX", "input size (default: CKPT's, else 128)"},
+        {"model", OPT_STR, &ckpt, 0, 0, NULL, "CKPT", "checkpoint (safetensors)", NULL, OPT_REQUIRED},
+        {"data", OPT_STR, &data, 0, 0, NULL, "DIR", "data root", NULL, OPT_REQUIRED},
+        {"tasks", OPT_STR, &tasks_arg, 0, 0, NULL, "A,B", "tasks to evaluate", NULL, OPT_REQUIRED},
+        {"split", OPT_CHOICE, &split, 0, 0, cored_split_names, NULL, "split"},
+        {"arch", OPT_STR, &arch, 0, 0, NULL, "NAME", "architecture when CKPT's metadata lacks it", "CKPT's"},
+        {"size", OPT_INT, &size, 16, 4096, NULL, "PX", "input size", "CKPT's, else 128"},
         {"batch", OPT_INT, &batch, 1, 4096, NULL, "N", "batch size"},
-        {"threads", OPT_INT, &threads, 0, 1024, NULL, "N", "threads, 0 = all cores"},
-        {"loader-threads", OPT_INT, &loader_threads, 0, 1024, NULL, "N", "decoding threads, 0 = automatic"},
-        {"pack", OPT_STR, &pack, 0, 0, NULL, "FILE", "pack of pre-resized images ('none': decode)"},
+        {"threads", OPT_INT, &threads, 0, 1024, NULL, "N", "compute threads", "all cores"},
+        {"loader-threads", OPT_INT, &loader_threads, 0, 1024, NULL, "N", "image decoding threads", "automatic"},
+        {"pack", OPT_STR, &pack, 0, 0, NULL, "FILE", "pack of pre-resized images, 'none' to decode",
+         "DATA/.cored-pack-SIZE.bin when present"},
         {"strict", OPT_FLAG, &strict, 0, 0, NULL, NULL, "an unreadable image is an error, not a skipped file"},
         {"json", OPT_STR, &json, 0, 0, NULL, "FILE",
-         "also write the results as JSON ('-': to standard output, the table then to standard error)"},
+         "also write the results as JSON; '-': to standard output, the table then to standard error"},
     };
     int nd = sizeof defs / sizeof defs[0];
-    int rc = opts_parse("eval", argc, argv, defs, nd, usage, NULL, 0, NULL);
+    int rc = opts_parse(&doc, argc, argv, defs, nd, NULL, 0, NULL, NULL);
     if (rc) return rc == 1 ? 0 : rc;
-    if (!ckpt || !data || !tasks_arg) return cli_usage_error("eval", "--model, --data and --tasks are required");
     char list[4096];
     const char *tasks[CORED_MAX_TASKS];
     snprintf(list, sizeof list, "%s", tasks_arg);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "train_cli.h"
 #include "opts.h"
 #include "cli_tensors.h"
 #include "core/core.h"
@@ -99,27 +100,24 @@ static int decisions_record(decisions *d, const cored_model *m, int step, cored_
     return CORED_OK;
 }
 
-static void usage(void)
-{
-    printf("usage: cored grad --model NAME --weights W --input X --labels L --out G [options]\n\n"
-           "Runs the training step of a method (the step cored train and cored adapt run) on the\n"
-           "batch X ('input' float32 NCHW [N,3,S,S]) with L's 'labels' [N] (0 real, 1 fake), and\n"
-           "writes G: 'loss' [1] (the total loss of the first step), 'terms' [max(K,1),5] (per step:\n"
-           "ce, kd, rep, reg, total), 'losses' [K] (the total before each step, with --steps K) and\n"
-           "'grad.<param>' for every trainable parameter: the whole gradient of the first step,\n"
-           "weight-space terms included. Dropout and drop-connect are never applied.\n\n"
-           "The teacher (--teacher) runs in eval mode on the batch as given to the student. CoReD's\n"
-           "teacher statistics come from the teacher on the batch before CutMix (as cored adapt\n"
-           "takes them from the training set without augmentation): cells from its eval-mode\n"
-           "logits, features under batch statistics (--rep-teacher-bn student, unless --freeze-bn)\n"
-           "or running statistics (--rep-teacher-bn running). EWC reads its Fisher from W's\n"
-           "tensors 'cored.ewc.fisher.<param>' and anchors at W. With --cutmix-box, each image whose\n"
-           "partner (L's 'partner' [N]) has the other label receives the partner's box.\n\n"
-           "examples:\n"
-           "  cored grad --model tiny --weights w.st --input x.st --labels l.st --out g.st\n"
-           "  cored grad --model tiny --method cored --teacher t.st --weights w.st --input x.st \\\n"
-           "             --labels l.st --steps 3 --out g.st --out-weights w3.st --decisions d.st\n");
-}
+static const cli_doc doc = {
+    "grad", "--model NAME --weights W --input X --labels L --out G [options]",
+    "Runs the training step of a method (the step cored train and cored adapt run) on the\n"
+    "batch X ('input' float32 NCHW [N,3,S,S]) with L's 'labels' [N] (0 real, 1 fake), and\n"
+    "writes G: 'loss' [1] (the total loss of the first step), 'terms' [max(K,1),5] (per step:\n"
+    "ce, kd, rep, reg, total), 'losses' [K] (the total before each step, with --steps K) and\n"
+    "'grad.<param>' for every trainable parameter: the whole gradient of the first step,\n"
+    "weight-space terms included. Dropout and drop-connect are never applied.\n\n"
+    "The teacher (--teacher) runs in eval mode on the batch as given to the student. CoReD's\n"
+    "teacher statistics come from the teacher on the batch before CutMix (as cored adapt\n"
+    "takes them from the training set without augmentation): cells from its eval-mode\n"
+    "logits, features under batch statistics (--rep-teacher-bn student, unless --freeze-bn)\n"
+    "or running statistics (--rep-teacher-bn running). EWC reads its Fisher from W's\n"
+    "tensors 'cored.ewc.fisher.<param>' and anchors at W. With --cutmix-box, each image whose\n"
+    "partner (L's 'partner' [N]) has the other label receives the partner's box.",
+    "cored grad --model tiny --weights w.st --input x.st --labels l.st --out g.st\n"
+    "cored grad --model tiny --method cored --teacher t.st --weights w.st --input x.st --labels l.st "
+    "--steps 3 --out g.st --out-weights w3.st --decisions d.st"};
 
 /* The --decisions file: kinks of every training forward, then cells and tap maxima. */
 typedef struct {
@@ -192,55 +190,43 @@ static void cutmix_paste(float *x, const float *orig, int n, int size, const int
 
 int cmd_grad(int argc, char **argv)
 {
-    cored_train_cfg cfg;
-    cored_train_defaults(&cfg);
-    cfg.arch = NULL; /* required here */
+    static const char *const rows[] = {"model", "method", "freeze_bn", "rep", "rep_estimate", "rep_teacher_bn",
+                                       "rep_norm", "rep_weight", "temperature", "alpha", "lwf_temperature",
+                                       "lwf_lambda", "ewc_lambda", "optimizer", "lr", "momentum", "nesterov",
+                                       "weight_decay", "threads", NULL};
+    static train_cli tc;
+    train_cli_init_rows(&tc, &doc, rows);
+    tc.line.method = CORED_METHOD_CE;
     const char *weights = NULL, *input = NULL, *labels_path = NULL, *out = NULL, *out_weights = NULL;
-    const char *decisions_path = NULL, *method = "train", *teacher_path = NULL, *box_arg = NULL;
-    int steps = 0, threads = 0, optim_idx = 0, rep_idx = 0, nesterov = 0, rep_norm_idx = cfg.rep_norm;
-    float lr = -1, momentum = -1, wd = -1;
-    const opt_def defs[] = {
-        {"model", OPT_STR, &cfg.arch, 0, 0, NULL, "NAME", "tiny | xception | efficientnet-b0 (required)"},
-        {"weights", OPT_STR, &weights, 0, 0, NULL, "FILE", "the student's safetensors weights (required)"},
-        {"input", OPT_STR, &input, 0, 0, NULL, "FILE", "'input' float32 NCHW [N,3,S,S] (required)"},
-        {"labels", OPT_STR, &labels_path, 0, 0, NULL, "FILE", "'labels' [N], optional 'partner' [N] (required)"},
-        {"out", OPT_STR, &out, 0, 0, NULL, "FILE", "output tensor file, replaced atomically (required)"},
-        {"method", OPT_STR, &method, 0, 0, NULL, "M", "train | tl | dl | cored | tg | lwf | ewc"},
-        {"teacher", OPT_STR, &teacher_path, 0, 0, NULL, "FILE", "teacher weights (dl, cored, tg, lwf)"},
-        {"freeze-bn", OPT_FLAG, &cfg.freeze_bn, 0, 0, NULL, NULL, "the student trains with BN in eval mode (continual methods)"},
-        {"rep", OPT_CHOICE, &rep_idx, 0, 0, "scalar|vector", "MODE", "CoReD representation statistic"},
-        {"rep-estimate", OPT_CHOICE, &cfg.rep_unbiased, 0, 0, "plain|unbiased", "HOW", "CoReD per-cell term"},
-        {"rep-teacher-bn", OPT_CHOICE, &cfg.rep_teacher_running, 0, 0, "student|running", "BN",
-         "teacher statistics under the student's BN mode or running statistics"},
-        {"rep-norm", OPT_CHOICE, &rep_norm_idx, 0, 0, "none|batch", "HOW",
-         "CoReD term: the paper's sum over cells, or weighted by batch share in units of the teacher's variance"},
-        {"rep-weight", OPT_FLOAT, &cfg.rep_weight, 0, 1e6, NULL, "X", "factor of the CoReD term, 0 = the norm's"},
-        {"cutmix-box", OPT_STR, &box_arg, 0, 0, NULL, "X0,Y0,X1,Y1", "paste this box from each image's partner"},
-        {"temperature", OPT_FLOAT, &cfg.temperature, 1e-3, 1e3, NULL, "T", "distillation temperature"},
-        {"alpha", OPT_FLOAT, &cfg.alpha, 0, 1, NULL, "A", "distillation weight"},
-        {"lwf-temperature", OPT_FLOAT, &cfg.lwf_temperature, 1e-3, 1e3, NULL, "T", "LwF temperature"},
-        {"lwf-lambda", OPT_FLOAT, &cfg.lwf_lambda, 0, 1e6, NULL, "X", "LwF distillation weight"},
-        {"ewc-lambda", OPT_FLOAT, &cfg.ewc_lambda, 0, 1e12, NULL, "X", "EWC penalty weight"},
-        {"steps", OPT_INT, &steps, 0, 1000000, NULL, "K", "optimiser steps on the batch (0: gradients only)"},
-        {"optimizer", OPT_CHOICE, &optim_idx, 0, 0, "sgd|adam|adamw", "NAME", "optimiser"},
-        {"lr", OPT_FLOAT, &lr, 0, 1e6, NULL, "X", "learning rate (default 0.05 for sgd, 0.001 for adam/adamw)"},
-        {"momentum", OPT_FLOAT, &momentum, 0, 1, NULL, "X", "SGD momentum (default 0.1)"},
-        {"nesterov", OPT_FLAG, &nesterov, 0, 0, NULL, NULL, "SGD Nesterov momentum"},
-        {"weight-decay", OPT_FLOAT, &wd, 0, 1e3, NULL, "X", "weight decay (default 0; 0.01 for adamw)"},
-        {"out-weights", OPT_STR, &out_weights, 0, 0, NULL, "FILE", "the weights after the K steps"},
-        {"decisions", OPT_STR, &decisions_path, 0, 0, NULL, "FILE",
-         "kinks of every training forward ('s<s>.relu.<k>' U8 NCHW, 's<s>.maxpool.<k>' I32 argmax h*W+w),"
-         " and for CoReD 's<s>.cells', 'teacher.cells' I32 [N], 's<s>.tap_argmax' I32 [N,C]"},
-        {"threads", OPT_INT, &threads, 0, 1024, NULL, "N", "threads, 0 = all cores"},
-    };
-    int rc = opts_parse("grad", argc, argv, defs, (int)(sizeof defs / sizeof defs[0]), usage, NULL, 0, NULL);
-    if (rc) return rc == 1 ? 0 : rc;
-    if (!cfg.arch || !weights || !input || !labels_path || !out)
-        return cli_usage_error("grad", "--model, --weights, --input, --labels and --out are required");
-    int m_kind = cored_method_parse(method);
-    if (m_kind < 0 || m_kind == CORED_METHOD_REPLAY || m_kind == CORED_METHOD_JOINT)
+    const char *decisions_path = NULL, *teacher_path = NULL, *box_arg = NULL;
+    int steps = 0;
+    tc.defs[0].flags = OPT_REQUIRED;
+    train_cli_add(&tc, (opt_def){"weights", OPT_STR, &weights, 0, 0, NULL, "FILE", "the student's safetensors weights",
+                                 NULL, OPT_REQUIRED});
+    train_cli_add(&tc, (opt_def){"input", OPT_STR, &input, 0, 0, NULL, "FILE", "'input' float32 NCHW [N,3,S,S]", NULL,
+                                 OPT_REQUIRED});
+    train_cli_add(&tc, (opt_def){"labels", OPT_STR, &labels_path, 0, 0, NULL, "FILE",
+                                 "'labels' [N], optional 'partner' [N]", NULL, OPT_REQUIRED});
+    train_cli_add(&tc, (opt_def){"out", OPT_STR, &out, 0, 0, NULL, "FILE", "output tensor file, replaced atomically",
+                                 NULL, OPT_REQUIRED});
+    train_cli_add(&tc, (opt_def){"teacher", OPT_STR, &teacher_path, 0, 0, NULL, "FILE",
+                                 "teacher weights (dl, cored, tg, lwf)"});
+    train_cli_add(&tc, (opt_def){"cutmix-box", OPT_STR, &box_arg, 0, 0, NULL, "X0,Y0,X1,Y1",
+                                 "paste this box from each image's partner"});
+    train_cli_add(&tc, (opt_def){"steps", OPT_INT, &steps, 0, 1000000, NULL, "K",
+                                 "optimiser steps on the batch, 0: gradients only"});
+    train_cli_add(&tc, (opt_def){"out-weights", OPT_STR, &out_weights, 0, 0, NULL, "FILE",
+                                 "the weights after the K steps"});
+    train_cli_add(&tc, (opt_def){"decisions", OPT_STR, &decisions_path, 0, 0, NULL, "FILE",
+                                 "kinks of every training forward ('s<s>.relu.<k>' U8 NCHW, 's<s>.maxpool.<k>' I32 "
+                                 "argmax h*W+w), and for CoReD 's<s>.cells', 'teacher.cells' I32 [N], "
+                                 "'s<s>.tap_argmax' I32 [N,C]"});
+    int rc = train_cli_parse_rows(&tc, argc, argv);
+    if (rc) return rc < 0 ? 0 : rc;
+    cored_train_cfg cfg = tc.cfg;
+    const char *method = cored_method_name(cfg.method);
+    if (cfg.method == CORED_METHOD_REPLAY || cfg.method == CORED_METHOD_JOINT)
         return cli_usage_error("grad", "--method must be train, tl, dl, cored, tg, lwf or ewc, got '%s'", method);
-    cfg.method = (cored_method)m_kind;
     if (cored_method_uses_teacher(cfg.method) && !teacher_path)
         return cli_usage_error("grad", "--method %s needs --teacher", method);
     if (cfg.freeze_bn && cfg.method == CORED_METHOD_CE)
@@ -248,14 +234,7 @@ int cmd_grad(int argc, char **argv)
     int box[4] = {0};
     if (box_arg && sscanf(box_arg, "%d,%d,%d,%d", &box[0], &box[1], &box[2], &box[3]) != 4)
         return cli_usage_error("grad", "--cutmix-box takes X0,Y0,X1,Y1, got '%s'", box_arg);
-    cfg.rep = rep_idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
-    cfg.rep_norm = (cored_rep_norm)rep_norm_idx;
-    cfg.optim = cored_optim_defaults((cored_opt_kind)optim_idx);
-    if (lr >= 0) cfg.optim.lr = lr;
-    if (momentum >= 0) cfg.optim.momentum = momentum;
-    if (wd >= 0) cfg.optim.weight_decay = wd;
-    cfg.optim.nesterov = nesterov;
-    cored_set_threads(threads);
+    cored_set_threads(cfg.threads);
 
     cored_error err = {0};
     cored_model *m = NULL, *eval = NULL, *teacher = NULL;

@@ -10,49 +10,52 @@
 #include "train/protocol.h"
 #include "train_cli.h"
 
-static void usage(void)
-{
-    printf("usage: cored protocol --data DIR --tasks A,B[,C...] --out RUN [--methods tl,dl,tg,cored]\n"
-           "                      [--model tiny] [options]\n"
-           "       cored protocol --resume RUN\n\n"
-           "Trains task 1 (A) once, then for every method runs the continual steps A -> B -> C ...\n"
-           "(each step starts from the previous step's best model), evaluates every task's test\n"
-           "split after every step, and writes RUN/report.md, report.csv, report.json and\n"
-           "RUN/plots/ (AUC heat maps, mean AUC per step, ROC curves of the final models).\n"
-           "Methods: cored, tl, dl, tg, lwf, ewc, replay, joint. Ctrl-C stops cleanly; --resume\n"
-           "continues where it stopped.\n");
-}
+static const cli_doc doc = {
+    "protocol",
+    "--data DIR --tasks A,B[,C...] --out RUN [--methods tl,dl,tg,cored] [options]\n--resume RUN",
+    "Trains task 1 (A) once, then for every method runs the continual steps A -> B -> C ...\n"
+    "(each step starts from the previous step's best model), evaluates every task's test\n"
+    "split after every step, and writes RUN/report.md, report.csv, report.json and\n"
+    "RUN/plots/ (AUC heat maps, mean AUC after each step, ROC curves of the final models).\n"
+    "Methods: cored, tl, dl, tg, lwf, ewc, replay, joint. Settings as for cored train and\n"
+    "cored adapt. Ctrl-C stops cleanly; --resume continues where it stopped.",
+    "cored protocol --data data --tasks Blend,Warp,Texture,Upsample --preset quick --size 64 --out runs/p\n"
+    "cored protocol --data ffpp --tasks DeepFakes,Face2Face,FaceSwap,NeuralTextures --methods tl,cored "
+    "--model xception --out runs/ffpp\n"
+    "cored protocol --resume runs/p"};
+
+static const char *const split_names[] = {"val", "test", NULL};
 
 int cmd_protocol(int argc, char **argv)
 {
     static train_cli t;
-    const char *tasks = NULL, *methods = "tl,dl,tg,cored", *out = NULL;
+    const char *tasks = NULL, *methods = "tl,dl,tg,cored";
     int task1_epochs = 0, split = 1;
-    train_cli_init(&t);
-    train_cli_add(&t, (opt_def){"tasks", OPT_STR, &tasks, 0, 0, NULL, "A,B,...", "tasks in order (the first is task 1)"});
+    train_cli_init(&t, TRAIN_CMD_PROTOCOL, &doc);
+    train_cli_add(&t, (opt_def){"tasks", OPT_STR, &tasks, 0, 0, NULL, "A,B,...", "tasks in order (the first is task 1)",
+                                NULL, OPT_REQUIRED});
     train_cli_add(&t, (opt_def){"methods", OPT_STR, &methods, 0, 0, NULL, "M,...", "continual methods to compare"});
     train_cli_add(&t, (opt_def){"task1-epochs", OPT_INT, &task1_epochs, 0, 100000, NULL, "N",
-                                "epochs of task 1 (0 = --epochs)"});
-    train_cli_add(&t, (opt_def){"split", OPT_CHOICE, &split, 0, 0, "val|test", "SPLIT", "evaluation split"});
-    train_cli_add(&t, (opt_def){"out", OPT_STR, &out, 0, 0, NULL, "RUN", "protocol folder"});
-    static const char *const fixed[] = {"tasks", "methods", "task1-epochs", "split", "out", NULL};
-    int rc = train_cli_parse(&t, "protocol", argc, argv, usage, fixed);
-    if (rc) return rc < 0 ? 0 : rc;
+                                "epochs of task 1, 0: --epochs"});
+    train_cli_add(&t, (opt_def){"split", OPT_CHOICE, &split, 0, 0, split_names, NULL, "evaluation split"});
+    static const char *const own[] = {"tasks", NULL};
+    int rc = train_cli_parse(&t, argc, argv, own);
+    if (rc) {
+        train_cli_free(&t);
+        return rc < 0 ? 0 : rc;
+    }
     cored_protocol_cfg p;
     memset(&p, 0, sizeof p);
-    char *strings[2] = {NULL, NULL}, tbuf[4096], mbuf[512];
+    char *strings[2] = {NULL, NULL}, tbuf[4096], mbuf[512], abs_out[4096];
+    cored_error err = {0};
     if (t.resume) {
-        int threads = t.cfg.threads, lthreads = t.cfg.loader_threads;
-        cored_error err = {0};
-        if (cored_protocol_load(&p, strings, cli_abspath(t.abs_out, sizeof t.abs_out, t.resume), &err)) {
+        if (cored_protocol_load(&p, strings, cli_abspath(abs_out, sizeof abs_out, t.resume), &err)) {
             cli_print_error(&err);
             return 1;
         }
-        if (train_cli_given(&t, "threads")) p.base.threads = threads;
-        if (train_cli_given(&t, "loader-threads")) p.base.loader_threads = lthreads;
+        if (train_cli_given(&t, "threads")) p.base.threads = t.line.threads;
+        if (train_cli_given(&t, "loader-threads")) p.base.loader_threads = t.line.loader_threads;
     } else {
-        if (!tasks || !out) return cli_usage_error("protocol", "--tasks and --out are required");
-        if ((rc = train_cli_finish(&t, "protocol", NULL))) return rc;
         p.base = t.cfg;
         if (strlen(tasks) >= sizeof tbuf || strlen(methods) >= sizeof mbuf)
             return cli_usage_error("protocol", "--tasks or --methods is too long");
@@ -70,9 +73,14 @@ int cmd_protocol(int argc, char **argv)
             p.methods[p.n_methods++] = (cored_method)k;
         }
         p.task1_epochs = task1_epochs;
-        p.out = cli_abspath(t.abs_out, sizeof t.abs_out, out);
-        p.force = t.cfg.force;
+        p.out = p.base.out;
+        p.force = p.base.force;
         p.split = split ? CORED_SPLIT_TEST : CORED_SPLIT_VAL;
+        p.base.method = CORED_METHOD_CE;
+        if (cored_train_resolve(&p.base, &err)) {
+            cli_print_error(&err);
+            return 1;
+        }
     }
     if (!t.quiet) {
         fprintf(stderr, "protocol: %d tasks (", p.n_tasks);
@@ -88,12 +96,12 @@ int cmd_protocol(int argc, char **argv)
     p.base.progress_user = &pr;
     p.base.stop = &cli_stop;
     cli_install_signals();
-    cored_error err = {0};
     static char summary[16384];
     rc = cored_protocol_run(&p, summary, sizeof summary, &err);
     cli_progress_done(&pr);
     cored_free(strings[0]);
     cored_free(strings[1]);
+    train_cli_free(&t);
     if (rc == CORED_E_STOPPED) {
         fprintf(stderr, "cored: %s\ncored: continue with: cored protocol --resume %s\n", err.msg, p.out);
         return 130;

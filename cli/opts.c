@@ -1,4 +1,4 @@
-/* Table-driven option parsing; see opts.h. */
+/* The option system of every command; see opts.h. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,74 +7,165 @@
 #include "cli.h"
 #include "opts.h"
 
-static int choice_index(const char *choices, const char *v)
+#define HELP_COL 28
+#define HELP_WIDTH 100
+
+int opts_choice_index(const char *const *choices, const char *name)
 {
-    size_t lv = strlen(v);
-    int i = 0;
-    for (const char *p = choices; *p; i++) {
-        const char *bar = strchr(p, '|');
-        size_t l = bar ? (size_t)(bar - p) : strlen(p);
-        if (l == lv && !strncmp(p, v, l)) return i;
-        if (!bar) break;
-        p = bar + 1;
-    }
+    for (int i = 0; choices && choices[i]; i++)
+        if (!strcmp(choices[i], name)) return i;
     return -1;
 }
 
-static void choice_name(char *buf, size_t n, const char *choices, int idx)
+static void join_choices(char *buf, size_t n, const char *const *choices, const char *sep)
 {
-    const char *p = choices;
-    for (int i = 0; i < idx && p; i++) {
-        p = strchr(p, '|');
-        if (p) p++;
+    buf[0] = 0;
+    for (int i = 0; choices && choices[i]; i++) {
+        size_t used = strlen(buf);
+        snprintf(buf + used, n - used, "%s%s", i ? sep : "", choices[i]);
     }
-    if (!p) {
-        snprintf(buf, n, "?");
+}
+
+/* The default as --help states it, "" for none. */
+static void default_text(char *buf, size_t n, const opt_def *d)
+{
+    buf[0] = 0;
+    if (d->flags & OPT_REQUIRED) {
+        snprintf(buf, n, "required");
         return;
     }
-    const char *bar = strchr(p, '|');
-    snprintf(buf, n, "%.*s", (int)(bar ? (size_t)(bar - p) : strlen(p)), p);
-}
-
-void opts_help(const opt_def *defs, int n)
-{
-    for (int i = 0; i < n; i++) {
-        const opt_def *d = &defs[i];
-        char left[64], def[96] = "";
-        if (d->type == OPT_FLAG)
-            snprintf(left, sizeof left, "--%s", d->name);
-        else
-            snprintf(left, sizeof left, "--%s %s", d->name, d->arg ? d->arg : "X");
-        switch (d->type) {
-        case OPT_INT: snprintf(def, sizeof def, " (default %d)", *(int *)d->dst); break;
-        case OPT_U64: snprintf(def, sizeof def, " (default %llu)", (unsigned long long)*(uint64_t *)d->dst); break;
-        case OPT_FLOAT: snprintf(def, sizeof def, " (default %g)", *(float *)d->dst); break;
-        case OPT_STR:
-            if (*(const char **)d->dst) snprintf(def, sizeof def, " (default %s)", *(const char **)d->dst);
-            break;
-        case OPT_CHOICE: {
-            char c[32];
-            choice_name(c, sizeof c, d->choices, *(int *)d->dst);
-            snprintf(def, sizeof def, " (%s; default %s)", d->choices, c);
-            break;
-        }
-        case OPT_FLAG: break;
-        }
-        printf("  %-24s %s%s\n", left, d->help, def);
+    if (d->def) {
+        snprintf(buf, n, "%s", d->def);
+        return;
+    }
+    switch (d->type) {
+    case OPT_INT: snprintf(buf, n, "%d", *(int *)d->dst); break;
+    case OPT_U64: snprintf(buf, n, "%llu", (unsigned long long)*(uint64_t *)d->dst); break;
+    case OPT_FLOAT: snprintf(buf, n, "%g", *(float *)d->dst); break;
+    case OPT_DOUBLE: snprintf(buf, n, "%g", *(double *)d->dst); break;
+    case OPT_STR:
+        if (*(const char **)d->dst) snprintf(buf, n, "%s", *(const char **)d->dst);
+        break;
+    case OPT_CHOICE: {
+        int k = *(int *)d->dst;
+        if (k >= 0 && d->choices[k]) snprintf(buf, n, "%s", d->choices[k]);
+        break;
+    }
+    case OPT_FLAG: break;
     }
 }
 
-int opts_parse(const char *cmd, int argc, char **argv, const opt_def *defs, int n, void (*usage)(void),
-               char **pos, int max_pos, int *npos)
+/* Prints text from column HELP_COL on, wrapped at HELP_WIDTH; the cursor is at column col. */
+static void wrap(const char *text, int col)
 {
-    return opts_parse_given(cmd, argc, argv, defs, n, usage, pos, max_pos, npos, NULL);
+    if (col > HELP_COL - 1) {
+        printf("\n");
+        col = 0;
+    }
+    printf("%*s", HELP_COL - col, "");
+    col = HELP_COL;
+    const char *p = text;
+    while (*p) {
+        const char *sp = strchr(p, ' ');
+        int len = sp ? (int)(sp - p) : (int)strlen(p);
+        if (col > HELP_COL && col + 1 + len > HELP_WIDTH) {
+            printf("\n%*s", HELP_COL, "");
+            col = HELP_COL;
+        } else if (col > HELP_COL) {
+            printf(" ");
+            col++;
+        }
+        printf("%.*s", len, p);
+        col += len;
+        p += len;
+        while (*p == ' ') p++;
+    }
+    printf("\n");
 }
 
-int opts_parse_given(const char *cmd, int argc, char **argv, const opt_def *defs, int n,
-                     void (*usage)(void), char **pos, int max_pos, int *npos, unsigned char *given)
+static void print_lines(const char *prefix, const char *first, const char *text)
 {
+    const char *p = text;
+    for (int i = 0; *p; i++) {
+        const char *nl = strchr(p, '\n');
+        int len = nl ? (int)(nl - p) : (int)strlen(p);
+        printf("%s%.*s\n", i ? prefix : first, len, p);
+        p += len + (nl != NULL);
+    }
+}
+
+void opts_help(const cli_doc *doc, const opt_def *defs, int n)
+{
+    char first[64], prefix[64];
+    snprintf(first, sizeof first, "usage: cored %s ", doc->name);
+    snprintf(prefix, sizeof prefix, "       cored %s ", doc->name);
+    print_lines(prefix, first, doc->usage);
+    printf("\n%s\n\noptions:\n", doc->about);
+    for (int i = 0; i < n; i++) {
+        const opt_def *d = &defs[i];
+        char left[160], def[160], choices[256], text[1024];
+        join_choices(choices, sizeof choices, d->choices, "|");
+        const char *arg = d->type == OPT_CHOICE ? choices : d->arg ? d->arg : "X";
+        int col = d->type == OPT_FLAG ? snprintf(left, sizeof left, "  --%s", d->name)
+                                      : snprintf(left, sizeof left, "  --%s %s", d->name, arg);
+        default_text(def, sizeof def, d);
+        if (def[0] && !strcmp(def, "required"))
+            snprintf(text, sizeof text, "%s (required)", d->help);
+        else if (def[0])
+            snprintf(text, sizeof text, "%s (default %s)", d->help, def);
+        else
+            snprintf(text, sizeof text, "%s", d->help);
+        printf("%s", left);
+        wrap(text, col);
+    }
+    printf("  -h, --help");
+    wrap("this help", 12);
+    if (doc->examples) {
+        printf("\nexamples:\n");
+        print_lines("  ", "  ", doc->examples);
+    }
+}
+
+static int set_value(const char *cmd, const opt_def *d, const char *v)
+{
+    switch (d->type) {
+    case OPT_FLAG: *(int *)d->dst = 1; return 0;
+    case OPT_INT: return cli_int(cmd, d->name, v, (long)d->lo, (long)d->hi, d->dst) ? EXIT_USAGE : 0;
+    case OPT_U64: return cli_u64(cmd, d->name, v, d->dst) ? EXIT_USAGE : 0;
+    case OPT_FLOAT: return cli_float(cmd, d->name, v, d->lo, d->hi, d->dst) ? EXIT_USAGE : 0;
+    case OPT_DOUBLE: {
+        float f;
+        if (cli_float(cmd, d->name, v, d->lo, d->hi, &f)) return EXIT_USAGE;
+        *(double *)d->dst = strtod(v, NULL);
+        return 0;
+    }
+    case OPT_STR:
+        if (!v[0]) return cli_usage_error(cmd, "--%s needs a non-empty value", d->name);
+        *(const char **)d->dst = v;
+        return 0;
+    case OPT_CHOICE: {
+        int k = opts_choice_index(d->choices, v);
+        if (k < 0) {
+            char list[256];
+            join_choices(list, sizeof list, d->choices, ", ");
+            return cli_usage_error(cmd, "--%s must be one of %s, got '%s'", d->name, list, v);
+        }
+        *(int *)d->dst = k;
+        return 0;
+    }
+    }
+    return EXIT_USAGE;
+}
+
+int opts_parse(const cli_doc *doc, int argc, char **argv, const opt_def *defs, int n, char **pos, int max_pos,
+               int *npos, unsigned char *given)
+{
+    const char *cmd = doc->name;
     struct option *lo = calloc((size_t)n + 2, sizeof *lo);
-    if (!lo) {
+    unsigned char *seen = calloc((size_t)n + 1, 1);
+    if (!lo || !seen) {
+        free(lo);
+        free(seen);
         fprintf(stderr, "cored %s: out of memory\n", cmd);
         return EXIT_USAGE;
     }
@@ -83,54 +174,33 @@ int opts_parse_given(const char *cmd, int argc, char **argv, const opt_def *defs
     lo[n] = (struct option){"help", no_argument, 0, 'h'};
     int c, rc = 0;
     if (npos) *npos = 0;
-    while ((c = cli_getopt(cmd, argc, argv, "h", lo)) != -1) {
+    while (!rc && (c = cli_getopt(cmd, argc, argv, "h", lo)) != -1) {
         if (c == 'h') {
-            usage();
-            printf("\noptions:\n");
-            opts_help(defs, n);
-            free(lo);
-            return 1;
-        }
-        if (c < 1000 || c >= 1000 + n) {
+            opts_help(doc, defs, n);
+            rc = 1;
+        } else if (c < 1000 || c >= 1000 + n) {
             rc = EXIT_USAGE;
-            break;
+        } else {
+            seen[c - 1000] = 1;
+            rc = set_value(cmd, &defs[c - 1000], optarg);
         }
-        const opt_def *d = &defs[c - 1000];
-        if (given) given[c - 1000] = 1;
-        switch (d->type) {
-        case OPT_FLAG: *(int *)d->dst = 1; break;
-        case OPT_INT:
-            if (cli_int(cmd, d->name, optarg, (long)d->lo, (long)d->hi, d->dst)) rc = EXIT_USAGE;
-            break;
-        case OPT_U64:
-            if (cli_u64(cmd, d->name, optarg, d->dst)) rc = EXIT_USAGE;
-            break;
-        case OPT_FLOAT:
-            if (cli_float(cmd, d->name, optarg, d->lo, d->hi, d->dst)) rc = EXIT_USAGE;
-            break;
-        case OPT_STR:
-            if (!optarg[0]) rc = cli_usage_error(cmd, "--%s needs a non-empty value", d->name);
-            *(const char **)d->dst = optarg;
-            break;
-        case OPT_CHOICE: {
-            int k = choice_index(d->choices, optarg);
-            if (k < 0)
-                rc = cli_usage_error(cmd, "--%s must be one of %s, got '%s'", d->name, d->choices, optarg);
-            else
-                *(int *)d->dst = k;
-            break;
-        }
-        }
-        if (rc) break;
     }
+    for (int i = optind; !rc && i < argc; i++) {
+        if (!pos || !npos)
+            rc = cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
+        else if (*npos >= max_pos)
+            rc = cli_usage_error(cmd, "too many arguments");
+        else
+            pos[(*npos)++] = argv[i];
+    }
+    int alone = 0;
+    for (int i = 0; i < n; i++) alone |= seen[i] && (defs[i].flags & OPT_ALONE);
+    for (int i = 0; !rc && !alone && i < n; i++)
+        if ((defs[i].flags & OPT_REQUIRED) && !seen[i]) rc = cli_usage_error(cmd, "--%s is required", defs[i].name);
+    if (given) memcpy(given, seen, (size_t)n);
     free(lo);
-    if (rc) return rc;
-    for (int i = optind; i < argc; i++) {
-        if (!pos || !npos) return cli_usage_error(cmd, "unexpected argument '%s'", argv[i]);
-        if (*npos >= max_pos) return cli_usage_error(cmd, "too many arguments");
-        pos[(*npos)++] = argv[i];
-    }
-    return 0;
+    free(seen);
+    return rc;
 }
 
 int opts_split(char *list, const char **items, int max)

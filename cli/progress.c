@@ -60,10 +60,13 @@ void cli_progress_done(cli_progress *p)
 
 static void losses(char *buf, size_t n, const cored_progress *p)
 {
-    size_t k = (size_t)snprintf(buf, n, "loss %.4f ce %.4f", p->loss, p->ce);
-    if (p->kd != 0 && k < n) k += (size_t)snprintf(buf + k, n - k, " kd %.4f", p->kd);
-    if (p->rep != 0 && k < n) k += (size_t)snprintf(buf + k, n - k, " rep %.5f", p->rep);
-    if (p->reg != 0 && k < n) snprintf(buf + k, n - k, " reg %.4f", p->reg);
+    /* the terms as they sum to the loss: the cross-entropy with its weight */
+    size_t k = p->ce_weight != 1
+                   ? (size_t)snprintf(buf, n, "loss %.4f = %g*ce %.4f", p->loss, p->ce_weight, p->ce_weight * p->ce)
+                   : (size_t)snprintf(buf, n, "loss %.4f = ce %.4f", p->loss, p->ce);
+    if (p->kd != 0 && k < n) k += (size_t)snprintf(buf + k, n - k, " + kd %.4f", p->kd);
+    if (p->rep != 0 && k < n) k += (size_t)snprintf(buf + k, n - k, " + rep %.4f", p->rep);
+    if (p->reg != 0 && k < n) snprintf(buf + k, n - k, " + reg %.4f", p->reg);
 }
 
 void cli_progress_fn(const cored_progress *p, void *user)

@@ -1,4 +1,5 @@
-/* Shared options and execution of the training commands; see train_cli.h. */
+/* The training commands' options and their execution; see train_cli.h. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -7,78 +8,136 @@
 #include "core/core.h"
 #include "train_cli.h"
 
-void train_cli_add(train_cli *t, opt_def d)
+static const char *preset_names[8];
+
+/* The rows a command must be given (or find in --config). */
+static int required_row(train_cmd cmd, const char *key)
 {
-    if (t->n_defs < TRAIN_MAX_OPTS) t->defs[t->n_defs++] = d;
+    static const char *const need[4][6] = {{"data", "target", "out", NULL},
+                                           {"data", "from", "sources", "target", "out", NULL},
+                                           {"data", "out", NULL},
+                                           {NULL}};
+    for (int i = 0; need[cmd][i]; i++)
+        if (!strcmp(need[cmd][i], key)) return 1;
+    return 0;
 }
 
-void train_cli_init(train_cli *t)
+static int row_in_command(train_cmd cmd, const cored_cfg_field *f)
+{
+    switch (cmd) {
+    case TRAIN_CMD_TRAIN: return (f->where & CORED_CFG_TASK1) != 0;
+    case TRAIN_CMD_ADAPT: return (f->where & CORED_CFG_STEP) != 0;
+    case TRAIN_CMD_PROTOCOL:
+        return strcmp(f->key, "sources") && strcmp(f->key, "target") && strcmp(f->key, "from") &&
+               strcmp(f->key, "method");
+    case TRAIN_CMD_ROWS: return 0;
+    }
+    return 0;
+}
+
+/* "(for dl, cored)" after the help of a row that acts for some methods only. */
+static const char *row_help(char *buf, size_t n, const cored_cfg_field *f)
+{
+    if (!f->methods) return f->help;
+    size_t k = (size_t)snprintf(buf, n, "%s, for", f->help);
+    for (int m = 0, first = 1; m < CORED_METHOD_COUNT && k < n; m++)
+        if (f->methods & (1u << m)) {
+            k += (size_t)snprintf(buf + k, n - k, "%s %s", first ? "" : ",", cored_method_name((cored_method)m));
+            first = 0;
+        }
+    return buf;
+}
+
+void train_cli_add(train_cli *t, opt_def d)
+{
+    if (t->n_defs < TRAIN_MAX_OPTS) {
+        t->row[t->n_defs] = -1;
+        t->defs[t->n_defs++] = d;
+    }
+}
+
+/* The option of row r: its name (the key with '-', "no-" before a switch that defaults to on,
+   train's --task for the target), type and default, writing into t->line. */
+static void add_row(train_cli *t, int r, const cored_cfg_field *f)
+{
+    static char helps[TRAIN_MAX_OPTS][256];
+    int i = t->n_defs;
+    if (i == TRAIN_MAX_OPTS) return;
+    char *name = t->names[i];
+    int negated = f->type == CORED_CFG_BOOL && f->def && !strcmp(f->def, "true");
+    snprintf(name, sizeof t->names[i], "%s%s", negated ? "no-" : "",
+             t->cmd == TRAIN_CMD_TRAIN && !strcmp(f->key, "target") ? "task" : f->key);
+    for (char *c = name; *c; c++)
+        if (*c == '_') *c = '-';
+    void *dst = (char *)&t->line + f->offset;
+    opt_def d = {name, OPT_STR, dst, f->lo, f->hi, NULL, f->arg, row_help(helps[i], sizeof helps[i], f), f->def_help,
+                 required_row(t->cmd, f->key) ? OPT_REQUIRED : 0};
+    if (negated) {
+        snprintf(helps[i], sizeof helps[i], "without: %s", f->help);
+        d.help = helps[i];
+    }
+    switch (f->type) {
+    case CORED_CFG_INT: d.type = OPT_INT; break;
+    case CORED_CFG_U64: d.type = OPT_U64; break;
+    case CORED_CFG_FLOAT: d.type = OPT_FLOAT; break;
+    case CORED_CFG_BOOL: d.type = OPT_FLAG, d.dst = &t->flag[i]; break;
+    case CORED_CFG_STR: d.def = f->def_help ? f->def_help : ""; break;
+    case CORED_CFG_ENUM: d.type = OPT_CHOICE, d.choices = f->names; break;
+    case CORED_CFG_TASKS: d.dst = &t->sources, d.def = ""; break;
+    }
+    if (f->offset == offsetof(cored_train_cfg, method) && t->cmd == TRAIN_CMD_ADAPT) {
+        /* a step's methods: every one but task 1's "train" */
+        d.choices = f->names + 1, d.dst = &t->flag[i];
+        t->flag[i] = t->line.method - 1;
+    }
+    t->row[i] = r;
+    t->defs[t->n_defs++] = d;
+}
+
+static void init_common(train_cli *t, train_cmd cmd, const cli_doc *doc)
 {
     memset(t, 0, sizeof *t);
-    cored_train_cfg *c = &t->cfg;
-    cored_train_defaults(c);
-    t->select_idx = 0;
-    t->cutmix_idx = 0;
-    t->rep_estimate_idx = c->rep_unbiased;
-    t->rep_teacher_idx = c->rep_teacher_running;
-    t->rep_norm_idx = c->rep_norm;
+    t->cmd = cmd;
+    t->doc = doc;
+    t->preset = -1;
     t->log_every = 50;
-    opt_def d[] = {
-        {"data", OPT_STR, &c->data, 0, 0, NULL, "DIR", "data root in the official CoReD layout"},
-        {"model", OPT_STR, &c->arch, 0, 0, NULL, "NAME", "tiny | xception | efficientnet-b0"},
-        {"size", OPT_INT, &c->size, 16, 4096, NULL, "PX", "input size (square)"},
-        {"epochs", OPT_INT, &c->epochs, 1, 100000, NULL, "N", "epochs"},
-        {"batch", OPT_INT, &c->batch, 2, 4096, NULL, "N", "batch size"},
-        {"optimizer", OPT_CHOICE, &t->optim_idx, 0, 0, "sgd|adam|adamw", "NAME", "optimiser"},
-        {"lr", OPT_FLOAT, &c->optim.lr, 0, 1e3, NULL, "X", "learning rate (constant)"},
-        {"momentum", OPT_FLOAT, &c->optim.momentum, 0, 1, NULL, "X", "SGD momentum"},
-        {"nesterov", OPT_FLAG, &c->optim.nesterov, 0, 0, NULL, NULL, "Nesterov momentum"},
-        {"weight-decay", OPT_FLOAT, &c->optim.weight_decay, 0, 10, NULL, "X", "weight decay"},
-        {"seed", OPT_U64, &c->seed, 0, 0, NULL, "S", "random seed (data order, augmentation, init)"},
-        {"threads", OPT_INT, &c->threads, 0, 1024, NULL, "N", "compute threads, 0 = all cores"},
-        {"loader-threads", OPT_INT, &c->loader_threads, 0, 1024, NULL, "N", "image decoding threads, 0 = automatic"},
-        {"deterministic", OPT_FLAG, &c->deterministic, 0, 0, NULL, NULL,
-         "accepted for scripts: results never depend on --threads"},
-        {"temperature", OPT_FLOAT, &c->temperature, 1e-3, 1e3, NULL, "T", "distillation temperature"},
-        {"alpha", OPT_FLOAT, &c->alpha, 0, 1, NULL, "A", "distillation weight"},
-        {"freeze-bn", OPT_FLAG, &c->freeze_bn, 0, 0, NULL, NULL,
-         "train with BN in eval mode, as the official code effectively does"},
-        {"rep", OPT_CHOICE, &t->rep_idx, 0, 0, "scalar|vector", "MODE", "CoReD representation statistic"},
-        {"rep-estimate", OPT_CHOICE, &t->rep_estimate_idx, 0, 0, "plain|unbiased", "HOW",
-         "CoReD per-cell term: the paper's squared difference, or minus the batch's sampling variance"},
-        {"rep-teacher-bn", OPT_CHOICE, &t->rep_teacher_idx, 0, 0, "student|running", "BN",
-         "CoReD teacher statistics under the student's BN mode, or running statistics (official code)"},
-        {"rep-norm", OPT_CHOICE, &t->rep_norm_idx, 0, 0, "none|batch", "HOW",
-         "CoReD term: the paper's sum over cells, or each cell by its share of the batch in units of the "
-         "teacher's variance of the statistic"},
-        {"rep-weight", OPT_FLOAT, &c->rep_weight, 0, 1e6, NULL, "X",
-         "factor of the CoReD term, 0 = the norm's (1 with none, 0.1 with batch)"},
-        {"select", OPT_CHOICE, &t->select_idx, 0, 0, "acc|auc", "BY", "model selection: sum of val accuracy or AUC"},
-        {"max-per-class", OPT_INT, &c->max_per_class, 0, 100000000, NULL, "N",
-         "cap on training images per class, 0 = none"},
-        {"cutmix", OPT_CHOICE, &t->cutmix_idx, 0, 0, "opposite|same|none", "MODE",
-         "CutMix: opposite-class (p 0.2, Beta(0.5,0.5)) or same-class (p 0.5, Beta(1,1))"},
-        {"cutmix-p", OPT_FLOAT, &c->cutmix_p, 0, 1, NULL, "P", "CutMix probability, 0 = the mode's"},
-        {"cutmix-beta", OPT_FLOAT, &c->cutmix_beta, 0, 1e3, NULL, "A", "CutMix Beta(A, A) parameter, 0 = the mode's"},
-        {"no-flip", OPT_FLAG, &t->no_flip, 0, 0, NULL, NULL, "no horizontal flip"},
-        {"lwf-temperature", OPT_FLOAT, &c->lwf_temperature, 1e-3, 1e3, NULL, "T", "LwF temperature"},
-        {"lwf-lambda", OPT_FLOAT, &c->lwf_lambda, 0, 1e6, NULL, "X", "LwF distillation weight"},
-        {"ewc-lambda", OPT_FLOAT, &c->ewc_lambda, 0, 1e12, NULL, "X", "EWC penalty weight"},
-        {"ewc-samples", OPT_INT, &c->ewc_samples, 2, 1000000, NULL, "N", "images per task for EWC's Fisher"},
-        {"replay-size", OPT_INT, &c->replay_size, 2, 100000000, NULL, "N", "images in the replay buffer"},
-        {"pack", OPT_STR, &t->pack_opt, 0, 0, NULL, "FILE",
-         "pack of pre-resized images; default DATA/.cored-pack-SIZE.bin when present; 'none' to decode"},
-        {"strict", OPT_FLAG, &c->strict, 0, 0, NULL, NULL, "a corrupt image is an error, not a skipped file"},
-        {"save-every", OPT_FLOAT, &c->save_every, 0, 1e9, NULL, "S",
-         "seconds between mid-epoch checkpoints, 0 = epoch ends only"},
-        {"force", OPT_FLAG, &c->force, 0, 0, NULL, NULL, "replace an existing run folder"},
-        {"trace", OPT_STR, &c->trace, 0, 0, NULL, "FILE",
-         "append one JSON line per step: loss terms, gradient norms per term, cell statistics (slower)"},
-    };
-    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) train_cli_add(t, d[i]);
-    t->n_common = t->n_defs;
+    cored_train_defaults(&t->line);
+    if (cmd == TRAIN_CMD_TRAIN) t->line.method = CORED_METHOD_CE;
+}
+
+void train_cli_init_rows(train_cli *t, const cli_doc *doc, const char *const *keys)
+{
+    init_common(t, TRAIN_CMD_ROWS, doc);
+    int nf;
+    const cored_cfg_field *fields = cored_cfg_fields(&nf);
+    for (const char *const *k = keys; *k; k++) {
+        int r = cored_cfg_find(*k);
+        if (r >= 0) add_row(t, r, &fields[r]);
+    }
+}
+
+void train_cli_init(train_cli *t, train_cmd cmd, const cli_doc *doc)
+{
+    init_common(t, cmd, doc);
+    int np = 0;
+    for (const cored_cfg_preset_def *p = cored_cfg_presets; p->name && np < 7; p++) preset_names[np++] = p->name;
+    int nf;
+    const cored_cfg_field *fields = cored_cfg_fields(&nf);
+    for (int r = 0; r < nf; r++)
+        if (row_in_command(cmd, &fields[r])) add_row(t, r, &fields[r]);
+    train_cli_add(t, (opt_def){"preset", OPT_CHOICE, &t->preset, 0, 0, preset_names, NULL,
+                               "named settings under --config and the options: paper (the paper's "
+                               "settings, its representation term included), quick (what make demo uses: "
+                               "tiny, Adam lr 0.002, batch 32, 20 epochs)",
+                               "", 0});
+    train_cli_add(t, (opt_def){"config", OPT_STR, &t->config, 0, 0, NULL, "FILE",
+                               "settings from a JSON file such as a run's config.json; options given on the "
+                               "command line override them",
+                               "", OPT_ALONE});
     train_cli_add(t, (opt_def){"resume", OPT_STR, &t->resume, 0, 0, NULL, "RUN",
-                               "continue the interrupted run in RUN with its saved configuration"});
+                               "continue the interrupted run in RUN with its saved settings (--threads, "
+                               "--loader-threads, --quiet and --log-every may change)",
+                               "", OPT_ALONE});
     train_cli_add(t, (opt_def){"quiet", OPT_FLAG, &t->quiet, 0, 0, NULL, NULL, "no progress output"});
     train_cli_add(t, (opt_def){"log-every", OPT_INT, &t->log_every, 1, 1000000, NULL, "N",
                                "without a terminal, one progress line every N batches"});
@@ -102,66 +161,131 @@ const char *cli_abspath(char *buf, size_t n, const char *path)
     return buf;
 }
 
-int train_cli_parse(train_cli *t, const char *cmd, int argc, char **argv, void (*usage)(void),
-                    const char *const *extra)
+static int fail(const cored_error *err)
 {
-    int rc = opts_parse_given(cmd, argc, argv, t->defs, t->n_defs, usage, NULL, 0, NULL, t->given);
-    if (rc == 1) return -1; /* --help was printed */
-    if (rc) return rc;
-    if (!t->resume) return 0;
+    cli_print_error(err);
+    return 1;
+}
+
+/* --resume: only how the process runs may change. */
+static int resume_config(train_cli *t)
+{
+    const char *cmd = t->doc->name;
     for (int i = 0; i < t->n_defs; i++) {
-        if (!t->given[i] || !strcmp(t->defs[i].name, "threads") || !strcmp(t->defs[i].name, "loader-threads"))
+        if (!t->given[i] || !strcmp(t->defs[i].name, "resume") || !strcmp(t->defs[i].name, "quiet") ||
+            !strcmp(t->defs[i].name, "log-every"))
             continue;
-        int refused = i < t->n_common;
-        for (const char *const *e = extra; e && *e && !refused; e++) refused = !strcmp(*e, t->defs[i].name);
-        if (refused)
-            return cli_usage_error(cmd, "--resume continues with the run's saved configuration; "
-                                        "--%s cannot be given with it", t->defs[i].name);
+        int f_n;
+        const cored_cfg_field *fields = cored_cfg_fields(&f_n);
+        if (t->row[i] < 0 || !(fields[t->row[i]].where & CORED_CFG_RUNTIME))
+            return cli_usage_error(cmd, "--resume continues with the run's saved settings; --%s cannot be given "
+                                        "with it", t->defs[i].name);
+    }
+    if (t->cmd == TRAIN_CMD_PROTOCOL) return 0; /* the protocol folder holds its own */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", t->resume);
+    cored_error err = {0};
+    if (cored_train_cfg_load(&t->cfg, &t->strings, path, &err)) return fail(&err);
+    if (t->cmd == TRAIN_CMD_TRAIN && t->cfg.method != CORED_METHOD_CE)
+        return cli_usage_error(cmd, "%s is a continual step; resume it with 'cored adapt --resume'", t->resume);
+    if (t->cmd == TRAIN_CMD_ADAPT && t->cfg.method == CORED_METHOD_CE)
+        return cli_usage_error(cmd, "%s is a task-1 run; resume it with 'cored train --resume'", t->resume);
+    for (int i = 0; i < t->n_defs; i++)
+        if (t->given[i] && t->row[i] >= 0) cored_cfg_copy(&t->cfg, &t->line, t->row[i]);
+    t->cfg.out = cli_abspath(t->abs[0], sizeof t->abs[0], t->resume);
+    t->cfg.resume = 1;
+    return 0;
+}
+
+/* The switches and --sources given, into t->line; the rows given. */
+static int apply_line(train_cli *t, cored_cfg_mask *given)
+{
+    const char *cmd = t->doc->name;
+    int nf;
+    const cored_cfg_field *fields = cored_cfg_fields(&nf);
+    *given = 0;
+    for (int i = 0; i < t->n_defs; i++) {
+        if (!t->given[i] || t->row[i] < 0) continue;
+        const cored_cfg_field *f = &fields[t->row[i]];
+        *given |= (cored_cfg_mask)1 << t->row[i];
+        if (f->type == CORED_CFG_BOOL) *(int *)((char *)&t->line + f->offset) = strcmp(f->def, "true") != 0;
+        if (t->defs[i].dst == &t->flag[i] && f->type == CORED_CFG_ENUM) t->line.method = t->flag[i] + 1;
+        if (f->type == CORED_CFG_TASKS) {
+            if (strlen(t->sources) >= sizeof t->src_buf) return cli_usage_error(cmd, "--sources is too long");
+            snprintf(t->src_buf, sizeof t->src_buf, "%s", t->sources);
+            t->line.n_sources = opts_split(t->src_buf, t->line.sources, CORED_MAX_TASKS - 1);
+            if (t->line.n_sources < 1)
+                return cli_usage_error(cmd, "--sources needs 1 to %d task names", CORED_MAX_TASKS - 1);
+        }
     }
     return 0;
 }
 
-int train_cli_finish(train_cli *t, const char *cmd, char **strings)
+int train_cli_parse_rows(train_cli *t, int argc, char **argv)
 {
+    int rc = opts_parse(t->doc, argc, argv, t->defs, t->n_defs, NULL, 0, NULL, t->given);
+    if (rc) return rc == 1 ? -1 : rc;
+    cored_cfg_mask given;
+    if ((rc = apply_line(t, &given))) return rc;
+    t->cfg = t->line;
+    cored_cfg_finish(&t->cfg, given);
+    return 0;
+}
+
+int train_cli_parse(train_cli *t, int argc, char **argv, const char *const *own_required)
+{
+    const char *cmd = t->doc->name;
+    int rc = opts_parse(t->doc, argc, argv, t->defs, t->n_defs, NULL, 0, NULL, t->given);
+    if (rc) return rc == 1 ? -1 : rc;
+    cli_install_logger(t->quiet);
+    int nf;
+    const cored_cfg_field *fields = cored_cfg_fields(&nf);
+    cored_cfg_mask line_set;
+    if ((rc = apply_line(t, &line_set))) return rc;
+    if (t->resume) return resume_config(t);
+    for (const char *const *o = own_required; o && *o; o++)
+        if (!train_cli_given(t, *o)) return cli_usage_error(cmd, "--%s is required", *o);
+
+    /* defaults < --preset < --config < the command line */
+    cored_error err = {0};
+    cored_cfg_mask set = 0;
     cored_train_cfg *c = &t->cfg;
-    if (t->resume) {
-        cored_error err = {0};
-        char path[4096];
-        snprintf(path, sizeof path, "%s/config.json", t->resume);
-        int threads = c->threads, lthreads = c->loader_threads;
-        cored_progress_fn pf = c->progress;
-        if (cored_train_cfg_load(c, strings, path, &err)) {
-            cli_print_error(&err);
-            return 1;
+    cored_train_defaults(c);
+    if (t->cmd == TRAIN_CMD_TRAIN) c->method = CORED_METHOD_CE;
+    if (t->preset >= 0 && cored_cfg_preset(c, preset_names[t->preset], &set, &err)) return fail(&err);
+    if (t->config && cored_train_cfg_read(c, &set, &t->strings, t->config, &err)) return fail(&err);
+    int method_given = train_cli_given(t, "method");
+    for (int i = 0; i < t->n_defs; i++)
+        if (t->given[i] && t->row[i] >= 0) cored_cfg_copy(c, &t->line, t->row[i]);
+    cored_cfg_finish(c, set | line_set);
+    if (t->cmd == TRAIN_CMD_TRAIN) {
+        if (c->method != CORED_METHOD_CE)
+            return cli_usage_error(cmd, "%s holds a continual step's settings (method %s); use 'cored adapt --config'",
+                                   t->config, cored_method_name(c->method));
+    } else if (t->cmd == TRAIN_CMD_ADAPT && c->method == CORED_METHOD_CE) {
+        if (method_given) return cli_usage_error(cmd, "--method train is task 1: use 'cored train'");
+        c->method = CORED_METHOD_CORED; /* a task-1 run's settings, continued by the default method */
+    }
+    for (int r = 0; r < nf; r++) {
+        const cored_cfg_field *f = &fields[r];
+        const void *v = (const char *)c + f->offset;
+        int missing = f->type == CORED_CFG_TASKS ? c->n_sources == 0 : f->type == CORED_CFG_STR && !*(const char *const *)v;
+        if (row_in_command(t->cmd, f) && required_row(t->cmd, f->key) && missing)
+            return cli_usage_error(cmd, "--%s is required", t->cmd == TRAIN_CMD_TRAIN && !strcmp(f->key, "target")
+                                                                ? "task" : f->key);
+    }
+    for (int r = 0, k = 0; r < nf && k < 8; r++) {
+        const char **v = (const char **)((char *)c + fields[r].offset);
+        if ((fields[r].where & CORED_CFG_PATH) && *v && strcmp(*v, "none")) {
+            *v = cli_abspath(t->abs[k], sizeof t->abs[k], *v);
+            k++;
         }
-        if (train_cli_given(t, "threads")) c->threads = threads;
-        if (train_cli_given(t, "loader-threads")) c->loader_threads = lthreads;
-        c->progress = pf;
-        c->out = t->resume;
-        c->resume = 1;
-        return 0;
     }
-    cored_optim_cfg o = cored_optim_defaults((cored_opt_kind)t->optim_idx);
-    if (t->optim_idx != CORED_OPT_SGD) {
-        /* Adam-family defaults unless given */
-        if (!train_cli_given(t, "lr")) c->optim.lr = o.lr;
-        if (!train_cli_given(t, "momentum")) c->optim.momentum = 0;
-        if (!train_cli_given(t, "weight-decay")) c->optim.weight_decay = o.weight_decay;
-    }
-    c->optim.kind = (cored_opt_kind)t->optim_idx;
-    c->rep = t->rep_idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
-    c->rep_unbiased = t->rep_estimate_idx;
-    c->rep_teacher_running = t->rep_teacher_idx;
-    c->rep_norm = (cored_rep_norm)t->rep_norm_idx;
-    c->select_auc = t->select_idx == 1;
-    c->cutmix = t->cutmix_idx == 0 ? CORED_CUTMIX_OPPOSITE : t->cutmix_idx == 1 ? CORED_CUTMIX_SAME : CORED_CUTMIX_NONE;
-    c->flip = !t->no_flip;
-    c->pack = t->pack_opt && !strcmp(t->pack_opt, "none") ? "" : cli_abspath(t->abs_pack, sizeof t->abs_pack, t->pack_opt);
-    if (!c->data) return cli_usage_error(cmd, "--data is required");
-    c->data = cli_abspath(t->abs_data, sizeof t->abs_data, c->data);
-    c->from = cli_abspath(t->abs_from, sizeof t->abs_from, c->from);
-    c->init = cli_abspath(t->abs_init, sizeof t->abs_init, c->init);
-    c->out = cli_abspath(t->abs_out, sizeof t->abs_out, c->out);
+    for (int i = 0; i < t->n_defs && t->cmd == TRAIN_CMD_ADAPT; i++)
+        if (t->given[i] && t->row[i] >= 0 && !cored_cfg_acts(&fields[t->row[i]], c->method))
+            fprintf(stderr, "cored: warning: --%s does not act for method %s\n", t->defs[i].name,
+                    cored_method_name(c->method));
+    if (t->cmd != TRAIN_CMD_PROTOCOL && cored_train_resolve(c, &err)) return fail(&err);
     return 0;
 }
 
@@ -169,26 +293,28 @@ void train_cli_print(const train_cli *t, const char *what)
 {
     if (t->quiet) return;
     const cored_train_cfg *c = &t->cfg;
-    fprintf(stderr, "%s: %s %s -> %s\n", what, cored_method_name(c->method), c->target, c->out);
-    fprintf(stderr, "  model %s %d px, batch %d, %d epochs, %s lr %g momentum %g wd %g, seed %llu\n", c->arch,
-            c->size, c->batch, c->epochs, cored_optim_kind_name(c->optim.kind), c->optim.lr, c->optim.momentum,
-            c->optim.weight_decay, (unsigned long long)c->seed);
-    fprintf(stderr, "  data %s", c->data);
-    if (c->n_sources) {
-        fprintf(stderr, ", sources");
-        for (int i = 0; i < c->n_sources; i++) fprintf(stderr, "%s%s", i ? "," : " ", c->sources[i]);
+    fprintf(stderr, "%s: %s %s -> %s%s\n", what, cored_method_name(c->method), c->target, c->out,
+            c->resume ? " (resuming)" : "");
+    int nf, col = 2;
+    const cored_cfg_field *fields = cored_cfg_fields(&nf);
+    fprintf(stderr, " ");
+    for (int r = 0; r < nf; r++) {
+        const cored_cfg_field *f = &fields[r];
+        if (!cored_cfg_acts(f, c->method) || (f->where & CORED_CFG_NOSAVE) || !strcmp(f->key, "target") ||
+            !strcmp(f->key, "method"))
+            continue;
+        char v[4200];
+        cored_cfg_format(c, r, v, sizeof v);
+        if (!v[0]) continue;
+        int len = (int)(strlen(f->key) + strlen(v)) + 3;
+        if (col + len > 100) {
+            fprintf(stderr, "\n ");
+            col = 2;
+        }
+        fprintf(stderr, " %s %s%s", f->key, v, r + 1 < nf ? "," : "");
+        col += len;
     }
-    fprintf(stderr, ", cutmix %s, flip %s, select %s%s%s\n",
-            c->cutmix == CORED_CUTMIX_NONE ? "none" : c->cutmix == CORED_CUTMIX_SAME ? "same" : "opposite",
-            c->flip ? "on" : "off", c->select_auc ? "auc" : "acc", c->freeze_bn ? ", BN frozen" : "",
-            c->resume ? ", resuming" : "");
-    if (c->method == CORED_METHOD_CORED || c->method == CORED_METHOD_DL)
-        fprintf(stderr, "  T %g, alpha %g%s\n", c->temperature, c->alpha,
-                c->method == CORED_METHOD_CORED ? (c->rep == CORED_REP_VECTOR ? ", vector representation" : ", scalar representation") : "");
-    if (c->method == CORED_METHOD_LWF) fprintf(stderr, "  LwF T %g, lambda %g\n", c->lwf_temperature, c->lwf_lambda);
-    if (c->method == CORED_METHOD_EWC) fprintf(stderr, "  EWC lambda %g, %d images per task\n", c->ewc_lambda, c->ewc_samples);
-    if (c->method == CORED_METHOD_REPLAY) fprintf(stderr, "  replay buffer of %d images\n", c->replay_size);
-    if (c->from) fprintf(stderr, "  from %s\n", c->from);
+    fprintf(stderr, "\n");
 }
 
 int train_cli_run(train_cli *t, const char *label)
@@ -207,10 +333,7 @@ int train_cli_run(train_cli *t, const char *label)
         fprintf(stderr, "cored: %s\n", err.msg);
         return 130;
     }
-    if (rc) {
-        cli_print_error(&err);
-        return 1;
-    }
+    if (rc) return fail(&err);
     if (!t->quiet) {
         if (res.best_epoch >= 0)
             fprintf(stderr, "%sdone: best epoch %d (val %s sum %.4f) in %.0f s -> %s/best.safetensors\n", label,
@@ -220,4 +343,10 @@ int train_cli_run(train_cli *t, const char *label)
             fprintf(stderr, "%salready complete: %s\n", label, t->cfg.out);
     }
     return 0;
+}
+
+void train_cli_free(train_cli *t)
+{
+    cored_free(t->strings);
+    t->strings = NULL;
 }

@@ -1,6 +1,8 @@
 /*
- * Options shared by `cored train`, `cored adapt` and `cored protocol`, and running one
- * training step with progress, stop signals and clear errors.
+ * The training commands' options and their execution: `cored train`, `cored adapt` and
+ * `cored protocol` take their settings from the library's configuration table (train.h),
+ * layered as defaults < --preset < --config FILE < options on the command line, or from a
+ * run's config.json with --resume.
  */
 #ifndef CORED_CLI_TRAIN_H
 #define CORED_CLI_TRAIN_H
@@ -9,40 +11,55 @@
 #include "progress.h"
 #include "train/train.h"
 
-#define TRAIN_MAX_OPTS 64
+#define TRAIN_MAX_OPTS 72
+
+typedef enum {
+    TRAIN_CMD_TRAIN, TRAIN_CMD_ADAPT, TRAIN_CMD_PROTOCOL,
+    TRAIN_CMD_ROWS /* chosen rows only (cored grad) */
+} train_cmd;
 
 typedef struct {
-    cored_train_cfg cfg;
-    int optim_idx, rep_idx, select_idx, cutmix_idx, rep_estimate_idx, rep_teacher_idx, rep_norm_idx;
-    int no_flip, quiet, log_every;
-    const char *pack_opt;   /* FILE, or "none" */
-    const char *resume;
+    train_cmd cmd;
+    const cli_doc *doc;
+    cored_train_cfg cfg;     /* the resolved configuration */
+    cored_train_cfg line;    /* what the command line set */
+    const char *resume, *config, *sources;
+    int preset, quiet, log_every;
     opt_def defs[TRAIN_MAX_OPTS];
+    int row[TRAIN_MAX_OPTS]; /* option -> row of the table, -1 for the command's own */
     unsigned char given[TRAIN_MAX_OPTS];
+    int flag[TRAIN_MAX_OPTS];
+    char names[TRAIN_MAX_OPTS][32];
     int n_defs;
-    int n_common;           /* defs[0..n_common) are the options --resume does not allow */
-    char abs_data[4096], abs_from[4096], abs_init[4096], abs_pack[4096], abs_out[4096];
+    char *strings;           /* what a configuration file's strings live in */
+    char src_buf[4096], abs[8][4096];
 } train_cli;
 
-/* The paper's defaults and the common option table. */
-void train_cli_init(train_cli *t);
-/* Appends a command-specific option. */
+/* The options of cmd: the table's rows that act in it, then --preset, --config, --resume,
+   --quiet and --log-every. */
+void train_cli_init(train_cli *t, train_cmd cmd, const cli_doc *doc);
+/* Options for the rows named by keys (NULL-terminated) only: what another command (grad)
+   shares with the training commands. */
+void train_cli_init_rows(train_cli *t, const cli_doc *doc, const char *const *keys);
+/* Parses argv for train_cli_init_rows: t->cfg is the defaults with the options given (and
+   the optimiser's defaults for what was not). 0, -1 after --help, or the exit code. */
+int train_cli_parse_rows(train_cli *t, int argc, char **argv);
+/* Appends a command's own option (protocol's --tasks ...). */
 void train_cli_add(train_cli *t, opt_def d);
-/* Parses argv: 0 to go on, -1 after --help was printed, otherwise the exit code.
-   `extra` names command options that --resume does not allow either (NULL-terminated). */
-int train_cli_parse(train_cli *t, const char *cmd, int argc, char **argv, void (*usage)(void),
-                    const char *const *extra);
+/* Parses argv and layers the configuration into t->cfg (or loads a run's with --resume):
+   0 to go on, -1 after --help was printed, otherwise the exit code. `own_required` names
+   the command's own options that must be given unless --resume is (NULL-terminated). */
+int train_cli_parse(train_cli *t, int argc, char **argv, const char *const *own_required);
 /* Whether an option was given on the command line. */
 int train_cli_given(const train_cli *t, const char *name);
-/* path made absolute against the working directory, into buf (so a run resumed from
+/* path made absolute against the working directory, into buf (so that a run resumed from
    elsewhere still finds its data). */
 const char *cli_abspath(char *buf, size_t n, const char *path);
-/* Turns choice indices into cfg fields; with --resume loads the run's configuration.
-   Returns 0 or EXIT_USAGE / 1 after printing the problem. */
-int train_cli_finish(train_cli *t, const char *cmd, char **strings);
 /* Prints the resolved settings of a step to stderr (unless quiet). */
 void train_cli_print(const train_cli *t, const char *what);
 /* Runs one step with progress and signals; prints the result. Returns the exit code. */
 int train_cli_run(train_cli *t, const char *label);
+/* Frees what parsing kept. */
+void train_cli_free(train_cli *t);
 
 #endif

@@ -23,12 +23,12 @@ typedef enum {
     CORED_SPLIT_TRAIN,
     CORED_SPLIT_VAL,
     CORED_SPLIT_TEST,
-    /* DATA/TransferLearning/<task>/train when it exists, else DATA/<task>/train
-      . */
+    /* DATA/TransferLearning/<task>/train when it exists, else DATA/<task>/train */
     CORED_SPLIT_TRANSFER
 } cored_split;
 
-/* "train", "val", "test", "transfer". */
+/* The splits' names by value: "train", "val", "test", "transfer" (NULL-terminated). */
+extern const char *const cored_split_names[];
 const char *cored_split_name(cored_split split);
 
 /* An indexed list of (path, label) samples. Samples of an opened split are sorted by

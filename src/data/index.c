@@ -46,15 +46,11 @@ struct cored_dataset {
 
 static const char *const class_names[2][3] = {{"real", "0_real", "0"}, {"fake", "1_fake", "1"}};
 
+const char *const cored_split_names[] = {"train", "val", "test", "transfer", NULL};
+
 const char *cored_split_name(cored_split split)
 {
-    switch (split) {
-    case CORED_SPLIT_TRAIN: return "train";
-    case CORED_SPLIT_VAL: return "val";
-    case CORED_SPLIT_TEST: return "test";
-    case CORED_SPLIT_TRANSFER: return "transfer";
-    }
-    return "?";
+    return (unsigned)split <= CORED_SPLIT_TRANSFER ? cored_split_names[split] : "?";
 }
 
 void cored_dataset_free(cored_dataset *ds)

@@ -37,6 +37,11 @@ int cored_model_load(cored_model *m, const char *path, cored_error *err);
    arch receives at most n-1 characters. */
 int cored_checkpoint_peek(const char *path, char *arch, size_t n, int *size, cored_error *err);
 
+/* The same with the tasks the checkpoint has learned, comma-separated ("" when it does not
+   say; tasks may be NULL), from one read of the header. */
+int cored_checkpoint_info(const char *path, char *arch, size_t n, int *size, char *tasks, size_t tn,
+                          cored_error *err);
+
 /* Copies the value of a metadata key of a checkpoint into buf ("" when absent). */
 int cored_checkpoint_meta(const char *path, const char *key, char *buf, size_t n, cored_error *err);
 

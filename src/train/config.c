@@ -3,28 +3,31 @@
  * configuration as JSON (a run's config.json, which --resume reads back).
  */
 #include <cJSON.h>
+#include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
+#include "io/checkpoint.h"
 #include "io/json.h"
+#include "models/model.h"
 #include "train.h"
 
-static const char *method_names[CORED_METHOD_COUNT] = {"train", "tl",  "dl",     "tg",   "lwf",
-                                                       "ewc",   "replay", "joint", "cored"};
+const char *const cored_method_names[] = {"train", "tl", "dl", "tg", "lwf", "ewc", "replay", "joint", "cored", NULL};
 
 int cored_method_parse(const char *s)
 {
     for (int i = 0; i < CORED_METHOD_COUNT; i++)
-        if (!strcmp(s, method_names[i])) return i;
+        if (!strcmp(s, cored_method_names[i])) return i;
     return -1;
 }
 
 const char *cored_method_name(cored_method m)
 {
-    return (unsigned)m < CORED_METHOD_COUNT ? method_names[m] : "?";
+    return (unsigned)m < CORED_METHOD_COUNT ? cored_method_names[m] : "?";
 }
 
 int cored_method_uses_teacher(cored_method m)
@@ -38,34 +41,357 @@ int cored_method_uses_old_data(cored_method m)
     return m == CORED_METHOD_EWC || m == CORED_METHOD_REPLAY || m == CORED_METHOD_JOINT;
 }
 
+/* ------------------------------------------------------------------------- the table */
+
+static const char *const rep_names[] = {"scalar", "vector", NULL};
+static const char *const rep_estimate_names[] = {"plain", "unbiased", NULL};
+static const char *const rep_teacher_names[] = {"student", "running", NULL};
+static const char *const rep_norm_names[] = {"none", "batch", NULL};
+static const char *const select_names[] = {"acc", "auc", NULL};
+static const char *const cutmix_names[] = {"none", "opposite", "same", NULL};
+
+#define F(field) offsetof(cored_train_cfg, field)
+#define M(m) (1u << CORED_METHOD_##m)
+enum { BOTH = CORED_CFG_TASK1 | CORED_CFG_STEP };
+
+static const cored_cfg_field fields[] = {
+    {"data", CORED_CFG_STR, F(data), 0, 0, NULL, NULL, NULL, BOTH | CORED_CFG_PATH, 0, "DIR",
+     "data root in the official CoReD layout"},
+    {"sources", CORED_CFG_TASKS, F(sources), 0, 0, NULL, NULL, NULL, CORED_CFG_STEP, 0, "A,B",
+     "the tasks learned before, in order (the first is task 1)"},
+    {"target", CORED_CFG_STR, F(target), 0, 0, NULL, NULL, NULL, BOTH, 0, "NAME", "the task to learn (a folder of DIR)"},
+    {"model", CORED_CFG_STR, F(arch), 0, 0, NULL, NULL, "xception; a step: --from's", BOTH, 0, "NAME",
+     "tiny | xception | efficientnet-b0"},
+    {"size", CORED_CFG_INT, F(size), 0, 4096, NULL, "0", NULL, BOTH, 0, "PX",
+     "input side in pixels; 0: --from's, else the size the data was made at (synth.json), else 128"},
+    {"from", CORED_CFG_STR, F(from), 0, 0, NULL, NULL, NULL, CORED_CFG_STEP | CORED_CFG_PATH, 0, "CKPT",
+     "the previous step's best checkpoint: the student's start and the frozen teacher"},
+    {"init", CORED_CFG_STR, F(init), 0, 0, NULL, NULL, "PyTorch's initialisation", CORED_CFG_TASK1 | CORED_CFG_PATH,
+     0, "FILE", "initial weights"},
+    {"method", CORED_CFG_ENUM, F(method), 0, 0, cored_method_names, "cored", NULL, CORED_CFG_STEP, 0, NULL,
+     "continual method"},
+    {"epochs", CORED_CFG_INT, F(epochs), 1, 100000, NULL, "100", NULL, BOTH, 0, "N", "epochs"},
+    {"batch", CORED_CFG_INT, F(batch), 2, CORED_MAX_BATCH, NULL, "128", NULL, BOTH, 0, "N", "batch size"},
+    {"optimizer", CORED_CFG_ENUM, F(optim.kind), 0, 0, cored_optim_names, "sgd", NULL, BOTH, 0, NULL, "optimiser"},
+    {"lr", CORED_CFG_FLOAT, F(optim.lr), 0, 1e3, NULL, NULL, "0.05 with sgd, 0.001 with adam and adamw", BOTH, 0, "X",
+     "learning rate (constant)"},
+    {"momentum", CORED_CFG_FLOAT, F(optim.momentum), 0, 1, NULL, NULL, "0.1 with sgd, else 0", BOTH, 0, "X",
+     "SGD momentum"},
+    {"nesterov", CORED_CFG_BOOL, F(optim.nesterov), 0, 0, NULL, "false", NULL, BOTH, 0, NULL, "Nesterov momentum"},
+    {"weight_decay", CORED_CFG_FLOAT, F(optim.weight_decay), 0, 10, NULL, NULL, "0; 0.01 with adamw", BOTH, 0, "X",
+     "weight decay"},
+    {"beta1", CORED_CFG_FLOAT, F(optim.beta1), 0, 0.999999, NULL, "0.9", NULL, BOTH, 0, "X", "Adam's beta1"},
+    {"beta2", CORED_CFG_FLOAT, F(optim.beta2), 0, 0.999999, NULL, "0.999", NULL, BOTH, 0, "X", "Adam's beta2"},
+    {"eps", CORED_CFG_FLOAT, F(optim.eps), 1e-30, 1, NULL, "1e-8", NULL, BOTH, 0, "X", "Adam's epsilon"},
+    {"seed", CORED_CFG_U64, F(seed), 0, 0, NULL, "2020", NULL, BOTH, 0, "S",
+     "random seed (initialisation, data order, augmentation)"},
+    {"temperature", CORED_CFG_FLOAT, F(temperature), 1e-3, 1e3, NULL, "20", NULL, CORED_CFG_STEP, M(DL) | M(CORED),
+     "T", "distillation temperature"},
+    {"alpha", CORED_CFG_FLOAT, F(alpha), 0, 1, NULL, "0.5", NULL, CORED_CFG_STEP, M(DL) | M(CORED), "A",
+     "distillation weight: (1 + alpha) CE + alpha T^2 KL"},
+    {"freeze_bn", CORED_CFG_BOOL, F(freeze_bn), 0, 0, NULL, "false", NULL, CORED_CFG_STEP, 0, NULL,
+     "train with BN in eval mode, as the official code effectively does"},
+    {"rep", CORED_CFG_ENUM, F(rep), 0, 0, rep_names, "scalar", NULL, CORED_CFG_STEP, M(CORED), NULL,
+     "representation statistic: the band's mean activation, or one per channel"},
+    {"rep_estimate", CORED_CFG_ENUM, F(rep_unbiased), 0, 0, rep_estimate_names, "plain", NULL, CORED_CFG_STEP,
+     M(CORED), NULL, "per-cell term: the squared difference, or minus the batch's sampling variance"},
+    {"rep_teacher_bn", CORED_CFG_ENUM, F(rep_teacher_running), 0, 0, rep_teacher_names, "running", NULL,
+     CORED_CFG_STEP, M(CORED), NULL,
+     "teacher statistics under BN running statistics (official code) or the student's BN mode"},
+    {"rep_norm", CORED_CFG_ENUM, F(rep_norm), 0, 0, rep_norm_names, "batch", NULL, CORED_CFG_STEP, M(CORED), NULL,
+     "representation term: the paper's sum over cells (none), or each cell by its share of the batch in "
+     "units of the teacher's variance of the statistic (batch)"},
+    {"rep_weight", CORED_CFG_FLOAT, F(rep_weight), 0, 1e6, NULL, "0", NULL, CORED_CFG_STEP, M(CORED), "X",
+     "factor of the representation term; 0: the norm's (1 with none, 0.1 with batch)"},
+    {"lwf_temperature", CORED_CFG_FLOAT, F(lwf_temperature), 1e-3, 1e3, NULL, "2", NULL, CORED_CFG_STEP, M(LWF), "T",
+     "LwF temperature"},
+    {"lwf_lambda", CORED_CFG_FLOAT, F(lwf_lambda), 0, 1e6, NULL, "1", NULL, CORED_CFG_STEP, M(LWF), "X",
+     "LwF distillation weight"},
+    {"ewc_lambda", CORED_CFG_FLOAT, F(ewc_lambda), 0, 1e12, NULL, "100", NULL, CORED_CFG_STEP, M(EWC), "X",
+     "EWC penalty weight"},
+    {"ewc_samples", CORED_CFG_INT, F(ewc_samples), 2, 1000000, NULL, "200", NULL, CORED_CFG_STEP, M(EWC), "N",
+     "images per task for EWC's Fisher"},
+    {"replay_size", CORED_CFG_INT, F(replay_size), 2, 100000000, NULL, "200", NULL, CORED_CFG_STEP, M(REPLAY), "N",
+     "images in the replay buffer"},
+    {"select", CORED_CFG_ENUM, F(select_auc), 0, 0, select_names, "acc", NULL, BOTH, 0, NULL,
+     "model selection: the epoch with the best sum of validation accuracy, or AUC, over the seen tasks"},
+    {"cutmix", CORED_CFG_ENUM, F(cutmix), 0, 0, cutmix_names, "opposite", NULL, BOTH, 0, NULL,
+     "CutMix: opposite-class (p 0.2, Beta(0.5, 0.5)) or same-class (p 0.5, Beta(1, 1))"},
+    {"cutmix_p", CORED_CFG_FLOAT, F(cutmix_p), 0, 1, NULL, "0", NULL, BOTH, 0, "P", "CutMix probability, 0: the mode's"},
+    {"cutmix_beta", CORED_CFG_FLOAT, F(cutmix_beta), 0, 1e3, NULL, "0", NULL, BOTH, 0, "A",
+     "CutMix Beta(A, A) parameter, 0: the mode's"},
+    {"flip", CORED_CFG_BOOL, F(flip), 0, 0, NULL, "true", NULL, BOTH, 0, NULL, "random horizontal flip"},
+    {"max_per_class", CORED_CFG_INT, F(max_per_class), 0, 100000000, NULL, "0", NULL, BOTH, 0, "N",
+     "cap on training images per class, 0: none"},
+    {"pack", CORED_CFG_STR, F(pack), 0, 0, NULL, NULL, "DATA/.cored-pack-SIZE.bin when present", BOTH | CORED_CFG_PATH,
+     0, "FILE", "pack of pre-resized images (cored pack); 'none' to decode"},
+    {"strict", CORED_CFG_BOOL, F(strict), 0, 0, NULL, "false", NULL, BOTH, 0, NULL,
+     "a corrupt image is an error, not a skipped file"},
+    {"threads", CORED_CFG_INT, F(threads), 0, 1024, NULL, "0", "all cores", BOTH | CORED_CFG_RUNTIME, 0, "N",
+     "compute threads (results do not depend on them)"},
+    {"loader_threads", CORED_CFG_INT, F(loader_threads), 0, 1024, NULL, "0", "automatic", BOTH | CORED_CFG_RUNTIME,
+     0, "N", "image decoding threads"},
+    {"deterministic", CORED_CFG_BOOL, F(deterministic), 0, 0, NULL, "false", NULL, BOTH, 0, NULL,
+     "single-threaded BLAS calls (results never depend on --threads; kept for scripts)"},
+    {"save_every", CORED_CFG_FLOAT, F(save_every), 0, 1e9, NULL, "300", NULL, BOTH, 0, "S",
+     "seconds between mid-epoch checkpoints, 0: at epoch ends only"},
+    {"out", CORED_CFG_STR, F(out), 0, 0, NULL, NULL, NULL, BOTH | CORED_CFG_NOSAVE | CORED_CFG_PATH, 0, "RUN",
+     "run folder"},
+    {"force", CORED_CFG_BOOL, F(force), 0, 0, NULL, "false", NULL, BOTH | CORED_CFG_NOSAVE, 0, NULL,
+     "replace an existing run folder"},
+    {"trace", CORED_CFG_STR, F(trace), 0, 0, NULL, NULL, NULL, BOTH | CORED_CFG_NOSAVE | CORED_CFG_PATH, 0, "FILE",
+     "append one JSON line per step: loss terms, gradient norms per term, cell statistics (slower)"},
+};
+#undef F
+#undef M
+#define N_FIELDS ((int)(sizeof fields / sizeof fields[0]))
+_Static_assert(sizeof fields / sizeof fields[0] <= 64, "cored_cfg_mask has 64 bits");
+
+const cored_cfg_field *cored_cfg_fields(int *n)
+{
+    *n = N_FIELDS;
+    return fields;
+}
+
+int cored_cfg_find(const char *name)
+{
+    for (int i = 0; i < N_FIELDS; i++) {
+        const char *k = fields[i].key, *s = name;
+        while (*k && (*k == *s || (*k == '_' && *s == '-'))) k++, s++;
+        if (!*k && !*s) return i;
+    }
+    return -1;
+}
+
+int cored_cfg_acts(const cored_cfg_field *f, cored_method m)
+{
+    if (!(f->where & (m == CORED_METHOD_CE ? CORED_CFG_TASK1 : CORED_CFG_STEP))) return 0;
+    return !f->methods || (f->methods & (1u << m));
+}
+
+static void *at(cored_train_cfg *c, int i) { return (char *)c + fields[i].offset; }
+static const void *at_c(const cored_train_cfg *c, int i) { return (const char *)c + fields[i].offset; }
+
+static int names_index(const char *const *names, const char *s)
+{
+    for (int k = 0; names[k]; k++)
+        if (!strcmp(names[k], s)) return k;
+    return -1;
+}
+
+static void names_join(char *buf, size_t n, const char *const *names)
+{
+    buf[0] = 0;
+    for (int k = 0; names[k]; k++) {
+        size_t u = strlen(buf);
+        snprintf(buf + u, n - u, "%s%s", k ? ", " : "", names[k]);
+    }
+}
+
+/* Splits a comma list of task names into cfg->sources (pointers into text's copy in buf). */
+static int parse_tasks(cored_train_cfg *c, const char *text, char *buf, size_t n)
+{
+    if (strlen(text) >= n) return -1;
+    memcpy(buf, text, strlen(text) + 1);
+    c->n_sources = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (c->n_sources == CORED_MAX_TASKS - 1) return -1;
+        c->sources[c->n_sources++] = tok;
+    }
+    return c->n_sources ? 0 : -1;
+}
+
+int cored_cfg_parse(cored_train_cfg *c, int i, const char *text, cored_error *err)
+{
+    const cored_cfg_field *f = &fields[i];
+    char *end;
+    errno = 0;
+    switch (f->type) {
+    case CORED_CFG_INT: {
+        long v = strtol(text, &end, 10);
+        if (errno || end == text || *end || v < f->lo || v > f->hi)
+            return CORED_FAIL(err, CORED_E_ARG, "%s expects an integer in %g..%g, got '%s'", f->key, f->lo, f->hi, text);
+        *(int *)at(c, i) = (int)v;
+        return CORED_OK;
+    }
+    case CORED_CFG_U64: {
+        unsigned long long v = strtoull(text, &end, 10);
+        if (errno || end == text || *end || text[0] == '-')
+            return CORED_FAIL(err, CORED_E_ARG, "%s expects a non-negative integer, got '%s'", f->key, text);
+        *(uint64_t *)at(c, i) = v;
+        return CORED_OK;
+    }
+    case CORED_CFG_FLOAT: {
+        double v = strtod(text, &end);
+        if (errno || end == text || *end || !isfinite(v) || v < f->lo || v > f->hi)
+            return CORED_FAIL(err, CORED_E_ARG, "%s expects a number in %g..%g, got '%s'", f->key, f->lo, f->hi, text);
+        *(float *)at(c, i) = (float)v;
+        return CORED_OK;
+    }
+    case CORED_CFG_BOOL:
+        if (strcmp(text, "true") && strcmp(text, "false"))
+            return CORED_FAIL(err, CORED_E_ARG, "%s expects true or false, got '%s'", f->key, text);
+        *(int *)at(c, i) = !strcmp(text, "true");
+        return CORED_OK;
+    case CORED_CFG_STR:
+        if (!text[0]) return CORED_FAIL(err, CORED_E_ARG, "%s needs a non-empty value", f->key);
+        *(const char **)at(c, i) = text;
+        return CORED_OK;
+    case CORED_CFG_ENUM: {
+        int k = names_index(f->names, text);
+        if (k < 0) {
+            char list[256];
+            names_join(list, sizeof list, f->names);
+            return CORED_FAIL(err, CORED_E_ARG, "%s must be one of %s, got '%s'", f->key, list, text);
+        }
+        *(int *)at(c, i) = k;
+        return CORED_OK;
+    }
+    case CORED_CFG_TASKS:
+        return CORED_FAIL(err, CORED_E_ARG, "%s: a list of task names is set with cored_cfg_copy", f->key);
+    }
+    return CORED_FAIL(err, CORED_E_ARG, "%s: unknown type", f->key);
+}
+
+void cored_cfg_format(const cored_train_cfg *c, int i, char *buf, size_t n)
+{
+    const cored_cfg_field *f = &fields[i];
+    const void *p = at_c(c, i);
+    switch (f->type) {
+    case CORED_CFG_INT: snprintf(buf, n, "%d", *(const int *)p); break;
+    case CORED_CFG_U64: snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)p); break;
+    case CORED_CFG_FLOAT: snprintf(buf, n, "%g", *(const float *)p); break;
+    case CORED_CFG_BOOL: snprintf(buf, n, "%s", *(const int *)p ? "true" : "false"); break;
+    case CORED_CFG_STR: snprintf(buf, n, "%s", *(const char *const *)p ? *(const char *const *)p : ""); break;
+    case CORED_CFG_ENUM: {
+        int k = *(const int *)p, count = 0;
+        while (f->names[count]) count++;
+        snprintf(buf, n, "%s", k >= 0 && k < count ? f->names[k] : "?");
+        break;
+    }
+    case CORED_CFG_TASKS:
+        buf[0] = 0;
+        for (int s = 0; s < c->n_sources; s++) {
+            size_t u = strlen(buf);
+            snprintf(buf + u, n - u, "%s%s", s ? "," : "", c->sources[s]);
+        }
+        break;
+    }
+}
+
+void cored_cfg_copy(cored_train_cfg *dst, const cored_train_cfg *src, int i)
+{
+    switch (fields[i].type) {
+    case CORED_CFG_U64: *(uint64_t *)at(dst, i) = *(const uint64_t *)at_c(src, i); break;
+    case CORED_CFG_FLOAT: *(float *)at(dst, i) = *(const float *)at_c(src, i); break;
+    case CORED_CFG_STR: *(const char **)at(dst, i) = *(const char *const *)at_c(src, i); break;
+    case CORED_CFG_TASKS:
+        dst->n_sources = src->n_sources;
+        for (int s = 0; s < src->n_sources; s++) dst->sources[s] = src->sources[s];
+        break;
+    default: *(int *)at(dst, i) = *(const int *)at_c(src, i); break;
+    }
+}
+
 void cored_train_defaults(cored_train_cfg *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
-    cfg->arch = "xception";
-    cfg->size = 128;
-    cfg->epochs = 100;
-    cfg->batch = 128;
-    cfg->optim = cored_optim_defaults(CORED_OPT_SGD);
-    cfg->seed = 2020;
-    cfg->method = CORED_METHOD_CE;
-    cfg->temperature = 20.0f;
-    cfg->alpha = 0.5f;
-    cfg->rep = CORED_REP_SCALAR;
-    cfg->rep_teacher_running = 1;
-    cfg->rep_norm = CORED_REP_NORM_BATCH;
-    cfg->cutmix = CORED_CUTMIX_OPPOSITE;
-    cfg->flip = 1;
-    cfg->lwf_temperature = 2.0f;
-    cfg->lwf_lambda = 1.0f;
-    cfg->ewc_lambda = 100.0f;
-    cfg->ewc_samples = 200;
-    cfg->replay_size = 200;
-    cfg->save_every = 300.0;
+    for (int i = 0; i < N_FIELDS; i++)
+        if (fields[i].def) cored_cfg_parse(cfg, i, fields[i].def, NULL);
+    cored_cfg_finish(cfg, 0);
+}
+
+/* ----------------------------------------------------------------------- presets */
+
+const cored_cfg_preset_def cored_cfg_presets[] = {
+    {"paper", "the paper's settings, its representation term included (--rep-norm none)",
+     {{"optimizer", "sgd"}, {"lr", "0.05"}, {"momentum", "0.1"}, {"weight_decay", "0"}, {"batch", "128"},
+      {"epochs", "100"}, {"temperature", "20"}, {"alpha", "0.5"}, {"cutmix", "opposite"}, {"select", "acc"},
+      {"rep_norm", "none"}, {"rep_weight", "1"}}},
+    {"quick", "short runs on small data, what make demo uses: the tiny model, Adam at lr 0.002, batch 32, 20 epochs",
+     {{"model", "tiny"}, {"optimizer", "adam"}, {"lr", "0.002"}, {"batch", "32"}, {"epochs", "20"}}},
+    {NULL, NULL, {{NULL, NULL}}},
+};
+
+int cored_cfg_preset(cored_train_cfg *cfg, const char *name, cored_cfg_mask *set, cored_error *err)
+{
+    for (const cored_cfg_preset_def *p = cored_cfg_presets; p->name; p++) {
+        if (strcmp(p->name, name)) continue;
+        for (const cored_cfg_setting *kv = p->settings; kv->key; kv++) {
+            int i = cored_cfg_find(kv->key), rc = cored_cfg_parse(cfg, i, kv->value, err);
+            if (rc) return rc;
+            if (set) *set |= (cored_cfg_mask)1 << i;
+        }
+        return CORED_OK;
+    }
+    return CORED_FAIL(err, CORED_E_ARG, "unknown preset '%s' (paper, quick)", name);
+}
+
+void cored_cfg_finish(cored_train_cfg *cfg, cored_cfg_mask set)
+{
+    cored_optim_cfg o = cored_optim_defaults(cfg->optim.kind);
+    if (!(set & ((cored_cfg_mask)1 << cored_cfg_find("lr")))) cfg->optim.lr = o.lr;
+    if (!(set & ((cored_cfg_mask)1 << cored_cfg_find("momentum")))) cfg->optim.momentum = o.momentum;
+    if (!(set & ((cored_cfg_mask)1 << cored_cfg_find("weight_decay")))) cfg->optim.weight_decay = o.weight_decay;
+}
+
+/* The size a data set was made at (its synth.json), 0 when it does not say. */
+static int data_size(const char *data)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/synth.json", data);
+    if (!cored_is_file(path)) return 0;
+    cJSON *j = cored_json_load(path, 1 << 24, NULL);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "size");
+    int size = cJSON_IsNumber(v) && v->valuedouble >= 16 && v->valuedouble <= 4096 ? (int)v->valuedouble : 0;
+    cJSON_Delete(j);
+    return size;
+}
+
+int cored_train_resolve(cored_train_cfg *c, cored_error *err)
+{
+    char ck_arch[64] = "", ck_tasks[4096] = "";
+    int ck_size = 0, d_size = c->data ? data_size(c->data) : 0;
+    if (c->method != CORED_METHOD_CE && c->from) {
+        int rc = cored_checkpoint_info(c->from, ck_arch, sizeof ck_arch, &ck_size, ck_tasks, sizeof ck_tasks, err);
+        if (rc) return rc;
+        if (!c->arch && !ck_arch[0]) {
+            rc = CORED_FAIL(err, CORED_E_ARG, "%s does not say which model it holds", c->from);
+            cored_error_hint(err, "pass --model tiny|xception|efficientnet-b0");
+            return rc;
+        }
+        const cored_arch *a = cored_arch_find(c->arch ? c->arch : ck_arch);
+        if (!a) return CORED_FAIL(err, CORED_E_ARG, "%s: unknown model '%s'", c->from, c->arch ? c->arch : ck_arch);
+        c->arch = a->name;
+        char joined[4096];
+        joined[0] = 0;
+        for (int i = 0; i < c->n_sources; i++) {
+            size_t u = strlen(joined);
+            snprintf(joined + u, sizeof joined - u, "%s%s", i ? "," : "", c->sources[i]);
+        }
+        if (ck_tasks[0] && strcmp(joined, ck_tasks)) {
+            rc = CORED_FAIL(err, CORED_E_ARG, "%s has learned the tasks %s, but the sources are %s", c->from, ck_tasks,
+                            joined[0] ? joined : "none");
+            cored_error_hint(err, "pass --sources %s (the earlier tasks, in order)", ck_tasks);
+            return rc;
+        }
+    }
+    if (!c->arch) c->arch = "xception";
+    if (!c->size) c->size = ck_size ? ck_size : d_size ? d_size : 128;
+    if (ck_size && c->size != ck_size)
+        cored_log(CORED_LOG_WARN, "the input size %d differs from %d, the size %s was trained at", c->size, ck_size,
+                  c->from);
+    else if (d_size && c->size != d_size)
+        cored_log(CORED_LOG_WARN, "the input size %d differs from %d, the size %s was made at (synth.json)", c->size,
+                  d_size, c->data);
+    return CORED_OK;
 }
 
 void cored_resolve_pack(char *buf, size_t n, const char *data, const char *pack, int size)
 {
-    if (!pack) {
+    if (pack && !strcmp(pack, "none")) {
+        buf[0] = 0;
+    } else if (!pack) {
         cored_pack_default_path(buf, n, data, size);
         if (!cored_is_file(buf)) buf[0] = 0;
     } else {
@@ -90,62 +416,35 @@ uint64_t cored_file_checksum(const char *path)
     return h;
 }
 
-static const char *cutmix_name(cored_cutmix_mode m)
-{
-    return m == CORED_CUTMIX_NONE ? "none" : m == CORED_CUTMIX_SAME ? "same" : "opposite";
-}
-
 int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_error *err)
 {
-    cJSON *j = cJSON_CreateObject(), *src = cJSON_CreateArray();
-    char seed[32];
-    snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
+    cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "cored_version", CORED_VERSION);
-    cJSON_AddStringToObject(j, "data", cfg->data);
-    for (int i = 0; i < cfg->n_sources; i++) cJSON_AddItemToArray(src, cJSON_CreateString(cfg->sources[i]));
-    cJSON_AddItemToObject(j, "sources", src);
-    if (cfg->target) cJSON_AddStringToObject(j, "target", cfg->target);
-    if (cfg->pack) cJSON_AddStringToObject(j, "pack", cfg->pack);
-    cJSON_AddNumberToObject(j, "max_per_class", cfg->max_per_class);
-    cJSON_AddNumberToObject(j, "loader_threads", cfg->loader_threads);
-    cJSON_AddBoolToObject(j, "strict", cfg->strict);
-    cJSON_AddStringToObject(j, "model", cfg->arch);
-    cJSON_AddNumberToObject(j, "size", cfg->size);
-    if (cfg->from) cJSON_AddStringToObject(j, "from", cfg->from);
-    if (cfg->init) cJSON_AddStringToObject(j, "init", cfg->init);
-    cJSON_AddNumberToObject(j, "epochs", cfg->epochs);
-    cJSON_AddNumberToObject(j, "batch", cfg->batch);
-    cJSON_AddStringToObject(j, "optimizer", cored_optim_kind_name(cfg->optim.kind));
-    cJSON_AddNumberToObject(j, "lr", cfg->optim.lr);
-    cJSON_AddNumberToObject(j, "momentum", cfg->optim.momentum);
-    cJSON_AddBoolToObject(j, "nesterov", cfg->optim.nesterov);
-    cJSON_AddNumberToObject(j, "weight_decay", cfg->optim.weight_decay);
-    cJSON_AddNumberToObject(j, "beta1", cfg->optim.beta1);
-    cJSON_AddNumberToObject(j, "beta2", cfg->optim.beta2);
-    cJSON_AddNumberToObject(j, "eps", cfg->optim.eps);
-    cJSON_AddStringToObject(j, "seed", seed);
-    cJSON_AddStringToObject(j, "method", cored_method_name(cfg->method));
-    cJSON_AddNumberToObject(j, "temperature", cfg->temperature);
-    cJSON_AddNumberToObject(j, "alpha", cfg->alpha);
-    cJSON_AddBoolToObject(j, "freeze_bn", cfg->freeze_bn);
-    cJSON_AddStringToObject(j, "rep", cfg->rep == CORED_REP_VECTOR ? "vector" : "scalar");
-    cJSON_AddStringToObject(j, "rep_estimate", cfg->rep_unbiased ? "unbiased" : "plain");
-    cJSON_AddStringToObject(j, "rep_teacher_bn", cfg->rep_teacher_running ? "running" : "student");
-    cJSON_AddStringToObject(j, "rep_norm", cfg->rep_norm == CORED_REP_NORM_BATCH ? "batch" : "none");
-    cJSON_AddNumberToObject(j, "rep_weight", cfg->rep_weight);
-    cJSON_AddStringToObject(j, "select", cfg->select_auc ? "auc" : "acc");
-    cJSON_AddStringToObject(j, "cutmix", cutmix_name(cfg->cutmix));
-    cJSON_AddNumberToObject(j, "cutmix_p", cfg->cutmix_p);
-    cJSON_AddNumberToObject(j, "cutmix_beta", cfg->cutmix_beta);
-    cJSON_AddBoolToObject(j, "flip", cfg->flip);
-    cJSON_AddNumberToObject(j, "lwf_temperature", cfg->lwf_temperature);
-    cJSON_AddNumberToObject(j, "lwf_lambda", cfg->lwf_lambda);
-    cJSON_AddNumberToObject(j, "ewc_lambda", cfg->ewc_lambda);
-    cJSON_AddNumberToObject(j, "ewc_samples", cfg->ewc_samples);
-    cJSON_AddNumberToObject(j, "replay_size", cfg->replay_size);
-    cJSON_AddNumberToObject(j, "threads", cfg->threads);
-    cJSON_AddBoolToObject(j, "deterministic", cfg->deterministic);
-    cJSON_AddNumberToObject(j, "save_every", cfg->save_every);
+    for (int i = 0; i < N_FIELDS; i++) {
+        const cored_cfg_field *f = &fields[i];
+        const void *p = at_c(cfg, i);
+        if (f->where & CORED_CFG_NOSAVE) continue;
+        switch (f->type) {
+        case CORED_CFG_INT: cJSON_AddNumberToObject(j, f->key, *(const int *)p); break;
+        case CORED_CFG_FLOAT: cJSON_AddNumberToObject(j, f->key, *(const float *)p); break;
+        case CORED_CFG_BOOL: cJSON_AddBoolToObject(j, f->key, *(const int *)p); break;
+        case CORED_CFG_STR:
+            if (*(const char *const *)p) cJSON_AddStringToObject(j, f->key, *(const char *const *)p);
+            break;
+        case CORED_CFG_U64: /* a string: JSON numbers lose 64-bit integers */
+        case CORED_CFG_ENUM: {
+            char buf[64];
+            cored_cfg_format(cfg, i, buf, sizeof buf);
+            cJSON_AddStringToObject(j, f->key, buf);
+            break;
+        }
+        case CORED_CFG_TASKS: {
+            cJSON *a = cJSON_AddArrayToObject(j, f->key);
+            for (int s = 0; s < cfg->n_sources; s++) cJSON_AddItemToArray(a, cJSON_CreateString(cfg->sources[s]));
+            break;
+        }
+        }
+    }
     return cored_json_save(j, path, err);
 }
 
@@ -165,9 +464,63 @@ static const char *keep(arena *a, const char *s)
     return d;
 }
 
-int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path, cored_error *err)
+/* One JSON value into row i: numbers and booleans as such, the rest as text. */
+static int read_value(cored_train_cfg *c, int i, const cJSON *v, arena *a, const char *path, cored_error *err)
+{
+    const cored_cfg_field *f = &fields[i];
+    char text[64];
+    const char *s = NULL;
+    switch (f->type) {
+    case CORED_CFG_INT:
+    case CORED_CFG_FLOAT:
+        if (!cJSON_IsNumber(v)) return CORED_FAIL(err, CORED_E_FORMAT, "%s: '%s' must be a number", path, f->key);
+        snprintf(text, sizeof text, "%.17g", v->valuedouble);
+        s = text;
+        break;
+    case CORED_CFG_BOOL:
+        if (!cJSON_IsBool(v)) return CORED_FAIL(err, CORED_E_FORMAT, "%s: '%s' must be true or false", path, f->key);
+        s = cJSON_IsTrue(v) ? "true" : "false";
+        break;
+    case CORED_CFG_U64: /* a string, or a number where it is exact */
+        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 9007199254740992.0) {
+            snprintf(text, sizeof text, "%.0f", v->valuedouble);
+            s = text;
+            break;
+        }
+        /* fall through */
+    case CORED_CFG_STR:
+    case CORED_CFG_ENUM:
+        if (!cJSON_IsString(v)) return CORED_FAIL(err, CORED_E_FORMAT, "%s: '%s' must be a string", path, f->key);
+        if (!(s = keep(a, v->valuestring))) return CORED_FAIL(err, CORED_E_FORMAT, "%s: strings too long", path);
+        break;
+    case CORED_CFG_TASKS: {
+        const cJSON *it;
+        c->n_sources = 0;
+        if (!cJSON_IsArray(v)) return CORED_FAIL(err, CORED_E_FORMAT, "%s: '%s' must be a list of names", path, f->key);
+        cJSON_ArrayForEach(it, v)
+        {
+            if (!cJSON_IsString(it) || c->n_sources == CORED_MAX_TASKS - 1 || !(s = keep(a, it->valuestring)))
+                return CORED_FAIL(err, CORED_E_FORMAT, "%s: '%s' must be a list of at most %d names", path, f->key,
+                                  CORED_MAX_TASKS - 1);
+            c->sources[c->n_sources++] = s;
+        }
+        return CORED_OK;
+    }
+    }
+    int rc = cored_cfg_parse(c, i, s, err);
+    if (rc) {
+        char msg[sizeof err->msg];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        return CORED_FAIL(err, CORED_E_FORMAT, "%s: %s", path, msg);
+    }
+    return CORED_OK;
+}
+
+int cored_train_cfg_read(cored_train_cfg *cfg, cored_cfg_mask *set, char **strings, const char *path,
+                         cored_error *err)
 {
     int rc = CORED_OK;
+    *strings = NULL;
     cJSON *j = cored_json_load(path, 1 << 20, err);
     if (!j) return err ? err->code : CORED_E_FORMAT;
     arena a = {cored_alloc(1 << 20), 0, 1 << 20};
@@ -179,121 +532,19 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
         rc = CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate", path);
         goto done;
     }
-    cored_train_defaults(cfg);
-    const char *bad_number = NULL;
-#define STR(key, field)                                                                    \
-    do {                                                                                   \
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);                          \
-        if (cJSON_IsString(v)) cfg->field = keep(&a, v->valuestring);                        \
-    } while (0)
-#define NUM(key, field, type)                                                              \
-    do {                                                                                   \
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);                          \
-        if (cJSON_IsNumber(v) && fabs(v->valuedouble) < 1e9) cfg->field = (type)v->valuedouble; \
-        else if (v) bad_number = key;                                                       \
-    } while (0)
-#define BOOL(key, field)                                                                   \
-    do {                                                                                   \
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);                          \
-        if (cJSON_IsBool(v)) cfg->field = cJSON_IsTrue(v);                                  \
-    } while (0)
-    STR("data", data);
-    STR("target", target);
-    STR("pack", pack);
-    STR("model", arch);
-    STR("from", from);
-    STR("init", init);
-    NUM("max_per_class", max_per_class, int);
-    NUM("loader_threads", loader_threads, int);
-    BOOL("strict", strict);
-    NUM("size", size, int);
-    NUM("epochs", epochs, int);
-    NUM("batch", batch, int);
-    NUM("lr", optim.lr, float);
-    NUM("momentum", optim.momentum, float);
-    BOOL("nesterov", optim.nesterov);
-    NUM("weight_decay", optim.weight_decay, float);
-    NUM("beta1", optim.beta1, float);
-    NUM("beta2", optim.beta2, float);
-    NUM("eps", optim.eps, float);
-    NUM("temperature", temperature, float);
-    NUM("alpha", alpha, float);
-    BOOL("freeze_bn", freeze_bn);
-    NUM("rep_weight", rep_weight, float);
-    NUM("cutmix_p", cutmix_p, float);
-    NUM("cutmix_beta", cutmix_beta, float);
-    BOOL("flip", flip);
-    NUM("lwf_temperature", lwf_temperature, float);
-    NUM("lwf_lambda", lwf_lambda, float);
-    NUM("ewc_lambda", ewc_lambda, float);
-    NUM("ewc_samples", ewc_samples, int);
-    NUM("replay_size", replay_size, int);
-    NUM("threads", threads, int);
-    BOOL("deterministic", deterministic);
-    NUM("save_every", save_every, float);
-#undef STR
-#undef NUM
-#undef BOOL
-    if (bad_number) {
-        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: '%s' must be a number", path, bad_number);
-        goto done;
-    }
     const cJSON *v;
-    if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "optimizer"))) {
-        int k = cored_optim_kind_parse(v->valuestring);
-        if (k < 0) {
-            rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: unknown optimizer '%s'", path, v->valuestring);
-            goto done;
-        }
-        cfg->optim.kind = (cored_opt_kind)k;
-    }
-    if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "seed")))
-        cfg->seed = strtoull(v->valuestring, NULL, 10);
-    if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "method"))) {
-        int k = cored_method_parse(v->valuestring);
-        if (k < 0) {
-            rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: unknown method '%s'", path, v->valuestring);
-            goto done;
-        }
-        cfg->method = (cored_method)k;
-    }
-    static const struct {
-        const char *key, *a, *b, *c;
-    } choices[] = {{"rep", "scalar", "vector", NULL},
-                   {"select", "acc", "auc", NULL},
-                   {"cutmix", "opposite", "same", "none"},
-                   {"rep_estimate", "plain", "unbiased", NULL},
-                   {"rep_teacher_bn", "student", "running", NULL},
-                   {"rep_norm", "none", "batch", NULL}};
-    /* runs written before the option existed used the paper's sum */
-    if (!cJSON_GetObjectItemCaseSensitive(j, "rep_norm")) cfg->rep_norm = CORED_REP_NORM_NONE;
-    for (size_t q = 0; q < sizeof choices / sizeof choices[0]; q++) {
-        v = cJSON_GetObjectItemCaseSensitive(j, choices[q].key);
-        if (!v) continue;
-        const char *x = cJSON_IsString(v) ? v->valuestring : "";
-        int idx = !strcmp(x, choices[q].a) ? 0 : !strcmp(x, choices[q].b) ? 1
-                  : (choices[q].c && !strcmp(x, choices[q].c)) ? 2 : -1;
-        if (idx < 0) {
-            rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: unknown %s '%s'", path, choices[q].key, x);
-            goto done;
-        }
-        if (q == 0) cfg->rep = idx ? CORED_REP_VECTOR : CORED_REP_SCALAR;
-        if (q == 1) cfg->select_auc = idx;
-        if (q == 2) cfg->cutmix = idx == 0 ? CORED_CUTMIX_OPPOSITE : idx == 1 ? CORED_CUTMIX_SAME : CORED_CUTMIX_NONE;
-        if (q == 3) cfg->rep_unbiased = idx;
-        if (q == 4) cfg->rep_teacher_running = idx;
-        if (q == 5) cfg->rep_norm = (cored_rep_norm)idx;
-    }
-    const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "sources"), *it;
-    cfg->n_sources = 0;
-    cJSON_ArrayForEach(it, src)
+    cJSON_ArrayForEach(v, j)
     {
-        if (cfg->n_sources < CORED_MAX_TASKS && cJSON_IsString(it))
-            cfg->sources[cfg->n_sources++] = keep(&a, it->valuestring);
-    }
-    if (!cfg->data || !cfg->arch) {
-        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: 'data' and 'model' are required", path);
-        goto done;
+        if (!strcmp(v->string, "cored_version")) continue;
+        int i = cored_cfg_find(v->string);
+        if (i < 0 || (fields[i].where & CORED_CFG_NOSAVE) || strchr(v->string, '-')) {
+            rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: unknown setting '%s'", path, v->string);
+            cored_error_hint(err, "the settings are the keys of a run's config.json; 'cored train --help' lists them "
+                                  "as options");
+            goto done;
+        }
+        if ((rc = read_value(cfg, i, v, &a, path, err))) goto done;
+        if (set) *set |= (cored_cfg_mask)1 << i;
     }
     *strings = a.buf;
     a.buf = NULL;
@@ -301,4 +552,21 @@ done:
     cJSON_Delete(j);
     cored_free(a.buf);
     return rc;
+}
+
+int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path, cored_error *err)
+{
+    cored_train_defaults(cfg);
+    /* runs written before the option existed used the paper's sum */
+    cfg->rep_norm = CORED_REP_NORM_NONE;
+    cored_cfg_mask set = 0;
+    int rc = cored_train_cfg_read(cfg, &set, strings, path, err);
+    if (rc) return rc;
+    cored_cfg_finish(cfg, set);
+    if (!cfg->data || !cfg->arch) {
+        cored_free(*strings);
+        *strings = NULL;
+        return CORED_FAIL(err, CORED_E_FORMAT, "%s: 'data' and 'model' are required", path);
+    }
+    return CORED_OK;
 }

@@ -12,17 +12,18 @@
 #include "core/core.h"
 #include "optim.h"
 
+const char *const cored_optim_names[] = {"sgd", "adam", "adamw", NULL};
+
 int cored_optim_kind_parse(const char *s)
 {
-    if (!strcmp(s, "sgd")) return CORED_OPT_SGD;
-    if (!strcmp(s, "adam")) return CORED_OPT_ADAM;
-    if (!strcmp(s, "adamw")) return CORED_OPT_ADAMW;
+    for (int i = 0; cored_optim_names[i]; i++)
+        if (!strcmp(s, cored_optim_names[i])) return i;
     return -1;
 }
 
 const char *cored_optim_kind_name(cored_opt_kind k)
 {
-    return k == CORED_OPT_SGD ? "sgd" : k == CORED_OPT_ADAM ? "adam" : "adamw";
+    return (unsigned)k <= CORED_OPT_ADAMW ? cored_optim_names[k] : "?";
 }
 
 cored_optim_cfg cored_optim_defaults(cored_opt_kind kind)

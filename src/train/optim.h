@@ -30,7 +30,9 @@ typedef struct {
     uint64_t steps; /* updates done so far */
 } cored_optim;
 
-/* Parses "sgd", "adam", "adamw"; -1 if unknown. */
+/* The names by kind: "sgd", "adam", "adamw" (NULL-terminated). */
+extern const char *const cored_optim_names[];
+/* Parses a name; -1 if unknown. */
 int cored_optim_kind_parse(const char *s);
 const char *cored_optim_kind_name(cored_opt_kind k);
 /* Defaults: SGD lr 0.05 momentum 0.1, Adam betas (0.9, 0.999), eps 1e-8. */

@@ -394,8 +394,14 @@ static int protocol_steps(const cored_protocol_cfg *p, char *summary, size_t n, 
     return build_report(p, summary, n, err);
 }
 
-int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cored_error *err)
+int cored_protocol_run(const cored_protocol_cfg *given, char *summary, size_t n, cored_error *err)
 {
+    cored_protocol_cfg resolved = *given;
+    const cored_protocol_cfg *p = &resolved;
+    resolved.base.method = CORED_METHOD_CE;
+    resolved.base.from = NULL;
+    int rc = cored_train_resolve(&resolved.base, err);
+    if (rc) return rc;
     if (p->n_tasks < 2 || p->n_tasks > CORED_MAX_TASKS || p->n_tasks > CORED_REPORT_MAX)
         return CORED_FAIL(err, CORED_E_ARG, "the protocol needs 2 to %d tasks", CORED_REPORT_MAX);
     if (p->n_methods < 1) return CORED_FAIL(err, CORED_E_ARG, "the protocol needs at least one method");
@@ -406,8 +412,7 @@ int cored_protocol_run(const cored_protocol_cfg *p, char *summary, size_t n, cor
             if (p->methods[k] == p->methods[m])
                 return CORED_FAIL(err, CORED_E_ARG, "method %s is listed twice", cored_method_name(p->methods[m]));
     }
-    int rc = cored_check_task_names(p->tasks, p->n_tasks, err);
-    if (rc) return rc;
+    if ((rc = cored_check_task_names(p->tasks, p->n_tasks, err))) return rc;
     const char *own[] = {"protocol.json", "base.json", "report.md", "report.csv", "report.json"};
     char files[5][4096], pack[4096];
     cored_resolve_pack(pack, sizeof pack, p->base.data, p->base.pack, p->base.size);

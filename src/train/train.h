@@ -35,7 +35,9 @@ typedef enum {
     CORED_METHOD_COUNT
 } cored_method;
 
-int cored_method_parse(const char *s);  /* -1 when unknown; "train" is CE */
+/* The methods' names by value ("train" is CE), NULL-terminated. */
+extern const char *const cored_method_names[];
+int cored_method_parse(const char *s);  /* -1 when unknown */
 const char *cored_method_name(cored_method m);
 int cored_method_uses_teacher(cored_method m);  /* needs the previous model's outputs */
 int cored_method_uses_old_data(cored_method m); /* reads earlier tasks' training images */
@@ -55,7 +57,9 @@ typedef struct {
     int epoch, epochs;          /* 0-based epoch */
     int batch, batches;         /* batches done in this epoch / per epoch */
     double images_per_s, elapsed, eta; /* seconds */
-    double loss, ce, kd, rep, reg;     /* means over the epoch so far */
+    double loss, ce, kd, rep, reg;     /* means over the epoch so far: loss = ce_weight * ce + kd
+                                          + rep + reg (kd, rep, reg carry their weights) */
+    double ce_weight;
     double train_acc;
     int n_tasks;
     const char *const *tasks;
@@ -125,9 +129,17 @@ typedef struct {
    listed twice; CORED_E_ARG naming the first that is not. */
 int cored_check_task_names(const char *const *tasks, int n, cored_error *err);
 
-/* The paper's defaults: SGD lr 0.05 momentum 0.1, batch 128, 100 epochs, T 20, alpha 0.5,
-   opposite-class CutMix, flip, seed 2020, scalar representation, accuracy selection. */
+/* The defaults of the configuration table (below): the paper's SGD lr 0.05 momentum 0.1,
+   batch 128, 100 epochs, T 20, alpha 0.5, opposite-class CutMix, flip, seed 2020, scalar
+   representation, accuracy selection; cored's normalised representation term. The model
+   and input size are left to cored_train_resolve. */
 void cored_train_defaults(cored_train_cfg *cfg);
+
+/* Fills what the defaults leave open and checks a step against its checkpoint: the model
+   (a step: --from's; task 1: xception) and the input size (--from's, else the data's
+   synth.json size, else 128), warning (cored_log) when a size given differs from those;
+   a step's --sources must be the tasks --from has learned, in order. */
+int cored_train_resolve(cored_train_cfg *cfg, cored_error *err);
 
 typedef struct {
     int best_epoch;           /* 0-based; -1 when nothing was selected */
@@ -150,9 +162,81 @@ int cored_loader_threads(int requested);
 /* A 64-bit checksum of a file's bytes; 0 for NULL or an unreadable file. */
 uint64_t cored_file_checksum(const char *path);
 
+/* ------------------------------------------------------------ the configuration table
+ * One row per setting of cored_train_cfg: its JSON key (the command-line option is the key
+ * with '-' for '_'), type, place, range, default, where it acts and its help. The table
+ * drives the defaults, every training command's options and --help, config.json (save and
+ * load), presets and the printout of a run's settings. */
+
+typedef enum {
+    CORED_CFG_INT, CORED_CFG_U64, CORED_CFG_FLOAT, CORED_CFG_BOOL, CORED_CFG_STR,
+    CORED_CFG_ENUM,  /* an int whose value indexes `names` */
+    CORED_CFG_TASKS  /* sources[] and n_sources: a comma list, a JSON array */
+} cored_cfg_type;
+
+enum {
+    CORED_CFG_TASK1 = 1,    /* acts in task 1 (cored train) */
+    CORED_CFG_STEP = 2,     /* acts in a continual step (cored adapt) */
+    CORED_CFG_RUNTIME = 4,  /* how this process runs: may change when a run resumes */
+    CORED_CFG_NOSAVE = 8,   /* not part of config.json (where the run goes, what it appends to) */
+    CORED_CFG_PATH = 16     /* a path: the command line makes it absolute */
+};
+
+typedef struct {
+    const char *key;
+    cored_cfg_type type;
+    size_t offset;              /* in cored_train_cfg */
+    double lo, hi;              /* numbers: the accepted range */
+    const char *const *names;   /* CORED_CFG_ENUM: the names by value, NULL-terminated */
+    const char *def;            /* the default as text (parsed by cored_cfg_parse); NULL: none */
+    const char *def_help;       /* the default as --help states it when it is not a value */
+    unsigned where;             /* CORED_CFG_* */
+    unsigned methods;           /* bit (1u << method) for each method it acts for; 0: all */
+    const char *arg;            /* the value's name in --help */
+    const char *help;
+} cored_cfg_field;
+
+/* A set of fields: bit i stands for row i of the table. */
+typedef uint64_t cored_cfg_mask;
+
+/* The table (*n rows). */
+const cored_cfg_field *cored_cfg_fields(int *n);
+/* The row of a key ("rep_norm") or its option spelling ("rep-norm"); -1 when none. */
+int cored_cfg_find(const char *name);
+/* Whether a row acts for a method (CORED_METHOD_CE: task 1). */
+int cored_cfg_acts(const cored_cfg_field *f, cored_method m);
+/* Sets row i from text, range-checked; a string keeps the pointer, so text must outlive
+   cfg. CORED_E_ARG naming the setting and what it accepts. */
+int cored_cfg_parse(cored_train_cfg *cfg, int i, const char *text, cored_error *err);
+/* Row i's value as text. */
+void cored_cfg_format(const cored_train_cfg *cfg, int i, char *buf, size_t n);
+/* Copies row i's value from src to dst. */
+void cored_cfg_copy(cored_train_cfg *dst, const cored_train_cfg *src, int i);
+
+/* Named presets: bundles of settings applied on top of the defaults ("paper", "quick").
+   cored_cfg_preset applies one and marks what it set; CORED_E_ARG for an unknown name. */
+typedef struct {
+    const char *key, *value;
+} cored_cfg_setting;
+typedef struct {
+    const char *name, *help;
+    cored_cfg_setting settings[16]; /* ended by a NULL key */
+} cored_cfg_preset_def;
+extern const cored_cfg_preset_def cored_cfg_presets[];
+int cored_cfg_preset(cored_train_cfg *cfg, const char *name, cored_cfg_mask *set, cored_error *err);
+
+/* Settings that depend on others, for those not set: the optimiser's lr, momentum and
+   weight decay (cored_optim_defaults). */
+void cored_cfg_finish(cored_train_cfg *cfg, cored_cfg_mask set);
+
 /* Writes the resolved configuration as JSON (config.json of a run). */
 int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_error *err);
-/* Reads config.json of a run into cfg (strings are owned by *strings, cored_free it). */
+/* Applies a configuration file (what config.json holds, or a part of it) onto cfg and marks
+   the rows it set in *set (may be NULL). Every value is range-checked; an unknown key is an
+   error. Strings are owned by *strings (cored_free it). */
+int cored_train_cfg_read(cored_train_cfg *cfg, cored_cfg_mask *set, char **strings, const char *path,
+                         cored_error *err);
+/* The defaults, then config.json of a run (--resume). */
 int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path, cored_error *err);
 
 #endif

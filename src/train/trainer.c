@@ -43,8 +43,8 @@ int cored_check_task_names(const char *const *tasks, int n, cored_error *err)
 
 static int check_cfg(const cored_train_cfg *c, cored_error *err)
 {
-    if (!c->data || !c->target || !c->arch || !c->out)
-        return CORED_FAIL(err, CORED_E_ARG, "data root, target task, model and output folder are required");
+    if (!c->data || !c->target || !c->out)
+        return CORED_FAIL(err, CORED_E_ARG, "data root, target task and output folder are required");
     if (c->epochs < 1 || c->epochs > 100000) return CORED_FAIL(err, CORED_E_ARG, "epochs must be 1..100000");
     if (c->batch < 2 || c->batch > CORED_MAX_BATCH)
         return CORED_FAIL(err, CORED_E_ARG, "batch must be 2..%d", CORED_MAX_BATCH);
@@ -362,7 +362,7 @@ static cored_progress progress_of(const cored_trainer *t, cored_phase phase, int
                             .elapsed = cored_now() - t->t_start, .eta = per_batch * left,
                             .loss = per_image(a, a->loss), .ce = per_image(a, a->ce), .kd = per_image(a, a->kd),
                             .rep = per_image(a, a->rep), .reg = per_image(a, a->reg),
-                            .train_acc = per_image(a, a->correct)};
+                            .ce_weight = cored_method_ce_weight(c), .train_acc = per_image(a, a->correct)};
 }
 
 static void report_batch(cored_trainer *t, int batch, int batches)
@@ -427,12 +427,14 @@ static int prepare_folder(cored_trainer *t, const char *pack, int *lock, cored_e
     return CORED_OK;
 }
 
-int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_error *err)
+int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored_error *err)
 {
     cored_trainer t;
     memset(&t, 0, sizeof t);
     memset(res, 0, sizeof *res);
     res->best_epoch = -1;
+    cored_train_cfg resolved = *given;
+    const cored_train_cfg *cfg = &resolved;
     t.cfg = cfg;
     t.best_epoch = -1;
     t.best_score = -INFINITY;
@@ -440,7 +442,7 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
     FILE *trace = NULL;
     int lock = -1;
     int rc = check_cfg(cfg, err);
-    if (rc) return rc;
+    if (rc || (!cfg->resume && (rc = cored_train_resolve(&resolved, err)))) return rc;
     for (int i = 0; i < cfg->n_sources; i++) t.tasks[t.n_tasks++] = cfg->sources[i];
     t.tasks[t.n_tasks++] = cfg->target;
     char pack[4096];
