@@ -128,8 +128,19 @@ def main():
                   ok=False)
         t.check(r.returncode == 2 and "unknown option '--freeze-bn'" in r.stderr, f"train --freeze-bn: {r.stderr.strip()}")
         proto = os.path.join(tmp, "proto")
-        t.run("protocol", "--data", data, "--tasks", "A,B", "--methods", "tl", "--out", proto, "--freeze-bn",
-              "--quiet", *common)
+        r = t.run("protocol", "--data", data, "--tasks", "A,B", "--methods", "tl", "--out", proto, "--freeze-bn",
+                  "--quiet", *common)
+        # the summary's columns name the step (mean AUC after step k), not a bare task name
+        md = open(os.path.join(proto, "report.md")).read()
+        rep = json.load(open(os.path.join(proto, "report.json")))
+        t.check("after 1:A" in r.stdout and "after 2:B" in r.stdout and "T2 B" not in r.stdout,
+                f"protocol's summary columns say after which step: {r.stdout.splitlines()[:2]}")
+        t.check("| after step 1 (A) | after step 2 (B) |" in md and "Task 2 (B)" not in md,
+                "report.md's summary columns say after which step")
+        t.check("mean_seen_auc" in rep["definitions"] and len(rep["methods"]["tl"]["mean_seen_auc"]) == 2,
+                "report.json defines mean_seen_auc")
+        for f in ("auc_tl.png", "mean_auc.png", "roc_A.png", "roc_B.png"):
+            t.check(os.path.getsize(os.path.join(proto, "plots", f)) > 0, f"plots/{f} written")
         c1 = json.load(open(os.path.join(proto, "1-A", "config.json")))
         c2 = json.load(open(os.path.join(proto, "tl", "2-B", "config.json")))
         t.check(not c1["freeze_bn"] and c2["freeze_bn"], "protocol --freeze-bn: task 1 trains BN, the step freezes it")

@@ -52,15 +52,24 @@ static void matrix(double *out, const cored_report *r, int m)
         for (int j = 0; j < r->n_tasks; j++) out[i * r->n_tasks + j] = *cored_report_auc(r, m, i, j);
 }
 
+/* The summary's column for step i: "after i:TASK", the step's number and the task it
+   trained, so that the column does not read like the AUC on that task. */
+static void step_header(char *h, size_t n, const cored_report *r, int i)
+{
+    snprintf(h, n, "after %d:%s", i + 1, r->tasks[i]);
+}
+
 void cored_report_summary_text(const cored_report *r, char *buf, size_t n)
 {
-    const int N = r->n_tasks;
+    const int N = r->n_tasks, max_w = 24;
     double R[CORED_REPORT_MAX * CORED_REPORT_MAX], mean[CORED_REPORT_MAX];
-    size_t k = (size_t)snprintf(buf, n, "mean test AUC %% over the tasks seen so far\n%-10s", "method");
+    int w[CORED_REPORT_MAX];
+    size_t k = (size_t)snprintf(buf, n, "mean test AUC %% over the tasks seen so far, after each step\n%-10s", "method");
     for (int i = 0; i < N && k < n; i++) {
-        char h[48];
-        snprintf(h, sizeof h, "T%d %s", i + 1, r->tasks[i]);
-        k += (size_t)snprintf(buf + k, n - k, " %12.12s", h);
+        char h[64];
+        step_header(h, sizeof h, r, i);
+        w[i] = (int)strlen(h) < 9 ? 9 : (int)strlen(h) > max_w ? max_w : (int)strlen(h);
+        k += (size_t)snprintf(buf + k, n - k, " %*.*s", w[i], w[i], h);
     }
     if (k < n) k += (size_t)snprintf(buf + k, n - k, " %8s %8s\n", "BWT", "forget");
     for (int m = 0; m < r->n_methods && k < n; m++) {
@@ -70,7 +79,7 @@ void cored_report_summary_text(const cored_report *r, char *buf, size_t n)
         for (int i = 0; i < N && k < n; i++) {
             char c[16];
             cell(c, sizeof c, mean[i]);
-            k += (size_t)snprintf(buf + k, n - k, " %12s", c);
+            k += (size_t)snprintf(buf + k, n - k, " %*s", w[i], c);
         }
         char b[16], f[16];
         cell(b, sizeof b, cored_matrix_bwt(R, N));
@@ -99,8 +108,10 @@ static void markdown(cored_sb *t, const cored_report *r)
     cored_sb_printf(t, "Task order: ");
     for (int i = 0; i < N; i++) cored_sb_printf(t, "%s%d. %s", i ? " → " : "", i + 1, r->tasks[i]);
     cored_sb_printf(t, ". Every model is evaluated on the **%s** split of **every** task after every step.\n\n", r->split);
-    cored_sb_printf(t, "## Summary (mean test AUC %% over the tasks seen so far)\n\n| method |");
-    for (int i = 0; i < N; i++) cored_sb_printf(t, " Task %d (%s) |", i + 1, r->tasks[i]);
+    cored_sb_printf(t, "## Summary: mean test AUC %% over the tasks seen so far, after each step\n\n"
+                       "Column \"after step k (T)\": the mean over tasks 1..k of the test AUC after step k, "
+                       "which trained task T.\n\n| method |");
+    for (int i = 0; i < N; i++) cored_sb_printf(t, " after step %d (%s) |", i + 1, r->tasks[i]);
     cored_sb_printf(t, " BWT | forgetting |\n|---|");
     for (int i = 0; i < N + 2; i++) cored_sb_printf(t, "---:|");
     cored_sb_printf(t, "\n");
@@ -185,6 +196,15 @@ static int json(cored_sb *t, const cored_report *r)
     cJSON_AddItemToObject(j, "tasks", tasks);
     cJSON_AddStringToObject(j, "split", r->split);
     cJSON_AddStringToObject(j, "auc_unit", "percent");
+    /* what each method's arrays hold, indexed from 0: step i trained tasks[i] */
+    cJSON *d = cJSON_AddObjectToObject(j, "definitions");
+    cJSON_AddStringToObject(d, "auc", "auc[i][j]: test AUC % on tasks[j] after step i+1, which trained tasks[i] "
+                                      "(j > i: a task not trained yet)");
+    cJSON_AddStringToObject(d, "acc", "acc[i][j]: test accuracy % on tasks[j] after step i+1");
+    cJSON_AddStringToObject(d, "mean_seen_auc", "mean_seen_auc[i]: mean AUC after step i+1, the mean of auc[i][0..i] "
+                                                "(the tasks seen so far), not the AUC on tasks[i]");
+    cJSON_AddStringToObject(d, "bwt", "mean over j < N-1 of auc[N-1][j] - auc[j][j]");
+    cJSON_AddStringToObject(d, "forgetting", "mean over j < N-1 of max_{j<=l<N-1} auc[l][j] - auc[N-1][j]");
     for (int m = 0; m < r->n_methods; m++) {
         cJSON *o = cJSON_CreateObject(), *auc = cJSON_CreateArray(), *acc = cJSON_CreateArray(),
               *ms = cJSON_CreateArray();
@@ -236,7 +256,7 @@ static int plots(const cored_report *r, const char *dir, cored_error *err)
         xl[i] = xlab[i];
     }
     snprintf(path, sizeof path, "%s/plots/mean_auc.png", dir);
-    if ((rc = cored_plot_lines(path, "mean AUC over the tasks seen so far", y, M, N, r->methods, xl,
+    if ((rc = cored_plot_lines(path, "mean test AUC over the tasks seen so far, after each step", y, M, N, r->methods, xl,
                                "mean test AUC %", err)))
         return rc;
     for (int j = 0; j < N; j++) {

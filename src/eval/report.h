@@ -37,8 +37,8 @@ static inline double *cored_report_acc(const cored_report *r, int m, int step, i
 
 /* Writes dir/report.md, report.csv, report.json and the PNG plots in dir/plots. */
 int cored_report_write(const cored_report *r, const char *dir, cored_error *err);
-/* The paper-style summary table (methods x steps, mean AUC over seen tasks), as text for
-   a terminal, into buf. */
+/* The paper-style summary table (methods x steps; column "after k:TASK" = the mean AUC over
+   tasks 1..k after step k, which trained TASK), as text for a terminal, into buf. */
 void cored_report_summary_text(const cored_report *r, char *buf, size_t n);
 
 /* Plots (plot.c), PNG through cairo. */
