@@ -189,6 +189,7 @@ void train_cli_print(const train_cli *t, const char *what)
     if (c->method == CORED_METHOD_EWC) fprintf(stderr, "  EWC lambda %g, %d images per task\n", c->ewc_lambda, c->ewc_samples);
     if (c->method == CORED_METHOD_REPLAY) fprintf(stderr, "  replay buffer of %d images\n", c->replay_size);
     if (c->from) fprintf(stderr, "  from %s\n", c->from);
+    if (c->init) fprintf(stderr, "  init %s%s\n", c->init, c->init_head == CORED_INIT_HEAD_RESET ? " (backbone: classifier re-initialised)" : "");
 }
 
 int train_cli_run(train_cli *t, const char *label)

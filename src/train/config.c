@@ -113,6 +113,7 @@ int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_err
     cJSON_AddNumberToObject(j, "size", cfg->size);
     if (cfg->from) cJSON_AddStringToObject(j, "from", cfg->from);
     if (cfg->init) cJSON_AddStringToObject(j, "init", cfg->init);
+    cJSON_AddStringToObject(j, "init_head", cored_init_head_name(cfg->init_head));
     cJSON_AddNumberToObject(j, "epochs", cfg->epochs);
     cJSON_AddNumberToObject(j, "batch", cfg->batch);
     cJSON_AddStringToObject(j, "optimizer", cored_optim_kind_name(cfg->optim.kind));
@@ -283,6 +284,16 @@ int cored_train_cfg_load(cored_train_cfg *cfg, char **strings, const char *path,
         if (q == 3) cfg->rep_unbiased = idx;
         if (q == 4) cfg->rep_teacher_running = idx;
         if (q == 5) cfg->rep_norm = (cored_rep_norm)idx;
+    }
+    /* init_head: "keep" (also when absent, runs written before the option) or "reset" */
+    if ((v = cJSON_GetObjectItemCaseSensitive(j, "init_head"))) {
+        int k = cored_init_head_parse(cJSON_IsString(v) ? v->valuestring : "");
+        if (k < 0) {
+            rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: unknown init_head '%s'", path,
+                            cJSON_IsString(v) ? v->valuestring : "");
+            goto done;
+        }
+        cfg->init_head = (cored_init_head)k;
     }
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "sources"), *it;
     cfg->n_sources = 0;

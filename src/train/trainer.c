@@ -145,7 +145,7 @@ static int setup_models(cored_trainer *t, cored_error *err)
         return rc;
     if (c->method == CORED_METHOD_CE) {
         if (c->init)
-            rc = cored_model_load(t->student, c->init, err);
+            rc = cored_model_load_init(t->student, c->init, c->init_head, c->seed, err);
         else
             cored_model_init_params(t->student, c->seed);
     } else {
