@@ -138,6 +138,14 @@ int cored_model_copy_params(cored_model *dst, const cored_model *src, cored_erro
    constructor does), from `seed`. */
 void cored_model_init_params(cored_model *m, uint64_t seed);
 
+/* The classifier: its module name ("last_linear", "_fc", "fc"), whose tensors are
+   "<head>.weight" [2, C] and "<head>.bias" [2]; whether a tensor name is one of them. */
+const char *cored_model_head(const cored_model *m);
+int cored_model_param_is_head(const cored_model *m, const char *name);
+/* Re-initialises the classifier alone, as PyTorch's nn.Linear does (weight and bias
+   uniform in +-1/sqrt(C)); the values are those cored_model_init_params(m, seed) gives it. */
+void cored_model_init_head(cored_model *m, uint64_t seed);
+
 /* Input buffer of the model: NHWC float32 [max_batch, size, size, 3]. */
 float *cored_model_input(cored_model *m);
 

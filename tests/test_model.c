@@ -338,6 +338,84 @@ static void test_checkpoints(void)
     }
 }
 
+/* Initial weights with another classifier (an ImageNet backbone: [1000, C]): --init-head
+   reset loads every other tensor by name, bit for bit, and gives the classifier the values
+   a fresh model's init has; keep refuses the file with a hint at reset; a backbone tensor of
+   another shape, or a classifier over other features, is refused by name, m unchanged. */
+static void test_backbone_init(void)
+{
+    cored_model *src = NULL, *dst = NULL, *fresh = NULL;
+    CHECK(cored_model_create(&src, "tiny", 32, 1, CORED_BUILD_INFER, NULL) == 0);
+    CHECK(cored_model_create(&dst, "tiny", 32, 2, CORED_BUILD_TRAIN, NULL) == 0);
+    CHECK(cored_model_create(&fresh, "tiny", 32, 1, CORED_BUILD_INFER, NULL) == 0);
+    if (!src || !dst || !fresh) return;
+    CHECK(!strcmp(cored_model_head(src), "fc") && cored_model_param_is_head(src, "fc.bias") &&
+          !cored_model_param_is_head(src, "fc") && !cored_model_param_is_head(src, "conv1.weight"));
+    cored_model_init_params(src, 3);
+    size_t nb;
+    float *b = cored_model_buffers(src, &nb);
+    for (size_t k = 0; k < nb; k++) b[k] = 0.5f + 0.001f * (float)k; /* not the defaults */
+    cored_model_init_params(fresh, 9);
+    static float head_w[1000 * 64], head_b[1000];
+    for (int k = 0; k < 1000 * 64; k++) head_w[k] = 0.01f * (float)(k % 97);
+    const int np = cored_model_param_count(src);
+    cored_st_out t[64];
+    CHECK(np <= 64);
+    char path[3][4200];
+    const char *bad_names[3] = {NULL, "conv2.weight", "fc.weight"};
+    for (int v = 0; v < 3; v++) {
+        snprintf(path[v], sizeof path[v], "%s/backbone%d.safetensors", test_tmpdir(), v);
+        for (int i = 0; i < np && i < 64; i++) {
+            const cored_param *p = cored_model_param(src, i);
+            t[i] = (cored_st_out){.name = p->name, .ndim = p->ndim, .data = cored_model_param_data(src, i)};
+            for (int d = 0; d < p->ndim; d++) t[i].shape[d] = p->shape[d];
+            if (!strcmp(p->name, "fc.weight")) t[i].shape[0] = 1000, t[i].data = head_w;
+            if (!strcmp(p->name, "fc.bias")) t[i].shape[0] = 1000, t[i].data = head_b;
+            if (bad_names[v] && !strcmp(p->name, bad_names[v])) t[i].shape[1] /= 2;
+        }
+        cored_error err = {0};
+        CHECK_MSG(cored_st_write(path[v], t, np, NULL, 0, &err) == 0, "%s", err.msg);
+    }
+    cored_error err = {0};
+    CHECK_MSG(cored_model_load_init(dst, path[0], CORED_INIT_HEAD_RESET, 9, &err) == 0, "%s", err.msg);
+    int same_body = 1, same_head = 1;
+    for (int i = 0; i < np; i++) {
+        const cored_param *p = cored_model_param(dst, i);
+        const float *want = cored_model_param_is_head(dst, p->name) ? cored_model_param_data(fresh, i)
+                                                                     : cored_model_param_data(src, i);
+        int same = memcmp(cored_model_param_data(dst, i), want, 4 * p->numel) == 0;
+        if (cored_model_param_is_head(dst, p->name)) same_head &= same;
+        else same_body &= same;
+    }
+    CHECK_MSG(same_body, "every backbone tensor (BN running statistics too) as in the file");
+    CHECK_MSG(same_head, "the classifier as a fresh model's init from the same seed");
+
+    size_t nw;
+    float *w = cored_model_weights(dst, &nw), *before = malloc(4 * nw);
+    if (!before) return;
+    memcpy(before, w, 4 * nw);
+    int rc = cored_model_load_init(dst, path[0], CORED_INIT_HEAD_KEEP, 9, &err);
+    CHECK_MSG(rc == CORED_E_SHAPE && strstr(err.msg, "backbone0.safetensors does not fit model 'tiny'") &&
+                  strstr(err.msg, "fc.weight: file [1000,64], model [2,64]") &&
+                  strstr(err.hint, "--init-head reset") && strstr(err.hint, "1000 classes"),
+              "keep: %s / %s", err.msg, err.hint);
+    rc = cored_model_load_init(dst, path[1], CORED_INIT_HEAD_RESET, 9, &err);
+    CHECK_MSG(rc == CORED_E_SHAPE && strstr(err.msg, "backbone1.safetensors") &&
+                  strstr(err.msg, "1 with another shape (conv2.weight: file [32,16,3,3], model [32,32,3,3])") &&
+                  !strstr(err.hint, "--init-head"),
+              "reset, a backbone tensor of another shape: %s / %s", err.msg, err.hint);
+    rc = cored_model_load_init(dst, path[2], CORED_INIT_HEAD_RESET, 9, &err);
+    CHECK_MSG(rc == CORED_E_SHAPE && strstr(err.msg, "fc.weight: file [1000,32], model [2,64]"),
+              "reset, a classifier over other features: %s", err.msg);
+    CHECK_MSG(memcmp(before, w, 4 * nw) == 0, "a refused load changed the weights");
+    CHECK(cored_init_head_parse("reset") == CORED_INIT_HEAD_RESET && cored_init_head_parse("keep") == 0 &&
+          cored_init_head_parse("Reset") < 0 && !strcmp(cored_init_head_name(CORED_INIT_HEAD_RESET), "reset"));
+    free(before);
+    cored_model_free(src);
+    cored_model_free(dst);
+    cored_model_free(fresh);
+}
+
 /* A training step gives the same bits for 1, 2 and 4 threads (fixed reduction partitions,
    GEMM blocks that BLAS computes alike): logits, the tap and every parameter gradient. */
 static void test_thread_invariance(void)
@@ -410,6 +488,7 @@ int main(void)
     RUN(test_tap_gradient);
     RUN(test_no_allocation_in_step);
     RUN(test_checkpoints);
+    RUN(test_backbone_init);
     RUN(test_thread_invariance);
     RUN(test_allocation_failures);
     return test_finish();

@@ -161,6 +161,38 @@ static void test_detector(void)
     cored_model_free(m);
 }
 
+/* config.json keeps --init-head: "reset" reads back, a file without the key (runs written
+   before the option) reads as keep, an unknown value is refused by name. */
+static void test_config_init_head(void)
+{
+    char path[4200], *strings = NULL;
+    snprintf(path, sizeof path, "%s/config.json", test_tmpdir());
+    cored_train_cfg c, back;
+    cored_train_defaults(&c);
+    CHECK(c.init_head == CORED_INIT_HEAD_KEEP);
+    c.data = "d", c.arch = "tiny", c.target = "A", c.init = "w.safetensors", c.init_head = CORED_INIT_HEAD_RESET;
+    cored_error err = {0};
+    CHECK_MSG(cored_train_cfg_save(&c, path, &err) == 0, "%s", err.msg);
+    CHECK_MSG(cored_train_cfg_load(&back, &strings, path, &err) == 0, "%s", err.msg);
+    CHECK(back.init_head == CORED_INIT_HEAD_RESET && back.init && !strcmp(back.init, "w.safetensors"));
+    cored_free(strings);
+    strings = NULL;
+    const char *texts[] = {"{\"data\": \"d\", \"model\": \"tiny\"}",
+                           "{\"data\": \"d\", \"model\": \"tiny\", \"init_head\": \"new\"}"};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(path, "w");
+        if (!f) return;
+        fputs(texts[i], f);
+        fclose(f);
+        back.init_head = CORED_INIT_HEAD_RESET;
+        int rc = cored_train_cfg_load(&back, &strings, path, &err);
+        if (i == 0) CHECK_MSG(rc == 0 && back.init_head == CORED_INIT_HEAD_KEEP, "rc %d: %s", rc, err.msg);
+        else CHECK_MSG(rc == CORED_E_FORMAT && strstr(err.msg, "init_head must be one of keep, reset, got 'new'"), "rc %d: %s", rc, err.msg);
+        cored_free(strings);
+        strings = NULL;
+    }
+}
+
 int main(void)
 {
     cored_set_threads(2);
@@ -169,5 +201,6 @@ int main(void)
     RUN(test_head_mask);
     RUN(test_fisher);
     RUN(test_detector);
+    RUN(test_config_init_head);
     return test_finish();
 }

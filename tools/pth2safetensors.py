@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Converts a PyTorch checkpoint of a CoReD backbone into a cored checkpoint (safetensors).
+"""Converts a PyTorch checkpoint of a CoReD backbone, or a public ImageNet checkpoint of one,
+into a cored checkpoint (safetensors).
 
     python3 tools/pth2safetensors.py IN.pth.tar OUT.safetensors [--model NAME]
                                       [--input-size 128] [--swap-classes]
@@ -7,12 +8,21 @@
 Accepted inputs:
   - an official CoReD checkpoint: a dict {epoch, best_epoch, state_dict, best_acc,
     optimizer} as torch.save writes it (only `state_dict` is used);
-  - a plain state_dict (what `torch.save(model.state_dict(), f)` writes).
+  - a plain state_dict (what `torch.save(model.state_dict(), f)` writes);
+  - the public ImageNet checkpoints, with their 1000-class classifiers:
+      Cadene's `pretrainedmodels` Xception (xception-43020ad28.pth): classifier `fc`
+        [1000, 2048], stored here as cored's `last_linear`;
+      the Xception file FaceForensics++'s code loads (xception-b5690688.pth, tstandley's
+        port): the same, with the pointwise weights 2-D [out, in], stored [out, in, 1, 1];
+      lukemelas' EfficientNet-PyTorch B0 (efficientnet-b0-355c32eb.pth): `_fc` [1000, 1280].
+    Such a file keeps its classifier (metadata num_classes = 1000): it is a backbone, and
+    `cored train --init FILE --init-head reset` starts from it with a new 2-class classifier.
 Keys may carry the `module.` prefix of DataParallel; `num_batches_tracked` is dropped.
 The model (tiny, xception, efficientnet-b0) is inferred from the names and shapes unless
 --model is given; a file that fits no model is refused with the names that do not fit.
 The output holds every tensor of the model as float32 under its PyTorch name, plus the
-metadata cored writes (format=cored, model, input_size, cored_version) and `source`.
+metadata cored writes (format=cored, model, input_size, cored_version), `source`,
+`num_classes` (the classifier's rows) and, when the file was rewritten, `conversion`.
 
 Loading never runs code from the file. PyTorch 1.13's `torch.load(weights_only=True)` is
 tried first, but it refuses plain floats (pickle opcode BINFLOAT), which the official
@@ -130,6 +140,45 @@ def reference_shapes(name):
             if not k.endswith("num_batches_tracked")}
 
 
+def head_classes(sd, ref, name):
+    """The classifier's number of classes K when sd holds it as the model's classifier with
+    any K (weight [K, C] with the model's C, bias [K]); None otherwise."""
+    w, b = f"{HEADS[name]}.weight", f"{HEADS[name]}.bias"
+    if w not in sd or b not in sd or w not in ref:
+        return None
+    ws, bs = tuple(sd[w].shape), tuple(sd[b].shape)
+    if len(ws) == 2 and ws[1] == ref[w][1] and bs == (ws[0],) and ws[0] >= 1:
+        return ws[0]
+    return None
+
+
+def normalize(sd, name):
+    """The state_dict under the model's names and shapes, for the layouts of the public
+    checkpoints: returns (state_dict, reference shapes with the file's class count, notes)."""
+    ref = dict(reference_shapes(name))
+    sd, notes = dict(sd), []
+    head = HEADS[name]
+    if head != "fc" and f"{head}.weight" not in sd and "fc.weight" in sd and "fc.bias" in sd:
+        fw = sd["fc.weight"]
+        if fw.dim() == 2 and fw.shape[1] == ref[f"{head}.weight"][1]:
+            sd[f"{head}.weight"], sd[f"{head}.bias"] = sd.pop("fc.weight"), sd.pop("fc.bias")
+            notes.append(f"classifier fc -> {head}")
+    flat = 0
+    for k, v in list(sd.items()):
+        r = ref.get(k)
+        if (k.endswith(".pointwise.weight") and r is not None and len(r) == 4 and r[2:] == (1, 1)
+                and tuple(v.shape) == r[:2]):
+            sd[k] = v.reshape(r)
+            flat += 1
+    if flat:
+        notes.append(f"{flat} pointwise weights [out, in] -> [out, in, 1, 1]")
+    k = head_classes(sd, ref, name)
+    if k is not None and k != ref[f"{head}.weight"][0]:
+        ref[f"{head}.weight"] = (k, ref[f"{head}.weight"][1])
+        ref[f"{head}.bias"] = (k,)
+    return sd, ref, notes
+
+
 def mismatch(sd, ref):
     missing = [k for k in ref if k not in sd]
     unexpected = [k for k in sd if k not in ref]
@@ -149,16 +198,19 @@ def describe(name, missing, unexpected, shaped, limit=6):
 
 
 def choose_model(sd, requested, path):
+    """Returns (name, normalized state_dict, its reference shapes, notes)."""
     if requested:
-        m = mismatch(sd, reference_shapes(requested))
+        nsd, ref, notes = normalize(sd, requested)
+        m = mismatch(nsd, ref)
         if any(m):
             raise Refused(f"{path} {describe(requested, *m)}")
-        return requested
+        return requested, nsd, ref, notes
     scored = []
     for name in twins.MODELS:
-        m = mismatch(sd, reference_shapes(name))
+        nsd, ref, notes = normalize(sd, name)
+        m = mismatch(nsd, ref)
         if not any(m):
-            return name
+            return name, nsd, ref, notes
         scored.append((sum(map(len, m)), name, m))
     _, name, m = min(scored)
     raise Refused(f"{path}: fits none of {', '.join(twins.MODELS)}; the closest, {name}, "
@@ -173,12 +225,17 @@ def cored_version():
         return "unknown"
 
 
-def convert(src, dst, model=None, input_size=128, swap_classes=False):
-    """Returns the model name; raises Refused with a message on any problem."""
+def convert(src, dst, model=None, input_size=128, swap_classes=False, info=None):
+    """Returns the model name; raises Refused with a message on any problem. info (a dict,
+    optional) receives num_classes and the notes of what was rewritten."""
     sd = extract_state_dict(load_checkpoint(src), src)
-    name = choose_model(sd, model, src)
+    name, sd, ref, notes = choose_model(sd, model, src)
+    classes = ref[f"{HEADS[name]}.weight"][0]
+    if swap_classes and classes != 2:
+        raise Refused(f"{src}: --swap-classes swaps a 2-class classifier; this file's has {classes} "
+                      f"classes (a backbone: train from it with --init-head reset)")
     out = collections.OrderedDict()
-    for k in reference_shapes(name):
+    for k in ref:
         v = sd[k].detach().to(torch.float32).contiguous().numpy()
         if not np.all(np.isfinite(v)):
             raise Refused(f"{src}: tensor '{k}' holds NaN or infinite values")
@@ -188,7 +245,12 @@ def convert(src, dst, model=None, input_size=128, swap_classes=False):
         for leaf in ("weight", "bias"):
             out[f"{head}.{leaf}"] = out[f"{head}.{leaf}"][::-1].copy()
     meta = {"format": "cored", "model": name, "input_size": str(input_size),
-            "cored_version": cored_version(), "source": os.path.basename(src)}
+            "cored_version": cored_version(), "source": os.path.basename(src),
+            "num_classes": str(classes)}
+    if notes:
+        meta["conversion"] = "; ".join(notes)
+    if info is not None:
+        info.update(num_classes=classes, notes=notes)
     folder = os.path.dirname(os.path.abspath(dst))
     fd, tmp = tempfile.mkstemp(prefix=".pth2st-", dir=folder)
     os.close(fd)
@@ -204,7 +266,8 @@ def convert(src, dst, model=None, input_size=128, swap_classes=False):
 def main(argv=None):
     ap = argparse.ArgumentParser(
         description="Convert a PyTorch checkpoint (.pth/.pth.tar) into a cored checkpoint.")
-    ap.add_argument("src", help="official CoReD .pth.tar or a plain state_dict file")
+    ap.add_argument("src", help="official CoReD .pth.tar, a plain state_dict file or a public ImageNet "
+                                "checkpoint (Cadene/tstandley Xception, lukemelas EfficientNet-B0)")
     ap.add_argument("dst", help="output .safetensors (replaced atomically)")
     ap.add_argument("--model", choices=list(twins.MODELS),
                     help="architecture (default: inferred from the names and shapes)")
@@ -215,8 +278,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.input_size < 16:
         ap.error("--input-size must be at least 16")
+    info = {}
     try:
-        name = convert(a.src, a.dst, a.model, a.input_size, a.swap_classes)
+        name = convert(a.src, a.dst, a.model, a.input_size, a.swap_classes, info)
     except Refused as e:
         print(f"pth2safetensors: error: {e}", file=sys.stderr)
         return 1
@@ -224,7 +288,11 @@ def main(argv=None):
         print(f"pth2safetensors: error: {e}", file=sys.stderr)
         return 1
     print(f"pth2safetensors: {a.src} -> {a.dst} (model {name}, input size {a.input_size}"
-          f"{', classes swapped' if a.swap_classes else ''})", file=sys.stderr)
+          f"{', classes swapped' if a.swap_classes else ''}"
+          f"{''.join(', ' + n for n in info['notes'])})", file=sys.stderr)
+    if info["num_classes"] != 2:
+        print(f"pth2safetensors: the classifier has {info['num_classes']} classes: a backbone; start "
+              f"training from it with: cored train --init {a.dst} --init-head reset ...", file=sys.stderr)
     return 0
 
 

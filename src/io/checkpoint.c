@@ -81,24 +81,39 @@ static void list_add(char *buf, size_t n, int *count, int max_items, const char 
     (*count)++;
 }
 
-int cored_model_load_file(cored_model *m, const cored_st_file *f, cored_error *err)
+/* The classifier tensor t of a backbone file may have any number of classes K: the
+   weight must be [K, C] and the bias [K] with the model's C. */
+static int head_fits(const cored_param *p, const cored_st_tensor *t)
+{
+    if (t->ndim != p->ndim || t->shape[0] < 1) return 0;
+    return p->ndim == 1 || t->shape[1] == p->shape[1];
+}
+
+/* skip_head: the classifier's tensors are neither loaded nor required (any class count,
+   see head_fits). *head_only (may be NULL) is set when every misfit is a classifier tensor. */
+static int load_file(cored_model *m, const cored_st_file *f, int skip_head, int *head_only,
+                     cored_error *err)
 {
     enum { MAX_LISTED = 6 };
     char missing[512] = "", unexpected[512] = "", misshaped[768] = "";
-    int n_missing = 0, n_unexpected = 0, n_misshaped = 0;
+    int n_missing = 0, n_unexpected = 0, n_misshaped = 0, n_body = 0;
     const int np = cored_model_param_count(m);
     const cored_st_tensor **match = cored_calloc((size_t)np ? (size_t)np : 1, sizeof *match);
     if (!match) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate", f->path);
     for (int i = 0; i < np; i++) {
         const cored_param *p = cored_model_param(m, i);
         const cored_st_tensor *t = cored_st_find(f, p->name);
+        const int head = cored_model_param_is_head(m, p->name);
+        if (skip_head && head && (!t || head_fits(p, t))) continue;
         if (!t) {
             list_add(missing, sizeof missing, &n_missing, MAX_LISTED, p->name);
+            n_body += !head;
             continue;
         }
         int same = t->ndim == p->ndim;
         for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
         if (!same) {
+            n_body += !head;
             char a[64], b[64], item[256];
             int64_t ps[4];
             for (int d = 0; d < p->ndim; d++) ps[d] = p->shape[d];
@@ -114,10 +129,13 @@ int cored_model_load_file(cored_model *m, const cored_st_file *f, cored_error *e
         const char *name = f->tensors[j].name;
         if (ends_with(name, "num_batches_tracked")) continue;
         if (strncmp(name, CORED_EXTRA_PREFIX, strlen(CORED_EXTRA_PREFIX)) == 0) continue;
-        if (cored_model_param_find(m, name) < 0)
+        if (cored_model_param_find(m, name) < 0) {
             list_add(unexpected, sizeof unexpected, &n_unexpected, MAX_LISTED, name);
+            n_body++;
+        }
     }
     int rc = CORED_OK;
+    if (head_only) *head_only = n_body == 0;
     if (n_missing || n_unexpected || n_misshaped) {
         char msg[2048] = "";
         size_t k = 0;
@@ -151,6 +169,7 @@ int cored_model_load_file(cored_model *m, const cored_st_file *f, cored_error *e
     memcpy(sb, b, sizeof(float) * nb);
     for (int i = 0; i < np && rc == CORED_OK; i++) {
         const cored_param *p = cored_model_param(m, i);
+        if (skip_head && cored_model_param_is_head(m, p->name)) continue;
         float *dst = (cored_param_trainable(p->kind) ? sw : sb) + p->offset;
         rc = cored_st_to_f32(f, match[i], dst, p->numel, 0, err);
         for (size_t k = 0; rc == CORED_OK && p->kind == CORED_PARAM_BN_VAR && k < p->numel; k++)
@@ -170,11 +189,52 @@ done:
     return rc;
 }
 
+int cored_model_load_file(cored_model *m, const cored_st_file *f, cored_error *err)
+{
+    return load_file(m, f, 0, NULL, err);
+}
+
 int cored_model_load(cored_model *m, const char *path, cored_error *err)
 {
     cored_st_file *f = NULL;
     int rc = cored_st_open(&f, path, err);
     if (rc == CORED_OK) rc = cored_model_load_file(m, f, err);
+    cored_st_close(f);
+    return rc;
+}
+
+const char *const cored_init_head_names[] = {"keep", "reset", NULL};
+
+const char *cored_init_head_name(cored_init_head h)
+{
+    return (unsigned)h < 2 ? cored_init_head_names[h] : "?";
+}
+
+int cored_init_head_parse(const char *s)
+{
+    for (int i = 0; i < 2; i++)
+        if (s && !strcmp(s, cored_init_head_names[i])) return i;
+    return -1;
+}
+
+int cored_model_load_init(cored_model *m, const char *path, cored_init_head head, uint64_t seed,
+                          cored_error *err)
+{
+    cored_st_file *f = NULL;
+    int rc = cored_st_open(&f, path, err);
+    if (rc) return rc;
+    int head_only = 0;
+    rc = load_file(m, f, head == CORED_INIT_HEAD_RESET, &head_only, err);
+    if (rc == CORED_OK && head == CORED_INIT_HEAD_RESET) cored_model_init_head(m, seed);
+    if (rc == CORED_E_SHAPE && head == CORED_INIT_HEAD_KEEP && head_only) {
+        char w[CORED_NAME_MAX + 8], classes[64] = "another number of";
+        snprintf(w, sizeof w, "%s.weight", cored_model_head(m));
+        const cored_st_tensor *t = cored_st_find(f, w);
+        if (t && t->ndim == 2) snprintf(classes, sizeof classes, "%lld", (long long)t->shape[0]);
+        cored_error_hint(err, "only the classifier '%s' differs (%s classes, e.g. an ImageNet backbone): "
+                              "pass --init-head reset to load the rest and start a new 2-class classifier",
+                         cored_model_head(m), classes);
+    }
     cored_st_close(f);
     return rc;
 }

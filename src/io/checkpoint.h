@@ -33,6 +33,26 @@ int cored_model_load_file(cored_model *m, const cored_st_file *f, cored_error *e
 /* Opens, validates and loads path. */
 int cored_model_load(cored_model *m, const char *path, cored_error *err);
 
+/* What initial weights (`cored train --init FILE`) give the classifier. */
+typedef enum {
+    CORED_INIT_HEAD_KEEP,  /* a complete checkpoint: every tensor, shapes as the model's */
+    CORED_INIT_HEAD_RESET  /* a backbone: the file's classifier (any class count) is skipped and
+                              the model's re-initialised (cored_model_init_head) */
+} cored_init_head;
+
+extern const char *const cored_init_head_names[]; /* "keep", "reset", NULL */
+const char *cored_init_head_name(cored_init_head h);
+int cored_init_head_parse(const char *s);            /* -1 when unknown */
+
+/* Loads initial weights from path. KEEP is cored_model_load, with a hint to pass
+   --init-head reset when the classifier alone does not fit. RESET loads every other tensor
+   by name, each with the model's shape (errors name the file and the tensors), accepts the
+   file's classifier with any number of classes K ([K, C] weight with the model's C, [K]
+   bias) or none, and re-initialises the model's classifier from seed. On failure the
+   parameters are unchanged. */
+int cored_model_load_init(cored_model *m, const char *path, cored_init_head head, uint64_t seed,
+                          cored_error *err);
+
 /* Reads the model name and input size from a checkpoint's metadata (size 0 when absent).
    arch receives at most n-1 characters. */
 int cored_checkpoint_peek(const char *path, char *arch, size_t n, int *size, cored_error *err);

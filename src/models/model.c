@@ -90,6 +90,13 @@ int cored_model_max_batch(const cored_model *m) { return m->max_batch; }
 cored_build cored_model_build_kind(const cored_model *m) { return m->build; }
 int cored_model_param_count(const cored_model *m) { return m->n_params; }
 const char *cored_model_tap_name(const cored_model *m) { return m->arch->tap; }
+const char *cored_model_head(const cored_model *m) { return m->arch->head; }
+
+int cored_model_param_is_head(const cored_model *m, const char *name)
+{
+    size_t n = strlen(m->arch->head);
+    return strncmp(name, m->arch->head, n) == 0 && name[n] == '.';
+}
 
 const cored_param *cored_model_param(const cored_model *m, int i)
 {
@@ -210,6 +217,18 @@ void cored_model_init_params(cored_model *m, uint64_t seed)
         return;
     }
     for (int i = 0; i < m->n_params; i++) {
+        cored_rng r;
+        cored_rng_derive(&r, seed, 0x1A17, (uint64_t)i, 0);
+        cored_init_param_default(m, i, &r);
+    }
+}
+
+void cored_model_init_head(cored_model *m, uint64_t seed)
+{
+    /* The same stream per parameter as cored_model_init_params (every architecture's init
+       leaves its classifier at the PyTorch default), so the head equals a fresh model's. */
+    for (int i = 0; i < m->n_params; i++) {
+        if (!cored_model_param_is_head(m, m->params[i].name)) continue;
         cored_rng r;
         cored_rng_derive(&r, seed, 0x1A17, (uint64_t)i, 0);
         cored_init_param_default(m, i, &r);

@@ -68,6 +68,9 @@ static const cored_cfg_field fields[] = {
      "the previous step's best checkpoint: the student's start and the frozen teacher"},
     {"init", CORED_CFG_STR, F(init), 0, 0, NULL, NULL, "PyTorch's initialisation", CORED_CFG_TASK1 | CORED_CFG_PATH,
      0, "FILE", "initial weights"},
+    {"init_head", CORED_CFG_ENUM, F(init_head), 0, 0, cored_init_head_names, "keep", NULL, CORED_CFG_TASK1, 0, NULL,
+     "--init's classifier: keep (a complete checkpoint) or reset (a backbone such as ImageNet weights: a new "
+     "2-class classifier with PyTorch's default initialisation)"},
     {"method", CORED_CFG_ENUM, F(method), 0, 0, cored_method_names, "cored", NULL, CORED_CFG_STEP, 0, NULL,
      "continual method"},
     {"epochs", CORED_CFG_INT, F(epochs), 1, 100000, NULL, "100", NULL, BOTH, 0, "N", "epochs"},
@@ -186,19 +189,6 @@ static void names_join(char *buf, size_t n, const char *const *names)
         size_t u = strlen(buf);
         snprintf(buf + u, n - u, "%s%s", k ? ", " : "", names[k]);
     }
-}
-
-/* Splits a comma list of task names into cfg->sources (pointers into text's copy in buf). */
-static int parse_tasks(cored_train_cfg *c, const char *text, char *buf, size_t n)
-{
-    if (strlen(text) >= n) return -1;
-    memcpy(buf, text, strlen(text) + 1);
-    c->n_sources = 0;
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-        if (c->n_sources == CORED_MAX_TASKS - 1) return -1;
-        c->sources[c->n_sources++] = tok;
-    }
-    return c->n_sources ? 0 : -1;
 }
 
 int cored_cfg_parse(cored_train_cfg *c, int i, const char *text, cored_error *err)

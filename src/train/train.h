@@ -19,6 +19,7 @@
 
 #include "cored.h"
 #include "data/data.h"
+#include "io/checkpoint.h"
 #include "train/optim.h"
 #include "train/represent.h"
 
@@ -85,6 +86,8 @@ typedef struct {
     int size;
     const char *from;                 /* continual step: the previous step's best checkpoint */
     const char *init;                 /* task 1: optional initial weights */
+    cored_init_head init_head;        /* keep: init is a complete checkpoint; reset: a backbone
+                                         whose classifier is re-initialised (checkpoint.h) */
     /* optimisation */
     int epochs, batch;
     cored_optim_cfg optim;

@@ -54,6 +54,8 @@ static int check_cfg(const cored_train_cfg *c, cored_error *err)
     if (c->method == CORED_METHOD_CE && c->freeze_bn)
         return CORED_FAIL(err, CORED_E_ARG, "--freeze-bn applies to continual steps only: task 1 learns its "
                                             "BatchNorm statistics");
+    if (c->init_head == CORED_INIT_HEAD_RESET && !(c->method == CORED_METHOD_CE && c->init))
+        return CORED_FAIL(err, CORED_E_ARG, "--init-head reset applies to --init weights of task 1");
     if (c->method != CORED_METHOD_CE && (!c->from || c->n_sources < 1))
         return CORED_FAIL(err, CORED_E_ARG, "method '%s' is a continual step: it needs --from and --sources",
                           cored_method_name(c->method));
@@ -145,7 +147,7 @@ static int setup_models(cored_trainer *t, cored_error *err)
         return rc;
     if (c->method == CORED_METHOD_CE) {
         if (c->init)
-            rc = cored_model_load(t->student, c->init, err);
+            rc = cored_model_load_init(t->student, c->init, c->init_head, c->seed, err);
         else
             cored_model_init_params(t->student, c->seed);
     } else {
