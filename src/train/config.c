@@ -406,6 +406,18 @@ uint64_t cored_file_checksum(const char *path)
     return h;
 }
 
+/* The shortest decimal that reads back as the same float (0.05, not 0.05000000074505806). */
+static double shortest(float f)
+{
+    char buf[32];
+    for (int digits = 6; digits < 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        if ((float)strtod(buf, NULL) == f) return strtod(buf, NULL);
+    }
+    snprintf(buf, sizeof buf, "%.9g", (double)f);
+    return strtod(buf, NULL);
+}
+
 int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_error *err)
 {
     cJSON *j = cJSON_CreateObject();
@@ -416,7 +428,7 @@ int cored_train_cfg_save(const cored_train_cfg *cfg, const char *path, cored_err
         if (f->where & CORED_CFG_NOSAVE) continue;
         switch (f->type) {
         case CORED_CFG_INT: cJSON_AddNumberToObject(j, f->key, *(const int *)p); break;
-        case CORED_CFG_FLOAT: cJSON_AddNumberToObject(j, f->key, *(const float *)p); break;
+        case CORED_CFG_FLOAT: cJSON_AddNumberToObject(j, f->key, shortest(*(const float *)p)); break;
         case CORED_CFG_BOOL: cJSON_AddBoolToObject(j, f->key, *(const int *)p); break;
         case CORED_CFG_STR:
             if (*(const char *const *)p) cJSON_AddStringToObject(j, f->key, *(const char *const *)p);
