@@ -190,7 +190,7 @@ static int resume_config(train_cli *t)
         return cli_usage_error(cmd, "%s is a continual step; resume it with 'cored adapt --resume'", t->resume);
     if (t->cmd == TRAIN_CMD_ADAPT && t->cfg.method == CORED_METHOD_CE)
         return cli_usage_error(cmd, "%s is a task-1 run; resume it with 'cored train --resume'", t->resume);
-    for (int i = 0; i < t->n_defs; i++)
+    for (int i = 0; i < t->n_defs; i++) /* for the printout; cored_train_resume applies them */
         if (t->given[i] && t->row[i] >= 0) cored_cfg_copy(&t->cfg, &t->line, t->row[i]);
     t->cfg.out = cli_abspath(t->abs[0], sizeof t->abs[0], t->resume);
     t->cfg.resume = 1;
@@ -327,7 +327,15 @@ int train_cli_run(train_cli *t, const char *label)
     cli_install_signals();
     cored_error err = {0};
     cored_train_result res;
-    int rc = cored_train_run(&t->cfg, &res, &err);
+    int rc;
+    if (t->cfg.resume) {
+        cored_train_cfg how = t->cfg;
+        how.threads = train_cli_given(t, "threads") ? t->line.threads : -1;
+        how.loader_threads = train_cli_given(t, "loader-threads") ? t->line.loader_threads : -1;
+        rc = cored_train_resume(t->cfg.out, &how, &res, &err);
+    } else {
+        rc = cored_train_run(&t->cfg, &res, &err);
+    }
     cli_progress_done(&pr);
     if (rc == CORED_E_STOPPED) {
         fprintf(stderr, "cored: %s\n", err.msg);

@@ -15,6 +15,7 @@
 #include "io/checkpoint.h"
 #include "models/model.h"
 #include "ops/ops.h"
+#include "train/trainer.h"
 #include "test_data_util.h"
 #include "train/methods.h"
 #include "train/prepare.h"
@@ -193,6 +194,29 @@ static void test_config_init_head(void)
     }
 }
 
+/* The run state saved in last.safetensors reads back exactly (17 digits), the largest
+   64-bit counters included; a text that is not a run state is refused naming the file. */
+static void test_run_state(void)
+{
+    cored_run_state s = {.epoch = 3, .next_batch = 17, .best_epoch = 2, .best_score = 1.0 / 3.0,
+                         .optim_steps = UINT64_MAX - 1, .from_checksum = 0xfedcba9876543210ull, .seconds = 12.345678901234567,
+                         .acc = {0.1, 0.2, 0.3, 0.4, 0.5, 96, 77, 1.25, 6}};
+    char *json = cored_run_state_json(&s);
+    cored_run_state back;
+    memset(&back, 0, sizeof back);
+    cored_error err = {0};
+    CHECK_MSG(json && cored_run_state_parse(&back, json, "last.safetensors", &err) == 0, "%s", err.msg);
+    CHECK(back.epoch == 3 && back.next_batch == 17 && back.best_epoch == 2 && back.best_score == s.best_score &&
+          back.optim_steps == s.optim_steps && back.from_checksum == s.from_checksum && back.seconds == s.seconds);
+    CHECK(back.acc.loss == 0.1 && back.acc.reg == 0.5 && back.acc.images == 96 && back.acc.correct == 77 &&
+          back.acc.seconds == 1.25 && back.acc.batches == 6);
+    free(json);
+    CHECK(cored_run_state_parse(&back, "{\"epoch\": 1}", "x/last.safetensors", &err) == CORED_E_FORMAT &&
+          strstr(err.msg, "x/last.safetensors: malformed run state"));
+    CHECK(cored_run_state_parse(&back, NULL, "y/last.safetensors", &err) == CORED_E_FORMAT &&
+          strstr(err.msg, "y/last.safetensors"));
+}
+
 int main(void)
 {
     cored_set_threads(2);
@@ -202,5 +226,6 @@ int main(void)
     RUN(test_fisher);
     RUN(test_detector);
     RUN(test_config_init_head);
+    RUN(test_run_state);
     return test_finish();
 }

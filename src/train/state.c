@@ -61,31 +61,62 @@ static int extras_slab(extras *e, cored_model *m, const char *prefix, const floa
 
 static void fmt17(char *buf, size_t n, double v) { snprintf(buf, n, "%.17g", v); }
 
-static char *state_json(const cored_trainer *t)
+char *cored_run_state_json(const cored_run_state *s)
 {
     cJSON *j = cJSON_CreateObject(), *acc = cJSON_CreateArray();
     char b[64];
-    cJSON_AddNumberToObject(j, "epoch", t->epoch);
-    cJSON_AddNumberToObject(j, "next_batch", t->next_batch);
-    cJSON_AddNumberToObject(j, "best_epoch", t->best_epoch);
-    fmt17(b, sizeof b, t->best_score);
+    cJSON_AddNumberToObject(j, "epoch", s->epoch);
+    cJSON_AddNumberToObject(j, "next_batch", s->next_batch);
+    cJSON_AddNumberToObject(j, "best_epoch", s->best_epoch);
+    fmt17(b, sizeof b, s->best_score);
     cJSON_AddStringToObject(j, "best_score", b);
-    snprintf(b, sizeof b, "%llu", (unsigned long long)t->step.opt->steps);
+    snprintf(b, sizeof b, "%llu", (unsigned long long)s->optim_steps);
     cJSON_AddStringToObject(j, "optim_steps", b);
-    snprintf(b, sizeof b, "%016llx", (unsigned long long)t->from_checksum);
+    snprintf(b, sizeof b, "%016llx", (unsigned long long)s->from_checksum);
     cJSON_AddStringToObject(j, "from_checksum", b);
-    const double v[] = {t->acc.loss, t->acc.ce, t->acc.kd, t->acc.rep, t->acc.reg,
-                        t->acc.images, t->acc.correct, t->acc.seconds, t->acc.batches};
+    const double v[] = {s->acc.loss, s->acc.ce, s->acc.kd, s->acc.rep, s->acc.reg,
+                        s->acc.images, s->acc.correct, s->acc.seconds, s->acc.batches};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         fmt17(b, sizeof b, v[i]);
         cJSON_AddItemToArray(acc, cJSON_CreateString(b));
     }
     cJSON_AddItemToObject(j, "acc", acc);
-    fmt17(b, sizeof b, cored_now() - t->t_start);
+    fmt17(b, sizeof b, s->seconds);
     cJSON_AddStringToObject(j, "seconds", b);
-    char *s = cJSON_PrintUnformatted(j);
+    char *text = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    return s;
+    return text;
+}
+
+int cored_run_state_parse(cored_run_state *s, const char *json, const char *path, cored_error *err)
+{
+    cJSON *j = json ? cJSON_Parse(json) : NULL;
+    if (!j) return CORED_FAIL(err, CORED_E_FORMAT, "%s: no run state in the metadata; not a cored 'last' checkpoint", path);
+    const cJSON *v;
+#define GETNUM(key) ((v = cJSON_GetObjectItemCaseSensitive(j, key)) && cJSON_IsNumber(v) ? v->valuedouble : -1)
+#define GETSTR(key) ((v = cJSON_GetObjectItemCaseSensitive(j, key)) && cJSON_IsString(v) ? v->valuestring : "")
+    s->epoch = (int)GETNUM("epoch");
+    s->next_batch = (int)GETNUM("next_batch");
+    s->best_epoch = (int)GETNUM("best_epoch");
+    s->best_score = strtod(GETSTR("best_score"), NULL);
+    s->optim_steps = strtoull(GETSTR("optim_steps"), NULL, 10);
+    s->seconds = strtod(GETSTR("seconds"), NULL);
+    s->from_checksum = strtoull(GETSTR("from_checksum"), NULL, 16);
+#undef GETNUM
+#undef GETSTR
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "acc"), *it;
+    double a[9] = {0};
+    int n = 0;
+    cJSON_ArrayForEach(it, acc)
+    {
+        if (n < 9 && cJSON_IsString(it)) a[n] = strtod(it->valuestring, NULL);
+        n++;
+    }
+    cJSON_Delete(j);
+    if (n != 9 || s->epoch < 0 || s->next_batch < 0)
+        return CORED_FAIL(err, CORED_E_FORMAT, "%s: malformed run state", path);
+    s->acc = (cored_epoch_acc){a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], (int)a[8]};
+    return CORED_OK;
 }
 
 int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
@@ -124,9 +155,9 @@ int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
         rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the task list");
         goto done;
     }
-    /* best: the selected epoch; last: the epochs completed (t->epoch is the next one) */
-    snprintf(epoch, sizeof epoch, "%d", best ? t->best_epoch + 1 : t->epoch);
-    snprintf(score, sizeof score, "%.6f", t->best_score);
+    /* best: the selected epoch; last: the epochs completed (t->run.epoch is the next one) */
+    snprintf(epoch, sizeof epoch, "%d", best ? t->run.best_epoch + 1 : t->run.epoch);
+    snprintf(score, sizeof score, "%.6f", t->run.best_score);
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)cfg->seed);
     const char *meta[16];
     int k = 0;
@@ -139,7 +170,11 @@ int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
     if (best) {
         meta[k++] = "score", meta[k++] = score;
     } else {
-        state = state_json(t);
+        t->run.optim_steps = t->step.opt->steps;
+        t->run.from_checksum = t->from_checksum;
+        cored_run_state now = t->run;
+        now.seconds = cored_now() - t->t_start;
+        state = cored_run_state_json(&now);
         if (!state) {
             rc = CORED_FAIL(err, CORED_E_NOMEM, "cannot format the run state");
             goto done;
@@ -196,13 +231,13 @@ static int load_rep(cored_trainer *t, const cored_st_file *f, cored_error *err)
 int cored_trainer_restore(cored_trainer *t, cored_error *err)
 {
     cored_st_file *f = NULL;
-    cJSON *j = NULL;
     int rc = cored_st_open(&f, t->path_last, err);
     if (rc) return rc;
-    const char *state = cored_st_meta(f, "cored.state");
-    if (!state || !(j = cJSON_Parse(state))) {
-        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: no run state in the metadata; not a cored 'last' checkpoint",
-                        t->path_last);
+    cored_run_state st;
+    if ((rc = cored_run_state_parse(&st, cored_st_meta(f, "cored.state"), t->path_last, err))) goto done;
+    if (st.from_checksum != t->from_checksum) {
+        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: the teacher checkpoint %s changed since this run started; cannot resume",
+                        t->path_last, t->cfg->from ? t->cfg->from : "(none)");
         goto done;
     }
     if ((rc = cored_model_load_file(t->student, f, err))) goto done;
@@ -210,41 +245,11 @@ int cored_trainer_restore(cored_trainer *t, cored_error *err)
     if (t->step.opt->v && (rc = cored_checkpoint_load_slab(t->step.opt->v, f, t->student, "cored.optim.v.", 1, err)) < 0) goto done;
     if (t->step.fisher && (rc = cored_checkpoint_load_slab(t->step.fisher, f, t->student, "cored.ewc.fisher.", 1, err)) < 0) goto done;
     if (t->step.have_rep && (rc = load_rep(t, f, err))) goto done;
-    const cJSON *v;
-#define GETNUM(key) ((v = cJSON_GetObjectItemCaseSensitive(j, key)) && cJSON_IsNumber(v) ? v->valuedouble : -1)
-#define GETSTR(key) ((v = cJSON_GetObjectItemCaseSensitive(j, key)) && cJSON_IsString(v) ? v->valuestring : "")
-    t->epoch = (int)GETNUM("epoch");
-    t->next_batch = (int)GETNUM("next_batch");
-    t->best_epoch = (int)GETNUM("best_epoch");
-    t->best_score = strtod(GETSTR("best_score"), NULL);
-    t->step.opt->steps = strtoull(GETSTR("optim_steps"), NULL, 10);
-    t->t_start -= strtod(GETSTR("seconds"), NULL); /* the run's seconds count its earlier sessions */
-    uint64_t sum = strtoull(GETSTR("from_checksum"), NULL, 16);
-#undef GETNUM
-#undef GETSTR
-    if (sum != t->from_checksum) {
-        rc = CORED_FAIL(err, CORED_E_FORMAT,
-                        "%s: the teacher checkpoint %s changed since this run started; cannot resume",
-                        t->path_last, t->cfg->from ? t->cfg->from : "(none)");
-        goto done;
-    }
-    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(j, "acc");
-    double a[9] = {0};
-    int n = 0;
-    const cJSON *it;
-    cJSON_ArrayForEach(it, acc)
-    {
-        if (n < 9 && cJSON_IsString(it)) a[n] = strtod(it->valuestring, NULL);
-        n++;
-    }
-    if (n != 9 || t->epoch < 0 || t->next_batch < 0) {
-        rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: malformed run state", t->path_last);
-        goto done;
-    }
-    t->acc = (cored_epoch_acc){a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], (int)a[8]};
+    t->run = st;
+    t->step.opt->steps = st.optim_steps;
+    t->t_start -= st.seconds; /* the run's seconds count its earlier sessions */
     rc = CORED_OK;
 done:
-    cJSON_Delete(j);
     cored_st_close(f);
     return rc;
 }
@@ -280,9 +285,9 @@ int cored_trainer_trim_logs(cored_trainer *t, int epochs, cored_error *err)
 
 int cored_trainer_check_best(cored_trainer *t, cored_error *err)
 {
-    if (t->best_epoch < 0) return CORED_OK;
+    if (t->run.best_epoch < 0) return CORED_OK;
     char want[16];
-    snprintf(want, sizeof want, "%d", t->best_epoch + 1);
+    snprintf(want, sizeof want, "%d", t->run.best_epoch + 1);
     cored_st_file *f = NULL;
     int ok = 0;
     if (cored_is_file(t->path_best) && cored_st_open(&f, t->path_best, NULL) == CORED_OK) {
@@ -292,7 +297,7 @@ int cored_trainer_check_best(cored_trainer *t, cored_error *err)
     cored_st_close(f);
     if (ok) return CORED_OK;
     /* the restored weights are the end of the selected epoch: write best from them */
-    if (t->best_epoch == t->epoch - 1 && t->next_batch == 0) return cored_trainer_save(t, 1, err);
+    if (t->run.best_epoch == t->run.epoch - 1 && t->run.next_batch == 0) return cored_trainer_save(t, 1, err);
     return CORED_FAIL(err, CORED_E_FORMAT, "%s does not hold the selected epoch %d; the run folder is inconsistent",
-                      t->path_best, t->best_epoch + 1);
+                      t->path_best, t->run.best_epoch + 1);
 }

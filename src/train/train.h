@@ -156,6 +156,11 @@ typedef struct {
    finite, naming task, epoch, step and term. */
 int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_error *err);
 
+/* Continues the interrupted run in dir with the configuration it saved (config.json); only
+   how this process runs comes from `how`: threads and loader_threads (-1: the run's),
+   progress, progress_user and stop. A complete run returns at once (best_epoch -1). */
+int cored_train_resume(const char *dir, const cored_train_cfg *how, cored_train_result *res, cored_error *err);
+
 /* The pack a run reads pixels from, into buf ("" for none): pack NULL means
    DATA/.cored-pack-<size>.bin when that file exists, "" means none, else the path given. */
 void cored_resolve_pack(char *buf, size_t n, const char *data, const char *pack, int size);

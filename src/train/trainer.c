@@ -225,8 +225,8 @@ static int train_batch(cored_trainer *t, const cored_batch *b, cored_loss_terms 
     if (t->teacher && (rc = cored_teacher_batch_logits(t->tlogits, &t->cache, t->teacher, b, c->size, err)))
         return rc;
     cored_step_batch sb = {.x = b->x, .labels = b->labels, .n = b->n, .teacher_logits = t->teacher ? t->tlogits : NULL,
-                           .seed = cored_hash64(c->seed, ((uint64_t)t->epoch << 32) | (uint64_t)b->batch_index),
-                           .epoch = t->epoch, .index = b->batch_index};
+                           .seed = cored_hash64(c->seed, ((uint64_t)t->run.epoch << 32) | (uint64_t)b->batch_index),
+                           .epoch = t->run.epoch, .index = b->batch_index};
     return cored_train_step(&t->step, &sb, terms, correct, err);
 }
 
@@ -237,7 +237,7 @@ static int write_trace(cored_trainer *t, FILE *f, int batch, const cored_loss_te
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "method", cored_method_name(t->cfg->method));
     cJSON_AddStringToObject(j, "task", t->cfg->target);
-    cJSON_AddNumberToObject(j, "epoch", t->epoch + 1);
+    cJSON_AddNumberToObject(j, "epoch", t->run.epoch + 1);
     cJSON_AddNumberToObject(j, "step", batch + 1);
     const char *names[] = {"ce", "kd", "rep", "reg", "total", "dlogit_ce", "dlogit_kd", "tap_rep", "w_logit",
                            "w_rep", "w_total"};
@@ -311,10 +311,10 @@ static double per_image(const cored_epoch_acc *a, double sum) { return sum / (a-
 static int write_log_line(cored_trainer *t, const double *acc, const double *auc, int selected,
                           cored_error *err)
 {
-    const cored_epoch_acc *a = &t->acc;
+    const cored_epoch_acc *a = &t->run.acc;
     double ips = a->seconds > 0 ? a->images / a->seconds : 0;
     cored_sb line = {0};
-    cored_sb_printf(&line, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f", t->epoch + 1, per_image(a, a->loss), per_image(a, a->ce),
+    cored_sb_printf(&line, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f", t->run.epoch + 1, per_image(a, a->loss), per_image(a, a->ce),
                     per_image(a, a->kd), per_image(a, a->rep), per_image(a, a->reg), per_image(a, a->correct));
     for (int i = 0; i < t->n_tasks; i++) cored_sb_printf(&line, ",%.6f,%.6f", acc[i], auc[i]);
     cored_sb_printf(&line, ",%.2f,%.3f,%d\n", ips, a->seconds, selected);
@@ -323,7 +323,7 @@ static int write_log_line(cored_trainer *t, const double *acc, const double *auc
     cored_sb_release(&line);
     if (rc) return rc;
     cJSON *j = cJSON_CreateObject(), *val = cJSON_CreateObject();
-    cJSON_AddNumberToObject(j, "epoch", t->epoch + 1);
+    cJSON_AddNumberToObject(j, "epoch", t->run.epoch + 1);
     cJSON_AddItemToObject(j, "loss", cored_json_number(per_image(a, a->loss)));
     cJSON_AddItemToObject(j, "ce", cored_json_number(per_image(a, a->ce)));
     cJSON_AddItemToObject(j, "kd", cored_json_number(per_image(a, a->kd)));
@@ -356,10 +356,10 @@ static int write_summary(cored_trainer *t, double seconds, cored_error *err);
 static cored_progress progress_of(const cored_trainer *t, cored_phase phase, int batch, int batches)
 {
     const cored_train_cfg *c = t->cfg;
-    const cored_epoch_acc *a = &t->acc;
+    const cored_epoch_acc *a = &t->run.acc;
     double per_batch = a->batches ? a->seconds / a->batches : 0;
-    double left = (double)(batches - batch) + (double)(c->epochs - t->epoch - 1) * batches;
-    return (cored_progress){.phase = phase, .epoch = t->epoch, .epochs = c->epochs, .batch = batch,
+    double left = (double)(batches - batch) + (double)(c->epochs - t->run.epoch - 1) * batches;
+    return (cored_progress){.phase = phase, .epoch = t->run.epoch, .epochs = c->epochs, .batch = batch,
                             .batches = batches, .images_per_s = a->seconds > 0 ? a->images / a->seconds : 0,
                             .elapsed = cored_now() - t->t_start, .eta = per_batch * left,
                             .loss = per_image(a, a->loss), .ce = per_image(a, a->ce), .kd = per_image(a, a->kd),
@@ -438,8 +438,8 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
     cored_train_cfg resolved = *given;
     const cored_train_cfg *cfg = &resolved;
     t.cfg = cfg;
-    t.best_epoch = -1;
-    t.best_score = -INFINITY;
+    t.run.best_epoch = -1;
+    t.run.best_score = -INFINITY;
     t.t_start = cored_now();
     FILE *trace = NULL;
     int lock = -1;
@@ -465,7 +465,7 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
     t.from_checksum = cored_file_checksum(cfg->from);
     int resumed = cfg->resume && cored_is_file(t.path_last);
     if (resumed) {
-        if ((rc = cored_trainer_restore(&t, err)) || (rc = cored_trainer_trim_logs(&t, t.epoch, err)) ||
+        if ((rc = cored_trainer_restore(&t, err)) || (rc = cored_trainer_trim_logs(&t, t.run.epoch, err)) ||
             (rc = cored_trainer_check_best(&t, err)))
             goto done;
     } else {
@@ -486,8 +486,8 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
     const int batches = cored_loader_batches(t.train_loader);
     double acc[CORED_MAX_TASKS + 1], auc[CORED_MAX_TASKS + 1];
     t.last_save = cored_now();
-    while (t.epoch < cfg->epochs) {
-        if ((rc = cored_loader_start(t.train_loader, t.epoch, t.next_batch, err))) goto done;
+    while (t.run.epoch < cfg->epochs) {
+        if ((rc = cored_loader_start(t.train_loader, t.run.epoch, t.run.next_batch, err))) goto done;
         cored_batch *b;
         while ((rc = cored_loader_next(t.train_loader, &b, err)) == 1) {
             double t0 = cored_now();
@@ -498,12 +498,12 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
             cored_loader_release(t.train_loader, b);
             if (!rc && trace) rc = write_trace(&t, trace, bi, &terms, err);
             if (rc) goto done;
-            t.acc.loss += terms.total * n, t.acc.ce += terms.ce * n, t.acc.kd += terms.kd * n;
-            t.acc.rep += terms.rep * n, t.acc.reg += terms.reg * n;
-            t.acc.images += n, t.acc.correct += correct;
-            t.acc.seconds += cored_now() - t0;
-            t.acc.batches++;
-            t.next_batch = bi + 1;
+            t.run.acc.loss += terms.total * n, t.run.acc.ce += terms.ce * n, t.run.acc.kd += terms.kd * n;
+            t.run.acc.rep += terms.rep * n, t.run.acc.reg += terms.reg * n;
+            t.run.acc.images += n, t.run.acc.correct += correct;
+            t.run.acc.seconds += cored_now() - t0;
+            t.run.acc.batches++;
+            t.run.next_batch = bi + 1;
             report_batch(&t, bi + 1, batches);
             int stop = cfg->stop && *cfg->stop;
             if (stop || (cfg->save_every > 0 && cored_now() - t.last_save >= cfg->save_every)) {
@@ -511,7 +511,7 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
                 t.last_save = cored_now();
                 if (stop) {
                     rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped at epoch %d, batch %d; resume with --resume %s",
-                                    t.epoch + 1, bi + 1, cfg->out);
+                                    t.run.epoch + 1, bi + 1, cfg->out);
                     goto done;
                 }
             }
@@ -524,10 +524,10 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
             score += isnan(v) ? 0 : v;
         }
         /* strictly better, up to rounding of the sum: ties keep the earlier epoch */
-        int selected = t.best_epoch < 0 || score > t.best_score + 1e-12 * (1 + fabs(t.best_score));
+        int selected = t.run.best_epoch < 0 || score > t.run.best_score + 1e-12 * (1 + fabs(t.run.best_score));
         if (selected) {
-            t.best_score = score;
-            t.best_epoch = t.epoch;
+            t.run.best_score = score;
+            t.run.best_epoch = t.run.epoch;
         }
         if ((rc = write_log_line(&t, acc, auc, selected, err))) goto done;
         if (cfg->progress) {
@@ -535,16 +535,16 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
             p.n_tasks = t.n_tasks, p.tasks = t.tasks, p.val_acc = acc, p.val_auc = auc, p.selected = selected;
             cfg->progress(&p, cfg->progress_user);
         }
-        t.epoch++;
-        t.next_batch = 0;
-        memset(&t.acc, 0, sizeof t.acc);
+        t.run.epoch++;
+        t.run.next_batch = 0;
+        memset(&t.run.acc, 0, sizeof t.run.acc);
         /* last first: it records the selection, and a resume rewrites best from it if the
            process dies between the two writes */
         if ((rc = cored_trainer_save(&t, 0, err))) goto done;
         if (selected && (rc = cored_trainer_save(&t, 1, err))) goto done;
         t.last_save = cored_now();
         if (cfg->stop && *cfg->stop) {
-            rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped after epoch %d; resume with --resume %s", t.epoch,
+            rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped after epoch %d; resume with --resume %s", t.run.epoch,
                             cfg->out);
             goto done;
         }
@@ -557,9 +557,9 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
         if (!rc) rc = cored_trainer_save(&t, 1, err);
         if (rc) goto done;
     }
-    res->best_epoch = t.best_epoch;
-    res->best_score = t.best_score;
-    res->epochs_done = t.epoch;
+    res->best_epoch = t.run.best_epoch;
+    res->best_score = t.run.best_score;
+    res->epochs_done = t.run.epoch;
     res->seconds = cored_now() - t.t_start;
     rc = write_summary(&t, res->seconds, err);
 done:
@@ -567,6 +567,27 @@ done:
         rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot write the trace file: %s", cfg->trace, strerror(errno));
     trainer_free(&t);
     cored_dir_unlock(lock);
+    return rc;
+}
+
+int cored_train_resume(const char *dir, const cored_train_cfg *how, cored_train_result *res, cored_error *err)
+{
+    char path[4096], *strings = NULL;
+    if (cored_path_join(path, sizeof path, dir, "config.json"))
+        return CORED_FAIL(err, CORED_E_ARG, "%s: path too long", dir);
+    if (!cored_is_file(path)) return CORED_FAIL(err, CORED_E_ARG, "%s: no run to resume (config.json is missing)", dir);
+    cored_train_cfg cfg;
+    int rc = cored_train_cfg_load(&cfg, &strings, path, err);
+    if (rc) return rc;
+    if (how->threads >= 0) cfg.threads = how->threads;
+    if (how->loader_threads >= 0) cfg.loader_threads = how->loader_threads;
+    cfg.progress = how->progress;
+    cfg.progress_user = how->progress_user;
+    cfg.stop = how->stop;
+    cfg.out = dir;
+    cfg.resume = 1;
+    rc = cored_train_run(&cfg, res, err);
+    cored_free(strings);
     return rc;
 }
 
@@ -579,9 +600,9 @@ static int write_summary(cored_trainer *t, double seconds, cored_error *err)
     cJSON_AddStringToObject(j, "method", cored_method_name(t->cfg->method));
     cJSON_AddItemToObject(j, "tasks", tasks);
     cJSON_AddStringToObject(j, "from_checksum", sum);
-    cJSON_AddNumberToObject(j, "epochs", t->epoch);
-    cJSON_AddNumberToObject(j, "best_epoch", t->best_epoch + 1);
-    cJSON_AddItemToObject(j, "best_score", cored_json_number(t->best_score));
+    cJSON_AddNumberToObject(j, "epochs", t->run.epoch);
+    cJSON_AddNumberToObject(j, "best_epoch", t->run.best_epoch + 1);
+    cJSON_AddItemToObject(j, "best_score", cored_json_number(t->run.best_score));
     cJSON_AddStringToObject(j, "select", t->cfg->select_auc ? "auc" : "acc");
     cJSON_AddNumberToObject(j, "seconds", seconds);
     cJSON_AddNumberToObject(j, "skipped_images", cored_loader_skipped(t->train_loader));

@@ -18,6 +18,23 @@ typedef struct {
     int batches;
 } cored_epoch_acc;
 
+/* Where a run stands: what last.safetensors saves (metadata "cored.state", numbers with 17
+   significant digits so that a resumed run continues bit-exactly) and a resume restores. */
+typedef struct {
+    int epoch, next_batch;   /* the epoch under way (0-based) and its next batch */
+    int best_epoch;          /* the epoch selected so far, -1: none */
+    double best_score;
+    uint64_t optim_steps;    /* the optimiser's updates so far */
+    uint64_t from_checksum;  /* of the --from checkpoint, which must not change under a run */
+    double seconds;          /* the run's seconds in earlier sessions */
+    cored_epoch_acc acc;     /* the epoch's running sums */
+} cored_run_state;
+
+/* The state as a JSON text (cJSON_free it), and back: CORED_E_FORMAT naming path when
+   the text is not a run state. */
+char *cored_run_state_json(const cored_run_state *s);
+int cored_run_state_parse(cored_run_state *s, const char *json, const char *path, cored_error *err);
+
 typedef struct {
     const cored_train_cfg *cfg;
     char path_best[4096], path_last[4096], path_csv[4096], path_jsonl[4096], path_summary[4096],
@@ -38,9 +55,7 @@ typedef struct {
     int *labels;
     int max_val;
 
-    int epoch, next_batch, best_epoch;
-    double best_score;
-    cored_epoch_acc acc;
+    cored_run_state run;
     uint64_t from_checksum;
     double t_start, last_save;
 } cored_trainer;
