@@ -338,21 +338,25 @@ static int data_size(const char *data)
     return size;
 }
 
-int cored_train_resolve(cored_train_cfg *c, cored_error *err)
+int cored_train_resolve_from(cored_train_cfg *c, const cored_st_file *from, int warn, cored_error *err)
 {
     char ck_arch[64] = "", ck_tasks[4096] = "";
     int ck_size = 0, d_size = c->data ? data_size(c->data) : 0;
-    if (c->method != CORED_METHOD_CE && c->from) {
-        int rc = cored_checkpoint_info(c->from, ck_arch, sizeof ck_arch, &ck_size, ck_tasks, sizeof ck_tasks, err);
-        if (rc) return rc;
+    if (from) {
+        const char *a = cored_st_meta(from, "model"), *s = cored_st_meta(from, "input_size"),
+                   *t = cored_st_meta(from, "tasks");
+        snprintf(ck_arch, sizeof ck_arch, "%s", a ? a : "");
+        snprintf(ck_tasks, sizeof ck_tasks, "%s", t ? t : "");
+        ck_size = s ? atoi(s) : 0;
+        int rc;
         if (!c->arch && !ck_arch[0]) {
             rc = CORED_FAIL(err, CORED_E_ARG, "%s does not say which model it holds", c->from);
             cored_error_hint(err, "pass --model tiny|xception|efficientnet-b0");
             return rc;
         }
-        const cored_arch *a = cored_arch_find(c->arch ? c->arch : ck_arch);
-        if (!a) return CORED_FAIL(err, CORED_E_ARG, "%s: unknown model '%s'", c->from, c->arch ? c->arch : ck_arch);
-        c->arch = a->name;
+        const cored_arch *arch = cored_arch_find(c->arch ? c->arch : ck_arch);
+        if (!arch) return CORED_FAIL(err, CORED_E_ARG, "%s: unknown model '%s'", c->from, c->arch ? c->arch : ck_arch);
+        c->arch = arch->name;
         char joined[4096];
         joined[0] = 0;
         for (int i = 0; i < c->n_sources; i++) {
@@ -368,6 +372,7 @@ int cored_train_resolve(cored_train_cfg *c, cored_error *err)
     }
     if (!c->arch) c->arch = "xception";
     if (!c->size) c->size = ck_size ? ck_size : d_size ? d_size : 128;
+    if (!warn) return CORED_OK;
     if (ck_size && c->size != ck_size)
         cored_log(CORED_LOG_WARN, "the input size %d differs from %d, the size %s was trained at", c->size, ck_size,
                   c->from);
@@ -375,6 +380,18 @@ int cored_train_resolve(cored_train_cfg *c, cored_error *err)
         cored_log(CORED_LOG_WARN, "the input size %d differs from %d, the size %s was made at (synth.json)", c->size,
                   d_size, c->data);
     return CORED_OK;
+}
+
+int cored_train_resolve(cored_train_cfg *c, cored_error *err)
+{
+    cored_st_file *from = NULL;
+    if (c->method != CORED_METHOD_CE && c->from) {
+        int rc = cored_st_open(&from, c->from, err);
+        if (rc) return rc;
+    }
+    int rc = cored_train_resolve_from(c, from, 1, err);
+    cored_st_close(from);
+    return rc;
 }
 
 void cored_resolve_pack(char *buf, size_t n, const char *data, const char *pack, int size)

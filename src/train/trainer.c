@@ -151,8 +151,9 @@ static int setup_models(cored_trainer *t, cored_error *err)
         else
             cored_model_init_params(t->student, c->seed);
     } else {
-        rc = cored_model_load(t->student, c->from, err);
+        rc = cored_model_load_file(t->student, t->from, err);
         if (!rc && t->teacher) rc = cored_model_copy_params(t->teacher, t->student, err);
+        t->from_checksum = cored_checksum64(t->from->buf, t->from->len, 0);
     }
     if (rc) return rc;
     if ((rc = cored_step_init(&t->step, c, t->student, t->eval, t->teacher, err))) return rc;
@@ -444,7 +445,9 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
     FILE *trace = NULL;
     int lock = -1;
     int rc = check_cfg(cfg, err);
-    if (rc || (!cfg->resume && (rc = cored_train_resolve(&resolved, err)))) return rc;
+    if (rc) return rc;
+    if (cfg->method != CORED_METHOD_CE && (rc = cored_st_open(&t.from, cfg->from, err))) return rc;
+    if ((rc = cored_train_resolve_from(&resolved, t.from, !(given->arch && given->size), err))) goto done;
     for (int i = 0; i < cfg->n_sources; i++) t.tasks[t.n_tasks++] = cfg->sources[i];
     t.tasks[t.n_tasks++] = cfg->target;
     char pack[4096];
@@ -462,7 +465,8 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
                                .cutmix_p = cfg->cutmix_p, .cutmix_beta = cfg->cutmix_beta,
                                .strict = cfg->strict, .pack = pack[0] ? pack : NULL};
     if ((rc = setup_datasets(&t, err)) || (rc = setup_models(&t, err))) goto done;
-    t.from_checksum = cored_file_checksum(cfg->from);
+    cored_st_close(t.from);
+    t.from = NULL;
     int resumed = cfg->resume && cored_is_file(t.path_last);
     if (resumed) {
         if ((rc = cored_trainer_restore(&t, err)) || (rc = cored_trainer_trim_logs(&t, t.run.epoch, err)) ||
@@ -565,6 +569,7 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
 done:
     if (trace && fclose(trace) != 0 && !rc)
         rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot write the trace file: %s", cfg->trace, strerror(errno));
+    cored_st_close(t.from);
     trainer_free(&t);
     cored_dir_unlock(lock);
     return rc;

@@ -56,9 +56,14 @@ typedef struct {
     int max_val;
 
     cored_run_state run;
+    cored_st_file *from;      /* the --from checkpoint, read once, until the models are set up */
     uint64_t from_checksum;
     double t_start, last_save;
 } cored_trainer;
+
+/* cored_train_resolve with the --from checkpoint already open (NULL for task 1); warn: the
+   size warnings too. */
+int cored_train_resolve_from(cored_train_cfg *c, const cored_st_file *from, int warn, cored_error *err);
 
 /* Saves the latest state (kind "last", resumable) or the selected epoch (kind "best"). */
 int cored_trainer_save(cored_trainer *t, int best, cored_error *err);
