@@ -106,6 +106,9 @@ int cmd_eval(int argc, char **argv)
         cored_error_hint(&err, "pass --arch tiny|xception|efficientnet-b0");
         goto fail;
     }
+    if (size && ck_size && size != ck_size)
+        fprintf(stderr, "cored: warning: the input size %d differs from %d, the size %s was trained at\n", size,
+                ck_size, ckpt);
     size = size ? size : ck_size ? ck_size : 128;
     char packbuf[4096];
     cored_resolve_pack(packbuf, sizeof packbuf, data, pack && !strcmp(pack, "none") ? "" : pack, size);
