@@ -9,8 +9,9 @@
 # Settings (environment): DEMO_DIR (build/demo), DEMO_MODEL (tiny), DEMO_SIZE (64),
 # DEMO_EPOCHS (20), DEMO_METHODS (tl,dl,tg,cored), DEMO_SEED (1), DEMO_SELECT (acc: model
 # selection by validation accuracy, or auc), THREADS (all cores).
-# The demo trains with Adam (lr 0.002), which converges within 20 epochs on these small
-# sets; every command's default is the paper's SGD (lr 0.05, momentum 0.1).
+# The demo trains with --preset quick (Adam at lr 0.002, batch 32), which converges within
+# 20 epochs on these small sets; every command's default is the paper's SGD (lr 0.05,
+# momentum 0.1, batch 128).
 set -euo pipefail
 
 CORED=${1:-./cored}
@@ -47,8 +48,8 @@ fi
 "$CORED" data "$DATA" 2>/dev/null
 
 say "3/3 the protocol: $MODEL, $TASKS with $METHODS ($EPOCHS epochs per step)"
-"$CORED" protocol --data "$DATA" --tasks "$TASKS" --methods "$METHODS" --model "$MODEL" --size "$SIZE" \
-    --epochs "$EPOCHS" --batch 32 --optimizer adam --lr 0.002 --seed "$SEED" --select "$SELECT" $THREADS \
+"$CORED" protocol --data "$DATA" --tasks "$TASKS" --methods "$METHODS" --preset quick --model "$MODEL" \
+    --size "$SIZE" --epochs "$EPOCHS" --seed "$SEED" --select "$SELECT" $THREADS \
     --out "$RUN" --force --log-every 1000000
 
 end=$(date +%s)
