@@ -89,7 +89,8 @@ static int walk(strlist *out, const char *dir, walk_path *wp)
     while ((e = readdir(d)) != NULL && !rc) {
         if (e->d_name[0] == '.') continue;
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        size_t n = strlen(dir);
+        snprintf(path, sizeof path, "%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", e->d_name);
         if (cored_is_dir(path) || is_image(e->d_name)) rc = push(&here, path);
     }
     closedir(d);
