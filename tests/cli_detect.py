@@ -91,6 +91,9 @@ def main():
                 f"CSV: an unreadable image has only its error: {bad}")
         s = summary(r.stderr)
         t.check(r.stdout == "" and s and s["format"] == "CSV", f"--out .csv: summary {s}")
+        r = t.run(*base, real + "/")
+        t.check(all(json.loads(l)["path"] == os.path.join(real, n) for l, n in
+                    zip(r.stdout.splitlines(), sorted(os.listdir(real)))), "a folder given as DIR/: paths DIR/NAME")
         r = t.run(*base, "--out", "-", real)
         t.check(len(r.stdout.splitlines()) == 8 and (summary(r.stderr) or {"out": 0})["out"] is None,
                 "--out -: standard output")
