@@ -116,15 +116,14 @@ int cmd_synth(int argc, char **argv)
         {"out", OPT_STR, &o.out, 0, 0, NULL, "DATA", "data set folder to create", NULL, OPT_REQUIRED},
         {"real", OPT_STR, &o.real, 0, 0, NULL, "DIR", "folder of real photographs, any depth", real_def},
         {"tasks", OPT_STR, &tasks, 0, 0, NULL, "A,B,...", "forgery families, one task each, in this order"},
-        {"size", OPT_INT, &o.size, CORED_SYNTH_MIN_SIZE, CORED_SYNTH_MAX_SIZE, NULL, "PX",
-         size_help},
+        {"size", OPT_INT, &o.size, CORED_SYNTH_MIN_SIZE, CORED_SYNTH_MAX_SIZE, NULL, "PX", size_help},
         {"per-class", OPT_INT, &o.per_class, 1, 10000000, NULL, "N", "train images per class and task"},
         {"eval-per-class", OPT_INT, &eval, 1, 10000000, NULL, "M", "val and test images per class and task", "N/4"},
         {"transfer-per-class", OPT_INT, &transfer, 0, 10000000, NULL, "T",
          "TransferLearning subset per class, the first T train images; 0: no TransferLearning folder", "N/4"},
         {"seed", OPT_U64, &o.seed, 0, 0, NULL, "S", "seed of every random choice"},
         {"plant", OPT_FLOAT, &o.plant, 0, 1, NULL, "F",
-         "planted cue: in every task after the first, a fraction F of the train real images and of the "
+         "planted cue: in every task after the first, a fraction F (0..1) of the train real images and of the "
          "TransferLearning subset's carries the previous task's manipulation and stays labelled real; val and "
          "test untouched"},
         {"sheet", OPT_STR, &o.sheet, 0, 0, NULL, "FILE.png",
