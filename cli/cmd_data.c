@@ -178,14 +178,10 @@ int cmd_data(int argc, char **argv)
          "print only the table, errors and the counts (no progress bar); with --strict the warnings are errors "
          "and still printed"},
     };
-    char *pos[argc > 0 ? argc : 1];
-    int npos = 0, c = opts_parse(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], pos, argc, &npos, NULL);
+    const char *root = NULL;
+    int c = opts_parse_one(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], "the data folder DIR", &root);
     if (c) return c == 1 ? 0 : c;
-    if (npos != 1)
-        return npos ? cli_usage_error("data", "unexpected argument '%s'", pos[1])
-                    : cli_usage_error("data", "the data folder DIR is required");
     if (fast && check) return cli_usage_error("data", "--fast decodes nothing and --check decodes every image: give one");
-    const char *root = pos[0];
     int decode = !fast;
     cli_install_logger(quiet);
     if (threads <= 0) threads = cored_get_threads();

@@ -60,13 +60,9 @@ int cmd_pack(int argc, char **argv)
          "loader); a file that cannot be read always fails it"},
         {"quiet", OPT_FLAG, &quiet, 0, 0, NULL, NULL, "no progress notes"},
     };
-    char *pos[argc > 0 ? argc : 1];
-    int npos = 0, c = opts_parse(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], pos, argc, &npos, NULL);
+    const char *root = NULL;
+    int c = opts_parse_one(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], "the data folder DIR", &root);
     if (c) return c == 1 ? 0 : c;
-    if (npos != 1)
-        return npos ? cli_usage_error("pack", "unexpected argument '%s'", pos[1])
-                    : cli_usage_error("pack", "the data folder DIR is required");
-    const char *root = pos[0];
     int want[4] = {1, 1, 1, 1}, explicit_splits = splits_arg != NULL;
     if (splits_arg && parse_splits(want, splits_arg))
         return cli_usage_error("pack", "--splits takes a list of train, val, test, transfer; got '%s'", splits_arg);
