@@ -10,28 +10,20 @@
 #include "cli.h"
 #include "core/core.h"
 #include "data/data.h"
+#include "opts.h"
 
-static void usage(void)
-{
-    printf("usage: cored pack DIR [options]\n\n"
-           "  DIR              data root in the CoReD layout (see cored data --help)\n"
-           "  --size PX        side of the stored images, the model's input size (default 128)\n"
-           "  --out FILE       pack file (default DIR/.cored-pack-<size>.bin)\n"
-           "  --tasks A,B      tasks to pack (default: every task folder of DIR)\n"
-           "  --splits LIST    splits to pack, of train,val,test,transfer\n"
-           "                   (default: train,val,test, and transfer where DIR/TransferLearning/<Task>/train\n"
-           "                   exists)\n"
-           "  --threads N      decoding threads (default: all cores)\n"
-           "  --strict         an undecodable image fails the command (default: stored as bad,\n"
-           "                   skipped with a warning by the loader); a file that cannot be read\n"
-           "                   always fails it\n"
-           "  --quiet          no progress notes (default: off)\n\n"
-           "Images are resized as torchvision's Resize((size, size)) on PIL images (bit-exact) and\n"
-           "stored as 8-bit RGB with their labels, paths and source size/mtime. The loader refuses\n"
-           "a pack whose sources changed, whose size is not the model's or that an older cored\n"
-           "decoded differently; run cored pack again to refresh it (unchanged images are copied,\n"
-           "not decoded).\n");
-}
+static const cli_doc doc = {
+    "pack", "DIR [options]",
+    "Decodes and resizes every image of the data folder DIR (CoReD layout, see cored data\n"
+    "--help) once and stores them in one file that training and evaluation memory-map.\n"
+    "Images are resized as torchvision's Resize((size, size)) on PIL images (bit-exact) and\n"
+    "stored as 8-bit RGB with their labels, paths and source size/mtime. The loader refuses\n"
+    "a pack whose sources changed, whose size is not the model's or that an older cored\n"
+    "decoded differently; run cored pack again to refresh it (unchanged images are copied,\n"
+    "not decoded).",
+    "cored pack FF --size 128\n"
+    "cored pack SYNTH --size 64 --splits train,val --threads 4\n"
+    "cored pack FF --size 299 --tasks DeepFakes,Face2Face --out /fast/ff-299.bin"};
 
 /* Parses "train,val,test,transfer" into want[4]. */
 static int parse_splits(int want[4], const char *s)
@@ -54,34 +46,23 @@ static int parse_splits(int want[4], const char *s)
 
 int cmd_pack(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"size", required_argument, 0, 'z'},    {"out", required_argument, 0, 'o'},
-        {"tasks", required_argument, 0, 't'},   {"splits", required_argument, 0, 'S'},
-        {"threads", required_argument, 0, 'j'}, {"strict", no_argument, 0, 's'},
-        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
     const char *out = NULL, *tasks_arg = NULL, *splits_arg = NULL;
-    int size = 128, threads = 0, strict = 0, quiet = 0, c;
-    while ((c = cli_getopt("pack", argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case 'z':
-            if (cli_int("pack", "size", optarg, 8, CORED_MAX_MODEL_SIDE, &size)) return EXIT_USAGE;
-            break;
-        case 'o': out = optarg; break;
-        case 't': tasks_arg = optarg; break;
-        case 'S': splits_arg = optarg; break;
-        case 'j':
-            if (cli_int("pack", "threads", optarg, 1, 1024, &threads)) return EXIT_USAGE;
-            break;
-        case 's': strict = 1; break;
-        case 'q': quiet = 1; break;
-        case 'h': usage(); return 0;
-        default: return EXIT_USAGE;
-        }
-    }
-    if (optind >= argc) return cli_usage_error("pack", "the data folder DIR is required");
-    if (optind + 1 < argc) return cli_usage_error("pack", "unexpected argument '%s'", argv[optind + 1]);
-    const char *root = argv[optind];
+    int size = 128, threads = 0, strict = 0, quiet = 0;
+    opt_def defs[] = {
+        {"size", OPT_INT, &size, 8, CORED_MAX_MODEL_SIDE, NULL, "PX", "side of the stored images, the model's input size"},
+        {"out", OPT_STR, &out, 0, 0, NULL, "FILE", "pack file", "DIR/.cored-pack-SIZE.bin"},
+        {"tasks", OPT_STR, &tasks_arg, 0, 0, NULL, "A,B", "tasks to pack", "every task folder of DIR"},
+        {"splits", OPT_STR, &splits_arg, 0, 0, NULL, "LIST", "splits to pack, of train,val,test,transfer",
+         "train,val,test, and transfer where DIR/TransferLearning/<Task>/train exists"},
+        {"threads", OPT_INT, &threads, 1, 1024, NULL, "N", "decoding threads", "all cores"},
+        {"strict", OPT_FLAG, &strict, 0, 0, NULL, NULL,
+         "an undecodable image fails the command (without it: stored as bad, skipped with a warning by the "
+         "loader); a file that cannot be read always fails it"},
+        {"quiet", OPT_FLAG, &quiet, 0, 0, NULL, NULL, "no progress notes"},
+    };
+    const char *root = NULL;
+    int c = opts_parse_one(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], "the data folder DIR", &root);
+    if (c) return c == 1 ? 0 : c;
     int want[4] = {1, 1, 1, 1}, explicit_splits = splits_arg != NULL;
     if (splits_arg && parse_splits(want, splits_arg))
         return cli_usage_error("pack", "--splits takes a list of train, val, test, transfer; got '%s'", splits_arg);

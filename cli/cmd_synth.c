@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "core/core.h"
+#include "opts.h"
 #include "synth/synth.h"
 
 #define DEFAULT_TASKS "Blend,Warp,Texture,Upsample"
@@ -26,45 +27,27 @@ static void default_real(char *buf, size_t n)
         snprintf(buf, n, "%s/.cache/cored/real", home && *home ? home : ".");
 }
 
-static void usage(void)
-{
-    char real[4200];
-    default_real(real, sizeof real);
-    printf("usage: cored synth --out DATA [options]\n\n"
-           "  --out DATA           data set folder to create (DATA/<Task>/{train,val,test}/{real,fake},\n"
-           "                       DATA/TransferLearning/<Task>/train, DATA/synth.json)\n"
-           "  --real DIR           folder of real photographs, any depth (default: $CORED_CACHE/real or\n"
-           "                       ~/.cache/cored/real, filled by tools/fetch_real.sh; now %s)\n"
-           "  --tasks A,B,...      forgery families, one task each, in this order (default %s)\n"
-           "                       Blend    ~ DeepFakes/FaceSwap   (blending boundary, colour mismatch)\n"
-           "                       Warp     ~ Face2Face            (local warp, resampling)\n"
-           "                       Texture  ~ NeuralTextures       (re-rendered region)\n"
-           "                       Upsample ~ ProGAN/StyleGAN      (up-sampling fingerprint)\n"
-           "                       Relight  ~ face relighting      (colour cast, noise level)\n"
-           "                       Retouch  ~ beauty filters       (smoothed skin, sharp edges)\n"
-           "                       Inpaint  ~ GAN inpainting       (erased part, borrowed texture)\n"
-           "                       Resample ~ face swap resizing   (band-limited, sharpened region)\n"
-           "  --size PX            image side, a multiple of 8 in %d..%d (default 128); train at this\n"
-           "                       size: resizing the images destroys their pixel-level artifacts\n"
-           "  --per-class N        train images per class and task (default %d)\n"
-           "  --eval-per-class M   val and test images per class and task (default N/4)\n"
-           "  --transfer-per-class T  TransferLearning subset per class, the first T train images\n"
-           "                       (default N/4; 0: no TransferLearning folder)\n"
-           "  --seed S             seed of every random choice (default 1); same seed, same bytes\n"
-           "  --plant F            planted cue: in every task after the first, a fraction F (0..1) of\n"
-           "                       the train real images and of the TransferLearning subset's carries\n"
-           "                       the previous task's manipulation and stays labelled real; val and\n"
-           "                       test untouched (default 0)\n"
-           "  --sheet FILE.png     also write a contact sheet of examples (without --out: only the sheet)\n"
-           "  --sheet-rows R       examples on the sheet (default 4)\n"
-           "  --threads N          worker threads (default: all cores)\n"
-           "  --force              replace DATA if it was written by cored synth (default: refuse)\n"
-           "  --quiet              no progress (default: off)\n\n"
-           "Sources are split 70/15/15 %% into train/val/test by photograph (at least 2 each, so at\n"
-           "least 6 photographs); every image of a split, real or fake, is a random crop of one of\n"
-           "that split's photographs. The set is built in DATA.synth-tmp and renamed when complete.\n",
-           real, DEFAULT_TASKS, CORED_SYNTH_MIN_SIZE, CORED_SYNTH_MAX_SIZE, DEFAULT_PER_CLASS);
-}
+static const cli_doc doc = {
+    "synth", "--out DATA [options]\n--sheet FILE.png [options]",
+    "Makes a continual fake-detection data set from a folder of real photographs: one task per\n"
+    "forgery family, in the official CoReD layout (DATA/<Task>/{train,val,test}/{real,fake},\n"
+    "DATA/TransferLearning/<Task>/train, DATA/synth.json). The families (docs/synth.md):\n"
+    "  Blend    ~ DeepFakes/FaceSwap   (blending boundary, colour mismatch)\n"
+    "  Warp     ~ Face2Face            (local warp, resampling)\n"
+    "  Texture  ~ NeuralTextures       (re-rendered region)\n"
+    "  Upsample ~ ProGAN/StyleGAN      (up-sampling fingerprint)\n"
+    "  Relight  ~ face relighting      (colour cast, noise level)\n"
+    "  Retouch  ~ beauty filters       (smoothed skin, sharp edges)\n"
+    "  Inpaint  ~ GAN inpainting       (erased part, borrowed texture)\n"
+    "  Resample ~ face swap resizing   (band-limited, sharpened region)\n"
+    "Sources are split 70/15/15 % into train/val/test by photograph (at least 2 each, so at\n"
+    "least 6 photographs); every image of a split, real or fake, is a random crop of one of\n"
+    "that split's photographs. The set is built in DATA.synth-tmp and renamed when complete;\n"
+    "the same seed gives the same bytes. Train at --size: resizing the images destroys their\n"
+    "pixel-level artifacts.",
+    "cored synth --out SYNTH --size 128 --per-class 1000 --sheet sheet.png\n"
+    "cored synth --real my-photos/ --out SYNTH --tasks Relight,Retouch,Inpaint,Resample --size 64\n"
+    "cored synth --out PLANTED --tasks Blend,Warp,Texture --plant 0.3 --seed 7"};
 
 typedef struct {
     int tty, quiet;
@@ -113,65 +96,46 @@ static int parse_tasks(cored_family *fams, int *n, const char *s)
 
 int cmd_synth(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"out", required_argument, 0, 'o'},   {"real", required_argument, 0, 'r'},
-        {"tasks", required_argument, 0, 't'}, {"size", required_argument, 0, 'z'},
-        {"per-class", required_argument, 0, 'n'}, {"eval-per-class", required_argument, 0, 'e'},
-        {"transfer-per-class", required_argument, 0, 'T'}, {"seed", required_argument, 0, 's'},
-        {"sheet", required_argument, 0, 'S'}, {"sheet-rows", required_argument, 0, 'R'},
-        {"threads", required_argument, 0, 'j'}, {"force", no_argument, 0, 'f'},
-        {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
-        {"plant", required_argument, 0, 'P'},
-        {0, 0, 0, 0}};
     cored_synth_opts o = {0};
     cored_family fams[CORED_FAMILY_COUNT];
-    char real[4200];
+    char real[4200], real_def[4400];
     const char *tasks = DEFAULT_TASKS;
-    int eval = -1, transfer = -1, quiet = 0, c;
+    int eval = -1, transfer = -1, quiet = 0;
     default_real(real, sizeof real);
+    snprintf(real_def, sizeof real_def,
+             "$CORED_CACHE/real or ~/.cache/cored/real, filled by tools/fetch_real.sh; now %s", real);
     o.real = real;
     o.size = 128;
     o.per_class = DEFAULT_PER_CLASS;
     o.seed = 1;
-    while ((c = cli_getopt("synth", argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case 'o': o.out = optarg; break;
-        case 'r': o.real = optarg; break;
-        case 't': tasks = optarg; break;
-        case 'z':
-            if (cli_int("synth", "size", optarg, CORED_SYNTH_MIN_SIZE, CORED_SYNTH_MAX_SIZE, &o.size)) return EXIT_USAGE;
-            if (o.size % 8) return cli_usage_error("synth", "--size must be a multiple of 8, got %d", o.size);
-            break;
-        case 'n':
-            if (cli_int("synth", "per-class", optarg, 1, 10000000, &o.per_class)) return EXIT_USAGE;
-            break;
-        case 'e':
-            if (cli_int("synth", "eval-per-class", optarg, 1, 10000000, &eval)) return EXIT_USAGE;
-            break;
-        case 'T':
-            if (cli_int("synth", "transfer-per-class", optarg, 0, 10000000, &transfer)) return EXIT_USAGE;
-            break;
-        case 's':
-            if (cli_u64("synth", "seed", optarg, &o.seed)) return EXIT_USAGE;
-            break;
-        case 'P':
-            if (cli_float("synth", "plant", optarg, 0.0, 1.0, &o.plant)) return EXIT_USAGE;
-            break;
-        case 'S': o.sheet = optarg; break;
-        case 'R':
-            if (cli_int("synth", "sheet-rows", optarg, 1, 16, &o.sheet_rows)) return EXIT_USAGE;
-            break;
-        case 'j':
-            if (cli_int("synth", "threads", optarg, 1, 1024, &o.threads)) return EXIT_USAGE;
-            break;
-        case 'f': o.force = 1; break;
-        case 'q': quiet = 1; break;
-        case 'h': usage(); return 0;
-        default: return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) return cli_usage_error("synth", "unexpected argument '%s'", argv[optind]);
-    if (!o.out && !o.sheet) return cli_usage_error("synth", "--out DATA is required (or --sheet FILE.png alone)");
+    o.sheet_rows = 4;
+    char size_help[64];
+    snprintf(size_help, sizeof size_help, "image side, a multiple of 8 in %d..%d", CORED_SYNTH_MIN_SIZE,
+             CORED_SYNTH_MAX_SIZE);
+    opt_def defs[] = {
+        {"out", OPT_STR, &o.out, 0, 0, NULL, "DATA", "data set folder to create", NULL, OPT_REQUIRED},
+        {"real", OPT_STR, &o.real, 0, 0, NULL, "DIR", "folder of real photographs, any depth", real_def},
+        {"tasks", OPT_STR, &tasks, 0, 0, NULL, "A,B,...", "forgery families, one task each, in this order"},
+        {"size", OPT_INT, &o.size, CORED_SYNTH_MIN_SIZE, CORED_SYNTH_MAX_SIZE, NULL, "PX", size_help},
+        {"per-class", OPT_INT, &o.per_class, 1, 10000000, NULL, "N", "train images per class and task"},
+        {"eval-per-class", OPT_INT, &eval, 1, 10000000, NULL, "M", "val and test images per class and task", "N/4"},
+        {"transfer-per-class", OPT_INT, &transfer, 0, 10000000, NULL, "T",
+         "TransferLearning subset per class, the first T train images; 0: no TransferLearning folder", "N/4"},
+        {"seed", OPT_U64, &o.seed, 0, 0, NULL, "S", "seed of every random choice"},
+        {"plant", OPT_FLOAT, &o.plant, 0, 1, NULL, "F",
+         "planted cue: in every task after the first, a fraction F (0..1) of the train real images and of the "
+         "TransferLearning subset's carries the previous task's manipulation and stays labelled real; val and "
+         "test untouched"},
+        {"sheet", OPT_STR, &o.sheet, 0, 0, NULL, "FILE.png",
+         "also write a contact sheet of examples; without --out, only the sheet", NULL, OPT_ALONE},
+        {"sheet-rows", OPT_INT, &o.sheet_rows, 1, 16, NULL, "R", "examples on the sheet"},
+        {"threads", OPT_INT, &o.threads, 1, 1024, NULL, "N", "worker threads", "all cores"},
+        {"force", OPT_FLAG, &o.force, 0, 0, NULL, NULL, "replace DATA if it was written by cored synth"},
+        {"quiet", OPT_FLAG, &quiet, 0, 0, NULL, NULL, "no progress"},
+    };
+    int c = opts_parse(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], NULL, 0, NULL, NULL);
+    if (c) return c == 1 ? 0 : c;
+    if (o.size % 8) return cli_usage_error("synth", "--size must be a multiple of 8, got %d", o.size);
     if (parse_tasks(fams, &o.ntasks, tasks)) return EXIT_USAGE;
     o.tasks = fams;
     o.eval_per_class = eval > 0 ? eval : (o.per_class + 3) / 4;

@@ -203,6 +203,23 @@ int opts_parse(const cli_doc *doc, int argc, char **argv, const opt_def *defs, i
     return rc;
 }
 
+int opts_parse_one(const cli_doc *doc, int argc, char **argv, const opt_def *defs, int n, const char *what,
+                   const char **arg)
+{
+    char **pos = malloc(sizeof *pos * (size_t)(argc > 0 ? argc : 1));
+    if (!pos) {
+        fprintf(stderr, "cored %s: out of memory\n", doc->name);
+        return EXIT_USAGE;
+    }
+    int npos = 0, rc = opts_parse(doc, argc, argv, defs, n, pos, argc, &npos, NULL);
+    if (!rc && npos != 1)
+        rc = npos ? cli_usage_error(doc->name, "unexpected argument '%s'", pos[1])
+                  : cli_usage_error(doc->name, "%s is required", what);
+    if (!rc) *arg = pos[0];
+    free(pos);
+    return rc;
+}
+
 int opts_split(char *list, const char **items, int max)
 {
     int n = 0;

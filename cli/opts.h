@@ -43,6 +43,10 @@ typedef struct {
    after a usage error (printed). */
 int opts_parse(const cli_doc *doc, int argc, char **argv, const opt_def *defs, int n, char **pos, int max_pos,
                int *npos, unsigned char *given);
+/* opts_parse for a command that takes exactly one positional argument (*arg); what names it
+   in the usage error when it is missing ("the data folder DIR"). */
+int opts_parse_one(const cli_doc *doc, int argc, char **argv, const opt_def *defs, int n, const char *what,
+                   const char **arg);
 /* Prints --help: usage, about, the options with their defaults, the examples. */
 void opts_help(const cli_doc *doc, const opt_def *defs, int n);
 

@@ -58,6 +58,32 @@ void cli_progress_done(cli_progress *p)
     p->drawn = 0;
 }
 
+void cli_progress_clear(cli_progress *p)
+{
+    if (p->drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+    p->drawn = 0;
+}
+
+void cli_progress_count(cli_progress *p, const char *what, long done, long total)
+{
+    double now = cored_now();
+    if (done == 0) p->start = now;
+    if (p->quiet || !p->tty || (now - p->last_draw < 0.1 && done != total)) return;
+    double dt = now - p->start, rate = dt > 0 ? done / dt : 0;
+    char eta[32], bar[32];
+    fmt_time(eta, sizeof eta, rate > 0 ? (total - done) / rate : -1);
+    int width = 20, fill = total > 0 ? (int)((double)width * done / total) : 0;
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r%s%s [%s] %ld/%ld %.0f/s ETA %s\033[K", p->label, what, bar, done, total, rate, eta);
+    fflush(stderr);
+    p->drawn = 1;
+    p->last_draw = now;
+}
+
 static void losses(char *buf, size_t n, const cored_progress *p)
 {
     /* the terms as they sum to the loss: the cross-entropy with its weight */
