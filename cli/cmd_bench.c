@@ -23,40 +23,32 @@
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "opts.h"
+#include "train_cli.h"
 #include "core/core.h"
 #include "data/data.h"
 #include "models/model.h"
 #include "ops/ops.h"
 #include "train/step.h"
 
-static void usage(void)
-{
-    printf("usage: cored bench --model NAME [options]\n"
-           "       cored bench --data DIR [--task NAME] [--pack FILE] [options]\n\n"
-           "Model speed on random data (images/s, medians over repetitions):\n"
-           "  train   forward (train mode, dropout on) + cross-entropy + backward + SGD step\n"
-           "  cored   CoReD step as cored adapt runs it: student eval forward, teacher forward\n"
-           "          on the CutMix-modified tenth of the batch, student train-mode forward\n"
-           "          + CE + KD + backward with a tap gradient + SGD step\n"
-           "  infer   eval forward of a batch\n"
-           "  infer1  eval forward of one image, the threads inside the layers\n"
-           "  serve1  eval forward of one image per request, one model per thread\n\n"
-           "  --model NAME     tiny | xception | efficientnet-b0\n"
-           "  --batch N        batch size (default 32)\n"
-           "  --size PX        input size (default 128)\n"
-           "  --threads N      threads (default: all cores)\n"
-           "  --reps N         timed repetitions, median reported (default 5)\n"
-           "  --warmup N       untimed steps first (default 2)\n"
-           "  --min-time S     seconds per repetition at least (default 0.5)\n"
-           "  --only WHAT      train | cored | infer | infer1 | serve1 (default: all five)\n"
-           "  --profile        per-op share of the training step (forward and backward)\n"
-           "  --json           one JSON object on stdout instead of the table\n\n"
-           "Loader speed (flip + opposite-class CutMix + shuffle, --batch, --size, --threads):\n"
-           "  --data DIR       data root; measures DIR/<task>/train\n"
-           "  --task NAME      task folder (default: the first task under DIR)\n"
-           "  --pack FILE      read this pack instead of decoding the image files\n"
-           "  --seconds S      seconds per repetition (default 3)\n");
-}
+static const cli_doc doc = {
+    "bench", "--model NAME [options]\n--data DIR [--task NAME] [--pack FILE] [options]",
+    "Speed of a model on random data, in images/s (medians over repetitions):\n"
+    "  train   task 1's step: forward (train mode, dropout on) + cross-entropy + backward +\n"
+    "          optimiser step\n"
+    "  cored   CoReD's step as cored adapt runs it: student eval forward, teacher forward on the\n"
+    "          CutMix-modified tenth of the batch, student train-mode forward + CE + KD + the\n"
+    "          representation term, backward with a gradient at the tap, optimiser step\n"
+    "  infer   eval forward of a batch\n"
+    "  infer1  eval forward of one image, the threads inside the layers\n"
+    "  serve1  eval forward of one image per request, one model per thread\n\n"
+    "The steps are the library's, set as cored train and cored adapt set them: --optimizer acts\n"
+    "in both, --freeze-bn and --rep in CoReD's.\n\n"
+    "With --data, the speed of the data loader instead: images/s from DIR/<task>/train with\n"
+    "flip, opposite-class CutMix and shuffling, at --batch, --size and --threads.",
+    "cored bench --model xception --batch 32 --size 128 --threads 2\n"
+    "cored bench --model tiny --only cored --rep vector --profile --json\n"
+    "cored bench --data data --task Blend --pack data/.cored-pack-128.bin --seconds 2"};
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -181,9 +173,11 @@ typedef struct {
 
 /* The train and CoReD-step measurements: task 1's step and CoReD's, with a teacher, the
    inference build for the cells and the teacher's statistics from its pass over the batch. */
-static int bench_training(const char *arch, int batch, int size, const char *only, int profile,
-                          const bench_cfg *b, bench_result *res, cored_error *err)
+static int bench_training(const cored_train_cfg *base, const char *only, int profile, const bench_cfg *b,
+                          bench_result *res, cored_error *err)
 {
+    const char *arch = base->arch;
+    const int batch = base->batch, size = base->size;
     cored_model *m = NULL, *eval = NULL, *teacher = NULL;
     step_ctx s[2] = {0};
     float *x = malloc(sizeof(float) * (size_t)batch * size * size * 3);
@@ -201,10 +195,10 @@ static int bench_training(const char *arch, int batch, int size, const char *onl
     cored_model_init_params(m, 1);
     res->macs = cored_model_forward_macs(m);
     for (int k = 0; k < 2; k++) {
-        cored_train_defaults(&s[k].cfg);
+        s[k].cfg = *base;
         s[k].cfg.method = k ? CORED_METHOD_CORED : CORED_METHOD_CE;
-        s[k].cfg.arch = arch, s[k].cfg.size = size, s[k].cfg.batch = batch;
-        s[k].cfg.optim.lr = 1e-4f; /* keep random-data training numerically tame over many steps */
+        if (!k) s[k].cfg.freeze_bn = 0; /* a continual step's setting */
+        s[k].cfg.optim.lr = 1e-4f;      /* keep random-data training numerically tame over many steps */
         s[k].x = x, s[k].labels = labels, s[k].n = batch, s[k].tlogits = tlogits;
     }
     if (wants(only, "train")) {
@@ -354,69 +348,46 @@ done:
 
 int cmd_bench(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"batch", required_argument, 0, 'b'},
-        {"size", required_argument, 0, 'z'},    {"threads", required_argument, 0, 'j'},
-        {"reps", required_argument, 0, 'r'},    {"warmup", required_argument, 0, 'w'},
-        {"min-time", required_argument, 0, 't'}, {"only", required_argument, 0, 'o'},
-        {"profile", no_argument, 0, 'p'},       {"json", no_argument, 0, 'J'},
-        {"data", required_argument, 0, 'd'},    {"task", required_argument, 0, 'T'},
-        {"pack", required_argument, 0, 'P'},    {"seconds", required_argument, 0, 's'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    static const char *const whats[] = {"train", "cored", "infer", "infer1", "serve1"};
-    const char *arch = NULL, *only = NULL, *data = NULL, *task = NULL, *pack = NULL;
-    int batch = 32, size = 128, threads = 0, profile = 0, json = 0, c;
+    static const char *const whats[] = {"train", "cored", "infer", "infer1", "serve1", NULL};
+    const char *data = NULL, *task = NULL, *pack = NULL;
+    int only_i = -1, profile = 0, json = 0;
     bench_cfg b = {.reps = 5, .warmup = 2, .min_time = 0.5};
-    float min_time = 0.5f, seconds = 3.0f;
-    while ((c = cli_getopt("bench", argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case 'm': arch = optarg; break;
-        case 'b':
-            if (cli_int("bench", "batch", optarg, 1, 4096, &batch)) return EXIT_USAGE;
-            break;
-        case 'z':
-            if (cli_int("bench", "size", optarg, 16, 4096, &size)) return EXIT_USAGE;
-            break;
-        case 'j':
-            if (cli_int("bench", "threads", optarg, 1, 1024, &threads)) return EXIT_USAGE;
-            break;
-        case 'r':
-            if (cli_int("bench", "reps", optarg, 1, 1000, &b.reps)) return EXIT_USAGE;
-            break;
-        case 'w':
-            if (cli_int("bench", "warmup", optarg, 0, 1000, &b.warmup)) return EXIT_USAGE;
-            break;
-        case 't':
-            if (cli_float("bench", "min-time", optarg, 0, 3600, &min_time)) return EXIT_USAGE;
-            b.min_time = min_time;
-            break;
-        case 'o': {
-            size_t k = 0;
-            while (k < sizeof whats / sizeof whats[0] && strcmp(optarg, whats[k])) k++;
-            if (k == sizeof whats / sizeof whats[0])
-                return cli_usage_error("bench", "--only must be train, cored, infer, infer1 or serve1, got '%s'",
-                                       optarg);
-            only = whats[k];
-            break;
-        }
-        case 'p': profile = 1; break;
-        case 'J': json = 1; break;
-        case 'd': data = optarg; break;
-        case 'T': task = optarg; break;
-        case 'P': pack = optarg; break;
-        case 's':
-            if (cli_float("bench", "seconds", optarg, 0.1, 3600, &seconds)) return EXIT_USAGE;
-            break;
-        case 'h': usage(); return 0;
-        default: return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) return cli_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-    if (!arch && !data) return cli_usage_error("bench", "--model or --data is required");
+    float seconds = 3.0f;
+    cored_train_cfg cfg; /* the steps' settings: the training defaults, then the options */
+    cored_train_defaults(&cfg);
+    cfg.batch = 32, cfg.size = 128;
+    opt_def batch_opt = train_cli_opt("batch", &cfg.batch, 0), threads_opt = train_cli_opt("threads", &cfg.threads, 0);
+    batch_opt.lo = 1; /* a benchmark may time single images */
+    threads_opt.help = "compute threads; serve1 runs one model on each";
+    const opt_def defs[] = {
+        train_cli_opt("model", &cfg.arch, OPT_REQUIRED),
+        batch_opt,
+        {"size", OPT_INT, &cfg.size, 16, 4096, NULL, "PX", "input size"},
+        threads_opt,
+        {"only", OPT_CHOICE, &only_i, 0, 0, whats, NULL, "measure one of the five only", "all five"},
+        train_cli_opt("optimizer", &cfg.optim.kind, 0),
+        train_cli_opt("freeze_bn", &cfg.freeze_bn, 0),
+        train_cli_opt("rep", &cfg.rep, 0),
+        {"reps", OPT_INT, &b.reps, 1, 1000, NULL, "N", "timed repetitions, the median reported"},
+        {"warmup", OPT_INT, &b.warmup, 0, 1000, NULL, "N", "untimed steps first"},
+        {"min-time", OPT_DOUBLE, &b.min_time, 0, 3600, NULL, "S", "seconds per repetition at least"},
+        {"profile", OPT_FLAG, &profile, 0, 0, NULL, NULL, "per-op share of the training step (forward and backward)"},
+        {"json", OPT_FLAG, &json, 0, 0, NULL, NULL, "one JSON object on standard output instead of the table"},
+        {"data", OPT_STR, &data, 0, 0, NULL, "DIR", "measure the loader on DIR/<task>/train instead of a model",
+         NULL, OPT_ALONE},
+        {"task", OPT_STR, &task, 0, 0, NULL, "NAME", "with --data: the task folder", "the first task under DIR"},
+        {"pack", OPT_STR, &pack, 0, 0, NULL, "FILE", "with --data: read this pack instead of decoding the image files"},
+        {"seconds", OPT_FLOAT, &seconds, 0.1, 3600, NULL, "S", "with --data: seconds per repetition"},
+    };
+    int rc = opts_parse(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], NULL, 0, NULL, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
+    const char *arch = cfg.arch, *only = only_i >= 0 ? whats[only_i] : NULL;
     if (arch && data) return cli_usage_error("bench", "--model and --data measure different things; give one");
     if (!data && (task || pack))
         return cli_usage_error("bench", "--task and --pack go with --data");
-    threads = cored_set_threads(threads);
+    cored_cfg_finish(&cfg, 0); /* the optimiser's momentum and weight decay */
+    int batch = cfg.batch, size = cfg.size;
+    int threads = cored_set_threads(cfg.threads);
     cored_error err = {0};
     if (data) {
         if (bench_loader(data, task, pack, threads, batch, size, seconds, b.reps, json, &err)) {
@@ -427,12 +398,13 @@ int cmd_bench(int argc, char **argv)
     }
 
     bench_result r = {.rss_train = -1};
+    int steps = wants(only, "train") || wants(only, "cored");
     if (!json)
-        fprintf(stderr, "bench: model %s, batch %d, %d px, %d threads, %d reps after %d warm-up\n",
-                arch, batch, size, threads, b.reps, b.warmup);
-    if ((wants(only, "train") || wants(only, "cored")) &&
-        bench_training(arch, batch, size, only, profile, &b, &r, &err))
-        goto fail;
+        fprintf(stderr, "bench: model %s, batch %d, %d px, %d threads, %d reps after %d warm-up%s%s%s%s\n", arch,
+                batch, size, threads, b.reps, b.warmup, steps ? ", " : "",
+                steps ? cored_optim_kind_name(cfg.optim.kind) : "", steps && cfg.freeze_bn ? ", frozen BN" : "",
+                steps && cfg.rep == CORED_REP_VECTOR ? ", vector statistic" : "");
+    if (steps && bench_training(&cfg, only, profile, &b, &r, &err)) goto fail;
     if (bench_inference(arch, batch, size, threads, only, &b, &r, &err)) goto fail;
 
     double tr = r.train_s > 0 ? batch / r.train_s : 0, co = r.cored_s > 0 ? batch / r.cored_s : 0;
@@ -444,9 +416,12 @@ int cmd_bench(int argc, char **argv)
         printf("{\"model\":\"%s\",\"batch\":%d,\"size\":%d,\"threads\":%d,\"reps\":%d,"
                "\"train_img_s\":%.3f,\"cored_img_s\":%.3f,\"infer_img_s\":%.3f,\"infer1_img_s\":%.3f,"
                "\"serve1_img_s\":%.3f,\"forward_gmacs_per_image\":%.4f,\"train_gflops\":%.2f,"
-               "\"infer_gflops\":%.2f,\"train_peak_rss_mib\":%.1f",
+               "\"infer_gflops\":%.2f,\"train_peak_rss_mib\":%.1f,\"optimizer\":\"%s\",\"freeze_bn\":%s,"
+               "\"rep\":\"%s\"",
                arch, batch, size, threads, b.reps, tr, co, inf, inf1, srv, r.macs * 1e-9,
-               gflops_train, gflops_inf, r.rss_train > 0 ? r.rss_train / 1024.0 : 0.0);
+               gflops_train, gflops_inf, r.rss_train > 0 ? r.rss_train / 1024.0 : 0.0,
+               cored_optim_kind_name(cfg.optim.kind), cfg.freeze_bn ? "true" : "false",
+               cfg.rep == CORED_REP_VECTOR ? "vector" : "scalar");
         if (profile) print_profile(&r, b.reps, 1);
         printf("}\n");
     } else {

@@ -8,63 +8,47 @@
 #include <string.h>
 
 #include "cli.h"
+#include "opts.h"
+#include "train_cli.h"
 #include "cli_tensors.h"
 #include "core/core.h"
 #include "io/checkpoint.h"
 #include "ops/ops.h"
 
-static void usage(void)
-{
-    printf("usage: cored forward --model NAME --weights W.safetensors --input X.safetensors\n"
-           "                     --out Y.safetensors [--train-mode] [--features] [--threads N]\n\n"
-           "Runs the model on X's tensor 'input' (float32 NCHW [N,3,S,S], any square S the\n"
-           "model accepts) and writes 'logits' [N,2] to Y.\n\n"
-           "  --model NAME      tiny | xception | efficientnet-b0 (required)\n"
-           "  --weights FILE    safetensors with PyTorch state_dict names (required)\n"
-           "  --input FILE      tensor file with 'input' (required)\n"
-           "  --out FILE        output tensor file (required; replaced atomically)\n"
-           "  --train-mode      BN uses batch statistics; Y also gets every\n"
-           "                    '<bn>.running_mean' / '<bn>.running_var' after the update\n"
-           "                    (default: eval mode, running statistics)\n"
-           "  --features        also write 'features': the feature tap, NCHW\n"
-           "  --threads N       threads (default: all cores)\n\n"
-           "Deterministic: dropout and drop-connect are never applied, in either mode.\n");
-}
+static const cli_doc doc = {
+    "forward", "--model NAME --weights W --input X --out Y [--train-mode] [--features] [--threads N]",
+    "Runs the model on X's tensor 'input' (float32 NCHW [N,3,S,S], any square S the model\n"
+    "accepts) and writes 'logits' [N,2] to Y, for comparison with PyTorch. BN uses its running\n"
+    "statistics unless --train-mode is given. Deterministic: dropout and drop-connect are never\n"
+    "applied, in either mode.",
+    "cored forward --model tiny --weights w.safetensors --input x.safetensors --out y.safetensors\n"
+    "cored forward --model xception --weights w.safetensors --input x.safetensors --out y.safetensors --features\n"
+    "cored forward --model tiny --weights w.safetensors --input x.safetensors --out y.safetensors --train-mode"};
 
 int cmd_forward(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"weights", required_argument, 0, 'w'},
-        {"input", required_argument, 0, 'i'}, {"out", required_argument, 0, 'o'},
-        {"train-mode", no_argument, 0, 't'},  {"features", no_argument, 0, 'f'},
-        {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *arch = NULL, *weights = NULL, *input = NULL, *out = NULL;
-    int train = 0, features = 0, threads = 0, c;
-    while ((c = cli_getopt("forward", argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case 'm': arch = optarg; break;
-        case 'w': weights = optarg; break;
-        case 'i': input = optarg; break;
-        case 'o': out = optarg; break;
-        case 't': train = 1; break;
-        case 'f': features = 1; break;
-        case 'j':
-            if (cli_int("forward", "threads", optarg, 1, 1024, &threads)) return EXIT_USAGE;
-            break;
-        case 'h': usage(); return 0;
-        default: return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) return cli_usage_error("forward", "unexpected argument '%s'", argv[optind]);
-    if (!arch || !weights || !input || !out)
-        return cli_usage_error("forward", "--model, --weights, --input and --out are required");
+    int train = 0, features = 0, threads = 0;
+    const opt_def defs[] = {
+        train_cli_opt("model", &arch, OPT_REQUIRED),
+        {"weights", OPT_STR, &weights, 0, 0, NULL, "FILE", "the weights: safetensors with PyTorch state_dict names", NULL,
+         OPT_REQUIRED},
+        {"input", OPT_STR, &input, 0, 0, NULL, "FILE", "'input' float32 NCHW [N,3,S,S]", NULL, OPT_REQUIRED},
+        {"out", OPT_STR, &out, 0, 0, NULL, "FILE", "output tensor file, replaced atomically", NULL, OPT_REQUIRED},
+        {"train-mode", OPT_FLAG, &train, 0, 0, NULL, NULL,
+         "BN uses batch statistics; Y also gets every '<bn>.running_mean' / '<bn>.running_var' after the update"},
+        {"features", OPT_FLAG, &features, 0, 0, NULL, NULL, "also write 'features': the feature tap, NCHW"},
+        train_cli_opt("threads", &threads, 0),
+    };
+    int rc = opts_parse(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], NULL, 0, NULL, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
     cored_set_threads(threads);
 
     cored_error err = {0};
     cored_model *m = NULL;
     float *x = NULL, *feat = NULL;
     cored_st_out *t = NULL;
-    int n, size, rc;
+    int n, size;
     const cored_path_use uses[] = {{weights, "--weights", CORED_PATH_INPUT}, {input, "--input", CORED_PATH_INPUT},
                                    {out, "--out", CORED_PATH_OUTPUT}};
     if ((rc = cored_paths_check(uses, 3, &err))) goto fail;

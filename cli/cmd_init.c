@@ -5,49 +5,36 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "opts.h"
+#include "train_cli.h"
 #include "core/core.h"
 #include "io/checkpoint.h"
 
-static void usage(void)
-{
-    printf("usage: cored init --model NAME --seed S --out W.safetensors [--size PX]\n\n"
-           "  --model NAME   tiny | xception | efficientnet-b0 (required)\n"
-           "  --seed S       random seed (required; same seed, same weights)\n"
-           "  --out FILE     output checkpoint (required; replaced atomically)\n"
-           "  --size PX      input size recorded in the metadata (default 128)\n\n"
-           "Initialisation as the PyTorch twins' constructors: tiny and efficientnet-b0 use\n"
-           "PyTorch's module defaults; xception draws conv weights from N(0, sqrt(2/(k*k*out))).\n");
-}
+static const cli_doc doc = {
+    "init", "--model NAME --seed S --out W.safetensors [--size PX]",
+    "Writes freshly initialised weights of a model, the initialisation its PyTorch twin's\n"
+    "constructor uses: tiny and efficientnet-b0 take PyTorch's module defaults, xception draws\n"
+    "conv weights from N(0, sqrt(2/(k*k*out))). The same seed gives the same weights.",
+    "cored init --model tiny --seed 1 --out tiny.safetensors\n"
+    "cored init --model xception --seed 2020 --out xception.safetensors --size 299\n"
+    "cored init --model efficientnet-b0 --seed 7 --out b0.safetensors"};
 
 int cmd_init(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"seed", required_argument, 0, 's'},
-        {"out", required_argument, 0, 'o'},   {"size", required_argument, 0, 'z'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *arch = NULL, *out = NULL;
     uint64_t seed = 0;
-    int have_seed = 0, size = 128, c;
-    while ((c = cli_getopt("init", argc, argv, "h", opts)) != -1) {
-        switch (c) {
-        case 'm': arch = optarg; break;
-        case 'o': out = optarg; break;
-        case 's':
-            if (cli_u64("init", "seed", optarg, &seed)) return EXIT_USAGE;
-            have_seed = 1;
-            break;
-        case 'z':
-            if (cli_int("init", "size", optarg, 16, 4096, &size)) return EXIT_USAGE;
-            break;
-        case 'h': usage(); return 0;
-        default: return EXIT_USAGE;
-        }
-    }
-    if (optind < argc) return cli_usage_error("init", "unexpected argument '%s'", argv[optind]);
-    if (!arch || !out || !have_seed) return cli_usage_error("init", "--model, --seed and --out are required");
+    int size = 128;
+    const opt_def defs[] = {
+        train_cli_opt("model", &arch, OPT_REQUIRED),
+        {"seed", OPT_U64, &seed, 0, 0, NULL, "S", "random seed: the same seed, the same weights", NULL, OPT_REQUIRED},
+        {"out", OPT_STR, &out, 0, 0, NULL, "FILE", "output checkpoint, replaced atomically", NULL, OPT_REQUIRED},
+        {"size", OPT_INT, &size, 16, 4096, NULL, "PX", "input size recorded in the metadata"},
+    };
+    int rc = opts_parse(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], NULL, 0, NULL, NULL);
+    if (rc) return rc == 1 ? 0 : rc;
     cored_error err = {0};
     cored_model *m = NULL;
-    int rc = cored_model_create(&m, arch, size, 1, CORED_BUILD_INFER, &err);
+    rc = cored_model_create(&m, arch, size, 1, CORED_BUILD_INFER, &err);
     if (rc == CORED_OK) {
         cored_model_init_params(m, seed);
         char seed_s[32];

@@ -194,9 +194,18 @@ int opts_parse(const cli_doc *doc, int argc, char **argv, const opt_def *defs, i
             pos[(*npos)++] = argv[i];
     }
     int alone = 0;
-    for (int i = 0; i < n; i++) alone |= seen[i] && (defs[i].flags & OPT_ALONE);
+    char instead[256] = "";
+    for (int i = 0; i < n; i++) {
+        alone |= seen[i] && (defs[i].flags & OPT_ALONE);
+        if (defs[i].flags & OPT_ALONE) {
+            size_t k = strlen(instead);
+            snprintf(instead + k, sizeof instead - k, "%s--%s", k ? " or " : " (or ", defs[i].name);
+        }
+    }
+    if (instead[0]) strncat(instead, ")", sizeof instead - strlen(instead) - 1);
     for (int i = 0; !rc && !alone && i < n; i++)
-        if ((defs[i].flags & OPT_REQUIRED) && !seen[i]) rc = cli_usage_error(cmd, "--%s is required", defs[i].name);
+        if ((defs[i].flags & OPT_REQUIRED) && !seen[i])
+            rc = cli_usage_error(cmd, "--%s is required%s", defs[i].name, instead);
     if (given) memcpy(given, seen, (size_t)n);
     free(lo);
     free(seen);

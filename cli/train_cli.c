@@ -1,6 +1,7 @@
 /* The training commands' options and their execution; see train_cli.h. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,35 +57,56 @@ void train_cli_add(train_cli *t, opt_def d)
     }
 }
 
-/* The option of row r: its name (the key with '-', "no-" before a switch that defaults to on,
-   train's --task for the target), type and default, writing into t->line. */
-static void add_row(train_cli *t, int r, const cored_cfg_field *f)
+/* The option of row r writing into dst: its name (the key with '-', "no-" before a switch
+   that defaults to on), type, range, help and default as every command states them. */
+static opt_def row_opt(int r, void *dst, unsigned flags)
 {
-    static char helps[TRAIN_MAX_OPTS][256];
-    int i = t->n_defs;
-    if (i == TRAIN_MAX_OPTS) return;
-    char *name = t->names[i];
+    static char names[64][32], helps[64][256];
+    int nf;
+    const cored_cfg_field *f = &cored_cfg_fields(&nf)[r];
     int negated = f->type == CORED_CFG_BOOL && f->def && !strcmp(f->def, "true");
-    snprintf(name, sizeof t->names[i], "%s%s", negated ? "no-" : "",
-             t->cmd == TRAIN_CMD_TRAIN && !strcmp(f->key, "target") ? "task" : f->key);
+    char *name = names[r];
+    snprintf(name, sizeof names[r], "%s%s", negated ? "no-" : "", f->key);
     for (char *c = name; *c; c++)
         if (*c == '_') *c = '-';
-    void *dst = (char *)&t->line + f->offset;
-    opt_def d = {name, OPT_STR, dst, f->lo, f->hi, NULL, f->arg, row_help(helps[i], sizeof helps[i], f), f->def_help,
-                 required_row(t->cmd, f->key) ? OPT_REQUIRED : 0};
+    opt_def d = {name, OPT_STR, dst, f->lo, f->hi, NULL, f->arg, row_help(helps[r], sizeof helps[r], f), f->def_help,
+                 flags};
     if (negated) {
-        snprintf(helps[i], sizeof helps[i], "without: %s", f->help);
-        d.help = helps[i];
+        snprintf(helps[r], sizeof helps[r], "without: %s", f->help);
+        d.help = helps[r];
     }
     switch (f->type) {
     case CORED_CFG_INT: d.type = OPT_INT; break;
     case CORED_CFG_U64: d.type = OPT_U64; break;
     case CORED_CFG_FLOAT: d.type = OPT_FLOAT; break;
-    case CORED_CFG_BOOL: d.type = OPT_FLAG, d.dst = &t->flag[i]; break;
+    case CORED_CFG_BOOL: d.type = OPT_FLAG; break;
     case CORED_CFG_STR: d.def = f->def_help ? f->def_help : ""; break;
     case CORED_CFG_ENUM: d.type = OPT_CHOICE, d.choices = f->names; break;
-    case CORED_CFG_TASKS: d.dst = &t->sources, d.def = ""; break;
+    case CORED_CFG_TASKS: d.def = ""; break;
     }
+    return d;
+}
+
+opt_def train_cli_opt(const char *key, void *dst, unsigned flags)
+{
+    int r = cored_cfg_find(key);
+    if (r < 0) {
+        fprintf(stderr, "cored: internal error: no setting '%s' in the configuration table\n", key);
+        abort();
+    }
+    return row_opt(r, dst, flags);
+}
+
+/* The option of row r in t's command: the row's option writing into t->line, train's --task
+   for the target, adapt's methods without task 1's. */
+static void add_row(train_cli *t, int r, const cored_cfg_field *f)
+{
+    int i = t->n_defs;
+    if (i == TRAIN_MAX_OPTS) return;
+    opt_def d = row_opt(r, (char *)&t->line + f->offset, required_row(t->cmd, f->key) ? OPT_REQUIRED : 0);
+    if (t->cmd == TRAIN_CMD_TRAIN && !strcmp(f->key, "target")) d.name = "task";
+    if (f->type == CORED_CFG_BOOL) d.dst = &t->flag[i];
+    if (f->type == CORED_CFG_TASKS) d.dst = &t->sources;
     if (f->offset == offsetof(cored_train_cfg, method) && t->cmd == TRAIN_CMD_ADAPT) {
         /* a step's methods: every one but task 1's "train" */
         d.choices = f->names + 1, d.dst = &t->flag[i];

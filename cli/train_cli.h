@@ -29,7 +29,6 @@ typedef struct {
     int row[TRAIN_MAX_OPTS]; /* option -> row of the table, -1 for the command's own */
     unsigned char given[TRAIN_MAX_OPTS];
     int flag[TRAIN_MAX_OPTS];
-    char names[TRAIN_MAX_OPTS][32];
     int n_defs;
     char *strings;           /* what a configuration file's strings live in */
     char src_buf[4096], abs[8][4096];
@@ -44,6 +43,11 @@ void train_cli_init_rows(train_cli *t, const cli_doc *doc, const char *const *ke
 /* Parses argv for train_cli_init_rows: t->cfg is the defaults with the options given (and
    the optimiser's defaults for what was not). 0, -1 after --help, or the exit code. */
 int train_cli_parse_rows(train_cli *t, int argc, char **argv);
+/* The option of one setting of the table (key "threads" or "rep-norm") for a command that
+   keeps the value itself: the name, range, help and default text of the training commands.
+   dst is the setting's type (const char *, int for a switch or a name, float, uint64_t); a
+   switch that defaults to on is --no-KEY and dst receives 1 when it is given. */
+opt_def train_cli_opt(const char *key, void *dst, unsigned flags);
 /* Appends a command's own option (protocol's --tasks ...). */
 void train_cli_add(train_cli *t, opt_def d);
 /* Parses argv and layers the configuration into t->cfg (or loads a run's with --resume):

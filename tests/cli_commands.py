@@ -25,6 +25,18 @@ def main():
     t.check(t.run("train", "--epochs", "zero", ok=False).returncode == 2, "a non-number exits 2")
     r = t.run("grad", "--weights", "w", "--input", "x", "--labels", "l", "--out", "g", ok=False)
     t.check(r.returncode == 2 and "--model" in r.stderr, "grad without --model exits 2")
+    # bench, forward and init on the option system: required options marked, examples
+    for cmd in ("bench", "forward", "init"):
+        r = t.run(cmd, "--help")
+        t.check("(required)" in r.stdout and "\nexamples:\n  cored " + cmd in r.stdout, f"{cmd} --help layout")
+    r = t.run("bench", ok=False)
+    t.check(r.returncode == 2 and "--model is required (or --data)" in r.stderr, "bench without --model or --data")
+    t.check(t.run("init", "--model", "tiny", "--out", "x", ok=False).returncode == 2, "init without --seed exits 2")
+    r = t.run("bench", "--model", "tiny", "--size", "32", "--batch", "4", "--threads", "1", "--reps", "1",
+              "--warmup", "0", "--min-time", "0", "--only", "cored", "--rep", "vector", "--optimizer", "adam", "--json")
+    b = json.loads(r.stdout)
+    t.check(b["cored_img_s"] > 0 and b["train_img_s"] == 0 and b["rep"] == "vector" and b["optimizer"] == "adam",
+            f"bench --only cored with the step's settings: {b}")
 
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data")
