@@ -26,15 +26,4 @@ static const cli_doc doc = {
     "--method dl --preset quick --out runs/texture-dl\n"
     "cored adapt --resume runs/warp"};
 
-int cmd_adapt(int argc, char **argv)
-{
-    static train_cli t;
-    train_cli_init(&t, TRAIN_CMD_ADAPT, &doc);
-    int rc = train_cli_parse(&t, argc, argv, NULL);
-    if (!rc) {
-        train_cli_print(&t, "adapt");
-        rc = train_cli_run(&t, "");
-    }
-    train_cli_free(&t);
-    return rc < 0 ? 0 : rc;
-}
+int cmd_adapt(int argc, char **argv) { return train_cli_command(TRAIN_CMD_ADAPT, &doc, argc, argv); }

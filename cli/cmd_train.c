@@ -20,15 +20,4 @@ static const cli_doc doc = {
     "--init-head reset --out runs/df\n"
     "cored train --config runs/blend/config.json --seed 2 --out runs/blend-seed2"};
 
-int cmd_train(int argc, char **argv)
-{
-    static train_cli t;
-    train_cli_init(&t, TRAIN_CMD_TRAIN, &doc);
-    int rc = train_cli_parse(&t, argc, argv, NULL);
-    if (!rc) {
-        train_cli_print(&t, "train");
-        rc = train_cli_run(&t, "");
-    }
-    train_cli_free(&t);
-    return rc < 0 ? 0 : rc;
-}
+int cmd_train(int argc, char **argv) { return train_cli_command(TRAIN_CMD_TRAIN, &doc, argc, argv); }

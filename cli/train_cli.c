@@ -380,3 +380,16 @@ void train_cli_free(train_cli *t)
     cored_free(t->strings);
     t->strings = NULL;
 }
+
+int train_cli_command(train_cmd cmd, const cli_doc *doc, int argc, char **argv)
+{
+    static train_cli t;
+    train_cli_init(&t, cmd, doc);
+    int rc = train_cli_parse(&t, argc, argv, NULL);
+    if (!rc) {
+        train_cli_print(&t, doc->name);
+        rc = train_cli_run(&t, "");
+    }
+    train_cli_free(&t);
+    return rc < 0 ? 0 : rc;
+}

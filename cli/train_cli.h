@@ -63,6 +63,8 @@ const char *cli_abspath(char *buf, size_t n, const char *path);
 void train_cli_print(const train_cli *t, const char *what);
 /* Runs one step with progress and signals; prints the result. Returns the exit code. */
 int train_cli_run(train_cli *t, const char *label);
+/* A whole training command (train, adapt): parse, print the settings, run. */
+int train_cli_command(train_cmd cmd, const cli_doc *doc, int argc, char **argv);
 /* Frees what parsing kept. */
 void train_cli_free(train_cli *t);
 
