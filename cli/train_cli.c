@@ -317,7 +317,7 @@ void train_cli_print(const train_cli *t, const char *what)
     const cored_train_cfg *c = &t->cfg;
     fprintf(stderr, "%s: %s %s -> %s%s\n", what, cored_method_name(c->method), c->target, c->out,
             c->resume ? " (resuming)" : "");
-    int nf, col = 2;
+    int nf, col = 2, first = 1;
     const cored_cfg_field *fields = cored_cfg_fields(&nf);
     fprintf(stderr, " ");
     for (int r = 0; r < nf; r++) {
@@ -329,12 +329,14 @@ void train_cli_print(const train_cli *t, const char *what)
         cored_cfg_format(c, r, v, sizeof v);
         if (!v[0]) continue;
         int len = (int)(strlen(f->key) + strlen(v)) + 3;
+        if (!first) fprintf(stderr, ",");
         if (col + len > 100) {
             fprintf(stderr, "\n ");
             col = 2;
         }
-        fprintf(stderr, " %s %s%s", f->key, v, r + 1 < nf ? "," : "");
+        fprintf(stderr, " %s %s", f->key, v);
         col += len;
+        first = 0;
     }
     fprintf(stderr, "\n");
 }
