@@ -115,7 +115,7 @@ def main():
         ranks_files = sorted(os.listdir(out("two")))
         t.check(ranks_files == sorted(os.listdir(out("one"))), f"rank 0 alone writes the run: {ranks_files}")
 
-        # -np 3: shards of 5, 5 and 6; 2 epochs, batch 20 leaves a last batch of 8
+        # -np 3: shards of 6, 7 and 7; 2 epochs, batch 20 leaves a last batch of 8 (2, 3, 3)
         a3 = ["train", "--data", data, "--task", "A", "--epochs", "2", *COMMON, "--batch", "20"]
         t.run(*a3, "--out", out("one3"))
         mpirun(3, *a3, "--sync-bn", "--out", out("three"))

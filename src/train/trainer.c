@@ -672,5 +672,15 @@ static int write_summary(cored_trainer *t, double seconds, cored_error *err)
     cJSON_AddStringToObject(j, "select", t->cfg->select_auc ? "auc" : "acc");
     cJSON_AddNumberToObject(j, "seconds", seconds);
     cJSON_AddNumberToObject(j, "skipped_images", cored_loader_skipped(t->train_loader));
+    if (cored_dist_size() > 1) { /* rank 0's view of the collectives (docs/distributed.md) */
+        cored_dist_stats st = cored_dist_counters();
+        cJSON *d = cJSON_AddObjectToObject(j, "distributed");
+        cJSON_AddNumberToObject(d, "ranks", cored_dist_size());
+        cJSON_AddBoolToObject(d, "sync_bn", t->cfg->sync_bn);
+        cJSON_AddNumberToObject(d, "steps", (double)t->steps);
+        cJSON_AddNumberToObject(d, "collective_seconds", st.seconds);
+        cJSON_AddNumberToObject(d, "collective_bytes", (double)st.bytes);
+        cJSON_AddNumberToObject(d, "collective_calls", (double)st.calls);
+    }
     return cored_json_save(j, t->path_summary, err);
 }
