@@ -88,7 +88,7 @@ static int run(int argc, char **argv)
    on rank 0 alone. */
 static int distributed(int argc, char **argv)
 {
-    return argc > 1 && (!strcmp(argv[1], "train") || !strcmp(argv[1], "adapt"));
+    return argc > 1 && (!strcmp(argv[1], "train") || !strcmp(argv[1], "adapt") || !strcmp(argv[1], "protocol"));
 }
 
 int main(int argc, char **argv)

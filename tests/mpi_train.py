@@ -8,6 +8,7 @@
   * without --sync-bn (per-rank BN statistics) the ranks still hold the same weights: every
     step is checked (CORED_DIST_CHECK=1 compares a checksum of each rank's weights);
   * only rank 0 writes the run; a run interrupted under -np 2 resumes under -np 3;
+  * cored protocol under -np 2 --sync-bn reports what one process reports;
   * a failing rank (a corrupt image with --strict) and a killed rank stop the whole job
     within seconds, naming the rank.
 Skipped, with a message, when cored was built without MPI or mpirun is missing."""
@@ -132,6 +133,22 @@ def main():
             t.run(*a2, "--out", out(f"{method}1"))
             mpirun(2, *a2, "--sync-bn", "--out", out(f"{method}2"))
             equivalent(out(f"{method}1"), out(f"{method}2"), f"{method} step, -np 2 --sync-bn")
+
+        # the protocol: rank 0 evaluates and reports; the same report as one process
+        a6 = ["protocol", "--data", data, "--tasks", "A,B", "--methods", "tl,cored", "--epochs", "1", *COMMON,
+              "--sync-bn"]
+        t.run(*a6, "--out", out("proto1"))
+        mpirun(2, *a6, "--out", out("proto2"))
+        rows = lambda p: [r.split(",") for r in open(f"{p}/report.csv").read().splitlines()]  # noqa: E731
+        r1, r2 = rows(out("proto1")), rows(out("proto2"))
+
+        def near(a, b):
+            try:
+                return abs(float(a) - float(b)) <= 0.05
+            except ValueError:
+                return a == b
+        t.check(len(r1) == len(r2) and all(len(x) == len(y) and all(near(a, b) for a, b in zip(x, y))
+                                           for x, y in zip(r1, r2)), "protocol -np 2: the report of one process")
 
         # killed under -np 2 (mid-epoch checkpoints every 0.02 s), resumed under -np 3 (10 epochs:
         # float rounding differences grow with training, to 0.4 relative after 30 epochs here)
