@@ -5,6 +5,8 @@
 #   make demo         the whole protocol on real photographs and simulated forgeries
 #   make bench        speed of cored next to PyTorch on this machine
 #   make deps         only installs the Debian packages the build needs
+#   make MPI=1        with Open MPI (mpirun -np N cored train ...; docs/distributed.md); the
+#                     default detects it (pkg-config ompi-c), MPI=0 builds without it
 
 CC      ?= cc
 PYTHON  ?= /usr/bin/python3
@@ -20,6 +22,18 @@ BLAS_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp
 BLAS_LIBS ?= -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
 LDLIBS  += $(BLAS_LIBS) -lcjson -lcairo -lpng -ljpeg -lm
 LDFLAGS += -fopenmp
+
+# MPI: 1 = with Open MPI (an error when it is missing), 0 = without, default: detected.
+# Only src/dist/dist.c differs (CORED_MPI); the stamp rebuilds it when the choice changes.
+MPI ?= $(shell pkg-config --exists ompi-c 2>/dev/null && echo 1 || echo 0)
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || echo MPI_MISSING)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
+ifeq ($(MPI_CFLAGS),MPI_MISSING)
+$(error MPI=1 but Open MPI is not installed: make deps-mpi (Debian: libopenmpi-dev openmpi-bin))
+endif
+LDLIBS  += $(MPI_LIBS)
+endif
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san
@@ -46,7 +60,7 @@ TEST_OBJ := $(TEST_LIB:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libcored.a
 
-.PHONY: all deps deps-test deps-fuzz test test-c test-parity test-slow demo bench fixtures fuzz fuzz-run fuzz-long clean
+.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench fixtures fuzz fuzz-run fuzz-long clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -55,10 +69,20 @@ deps-test:
 	@tools/deps.sh test
 deps-fuzz:
 	@tools/deps.sh fuzz
+deps-mpi:
+	@tools/deps.sh mpi
 
 $(BUILD)/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/mpi.stamp: FORCE
+	@mkdir -p $(BUILD)
+	@echo "MPI=$(MPI) $(MPI_CFLAGS)" | cmp -s - $@ || echo "MPI=$(MPI) $(MPI_CFLAGS)" > $@
+$(BUILD)/src/dist/dist.o: CPPFLAGS += $(if $(filter 1,$(MPI)),-DCORED_MPI $(MPI_CFLAGS))
+$(BUILD)/src/dist/dist.o: $(BUILD)/mpi.stamp
+.PHONY: FORCE
+FORCE:
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -70,8 +94,12 @@ $(BIN): $(CLI_OBJ) $(LIB)
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) $< $(TEST_OBJ) $(LIB) $(LDLIBS) -o $@
 
-# C unit tests first (fast, no Python), then the PyTorch parity tests on the cored binary.
-test: test-c test-parity
+# C unit tests first (fast, no Python), then the PyTorch parity tests on the cored binary,
+# then the MPI tests (mpirun -np 2 and 3 against one process; skipped without Open MPI).
+test: test-c test-parity test-mpi
+
+test-mpi: $(BIN)
+	@CORED=./$(BIN) CORED_MPI_BUILT=$(MPI) $(PYTHON) tests/mpi_train.py
 
 # The bits of a training step must not depend on the thread count under whichever sgemm
 # kernel OpenBLAS picks for the CPU: the invariance tests run again under the other kernels

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist/dist.h"
 #include "core/core.h"
 #include "train/protocol.h"
 #include "train_cli.h"
@@ -82,7 +83,8 @@ int cmd_protocol(int argc, char **argv)
             return 1;
         }
     }
-    if (!t.quiet) {
+    const int root = cored_dist_rank() == 0; /* under mpirun rank 0 reports */
+    if (!t.quiet && root) {
         fprintf(stderr, "protocol: %d tasks (", p.n_tasks);
         for (int i = 0; i < p.n_tasks; i++) fprintf(stderr, "%s%s", i ? " -> " : "", p.tasks[i]);
         fprintf(stderr, "), methods");
@@ -91,8 +93,8 @@ int cmd_protocol(int argc, char **argv)
                 p.resume ? ", resuming" : "", p.out);
     }
     cli_progress pr;
-    cli_progress_init(&pr, t.quiet, t.log_every, "  ");
-    p.base.progress = cli_progress_fn;
+    cli_progress_init(&pr, t.quiet || !root, t.log_every, "  ");
+    p.base.progress = root ? cli_progress_fn : NULL;
     p.base.progress_user = &pr;
     p.base.stop = &cli_stop;
     cli_install_signals();
@@ -106,10 +108,14 @@ int cmd_protocol(int argc, char **argv)
         fprintf(stderr, "cored: %s\ncored: continue with: cored protocol --resume %s\n", err.msg, p.out);
         return 130;
     }
+    if (rc && cored_dist_size() > 1) /* a failing rank ends the whole job, naming itself */
+        cored_dist_abort(1, "error: %s%s%s", err.msg[0] ? err.msg : cored_status_str(err.code),
+                         err.hint[0] ? "; hint: " : "", err.hint);
     if (rc) {
         cli_print_error(&err);
         return 1;
     }
+    if (!root) return 0;
     printf("%s\nreport: %s/report.md (plots in %s/plots)\n", summary, p.out, p.out);
     return 0;
 }

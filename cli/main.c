@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist/dist.h"
 
 typedef struct {
     const char *name;
@@ -83,8 +84,19 @@ static int run(int argc, char **argv)
     return EXIT_USAGE;
 }
 
+/* The commands that run data parallel under mpirun (docs/distributed.md); the others run
+   on rank 0 alone. */
+static int distributed(int argc, char **argv)
+{
+    return argc > 1 && (!strcmp(argv[1], "train") || !strcmp(argv[1], "adapt") || !strcmp(argv[1], "protocol"));
+}
+
 int main(int argc, char **argv)
 {
     reserve_std_fds();
-    return cli_exit(run(argc, argv));
+    if (cored_dist_init(&argc, &argv)) return 1;
+    int rc = 0;
+    if (cored_dist_rank() == 0 || distributed(argc, argv)) rc = run(argc, argv);
+    cored_dist_finalize();
+    return cli_exit(rc);
 }

@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "core/core.h"
 #include "train_cli.h"
+#include "dist/dist.h"
 
 static const char *preset_names[8];
 
@@ -344,8 +345,9 @@ void train_cli_print(const train_cli *t, const char *what)
 int train_cli_run(train_cli *t, const char *label)
 {
     cli_progress pr;
-    cli_progress_init(&pr, t->quiet, t->log_every, label);
-    t->cfg.progress = cli_progress_fn;
+    const int root = cored_dist_rank() == 0; /* under mpirun rank 0 reports */
+    cli_progress_init(&pr, t->quiet || !root, t->log_every, label);
+    t->cfg.progress = root ? cli_progress_fn : NULL;
     t->cfg.progress_user = &pr;
     t->cfg.stop = &cli_stop;
     cli_install_signals();
@@ -365,8 +367,11 @@ int train_cli_run(train_cli *t, const char *label)
         fprintf(stderr, "cored: %s\n", err.msg);
         return 130;
     }
+    if (rc && cored_dist_size() > 1) /* a failing rank ends the whole job, naming itself */
+        cored_dist_abort(1, "error: %s%s%s", err.msg[0] ? err.msg : cored_status_str(err.code),
+                         err.hint[0] ? "; hint: " : "", err.hint);
     if (rc) return fail(&err);
-    if (!t->quiet) {
+    if (!t->quiet && root) {
         if (res.best_epoch >= 0)
             fprintf(stderr, "%sdone: best epoch %d (val %s sum %.4f) in %.0f s -> %s/best.safetensors\n", label,
                     res.best_epoch + 1, t->cfg.select_auc ? "AUC" : "accuracy", res.best_score, res.seconds,

@@ -152,7 +152,9 @@ float *cored_model_input(cored_model *m);
 typedef enum {
     CORED_FWD_EVAL = 0,       /* BN uses running statistics; no dropout */
     CORED_FWD_BN_BATCH = 1,   /* BN uses batch statistics and updates running statistics */
-    CORED_FWD_STOCHASTIC = 2  /* dropout and drop-connect active (training) */
+    CORED_FWD_STOCHASTIC = 2, /* dropout and drop-connect active (training) */
+    CORED_FWD_BN_SYNC = 4     /* with BN_BATCH, under mpirun: the statistics of the global batch
+                                 (sums over every rank; docs/distributed.md) */
 } cored_fwd_flags;
 
 /* Forward pass over the first n images of the input buffer. `seed` drives dropout and

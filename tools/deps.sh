@@ -1,12 +1,13 @@
 #!/bin/sh
 # Installs the Debian packages a make target needs, only when some are missing.
-# Usage: tools/deps.sh build|test|fuzz|demo ...
+# Usage: tools/deps.sh build|test|fuzz|demo|mpi ...
 set -eu
 
 pkgs_build="gcc make libc6-dev libopenblas-dev libopenblas-openmp-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libcairo2-dev"
 pkgs_test="python3 python3-numpy python3-torch python3-sklearn python3-torchvision python3-pil"
 pkgs_fuzz="clang libclang-rt-14-dev libomp-14-dev"
 pkgs_demo="dpkg-dev"
+pkgs_mpi="libopenmpi-dev openmpi-bin"
 
 want=""
 for group in "$@"; do
@@ -15,6 +16,7 @@ for group in "$@"; do
     test) want="$want $pkgs_build $pkgs_test" ;;
     fuzz) want="$want $pkgs_build $pkgs_fuzz" ;;
     demo) want="$want $pkgs_build $pkgs_demo" ;;
+    mpi) want="$want $pkgs_build $pkgs_mpi" ;;
     *) echo "deps.sh: unknown group '$group'" >&2; exit 2 ;;
     esac
 done

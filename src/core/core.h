@@ -167,6 +167,14 @@ double cored_now(void);
 
 /* ---------------------------------------------------------------- small helpers */
 
+/* Shard [lo, hi) of n items for part r of `parts`: r*n/parts .. (r+1)*n/parts (data
+   parallel runs: the images of a batch per rank, a vector per rank in an all-reduce). The
+   last part is never empty when n >= 1. */
+static inline void cored_shard_range(int n, int r, int parts, int *lo, int *hi)
+{
+    *lo = (int)((long long)n * r / parts);
+    *hi = (int)((long long)n * (r + 1) / parts);
+}
 static inline size_t cored_align_up(size_t x, size_t a) { return (x + a - 1) / a * a; }
 /* a*b with overflow check; returns 0 and sets *out on success, -1 on overflow. */
 static inline int cored_mul_ok(size_t a, size_t b, size_t *out)

@@ -315,6 +315,11 @@ typedef struct {
     float cutmix_p, cutmix_beta; /* 0 = the mode's default */
     int strict;           /* a corrupt image is an error instead of a skipped sample */
     const char *pack;     /* optional: path of a pack to read pixels from instead of decoding */
+    int shard_rank, shard_count; /* data parallel (count > 1): this process receives only its
+                             shard of every batch, kept positions shard_rank*k/count ..
+                             (shard_rank+1)*k/count of the k images of the whole batch, each
+                             image flipped and CutMixed exactly as the whole batch would have
+                             it (a partner outside the shard is decoded too) */
 } cored_loader_opts;
 
 typedef struct {
@@ -322,6 +327,8 @@ typedef struct {
     int *labels;          /* [n] */
     int *index;           /* [n] sample indices into the dataset */
     int n;
+    int global_n;         /* images of the whole batch (n without sharding); a shard may be
+                             empty (n = 0) when the batch has fewer images than shards */
     int epoch, batch_index;
     int cutmix;           /* 1 when CutMix modified this batch */
     const uint8_t *flipped; /* [n] 1 where the image was flipped horizontally */

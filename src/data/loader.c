@@ -46,6 +46,8 @@ typedef struct {
     uint8_t *flip, *marked; /* [batch] */
     int *partner;           /* [batch] */
     uint32_t *perm;         /* [batch] */
+    int *gidx;              /* sharded: [batch] sample of each kept position of the whole batch */
+    uint8_t *oflip, *omark; /* sharded: [batch] flipped / mixed of the shard's images */
     slot_state state;
     int number; /* batch index it holds or is being filled with */
     int rc;
@@ -153,6 +155,7 @@ static int fill(cored_loader *l, worker *w, slot *s, int epoch, int b, cored_err
         k++;
     }
     s->b.n = k;
+    s->b.global_n = k;
     s->b.epoch = epoch;
     s->b.batch_index = b;
     cored_cutmix_box box;
@@ -166,6 +169,102 @@ static int fill(cored_loader *l, worker *w, slot *s, int epoch, int b, cored_err
     for (int i = 0; i < k; i++)
         cored_compose_sample(s->b.x + (size_t)i * l->img, i, s->src, s->flip, s->partner, s->marked, &box,
                              l->size, l->lut);
+    return CORED_OK;
+}
+
+/* One shard of batch b (opts.shard_count > 1): the whole batch's kept samples, flips and
+   CutMix draw as fill() makes them, decoding only the shard's images and their partners.
+   An image found corrupt here is dropped from this shard only (the other ranks do not know
+   it yet): on clean data the shards together are exactly fill()'s batch. */
+static int fill_shard(cored_loader *l, worker *w, slot *s, int epoch, int b, cored_error *err)
+{
+    int n0 = batch_len(l, b), K = 0;
+    for (int j = 0; j < n0; j++) {
+        int idx = (int)l->order[b * l->batch + j];
+        if (atomic_load(&l->bad[idx])) continue;
+        s->gidx[K] = idx;
+        s->b.labels[K] = cored_dataset_label(l->ds, idx); /* the whole batch's, for the draw */
+        s->src[K] = NULL;
+        int flip = 0;
+        if (l->o.flip) {
+            cored_rng r;
+            cored_rng_derive(&r, l->o.seed, TAG_FLIP, (uint64_t)epoch, (uint64_t)idx);
+            flip = (int)(cored_rng_u32(&r) >> 31);
+        }
+        s->flip[K] = (uint8_t)flip;
+        K++;
+    }
+    cored_cutmix_box box;
+    cored_rng r;
+    cored_rng_derive(&r, l->o.seed, TAG_CUTMIX, (uint64_t)epoch, (uint64_t)b);
+    cored_cutmix_draw(&box, s->partner, s->marked, s->perm, s->b.labels, K, l->size, l->o.cutmix, l->cut_p,
+                      l->cut_beta, &r);
+    int lo, hi;
+    cored_shard_range(K, l->o.shard_rank, l->o.shard_count, &lo, &hi);
+    /* pixels of the shard's images, then of the partners they take a box from */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = lo; i < hi; i++) {
+            int j = pass == 0 ? i : s->partner[i];
+            if (pass == 1 && !(box.fired && s->marked[i] && s->src[i])) continue;
+            if (s->src[j]) continue;
+            if (atomic_load(&l->abort)) return CORED_FAIL(err, CORED_E_STOPPED, "loader stopped");
+            int idx = s->gidx[j];
+            const uint8_t *px = NULL;
+            if (l->pack) {
+                int e = l->entry[idx];
+                cored_error e2;
+                int rc = CORED_OK;
+                if (cored_pack_is_bad(l->pack, e))
+                    rc = CORED_FAIL(&e2, CORED_E_FORMAT, "%s: could not be decoded when the pack was built",
+                                    cored_dataset_path(l->ds, idx));
+                else if (!atomic_load(&l->verified[idx])) {
+                    rc = cored_pack_verify_entry(l->pack, e, &e2);
+                    if (rc == CORED_OK) atomic_store(&l->verified[idx], 1);
+                }
+                if (rc) {
+                    if (l->o.strict) {
+                        *err = e2;
+                        return rc;
+                    }
+                    mark_bad(l, idx, e2.msg);
+                    continue;
+                }
+                px = cored_pack_pixels(l->pack, e);
+            } else {
+                uint8_t *dst = s->stage + (size_t)j * l->img;
+                int rc = cored_decoder_read_rgb8(&w->dec, dst, l->size, cored_dataset_path(l->ds, idx), err);
+                if (rc) {
+                    if (rc != CORED_E_FORMAT || l->o.strict) return rc;
+                    mark_bad(l, idx, err->msg);
+                    continue;
+                }
+                px = dst;
+            }
+            s->src[j] = px;
+        }
+    int k = 0;
+    for (int i = lo; i < hi; i++) {
+        if (!s->src[i]) continue;
+        uint8_t mark = box.fired && s->marked[i] && s->src[s->partner[i]];
+        uint8_t saved = s->marked[i];
+        s->marked[i] = mark;
+        cored_compose_sample(s->b.x + (size_t)k * l->img, i, s->src, s->flip, s->partner, s->marked, &box, l->size,
+                             l->lut);
+        s->marked[i] = saved;
+        s->oflip[k] = s->flip[i];
+        s->omark[k] = mark;
+        s->b.index[k] = s->gidx[i];
+        k++;
+    }
+    /* labels last: the draw above read the whole batch's from the same array */
+    for (int i = 0; i < k; i++) s->b.labels[i] = cored_dataset_label(l->ds, s->b.index[i]);
+    s->b.n = k;
+    s->b.global_n = K;
+    s->b.epoch = epoch;
+    s->b.batch_index = b;
+    s->b.cutmix = box.fired;
+    s->b.flipped = s->oflip;
+    s->b.mixed = s->omark;
     return CORED_OK;
 }
 
@@ -189,7 +288,7 @@ static void *worker_main(void *arg)
         s->number = b;
         l->busy++;
         pthread_mutex_unlock(&l->mu);
-        int rc = fill(l, w, s, epoch, b, &s->err);
+        int rc = l->o.shard_count > 1 ? fill_shard(l, w, s, epoch, b, &s->err) : fill(l, w, s, epoch, b, &s->err);
         pthread_mutex_lock(&l->mu);
         s->rc = rc;
         s->state = SLOT_READY;
@@ -235,6 +334,9 @@ void cored_loader_free(cored_loader *l)
             cored_free(s->marked);
             cored_free(s->partner);
             cored_free(s->perm);
+            cored_free(s->gidx);
+            cored_free(s->oflip);
+            cored_free(s->omark);
         }
     if (l->workers)
         for (int t = 0; t < l->nthreads; t++) cored_decoder_release(&l->workers[t].dec);
@@ -261,6 +363,8 @@ static int check_opts(const cored_loader_opts *o, cored_error *err)
         return CORED_FAIL(err, CORED_E_ARG, "loader: threads must be in 0..%d (got %d)", MAX_THREADS, o->threads);
     if (o->ring < 0 || o->ring > MAX_RING)
         return CORED_FAIL(err, CORED_E_ARG, "loader: ring must be in 0..%d (got %d)", MAX_RING, o->ring);
+    if (o->shard_count < 0 || o->shard_count > 65536 || (o->shard_count > 1 && (o->shard_rank < 0 || o->shard_rank >= o->shard_count)))
+        return CORED_FAIL(err, CORED_E_ARG, "loader: shard %d of %d", o->shard_rank, o->shard_count);
     if (o->cutmix != CORED_CUTMIX_NONE && o->cutmix != CORED_CUTMIX_OPPOSITE && o->cutmix != CORED_CUTMIX_SAME)
         return CORED_FAIL(err, CORED_E_ARG, "loader: unknown CutMix mode %d", (int)o->cutmix);
     if (!(o->cutmix_p >= 0.0f && o->cutmix_p <= 1.0f) || !(o->cutmix_beta >= 0.0f))
@@ -330,6 +434,15 @@ int cored_loader_create(cored_loader **out, const cored_dataset *ds, const cored
         s->marked = cored_alloc(bsz);
         s->partner = cored_alloc(bsz * sizeof(int));
         s->perm = cored_alloc(bsz * sizeof(uint32_t));
+        if (l->o.shard_count > 1) {
+            s->gidx = cored_alloc(bsz * sizeof(int));
+            s->oflip = cored_alloc(bsz);
+            s->omark = cored_alloc(bsz);
+            if (!s->gidx || !s->oflip || !s->omark) {
+                rc = CORED_FAIL(err, CORED_E_NOMEM, "loader: out of memory");
+                goto fail;
+            }
+        }
         if (!s->b.x || !s->b.labels || !s->b.index || (!l->pack && !s->stage) || !s->src || !s->flip ||
             !s->marked || !s->partner || !s->perm) {
             rc = CORED_FAIL(err, CORED_E_NOMEM, "loader: cannot allocate a ring of %d batches of %d images",
@@ -465,13 +578,13 @@ int cored_loader_next(cored_loader *l, cored_batch **b, cored_error *err)
             pthread_cond_broadcast(&l->cv_work);
             goto done;
         }
-        if (s->b.n == 0) {
+        if (s->b.global_n == 0) { /* a shard may be empty: its rank still takes part */
             s->state = SLOT_FREE;
             pthread_cond_broadcast(&l->cv_work);
             continue;
         }
         s->state = SLOT_HELD;
-        l->delivered += s->b.n;
+        l->delivered += s->b.global_n;
         *b = &s->b;
         rc = 1;
         goto done;

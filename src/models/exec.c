@@ -53,7 +53,8 @@ static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed
     }
     case LAYER_BN: {
         cored_bn_shape s = {.rows = n * l->h * l->w, .c = l->c, .eps = l->u.bn.eps,
-                            .momentum = l->u.bn.momentum, .act = fused_act(m, l)};
+                            .momentum = l->u.bn.momentum, .act = fused_act(m, l),
+                            .sync = (flags & CORED_FWD_BN_BATCH) && (flags & CORED_FWD_BN_SYNC)};
         float *mean = aux(m, i), *invstd = mean + l->c;
         if (flags & CORED_FWD_BN_BATCH)
             cored_bn_forward_train(y, mean, invstd, pw(m, l->p_mean), pw(m, l->p_var), x,
@@ -111,7 +112,7 @@ int cored_model_forward(cored_model *m, int n, int flags, uint64_t seed, cored_e
     if (n < 1 || n > m->max_batch)
         return CORED_FAIL(err, CORED_E_ARG, "batch of %d images; this model was built for 1..%d",
                           n, m->max_batch);
-    if (flags & CORED_FWD_BN_BATCH)
+    if ((flags & CORED_FWD_BN_BATCH) && !(flags & CORED_FWD_BN_SYNC))
         for (int i = 0; i < m->n_layers; i++) {
             const cored_layer *l = &m->layers[i];
             if (l->kind == LAYER_BN && n * l->h * l->w < 2)
@@ -188,7 +189,8 @@ static void backward_layer(cored_model *m, int i)
     }
     case LAYER_BN: {
         cored_bn_shape s = {.rows = n * l->h * l->w, .c = l->c, .eps = l->u.bn.eps,
-                            .momentum = l->u.bn.momentum, .act = fused_act(m, l)};
+                            .momentum = l->u.bn.momentum, .act = fused_act(m, l),
+                            .sync = (m->last_flags & CORED_FWD_BN_BATCH) && (m->last_flags & CORED_FWD_BN_SYNC)};
         const float *mean = aux(m, i), *invstd = mean + l->c, *y = act(m, out);
         if (m->last_flags & CORED_FWD_BN_BATCH)
             cored_bn_backward_train(dx, pg(m, l->p_w), pg(m, l->p_b), dy, x, y, mean, invstd,
@@ -322,4 +324,22 @@ int cored_model_kinks(const cored_model *m, cored_kink *out, int cap)
 void cored_model_zero_grad(cored_model *m)
 {
     if (m->grads) memset(m->grads, 0, sizeof(float) * m->n_weights);
+}
+
+void cored_model_bn_sync_idle(cored_model *m, int backward)
+{
+    for (int k = 0; k < m->n_layers; k++) {
+        int i = backward ? m->n_layers - 1 - k : k;
+        const cored_layer *l = &m->layers[i];
+        if (l->kind != LAYER_BN) continue;
+        cored_bn_shape s = {.rows = 0, .c = l->c, .eps = l->u.bn.eps, .momentum = l->u.bn.momentum,
+                            .act = fused_act(m, l), .sync = 1};
+        float *mean = aux(m, i), *invstd = mean + l->c;
+        if (!backward)
+            cored_bn_forward_train(NULL, mean, invstd, pw(m, l->p_mean), pw(m, l->p_var), NULL, pw(m, l->p_w),
+                                   pw(m, l->p_b), &s, m->ws);
+        else
+            cored_bn_backward_train(NULL, NULL, NULL, NULL, NULL, NULL, mean, invstd, pw(m, l->p_w),
+                                    pw(m, l->p_b), &s, m->ws);
+    }
 }

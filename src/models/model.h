@@ -166,4 +166,9 @@ const char *cored_prof_slot_name(int slot);
 const char *cored_layer_kind_name(cored_layer_kind k);
 void cored_model_set_profile(cored_model *m, int on);
 
+/* A rank of an MPI job with no image in this step's shard joins the collectives of the
+   synchronised BatchNorm (CORED_FWD_BN_SYNC) of a training forward (backward 0) or of its
+   backward (1) with empty sums; its running statistics move like the other ranks'. */
+void cored_model_bn_sync_idle(cored_model *m, int backward);
+
 #endif

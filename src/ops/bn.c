@@ -18,6 +18,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dist/dist.h"
 #include "internal.h"
 #include "ops.h"
 #include "simd.h"
@@ -228,7 +229,9 @@ void cored_bn_forward_train(float *y, float *mean, float *invstd, float *run_mea
     /* The shift (first row) keeps sum((x-k)^2) free of cancellation. mean is used as
        scratch for the shift before it receives its final value. */
     float *shift = mean;
-    memcpy(shift, x, sizeof(float) * (size_t)c);
+    if (rows > 0) memcpy(shift, x, sizeof(float) * (size_t)c);
+    /* sync: the last rank's first row is every rank's shift (the last shard is never empty) */
+    if (s->sync) cored_dist_bcast(shift, sizeof(float) * (size_t)c, cored_dist_size() - 1);
     #pragma omp parallel for schedule(static)
     for (int p = 0; p < CORED_PARTS; p++) {
         double *s1 = part + (size_t)p * 2 * c, *s2 = s1 + c;
@@ -239,9 +242,15 @@ void cored_bn_forward_train(float *y, float *mean, float *invstd, float *run_mea
     }
     double *s1 = part, *s2 = part + c; /* partition 0's slot is reused for the totals */
     reduce_parts(s1, s2, part, c);
+    double n = rows;
+    if (s->sync) { /* partition 1's slot is free again: s1, s2 and the row count in one sum */
+        part[2 * (size_t)c] = rows;
+        cored_dist_sum_d(part, 2 * (size_t)c + 1);
+        n = part[2 * (size_t)c];
+    }
     for (int j = 0; j < c; j++) {
-        double dm = s1[j] / rows;
-        double var = s2[j] / rows - dm * dm;
+        double dm = s1[j] / n;
+        double var = s2[j] / n - dm * dm;
         if (var < 0) var = 0;
         double m = shift[j] + dm;
         float is = (float)(1.0 / sqrt(var + (double)s->eps));
@@ -249,7 +258,7 @@ void cored_bn_forward_train(float *y, float *mean, float *invstd, float *run_mea
         invstd[j] = is;
         if (run_mean) run_mean[j] = (1.0f - s->momentum) * run_mean[j] + s->momentum * (float)m;
         if (run_var) {
-            double unbiased = rows > 1 ? var * rows / (rows - 1) : var;
+            double unbiased = n > 1 ? var * n / (n - 1) : var;
             run_var[j] = (1.0f - s->momentum) * run_var[j] + s->momentum * (float)unbiased;
         }
     }
@@ -291,16 +300,23 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
     }
     double *sdy = part, *sdyx = part + c;
     reduce_parts(sdy, sdyx, part, c);
+    /* the parameter gradients are this rank's share (the trainer sums them over the ranks) */
     for (int j = 0; j < c; j++) {
         if (dgamma) dgamma[j] += (float)sdyx[j];
         if (dbeta) dbeta[j] += (float)sdy[j];
     }
-    if (!dx) return;
+    double n = rows;
+    if (train && s->sync) { /* the input gradient needs the global batch's sums */
+        part[2 * (size_t)c] = rows;
+        cored_dist_sum_d(part, 2 * (size_t)c + 1);
+        n = part[2 * (size_t)c];
+    }
+    if (!dx || rows == 0) return;
     /* dx = gamma*invstd * (dz - [train] (sum dz + xhat * sum dz*xhat) / rows) */
     for (int j = 0; j < c; j++) {
         k[j] = gamma[j] * invstd[j];
-        m1[j] = train ? (float)(sdy[j] / rows) : 0.0f;
-        m2[j] = train ? (float)(sdyx[j] / rows) : 0.0f;
+        m1[j] = train ? (float)(sdy[j] / n) : 0.0f;
+        m2[j] = train ? (float)(sdyx[j] / n) : 0.0f;
     }
     ROWS_PARALLEL(rows, c, dx_rows(dx, dy, x, y, mean, invstd, k, m1, m2, s->act, lo, hi, c));
 }

@@ -65,6 +65,9 @@ typedef struct {
     float eps;       /* PyTorch default 1e-5 */
     float momentum;  /* PyTorch convention: running = (1-m)*running + m*batch; default 0.1 */
     cored_act act;   /* fused activation; CORED_ACT_NONE (0) for plain BN */
+    int sync;        /* training: statistics (and backward's sums) over every rank of the MPI
+                        job (src/dist); every rank must call with the same c, rows may differ,
+                        rows 0 on a rank with no image (x, y, dy, dx unused there) */
 } cored_bn_shape;
 
 size_t cored_bn_ws_floats(const cored_bn_shape *s);

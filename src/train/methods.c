@@ -17,6 +17,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dist/dist.h"
 #include "methods.h"
 #include "models/model.h"
 #include "ops/ops.h"
@@ -28,7 +29,7 @@ float cored_method_ce_weight(const cored_train_cfg *cfg)
 
 cored_rep_loss_cfg cored_rep_how(const cored_train_cfg *cfg)
 {
-    cored_rep_loss_cfg how = {cfg->rep_norm, cfg->rep_unbiased, cfg->rep_weight};
+    cored_rep_loss_cfg how = {cfg->rep_norm, cfg->rep_unbiased, cfg->rep_weight, cored_dist_size() > 1};
     if (!(cfg->rep_weight > 0)) how.weight = cfg->rep_norm == CORED_REP_NORM_BATCH ? CORED_REP_WEIGHT_BATCH : 1.0;
     return how;
 }
@@ -71,7 +72,11 @@ void cored_method_weight_loss(cored_loss_terms *terms, float *g, const float *w,
     const int tg = cfg->method == CORED_METHOD_TG;
     if (!tg && cfg->method != CORED_METHOD_EWC) return;
     float gamma = 0.0f;
-    if (tg) gamma = (float)(1.0 / (1.0 + exp(cored_softmax_ce(NULL, t, labels, n, 2, 1.0f))));
+    if (tg) {
+        double ce = reg->teacher_ce_n > 0 ? reg->teacher_ce_sum / reg->teacher_ce_n
+                                          : cored_softmax_ce(NULL, t, labels, n, 2, 1.0f);
+        gamma = (float)(1.0 / (1.0 + exp(ce)));
+    }
     const float lambda = cfg->ewc_lambda;
     double part[REG_PARTS];
     #pragma omp parallel for schedule(static)

@@ -25,6 +25,8 @@ typedef struct {
     const float *fisher;   /* EWC: accumulated diagonal Fisher, [n] */
     const uint8_t *is_head;/* [n] 1 for the classifier's elements (TG) */
     size_t n;
+    double teacher_ce_sum;  /* TG, data parallel: the teacher's CE summed over the global batch */
+    int teacher_ce_n;       /* its images; 0: gamma from t over this batch */
 } cored_reg_ctx;
 
 /* The weight of the cross-entropy in the method's loss (2 - alpha for DL and CoReD, else 1). */

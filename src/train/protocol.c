@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "dist/dist.h"
 #include "eval/evaluate.h"
 #include "eval/metrics.h"
 #include "eval/report.h"
@@ -93,9 +94,12 @@ int cored_protocol_load(cored_protocol_cfg *p, char **strings, const char *dir, 
 
 /* ---------------------------------------------------------------- evaluation of a step */
 
-static int stopped(const cored_protocol_cfg *p, cored_error *err)
+/* all: every rank calls it (under mpirun they decide alike); else this process alone */
+static int stopped_as(const cored_protocol_cfg *p, int all, cored_error *err)
 {
-    if (!p->base.stop || !*p->base.stop) return 0;
+    int stop = p->base.stop && *p->base.stop;
+    if (all) cored_dist_max_i(&stop, 1);
+    if (!stop) return 0;
     CORED_FAIL(err, CORED_E_STOPPED, "stopped; continue with --resume %s", p->out);
     return 1;
 }
@@ -125,7 +129,7 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
         cored_dataset *ds = NULL;
         cored_loader *l = NULL;
         cored_metrics res;
-        if (stopped(p, err)) {
+        if (cored_dist_size() == 1 && stopped_as(p, 0, err)) { /* under mpirun: at the next step */
             rc = CORED_E_STOPPED;
             break;
         }
@@ -197,16 +201,22 @@ static int run_step(const cored_protocol_cfg *p, cored_train_cfg *c, const char 
                     cored_error *err)
 {
     char path[4096];
-    if (stopped(p, err)) return CORED_E_STOPPED;
-    cored_clean_stale_temps(dir, "eval.json");
-    cored_clean_stale_temps(dir, "eval.safetensors");
+    /* under mpirun: rank 0 has finished writing the previous step (its summary, best and
+       evaluation), so every rank reads the same files below; rank 0 alone writes */
+    cored_dist_barrier();
+    const int root = cored_dist_rank() == 0;
+    if (stopped_as(p, 1, err)) return CORED_E_STOPPED;
+    if (root) {
+        cored_clean_stale_temps(dir, "eval.json");
+        cored_clean_stale_temps(dir, "eval.safetensors");
+    }
     snprintf(path, sizeof path, "%s/summary.json", dir);
     c->out = dir;
     c->force = p->force && !p->resume;
     c->resume = 0;
     if (cored_is_file(path) && summary_matches(path, c->from)) {
         announce(p, what);
-        return eval_step(p, dir, err);
+        return root ? eval_step(p, dir, err) : CORED_OK;
     } else if (cored_is_file(path)) {
         c->force = 1; /* trained from another teacher (an earlier, replaced run): redo */
     } else {
@@ -216,11 +226,11 @@ static int run_step(const cored_protocol_cfg *p, cored_train_cfg *c, const char 
     announce(p, what);
     /* a step that trains again must be evaluated again */
     char ev[4096];
-    if (!cored_path_join(ev, sizeof ev, dir, "eval.json")) remove(ev);
-    if (!cored_path_join(ev, sizeof ev, dir, "eval.safetensors")) remove(ev);
+    if (root && !cored_path_join(ev, sizeof ev, dir, "eval.json")) remove(ev);
+    if (root && !cored_path_join(ev, sizeof ev, dir, "eval.safetensors")) remove(ev);
     cored_train_result res;
     int rc = cored_train_run(c, &res, err);
-    if (!rc) rc = eval_step(p, dir, err);
+    if (!rc && root) rc = eval_step(p, dir, err); /* the test scores: rank 0 alone */
     return rc;
 }
 
@@ -348,7 +358,8 @@ static int protocol_steps(const cored_protocol_cfg *p, char *summary, size_t n, 
     char path[4096];
     snprintf(path, sizeof path, "%s/protocol.json", p->out);
     int rc;
-    if (!p->resume) {
+    const int root = cored_dist_rank() == 0;
+    if (!p->resume && root) {
         if (cored_is_file(path) && !p->force) {
             rc = CORED_FAIL(err, CORED_E_ARG, "%s already holds a protocol run", p->out);
             cored_error_hint(err, "use --resume %s to continue it, --force to redo it, or another --out", p->out);
@@ -358,7 +369,7 @@ static int protocol_steps(const cored_protocol_cfg *p, char *summary, size_t n, 
         if (p->force) forget_steps(p);
     }
     const char *own[] = {"protocol.json", "base.json", "report.md", "report.csv", "report.json"};
-    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) cored_clean_stale_temps(p->out, own[i]);
+    for (size_t i = 0; root && i < sizeof own / sizeof own[0]; i++) cored_clean_stale_temps(p->out, own[i]);
     cored_train_cfg c = p->base;
     char dir[4096], what[512];
     /* task 1 */
@@ -390,8 +401,9 @@ static int protocol_steps(const cored_protocol_cfg *p, char *summary, size_t n, 
                 return CORED_FAIL(err, CORED_E_ARG, "%s: path too long", dir);
         }
     }
+    cored_dist_barrier(); /* the last step's files */
     announce(p, "== report");
-    return build_report(p, summary, n, err);
+    return root ? build_report(p, summary, n, err) : CORED_OK;
 }
 
 int cored_protocol_run(const cored_protocol_cfg *given, char *summary, size_t n, cored_error *err)
@@ -427,8 +439,9 @@ int cored_protocol_run(const cored_protocol_cfg *given, char *summary, size_t n,
     if ((rc = cored_paths_check(uses, 9, err))) return rc;
     if (p->resume && !cored_is_file(files[0]))
         return CORED_FAIL(err, CORED_E_ARG, "%s: no protocol run to resume (protocol.json is missing)", p->out);
-    int lock = -1;
-    if ((rc = cored_mkdir_p(p->out, err)) || (rc = cored_dir_lock(p->out, &lock, err))) return rc;
+    int lock = -1; /* under mpirun rank 0 holds the folder */
+    if (cored_dist_rank() == 0 && ((rc = cored_mkdir_p(p->out, err)) || (rc = cored_dir_lock(p->out, &lock, err))))
+        return rc;
     rc = protocol_steps(p, summary, n, err);
     cored_dir_unlock(lock);
     return rc;

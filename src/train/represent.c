@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "dist/dist.h"
 #include "represent.h"
 
 int cored_band(float p)
@@ -186,7 +187,8 @@ size_t cored_rep_ws_floats(int n, int c)
 {
     /* per image: channel maxima (c floats) and their positions (c ints); the student's cell
        means; per image its statistic (dim <= c doubles, at an even offset) */
-    return 2 * (size_t)n * c + (size_t)CORED_CELLS * c + 2 * (size_t)n * c;
+    return 2 * (size_t)n * c + (size_t)CORED_CELLS * c + 2 * (size_t)n * c +
+           2 * (1 + (size_t)CORED_CELLS * (1 + (size_t)c) + 1);
 }
 
 double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, const int *cells,
@@ -197,6 +199,8 @@ double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, c
     int *amax = (int *)(ws + (size_t)n * c);
     float *mu = ws + 2 * (size_t)n * c; /* [CORED_CELLS][dim] student means */
     double *x = (double *)(mu + (size_t)CORED_CELLS * c); /* [n][dim] the images' statistics */
+    /* [CORED_CELLS counts, CORED_CELLS x dim sums, n]: summed over the ranks when how->dist */
+    double *red = x + (size_t)n * c;
     int count[CORED_CELLS] = {0};
     for (int i = 0; i < n; i++) {
         float *v = vmax + (size_t)i * c;
@@ -209,14 +213,42 @@ double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, c
 #define STAT(i, d) x[(size_t)(i) * dim + (d)]
     const int min_count = unbiased ? 2 : 1;
     memset(mu, 0, sizeof(float) * CORED_CELLS * (size_t)dim);
+    double *sums = red + CORED_CELLS;
+    const size_t nred = CORED_CELLS + (size_t)CORED_CELLS * dim + 1;
+    memset(red, 0, sizeof(double) * nred);
     for (int k = 0; k < CORED_CELLS; k++) {
-        if (count[k] < min_count || !teacher->present[k]) continue;
+        red[k] = count[k];
+        if (!teacher->present[k]) continue;
         for (int d = 0; d < dim; d++) {
             double s = 0;
             for (int i = 0; i < n; i++)
                 if (cells[i] == k) s += STAT(i, d);
-            mu[(size_t)k * dim + d] = (float)(s / count[k]);
+            sums[(size_t)k * dim + d] = s;
         }
+    }
+    red[nred - 1] = n;
+    if (how->dist) cored_dist_sum_d(red, nred);
+    const double n_all = red[nred - 1];
+    for (int k = 0; k < CORED_CELLS; k++) {
+        count[k] = (int)red[k];
+        if (count[k] < min_count || !teacher->present[k]) continue;
+        for (int d = 0; d < dim; d++) mu[(size_t)k * dim + d] = (float)(sums[(size_t)k * dim + d] / count[k]);
+    }
+    /* the unbiased estimate's sample variances, per cell and dimension (summed over ranks) */
+    double *vars = sums;
+    if (unbiased) {
+        memset(vars, 0, sizeof(double) * (size_t)CORED_CELLS * dim);
+        for (int k = 0; k < CORED_CELLS; k++) {
+            if (count[k] < min_count || !teacher->present[k]) continue;
+            const float *ms = mu + (size_t)k * dim;
+            for (int d = 0; d < dim; d++) {
+                double v = 0;
+                for (int i = 0; i < n; i++)
+                    if (cells[i] == k) v += (STAT(i, d) - ms[d]) * (STAT(i, d) - ms[d]);
+                vars[(size_t)k * dim + d] = v;
+            }
+        }
+        if (how->dist) cored_dist_sum_d(vars, (size_t)CORED_CELLS * dim);
     }
     double loss = 0;
     int n_used = 0;
@@ -227,15 +259,11 @@ double cored_rep_loss(float *dfeat, int *used, const cored_rep_stats *teacher, c
         const int q = count[k];
         const float *mt = teacher->mu + (size_t)k * dim, *ms = mu + (size_t)k * dim;
         /* the cell's factor of dimension d */
-#define FACTOR(d) (how->weight * (batch ? (double)q / ((double)n * dim * teacher->var[d]) : 1.0))
+#define FACTOR(d) (how->weight * (batch ? (double)q / (n_all * dim * teacher->var[d]) : 1.0))
         for (int d = 0; d < dim; d++) {
             double diff = (double)ms[d] - mt[d], term = diff * diff;
-            if (unbiased) { /* minus the sample variance of the mean */
-                double v = 0;
-                for (int i = 0; i < n; i++)
-                    if (cells[i] == k) v += (STAT(i, d) - ms[d]) * (STAT(i, d) - ms[d]);
-                term -= v / ((double)q * (q - 1));
-            }
+            if (unbiased) /* minus the sample variance of the mean */
+                term -= vars[(size_t)k * dim + d] / ((double)q * (q - 1));
             loss += FACTOR(d) * term;
         }
         if (!dfeat) continue;

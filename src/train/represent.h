@@ -29,6 +29,9 @@ typedef struct {
     cored_rep_norm norm;
     int unbiased;   /* minus each cell's sampling variance (cells of two images or more) */
     double weight;  /* lambda, the factor of the whole term */
+    int dist;       /* data parallel: the batch is the union of every rank's shard (n images
+                       here, maybe 0): the cells' counts, sums and variances are summed over
+                       the ranks (src/dist), so every rank computes the global batch's loss */
 } cored_rep_loss_cfg;
 
 /* Band 0..4 of a true-class probability, -1 when p <= 0.5 (or NaN). Left-open,

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "dist/dist.h"
 #include "io/checkpoint.h"
 #include "trainer.h"
 
@@ -121,6 +122,7 @@ int cored_run_state_parse(cored_run_state *s, const char *json, const char *path
 
 int cored_trainer_save(cored_trainer *t, int best, cored_error *err)
 {
+    if (cored_dist_rank() != 0) return CORED_OK; /* under mpirun, rank 0 writes the run */
     const cored_train_cfg *cfg = t->cfg;
     cored_model *m = t->student;
     int np = cored_model_param_count(m);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "dist/dist.h"
 #include "models/model.h"
 #include "ops/ops.h"
 #include "step.h"
@@ -174,6 +175,17 @@ static int trace_step(cored_step *s, const cored_step_batch *b, int flags, cored
     return cored_model_forward(s->student, n, flags, b->seed, err);
 }
 
+/* Data parallel: every rank ends the step with the same weights, running statistics and
+   (TG) teacher CE. n = 0 on a rank whose shard of this batch is empty. */
+static void dist_sum_teacher_ce(cored_step *s, const cored_step_batch *b)
+{
+    double v[2] = {0, b->n};
+    if (b->n > 0) v[0] = cored_softmax_ce(NULL, b->teacher_logits, b->labels, b->n, 2, 1.0f) * b->n;
+    cored_dist_sum_d(v, 2);
+    s->reg.teacher_ce_sum = v[0];
+    s->reg.teacher_ce_n = (int)v[1];
+}
+
 int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms *terms, int *correct,
                      cored_error *err)
 {
@@ -181,12 +193,30 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
     const int n = b->n, size = cored_model_size(s->student);
     const size_t bytes = sizeof(float) * (size_t)n * size * size * 3;
     const int cored = c->method == CORED_METHOD_CORED, tg = c->method == CORED_METHOD_TG;
+    const int dist = cored_dist_size() > 1, sync = dist && c->sync_bn && !c->freeze_bn;
+    const int global_n = b->global_n > 0 ? b->global_n : n;
     int rc;
-    if (n < 1 || n > cored_model_max_batch(s->student))
+    if (n < (dist ? 0 : 1) || n > cored_model_max_batch(s->student))
         return CORED_FAIL(err, CORED_E_ARG, "a batch of %d images; the model was built for 1..%d", n,
                           cored_model_max_batch(s->student));
     if (cored_method_uses_teacher(c->method) && !b->teacher_logits)
         return CORED_FAIL(err, CORED_E_ARG, "method '%s' needs the teacher's logits", cored_method_name(c->method));
+    *correct = 0;
+    memset(terms, 0, sizeof *terms);
+    if (n == 0) { /* an empty shard: this rank joins the collectives with nothing */
+        if (s->trace) return CORED_FAIL(err, CORED_E_ARG, "--trace is not available under mpirun");
+        if (sync) cored_model_bn_sync_idle(s->student, 0);
+        if (cored) {
+            cored_rep_loss_cfg how = cored_rep_how(c);
+            int fh, fw, fc;
+            cored_model_features(s->student, &fh, &fw, &fc);
+            terms->rep = cored_rep_loss(NULL, &terms->rep_cells, &s->rep, s->cells, NULL, 0, fh * fw, fc, &how, s->ws);
+            terms->total = terms->rep;
+        }
+        cored_model_zero_grad(s->student);
+        if (sync) cored_model_bn_sync_idle(s->student, 1);
+        goto update;
+    }
     if (cored && !c->freeze_bn) {
         if ((rc = cored_model_copy_params(s->eval, s->student, err))) return rc;
         memcpy(cored_model_input(s->eval), b->x, bytes);
@@ -194,6 +224,7 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
         cored_cells_from_logits(s->cells, cored_model_logits(s->eval), b->labels, n);
     }
     if (s->trace) { /* the running statistics as they are before the step, for trace_step */
+        if (dist) return CORED_FAIL(err, CORED_E_ARG, "--trace is not available under mpirun");
         size_t nb;
         float *buffers = cored_model_buffers(s->student, &nb);
         if (!s->trace_buf && !(s->trace_buf = cored_alloc(sizeof(float) * (nb + 2 * (size_t)c->batch + 1))))
@@ -201,7 +232,9 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
         memcpy(s->trace_buf, buffers, sizeof(float) * nb);
     }
     memcpy(cored_model_input(s->student), b->x, bytes);
-    int flags = c->freeze_bn ? CORED_FWD_EVAL : CORED_FWD_BN_BATCH | (s->stochastic ? CORED_FWD_STOCHASTIC : 0);
+    int flags = c->freeze_bn ? CORED_FWD_EVAL
+                             : CORED_FWD_BN_BATCH | (s->stochastic ? CORED_FWD_STOCHASTIC : 0) |
+                                   (sync ? CORED_FWD_BN_SYNC : 0);
     if ((rc = cored_model_forward(s->student, n, flags, b->seed, err))) return rc;
     if (s->after_forward && (rc = s->after_forward(s->user, s->student, err))) return rc;
     const float *z = cored_model_logits(s->student);
@@ -215,13 +248,28 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
     if (!isfinite(terms->ce)) return nonfinite(s, b, "cross-entropy loss", err);
     if (!isfinite(terms->kd)) return nonfinite(s, b, "distillation loss", err);
     if (!isfinite(terms->rep)) return nonfinite(s, b, "representation loss", err);
-    *correct = 0;
     for (int i = 0; i < n; i++) *correct += (z[2 * i + 1] > z[2 * i]) == b->labels[i];
+    if (global_n != n) { /* the logit terms are means over this shard: weigh it in the batch */
+        const float share = (float)((double)n / global_n);
+        for (int i = 0; i < 2 * n; i++) s->dlogits[i] *= share;
+    }
     if (s->trace && (rc = trace_step(s, b, flags, err))) return rc;
     cored_model_zero_grad(s->student);
     if ((rc = cored_model_backward(s->student, s->dlogits, cored ? s->dfeat : NULL, err))) return rc;
+update:;
     size_t nw;
     float *w = cored_model_weights(s->student, &nw), *g = cored_model_grads(s->student, NULL);
+    if (dist) {
+        cored_dist_sum_f(g, nw);
+        if (tg) dist_sum_teacher_ce(s, b);
+        if (!sync && !c->freeze_bn) { /* the running statistics: the mean over the ranks */
+            size_t nb;
+            float *buf = cored_model_buffers(s->student, &nb);
+            cored_dist_sum_f(buf, nb);
+            const float inv = 1.0f / (float)cored_dist_size();
+            for (size_t i = 0; i < nb; i++) buf[i] *= inv;
+        }
+    }
     if (tg || c->method == CORED_METHOD_EWC) {
         cored_method_weight_loss(terms, g, w, &s->reg, c, b->teacher_logits, b->labels, n);
         if (!isfinite(terms->reg)) return nonfinite(s, b, "regularisation loss", err);

@@ -71,9 +71,16 @@ typedef struct {
     const float *teacher_logits;  /* [n, 2]: required by DL, CoReD, LwF and TG */
     uint64_t seed;                /* dropout draws */
     int epoch, index;             /* where (0-based), for messages */
+    int global_n;                 /* data parallel: images of the whole batch over every rank
+                                     (this rank holds n of them, maybe 0); 0: n */
 } cored_step_batch;
 
 /* One step. terms: the loss terms; *correct: training predictions that match the labels.
+   Under mpirun (cored_dist_size() > 1) every rank calls it for its shard of the same batch:
+   its logit gradient is scaled by n / global_n (the losses are means over the batch), the
+   weight gradients are summed over the ranks (fixed order), the weight-space terms added
+   once, so every rank applies the same update; terms are this rank's means (rep and reg:
+   the global batch's). With cfg->sync_bn the BN statistics are the global batch's.
    A non-finite logit, loss term, gradient or updated weight stops with CORED_E_NONFINITE
    naming the term (and the parameter), the task, epoch and step. */
 int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms *terms, int *correct,

@@ -14,10 +14,12 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/core.h"
+#include "dist/dist.h"
 #include "eval/evaluate.h"
 #include "io/checkpoint.h"
 #include "io/json.h"
@@ -223,11 +225,12 @@ static int train_batch(cored_trainer *t, const cored_batch *b, cored_loss_terms 
 {
     const cored_train_cfg *c = t->cfg;
     int rc;
-    if (t->teacher && (rc = cored_teacher_batch_logits(t->tlogits, &t->cache, t->teacher, b, c->size, err)))
+    if (t->teacher && b->n > 0 && (rc = cored_teacher_batch_logits(t->tlogits, &t->cache, t->teacher, b, c->size, err)))
         return rc;
+    uint64_t seed = cored_hash64(c->seed, ((uint64_t)t->run.epoch << 32) | (uint64_t)b->batch_index);
+    if (cored_dist_size() > 1) seed = cored_hash64(seed, 0x52414E4BULL + (uint64_t)cored_dist_rank()); /* dropout */
     cored_step_batch sb = {.x = b->x, .labels = b->labels, .n = b->n, .teacher_logits = t->teacher ? t->tlogits : NULL,
-                           .seed = cored_hash64(c->seed, ((uint64_t)t->run.epoch << 32) | (uint64_t)b->batch_index),
-                           .epoch = t->run.epoch, .index = b->batch_index};
+                           .seed = seed, .epoch = t->run.epoch, .index = b->batch_index, .global_n = b->global_n};
     return cored_train_step(&t->step, &sb, terms, correct, err);
 }
 
@@ -351,6 +354,39 @@ static int write_log_line(cored_trainer *t, const double *acc, const double *auc
 
 static int write_summary(cored_trainer *t, double seconds, cored_error *err);
 
+/* ---------------------------------------------------------------- data parallel */
+
+/* Steps between two checks that every rank holds the same weights and running statistics
+   (CORED_DIST_CHECK=K in the environment; default 50; the tests use 1). */
+static int dist_check_every(void)
+{
+    static int every = 0;
+    if (!every) {
+        const char *e = getenv("CORED_DIST_CHECK");
+        every = e && atoi(e) > 0 ? atoi(e) : 50;
+    }
+    return every;
+}
+
+/* Under mpirun: the checksum of the student's weights and buffers on every rank against
+   rank 0's; CORED_E_INTERNAL naming the rank when they differ (a bug of cored: the ranks
+   apply the same update to the same weights). */
+static int dist_check(cored_trainer *t, const char *when, cored_error *err)
+{
+    if (cored_dist_size() < 2) return CORED_OK;
+    size_t nw, nb;
+    const float *w = cored_model_weights(t->student, &nw), *b = cored_model_buffers(t->student, &nb);
+    uint64_t mine = cored_checksum64(b, sizeof(float) * nb, cored_checksum64(w, sizeof(float) * nw, 0)), root = mine;
+    cored_dist_bcast(&root, sizeof root, 0);
+    int bad = mine != root ? cored_dist_rank() + 1 : 0;
+    cored_dist_max_i(&bad, 1);
+    if (!bad) return CORED_OK;
+    return CORED_FAIL(err, CORED_E_INTERNAL,
+                      "the weights of rank %d differ from rank 0's %s (epoch %d, batch %d; checksum %016llx here, "
+                      "%016llx on rank 0)", bad - 1, when[0] ? when : "after a step", t->run.epoch + 1,
+                      t->run.next_batch, (unsigned long long)mine, (unsigned long long)root);
+}
+
 /* ---------------------------------------------------------------- the run */
 
 /* Progress of the epoch so far (running means of the loss terms). */
@@ -410,6 +446,10 @@ static int prepare_folder(cored_trainer *t, const char *pack, int *lock, cored_e
     }
     int rc = cored_paths_check(uses, 12, err);
     if (rc) return rc;
+    if (cored_dist_rank() != 0) /* under mpirun rank 0 owns the folder; the others only read */
+        return c->resume && !cored_is_file(t->path_config)
+                   ? CORED_FAIL(err, CORED_E_ARG, "%s: no run to resume (config.json is missing)", c->out)
+                   : CORED_OK;
     if (c->resume) {
         if (!cored_is_file(t->path_config))
             return CORED_FAIL(err, CORED_E_ARG, "%s: no run to resume (config.json is missing)", c->out);
@@ -453,6 +493,7 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
     char pack[4096];
     cored_resolve_pack(pack, sizeof pack, cfg->data, cfg->pack, cfg->size);
     if ((rc = prepare_folder(&t, pack, &lock, err))) goto done;
+    cored_dist_barrier(); /* rank 0 has cleared or locked the folder */
     if (cfg->resume && cored_is_file(t.path_summary)) {
         res->epochs_done = cfg->epochs;
         goto done; /* already complete */
@@ -464,23 +505,34 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
                                .shuffle = 1, .flip = cfg->flip, .cutmix = cfg->cutmix,
                                .cutmix_p = cfg->cutmix_p, .cutmix_beta = cfg->cutmix_beta,
                                .strict = cfg->strict, .pack = pack[0] ? pack : NULL};
+    /* the training loader of a data-parallel run gives this rank its shard of each batch
+       (the teacher pass, Fisher and validation loaders copy t.lo without it: every rank
+       runs them whole, so they agree to the bit) */
+    cored_loader_opts train_lo = t.lo;
+    if (cored_dist_size() > 1) train_lo.shard_rank = cored_dist_rank(), train_lo.shard_count = cored_dist_size();
     if ((rc = setup_datasets(&t, err)) || (rc = setup_models(&t, err))) goto done;
     cored_st_close(t.from);
     t.from = NULL;
+    const int root = cored_dist_rank() == 0;
     int resumed = cfg->resume && cored_is_file(t.path_last);
     if (resumed) {
-        if ((rc = cored_trainer_restore(&t, err)) || (rc = cored_trainer_trim_logs(&t, t.run.epoch, err)) ||
-            (rc = cored_trainer_check_best(&t, err)))
+        if ((rc = cored_trainer_restore(&t, err))) goto done;
+        if (root && ((rc = cored_trainer_trim_logs(&t, t.run.epoch, err)) || (rc = cored_trainer_check_best(&t, err))))
             goto done;
-    } else {
+    } else if (root) {
         if ((rc = cored_train_cfg_save(cfg, t.path_config, err)) || (rc = write_log_headers(&t, err))) goto done;
     }
+    if ((rc = dist_check(&t, "at the start", err))) goto done;
     if ((rc = prepare(&t, resumed, err))) {
         if (rc == CORED_E_STOPPED) cored_error_hint(err, "start again with --resume %s", cfg->out);
         goto done;
     }
-    if ((rc = cored_loader_create(&t.train_loader, t.train, &t.lo, err))) goto done;
+    if ((rc = cored_loader_create(&t.train_loader, t.train, &train_lo, err))) goto done;
     if (cfg->trace) {
+        if (cored_dist_size() > 1) {
+            rc = CORED_FAIL(err, CORED_E_ARG, "--trace is not available under mpirun (run it in one process)");
+            goto done;
+        }
         if (!(trace = fopen(cfg->trace, "ab"))) {
             rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot open the trace file: %s", cfg->trace, strerror(errno));
             goto done;
@@ -502,14 +554,19 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
             cored_loader_release(t.train_loader, b);
             if (!rc && trace) rc = write_trace(&t, trace, bi, &terms, err);
             if (rc) goto done;
-            t.run.acc.loss += terms.total * n, t.run.acc.ce += terms.ce * n, t.run.acc.kd += terms.kd * n;
-            t.run.acc.rep += terms.rep * n, t.run.acc.reg += terms.reg * n;
-            t.run.acc.images += n, t.run.acc.correct += correct;
+            /* the batch's sums over every rank, and whether any rank was asked to stop */
+            double sums[8] = {terms.total * n, terms.ce * n, terms.kd * n, terms.rep * n, terms.reg * n, n, correct,
+                              cfg->stop && *cfg->stop};
+            cored_dist_sum_d(sums, 8);
+            t.run.acc.loss += sums[0], t.run.acc.ce += sums[1], t.run.acc.kd += sums[2];
+            t.run.acc.rep += sums[3], t.run.acc.reg += sums[4];
+            t.run.acc.images += sums[5], t.run.acc.correct += sums[6];
             t.run.acc.seconds += cored_now() - t0;
             t.run.acc.batches++;
             t.run.next_batch = bi + 1;
             report_batch(&t, bi + 1, batches);
-            int stop = cfg->stop && *cfg->stop;
+            if (++t.steps % dist_check_every() == 0 && (rc = dist_check(&t, "", err))) goto done;
+            int stop = sums[7] > 0;
             if (stop || (cfg->save_every > 0 && cored_now() - t.last_save >= cfg->save_every)) {
                 if ((rc = cored_trainer_save(&t, 0, err))) goto done;
                 t.last_save = cored_now();
@@ -533,7 +590,7 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
             t.run.best_score = score;
             t.run.best_epoch = t.run.epoch;
         }
-        if ((rc = write_log_line(&t, acc, auc, selected, err))) goto done;
+        if (root && (rc = write_log_line(&t, acc, auc, selected, err))) goto done;
         if (cfg->progress) {
             cored_progress p = progress_of(&t, CORED_PHASE_EPOCH, batches, batches);
             p.n_tasks = t.n_tasks, p.tasks = t.tasks, p.val_acc = acc, p.val_auc = auc, p.selected = selected;
@@ -547,7 +604,9 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
         if ((rc = cored_trainer_save(&t, 0, err))) goto done;
         if (selected && (rc = cored_trainer_save(&t, 1, err))) goto done;
         t.last_save = cored_now();
-        if (cfg->stop && *cfg->stop) {
+        int stop_flag = cfg->stop && *cfg->stop;
+        cored_dist_max_i(&stop_flag, 1);
+        if (stop_flag) {
             rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped after epoch %d; resume with --resume %s", t.run.epoch,
                             cfg->out);
             goto done;
@@ -556,6 +615,7 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
     if (cfg->method == CORED_METHOD_EWC) {
         /* The next step's penalty needs this task's Fisher, at the selected weights. */
         report_prepare(&t, "EWC Fisher of the target");
+        cored_dist_barrier(); /* rank 0 has written best */
         if ((rc = cored_model_load(t.student, t.path_best, err))) goto done;
         rc = cored_ewc_fisher(t.step.fisher, t.student, t.train, cfg->ewc_samples, cfg->seed, &t.lo, cfg->stop, err);
         if (!rc) rc = cored_trainer_save(&t, 1, err);
@@ -565,7 +625,8 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
     res->best_score = t.run.best_score;
     res->epochs_done = t.run.epoch;
     res->seconds = cored_now() - t.t_start;
-    rc = write_summary(&t, res->seconds, err);
+    if (root) rc = write_summary(&t, res->seconds, err);
+    if (!rc && (rc = dist_check(&t, "at the end", err))) goto done;
 done:
     if (trace && fclose(trace) != 0 && !rc)
         rc = CORED_FAIL(err, CORED_E_IO, "%s: cannot write the trace file: %s", cfg->trace, strerror(errno));
@@ -611,5 +672,15 @@ static int write_summary(cored_trainer *t, double seconds, cored_error *err)
     cJSON_AddStringToObject(j, "select", t->cfg->select_auc ? "auc" : "acc");
     cJSON_AddNumberToObject(j, "seconds", seconds);
     cJSON_AddNumberToObject(j, "skipped_images", cored_loader_skipped(t->train_loader));
+    if (cored_dist_size() > 1) { /* rank 0's view of the collectives (docs/distributed.md) */
+        cored_dist_stats st = cored_dist_counters();
+        cJSON *d = cJSON_AddObjectToObject(j, "distributed");
+        cJSON_AddNumberToObject(d, "ranks", cored_dist_size());
+        cJSON_AddBoolToObject(d, "sync_bn", t->cfg->sync_bn);
+        cJSON_AddNumberToObject(d, "steps", (double)t->steps);
+        cJSON_AddNumberToObject(d, "collective_seconds", st.seconds);
+        cJSON_AddNumberToObject(d, "collective_bytes", (double)st.bytes);
+        cJSON_AddNumberToObject(d, "collective_calls", (double)st.calls);
+    }
     return cored_json_save(j, t->path_summary, err);
 }

@@ -59,6 +59,7 @@ typedef struct {
     cored_st_file *from;      /* the --from checkpoint, read once, until the models are set up */
     uint64_t from_checksum;
     double t_start, last_save;
+    uint64_t steps;           /* in this process, for the checks of data-parallel runs */
 } cored_trainer;
 
 /* cored_train_resolve with the --from checkpoint already open (NULL for task 1); warn: the

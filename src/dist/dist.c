@@ -1,0 +1,195 @@
+/* The distributed layer of dist.h: Open MPI when built with CORED_MPI, else one process. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "dist/dist.h"
+
+#ifdef CORED_MPI
+#include <mpi.h>
+#endif
+
+static int g_rank = 0, g_size = 1;
+#ifdef CORED_MPI
+static int g_mpi = 0;
+#endif
+static cored_dist_stats g_stats;
+
+int cored_dist_built(void)
+{
+#ifdef CORED_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int cored_dist_rank(void) { return g_rank; }
+int cored_dist_size(void) { return g_size; }
+cored_dist_stats cored_dist_counters(void) { return g_stats; }
+
+int cored_dist_init(int *argc, char ***argv)
+{
+#ifdef CORED_MPI
+    if (g_mpi) return 0;
+    /* only under mpirun: a plain `cored ...` never starts MPI (no singleton start-up) */
+    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK")) return 0;
+    int provided = 0;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "cored: cannot join the MPI job (MPI_Init_thread failed)\n");
+        return -1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    g_mpi = 1;
+#else
+    (void)argc, (void)argv;
+    if (getenv("OMPI_COMM_WORLD_SIZE") && atoi(getenv("OMPI_COMM_WORLD_SIZE")) > 1 &&
+        !getenv("CORED_DIST_QUIET")) {
+        fprintf(stderr, "cored: started by mpirun with %s ranks, but this cored was built without MPI "
+                        "(every rank would run the whole job alone): rebuild with make MPI=1\n",
+                getenv("OMPI_COMM_WORLD_SIZE"));
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+void cored_dist_finalize(void)
+{
+#ifdef CORED_MPI
+    if (g_mpi) MPI_Finalize();
+    g_mpi = 0;
+#endif
+}
+
+_Noreturn void cored_dist_abort(int code, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cored: rank %d of %d: %s\n", g_rank, g_size, msg);
+    fflush(stderr);
+#ifdef CORED_MPI
+    if (g_mpi) MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+#endif
+    exit(code ? code : 1);
+}
+
+#ifdef CORED_MPI
+/* The fixed-order sum: chunk c of the vector goes to rank c (MPI_Alltoallv), which adds the
+   ranks' copies in rank order, and every rank gathers the summed chunks (MPI_Allgatherv).
+   The traffic per rank is that of a ring all-reduce, 2 (N-1)/N of the vector. */
+#define MAX_RANKS 4096
+static void sum_fixed(void *v, size_t n, size_t elem, MPI_Datatype type, int is_double)
+{
+    static int sc[MAX_RANKS], sd[MAX_RANKS], rc[MAX_RANKS], rd[MAX_RANKS];
+    const int N = g_size, me = g_rank;
+    if (N > MAX_RANKS) cored_dist_abort(70, "at most %d ranks", MAX_RANKS);
+    if (n > (size_t)1 << 30) { /* int counts: in pieces */
+        size_t half = n / 2;
+        sum_fixed(v, half, elem, type, is_double);
+        sum_fixed((char *)v + half * elem, n - half, elem, type, is_double);
+        return;
+    }
+    int lo, hi;
+    cored_shard_range((int)n, me, N, &lo, &hi);
+    const int mine = hi - lo;
+    for (int r = 0; r < N; r++) {
+        int a, b;
+        cored_shard_range((int)n, r, N, &a, &b);
+        sc[r] = b - a, sd[r] = a;     /* chunk r of my vector to rank r */
+        rc[r] = mine, rd[r] = r * mine; /* my chunk from every rank, in rank order */
+    }
+    void *buf = malloc((size_t)(mine > 0 ? mine : 1) * N * elem);
+    if (!buf) cored_dist_abort(71, "cannot allocate %zu bytes for an all-reduce", (size_t)mine * N * elem);
+    MPI_Alltoallv(v, sc, sd, type, buf, rc, rd, type, MPI_COMM_WORLD);
+    if (is_double) {
+        double *o = (double *)v + lo, *b = buf;
+        for (int i = 0; i < mine; i++) {
+            double s = b[i];
+            for (int r = 1; r < N; r++) s += b[(size_t)r * mine + i];
+            o[i] = s;
+        }
+    } else {
+        float *o = (float *)v + lo, *b = buf;
+        for (int i = 0; i < mine; i++) {
+            float s = b[i];
+            for (int r = 1; r < N; r++) s += b[(size_t)r * mine + i];
+            o[i] = s;
+        }
+    }
+    free(buf);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, type, v, sc, sd, type, MPI_COMM_WORLD);
+}
+#endif
+
+static void count(double t0, size_t bytes)
+{
+    g_stats.seconds += cored_now() - t0;
+    g_stats.bytes += bytes;
+    g_stats.calls++;
+}
+
+void cored_dist_sum_f(float *v, size_t n)
+{
+#ifdef CORED_MPI
+    if (g_size > 1 && n) {
+        double t0 = cored_now();
+        sum_fixed(v, n, sizeof(float), MPI_FLOAT, 0);
+        count(t0, n * sizeof(float));
+    }
+#else
+    (void)v, (void)n, (void)count;
+#endif
+}
+
+void cored_dist_sum_d(double *v, size_t n)
+{
+#ifdef CORED_MPI
+    if (g_size > 1 && n) {
+        double t0 = cored_now();
+        sum_fixed(v, n, sizeof(double), MPI_DOUBLE, 1);
+        count(t0, n * sizeof(double));
+    }
+#else
+    (void)v, (void)n;
+#endif
+}
+
+void cored_dist_max_i(int *v, size_t n)
+{
+#ifdef CORED_MPI
+    if (g_size > 1 && n) {
+        double t0 = cored_now();
+        MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        count(t0, n * sizeof(int));
+    }
+#else
+    (void)v, (void)n;
+#endif
+}
+
+void cored_dist_bcast(void *buf, size_t bytes, int root)
+{
+#ifdef CORED_MPI
+    if (g_size > 1 && bytes) {
+        double t0 = cored_now();
+        MPI_Bcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD);
+        count(t0, bytes);
+    }
+#else
+    (void)buf, (void)bytes, (void)root;
+#endif
+}
+
+void cored_dist_barrier(void)
+{
+#ifdef CORED_MPI
+    if (g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+#endif
+}

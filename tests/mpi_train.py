@@ -1,0 +1,219 @@
+"""Data-parallel training under mpirun (docs/distributed.md): N ranks against one process.
+
+  * --sync-bn: N ranks with global batch B give the weights and losses of one process with
+    batch B (within 1e-4 relative) for task 1 and for every continual method that has its own
+    distributed part (CoReD's representation term, TG's gamma, EWC's penalty), with the
+    default augmentation (the shards are cut from the very batch one process would draw);
+    -np 3 once, for shards of unequal size and a last batch of its own size;
+  * without --sync-bn (per-rank BN statistics) the ranks still hold the same weights: every
+    step is checked (CORED_DIST_CHECK=1 compares a checksum of each rank's weights);
+  * only rank 0 writes the run; a run interrupted under -np 2 resumes under -np 3;
+  * cored protocol under -np 2 --sync-bn reports what one process reports;
+  * a failing rank (a corrupt image with --strict) and a killed rank stop the whole job
+    within seconds, naming the rank.
+Skipped, with a message, when cored was built without MPI or mpirun is missing."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import clitest as t
+
+MPIRUN = shutil.which("mpirun")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", CORED_DIST_CHECK="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1")
+COMMON = ["--model", "tiny", "--size", "32", "--batch", "16", "--threads", "1", "--loader-threads", "1", "--quiet",
+          "--save-every", "0"]
+
+
+def mpirun(np_, *args, ok=True, timeout=300):
+    r = subprocess.run([MPIRUN, "--oversubscribe", "-np", str(np_), t.CORED, *args], capture_output=True, text=True,
+                       env=ENV, timeout=timeout)
+    if ok and r.returncode != 0:
+        raise RuntimeError(f"mpirun -np {np_} cored {' '.join(args)} exited {r.returncode}:\n{r.stderr[-3000:]}")
+    return r
+
+
+def close(a, b, rel=1e-4):
+    """Every tensor of a within rel (relative to the tensor's largest magnitude) of b's."""
+    ta, tb = t.tensors(a), t.tensors(b)
+    if sorted(ta) != sorted(tb):
+        return False, "different tensors"
+    worst, name = 0.0, ""
+    for k in ta:
+        x, y = ta[k].astype(np.float64), tb[k].astype(np.float64)
+        scale = max(np.abs(x).max(initial=0), np.abs(y).max(initial=0), 1e-12)
+        d = np.abs(x - y).max(initial=0) / scale
+        if d > worst:
+            worst, name = d, k
+    return worst <= rel, f"worst {worst:.2e} at {name}"
+
+
+def procs(marker):
+    """Pids of the processes whose command line holds marker (mpirun and its ranks)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            if marker.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
+                found.append(int(pid))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def kill_job(marker):
+    """SIGKILL to mpirun and every rank (they are not all in mpirun's process group), then
+    waits until they are gone."""
+    for _ in range(200):
+        pids = procs(marker)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.05)
+
+
+def losses(run):
+    rows = open(f"{run}/log.csv").read().splitlines()[1:]
+    return np.array([[float(v) for v in r.split(",")[1:6]] for r in rows])
+
+
+def same_losses(a, b, rel=1e-4):
+    la, lb = losses(a), losses(b)
+    return la.shape == lb.shape and np.all(np.abs(la - lb) <= rel * np.maximum(np.abs(la), 1e-3))
+
+
+def equivalent(one, many, what):
+    ok, how = close(f"{one}/last.safetensors", f"{many}/last.safetensors")
+    t.check(ok, f"{what}: weights within 1e-4 of one process ({how})")
+    t.check(same_losses(one, many), f"{what}: logged losses within 1e-4 of one process")
+    print(f"  {what}: {how}")
+
+
+def main():
+    if not MPIRUN or os.environ.get("CORED_MPI_BUILT", "1") != "1":
+        print("  skipped: cored was built without Open MPI (tools/deps.sh mpi, then make MPI=1)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        data = os.path.join(tmp, "data")
+        # 48 training images per task: 3 steps of 16 per epoch; val 2 x 10
+        t.make_data(data, per_class=(24, 10, 4, 24))
+        out = lambda name: os.path.join(tmp, name)  # noqa: E731
+
+        # task 1, 3 steps: one process against -np 2 --sync-bn (default augmentation)
+        a1 = ["train", "--data", data, "--task", "A", "--epochs", "1", *COMMON]
+        t.run(*a1, "--out", out("one"))
+        mpirun(2, *a1, "--sync-bn", "--out", out("two"))
+        equivalent(out("one"), out("two"), "task 1, -np 2 --sync-bn")
+        ranks_files = sorted(os.listdir(out("two")))
+        t.check(ranks_files == sorted(os.listdir(out("one"))), f"rank 0 alone writes the run: {ranks_files}")
+
+        # -np 3: shards of 6, 7 and 7; 2 epochs, batch 20 leaves a last batch of 8 (2, 3, 3)
+        a3 = ["train", "--data", data, "--task", "A", "--epochs", "2", *COMMON, "--batch", "20"]
+        t.run(*a3, "--out", out("one3"))
+        mpirun(3, *a3, "--sync-bn", "--out", out("three"))
+        equivalent(out("one3"), out("three"), "task 1, -np 3 --sync-bn, uneven shards")
+
+        # per-rank BN statistics: a different result, but every rank holds the same weights
+        r = mpirun(2, *a1, "--out", out("perrank"), ok=False)
+        t.check(r.returncode == 0, f"-np 2 without --sync-bn: ranks agree at every step ({r.stderr[-300:]})")
+
+        # continual steps: the methods with a distributed term of their own
+        for method in ("cored", "tg", "ewc"):
+            a2 = ["adapt", "--data", data, "--from", f"{out('one')}/best.safetensors", "--sources", "A", "--target",
+                  "B", "--method", method, "--epochs", "1", *COMMON]
+            t.run(*a2, "--out", out(f"{method}1"))
+            mpirun(2, *a2, "--sync-bn", "--out", out(f"{method}2"))
+            equivalent(out(f"{method}1"), out(f"{method}2"), f"{method} step, -np 2 --sync-bn")
+
+        # the protocol: rank 0 evaluates and reports; the same report as one process
+        a6 = ["protocol", "--data", data, "--tasks", "A,B", "--methods", "tl,cored", "--epochs", "1", *COMMON,
+              "--sync-bn"]
+        t.run(*a6, "--out", out("proto1"))
+        mpirun(2, *a6, "--out", out("proto2"))
+        rows = lambda p: [r.split(",") for r in open(f"{p}/report.csv").read().splitlines()]  # noqa: E731
+        r1, r2 = rows(out("proto1")), rows(out("proto2"))
+
+        def near(a, b):
+            try:
+                return abs(float(a) - float(b)) <= 0.05
+            except ValueError:
+                return a == b
+        t.check(len(r1) == len(r2) and all(len(x) == len(y) and all(near(a, b) for a, b in zip(x, y))
+                                           for x, y in zip(r1, r2)), "protocol -np 2: the report of one process")
+
+        # killed under -np 2 (mid-epoch checkpoints every 0.02 s), resumed under -np 3 (10 epochs:
+        # float rounding differences grow with training, to 0.4 relative after 30 epochs here)
+        a4 = ["train", "--data", data, "--task", "A", "--epochs", "10", *COMMON]
+        t.run(*a4, "--out", out("ref4"))
+        p = subprocess.Popen([MPIRUN, "--oversubscribe", "-np", "2", t.CORED, *a4, "--sync-bn", "--save-every",
+                              "0.02", "--out", out("int4")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=ENV, start_new_session=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and p.poll() is None and not os.path.exists(f"{out('int4')}/last.safetensors"):
+            time.sleep(0.01)
+        kill_job(out("int4"))
+        p.wait()
+        t.check(not os.path.exists(f"{out('int4')}/summary.json"), "killed under -np 2 before the end")
+        mpirun(3, "train", "--resume", out("int4"), "--quiet")
+        equivalent(out("ref4"), out("int4"), "run killed under -np 2, resumed under -np 3")
+
+        # a failing rank: a corrupt training image with --strict; the rank holding it ends the job
+        bad = os.path.join(tmp, "bad")
+        shutil.copytree(data, bad)
+        with open(f"{bad}/A/train/fake/0007.png", "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\n not a png")
+        t0 = time.time()
+        r = mpirun(2, "train", "--data", bad, "--task", "A", "--epochs", "1", *COMMON, "--strict", "--out",
+                   out("fail"), ok=False, timeout=120)
+        took = time.time() - t0
+        t.check(r.returncode != 0, "a failing rank: the job fails")
+        t.check("rank " in r.stderr and "0007.png" in r.stderr,
+                f"a failing rank: the message names the rank and the cause ({r.stderr.strip()[:300]})")
+        t.check(took < 30, f"a failing rank: the job ends within seconds ({took:.1f} s)")
+        t.check(not os.path.exists(f"{out('fail')}/last.safetensors") and
+                not any(".tmp" in n for n in os.listdir(out("fail"))), "a failing rank: no checkpoint, no temporary")
+
+        # a killed rank (SIGKILL) stops the job
+        a5 = ["train", "--data", data, "--task", "A", "--epochs", "100000", *COMMON, "--out", out("kill")]
+        p = subprocess.Popen([MPIRUN, "--oversubscribe", "-np", "2", t.CORED, *a5], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and not os.path.exists(f"{out('kill')}/last.safetensors"):
+            time.sleep(0.05)
+        victim = None
+        for pid in os.listdir("/proc"):
+            try:
+                env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+                cmd = open(f"/proc/{pid}/cmdline", "rb").read()
+            except OSError:
+                continue
+            if out("kill").encode() in cmd and b"OMPI_COMM_WORLD_RANK=1" in env and b"mpirun" not in cmd.split(b"\0")[0]:
+                victim = int(pid)
+        t.check(victim is not None, "a killed rank: found rank 1")
+        t0 = time.time()
+        if victim:
+            os.kill(victim, signal.SIGKILL)
+        try:
+            _, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            _, err = p.communicate()
+        took = time.time() - t0
+        kill_job(out("kill"))  # nothing may outlive the test
+        t.check(p.returncode != 0, f"a killed rank: the job fails (exit {p.returncode})")
+        t.check("rank 1" in err, f"a killed rank: the message names it ({err.strip()[:300]})")
+        t.check(took < 30, f"a killed rank: the job ends within seconds ({took:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
+    t.finish()
