@@ -616,6 +616,10 @@ static void test_bad_inputs(void)
     snprintf(list, sizeof list, "ffconcat version 1.0\nfile small.avi\n");
     write_bytes(p, list, strlen(list));
     check_fails(p, CORED_E_FORMAT, NULL, NULL);
+    p = tpath("list.m3u8");
+    snprintf(list, sizeof list, "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:1.0,\nsmall.avi\n#EXT-X-ENDLIST\n");
+    write_bytes(p, list, strlen(list));
+    check_fails(p, CORED_E_FORMAT, "refers to other files", NULL);
     CHECK_MSG(n_warnings == 0, "bad files are errors, not warnings: %s", warnings);
 
     /* API misuse */

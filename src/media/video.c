@@ -46,7 +46,7 @@ struct cored_video {
     const uint8_t *mem;
     int64_t size, pos;
     uint64_t bytes_read, byte_budget;
-    int budget_hit, io_errno;
+    int budget_hit, io_errno, nested_refused;
     /* FFmpeg */
     AVIOContext *pb;
     AVFormatContext *fmt;
@@ -177,6 +177,7 @@ static int refuse_io_open(AVFormatContext *s, AVIOContext **pb, const char *url,
     (void)pb;
     (void)flags;
     (void)options;
+    if (s->opaque) ((cored_video *)s->opaque)->nested_refused = 1;
     av_log(s, AV_LOG_ERROR, "refused to open '%s' from inside the file", url);
     return AVERROR(EPERM);
 }
@@ -257,6 +258,11 @@ static int fail_open(cored_video *v, int code, cored_error *err)
                           v->name, (unsigned long long)(v->byte_budget / MIB));
     if (v->io_errno)
         return CORED_FAIL(err, CORED_E_IO, "%s: read failed: %s", v->name, strerror(v->io_errno));
+    if (v->nested_refused)
+        return CORED_FAIL(err, CORED_E_FORMAT,
+                          "%s: refused: a playlist or list that refers to other files (cored reads only the file "
+                          "it is given)%s",
+                          v->name, av_reason(ff, sizeof ff));
     if (looks_text(v))
         return CORED_FAIL(err, CORED_E_FORMAT, "%s: not a video: the file holds text (%lld bytes)", v->name,
                           (long long)v->size);
@@ -278,7 +284,7 @@ static int open_av(cored_video *v, cored_error *err)
 {
     close_av(v);
     v->pos = 0;
-    v->io_errno = 0;
+    v->io_errno = v->nested_refused = 0;
     av_last[0] = 0;
     int rc = CORED_OK, ret;
     AVDictionary *fopts = NULL, **sopts = NULL;
@@ -294,6 +300,7 @@ static int open_av(cored_video *v, cored_error *err)
     v->fmt = avformat_alloc_context();
     if (!v->fmt) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate FFmpeg's demuxer", v->name);
     v->fmt->pb = v->pb;
+    v->fmt->opaque = v;
     v->fmt->io_open = refuse_io_open;
     v->fmt->interrupt_callback.callback = interrupt_cb;
     v->fmt->interrupt_callback.opaque = v;
