@@ -693,6 +693,12 @@ static int decode_to(cored_video *v, double t, double tol, cored_error *err)
             v->eof_sent = 1;
             continue;
         }
+        /* A frame that nothing references and that is shown before the target can be
+           skipped (B-frames, mostly): it cannot be the answer. */
+        int64_t pts = v->pkt->pts;
+        v->dec->skip_frame = pts != AV_NOPTS_VALUE && (double)(pts - v->start_pts) * av_q2d(v->tb) < t - tol
+                                 ? AVDISCARD_NONREF
+                                 : AVDISCARD_DEFAULT;
         av_last[0] = 0;
         r = avcodec_send_packet(v->dec, v->pkt);
         av_packet_unref(v->pkt);
