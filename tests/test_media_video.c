@@ -735,6 +735,31 @@ static void test_truncated(void)
     if (getenv("CORED_TEST_VERBOSE")) fprintf(stderr, "    cut anywhere: %d of 189 opened, %d frames\n", opened, frames);
 }
 
+/* The k-th allocation of cored failing, for every k: an out-of-memory error or success,
+   never a leak (main counts allocations and frees) or a crash. */
+static void test_alloc_failures(void)
+{
+    const char *p = tpath("alloc.avi");
+    vspec s = {"avi", "mjpeg", 10, 6, 1, 0, 90, 0, 0, 0};
+    if (write_video(p, &s)) return;
+    int failed = 0, k;
+    for (k = 1; k < 200; k++) {
+        cored_video_frames fr;
+        cored_error err;
+        cored_alloc_fail_at((uint64_t)k);
+        int rc = cored_video_read(p, &(cored_video_sampling){.count = 3}, NULL, &fr, NULL, &err);
+        cored_alloc_fail_at(0);
+        CHECK_MSG(rc == 0 || rc == CORED_E_NOMEM, "allocation %d failing: %s", k, err.msg);
+        if (rc == 0) {
+            CHECK(fr.n == 3);
+            cored_video_frames_release(&fr);
+            break;
+        }
+        failed++;
+    }
+    CHECK_MSG(failed >= 3 && k < 200, "%d allocations failed in turn before a read went through", failed);
+}
+
 int main(void)
 {
     cored_video_init();
@@ -747,6 +772,7 @@ int main(void)
     RUN(test_rotation);
     RUN(test_bad_inputs);
     RUN(test_truncated);
+    RUN(test_alloc_failures);
     cored_alloc_stats after = cored_alloc_counts();
     CHECK_MSG(after.allocs - before.allocs == after.frees - before.frees, "every allocation freed (%llu vs %llu)",
               (unsigned long long)(after.allocs - before.allocs), (unsigned long long)(after.frees - before.frees));

@@ -563,6 +563,19 @@ const cored_video_stats *cored_video_get_stats(const cored_video *v) { return v 
 
 /* ---------------------------------------------------------------- packets and frames */
 
+/* Stream time stamps to seconds from the start and back, in doubles and clamped: a
+   hostile file's time stamps must not overflow integer arithmetic. */
+static double ts_to_s(const cored_video *v, int64_t ts)
+{
+    return ((double)ts - (double)v->start_pts) * av_q2d(v->tb);
+}
+
+static int64_t s_to_ts(const cored_video *v, double s)
+{
+    double x = floor((double)v->start_pts + s / av_q2d(v->tb));
+    return !(x > -9e18) ? (int64_t)-9e18 : x > 9e18 ? (int64_t)9e18 : (int64_t)x;
+}
+
 static void damage(cored_video *v, const char *why)
 {
     if (!v->stats.damaged) {
@@ -637,7 +650,7 @@ static double frame_time(cored_video *v, const AVFrame *f, int *known)
     int64_t ts = f->best_effort_timestamp;
     if (ts == AV_NOPTS_VALUE) ts = f->pts;
     *known = ts != AV_NOPTS_VALUE;
-    if (*known) return (double)(ts - v->start_pts) * av_q2d(v->tb);
+    if (*known) return ts_to_s(v, ts);
     /* no time stamp: the frame after the last one (only meaningful when decoding forward) */
     return v->have_time ? v->cur_time + 1.0 / v->info.fps : (double)v->seq_frames / v->info.fps;
 }
@@ -696,9 +709,7 @@ static int decode_to(cored_video *v, double t, double tol, cored_error *err)
         /* A frame that nothing references and that is shown before the target can be
            skipped (B-frames, mostly): it cannot be the answer. */
         int64_t pts = v->pkt->pts;
-        v->dec->skip_frame = pts != AV_NOPTS_VALUE && (double)(pts - v->start_pts) * av_q2d(v->tb) < t - tol
-                                 ? AVDISCARD_NONREF
-                                 : AVDISCARD_DEFAULT;
+        v->dec->skip_frame = pts != AV_NOPTS_VALUE && ts_to_s(v, pts) < t - tol ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
         av_last[0] = 0;
         r = avcodec_send_packet(v->dec, v->pkt);
         av_packet_unref(v->pkt);
@@ -716,8 +727,7 @@ static int decode_to(cored_video *v, double t, double tol, cored_error *err)
 
 static int do_seek(cored_video *v, double t)
 {
-    int64_t ts = v->start_pts + (int64_t)floor(t / av_q2d(v->tb));
-    if (t <= 0) ts = v->start_pts;
+    int64_t ts = t <= 0 ? v->start_pts : s_to_ts(v, t);
     v->stats.seeks++;
     int r = av_seek_frame(v->fmt, v->si, ts, AVSEEK_FLAG_BACKWARD);
     avcodec_flush_buffers(v->dec);
@@ -748,13 +758,13 @@ static int position_for(cored_video *v, double t, double tol, cored_error *err)
     if (v->stats.sequential) return DECODE;
     AVStream *st = v->fmt->streams[v->si];
     double here = v->have_time ? v->cur_time : 0;
-    int64_t ts = v->start_pts + (int64_t)floor((t - tol) / av_q2d(v->tb));
+    int64_t ts = s_to_ts(v, t - tol);
     const AVIndexEntry *e = avformat_index_get_entry_from_timestamp(st, ts, AVSEEK_FLAG_BACKWARD);
     /* The index may be partial (Matroska without cues read yet, AVI without idx1, generic
        indexes built while reading): its last entry says nothing of keyframes beyond it. */
     int n = avformat_index_get_entries_count(st);
     int last = e && n > 0 && e == avformat_index_get_entry(st, n - 1);
-    double kt = e ? (double)(e->timestamp - v->start_pts) * av_q2d(v->tb) : 0;
+    double kt = e ? ts_to_s(v, e->timestamp) : 0;
     int seek;
     if (e && (e->flags & AVINDEX_KEYFRAME) && (!last || kt > here + tol))
         seek = kt > here + tol;
@@ -858,7 +868,8 @@ static int convert(cored_video *v, cored_video_frame *out, cored_error *err)
 /* Counts the video packets without decoding (the file tells neither count nor duration). */
 static int count_frames(cored_video *v, cored_error *err)
 {
-    int64_t n = 0, end = AV_NOPTS_VALUE;
+    int64_t n = 0;
+    double end = -1; /* seconds: the end of the last packet */
     v->packet_budget = v->stats.packets + v->size / 4 + 4096;
     av_last[0] = 0;
     for (;;) {
@@ -868,8 +879,8 @@ static int count_frames(cored_video *v, cored_error *err)
         n++;
         int64_t ts = v->pkt->pts != AV_NOPTS_VALUE ? v->pkt->pts : v->pkt->dts;
         if (ts != AV_NOPTS_VALUE) {
-            int64_t e = ts + (v->pkt->duration > 0 ? v->pkt->duration : 0);
-            if (end == AV_NOPTS_VALUE || e > end) end = e;
+            double e = ts_to_s(v, ts) + (v->pkt->duration > 0 ? (double)v->pkt->duration * av_q2d(v->tb) : 0);
+            if (e > end) end = e;
         }
         av_packet_unref(v->pkt);
     }
@@ -879,8 +890,8 @@ static int count_frames(cored_video *v, cored_error *err)
     cored_video_info *in = &v->info;
     in->frame_count = n;
     in->count_source = CORED_VIDEO_COUNT_COUNTED;
-    if (end != AV_NOPTS_VALUE && end > v->start_pts) {
-        in->duration = (double)(end - v->start_pts) * av_q2d(v->tb);
+    if (end > 0 && end < 1e9) {
+        in->duration = end;
         if (in->fps_guessed && in->duration > 0 && n > 1) {
             in->fps = (double)n / in->duration;
             in->fps_guessed = 0;
@@ -892,9 +903,9 @@ static int count_frames(cored_video *v, cored_error *err)
 
 static int64_t target_index(const cored_video *v, int64_t k)
 {
-    if (v->mode_count)
-        return (int64_t)floor(((double)k + 0.5) * (double)v->count_n / (double)v->count_k);
-    return (int64_t)floor((double)k * v->info.fps / v->rate + 1e-9);
+    double i = v->mode_count ? floor(((double)k + 0.5) * (double)v->count_n / (double)v->count_k)
+                             : floor((double)k * v->info.fps / v->rate + 1e-9);
+    return i > 9e18 ? (int64_t)9e18 : (int64_t)i;
 }
 
 int cored_video_start(cored_video *v, const cored_video_sampling *how, cored_error *err)
