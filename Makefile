@@ -20,7 +20,13 @@ CPPFLAGS += -Iinclude -Isrc -I/usr/include/cjson -I/usr/include/cairo -MMD -MP
 # a second thread pool that fights them for the cores.
 BLAS_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp
 BLAS_LIBS ?= -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas
-LDLIBS  += $(BLAS_LIBS) -lcjson -lcairo -lpng -ljpeg -lm
+# FFmpeg's libraries (src/media): pkg-config's flags, or Debian's names where it does not
+# answer. Evaluated once, when a rule first needs them: after `deps` has installed them.
+AV_PKGS := libavformat libavcodec libswscale libavutil
+AV_CFLAGS = $(eval AV_CFLAGS := $$(shell pkg-config --cflags $(AV_PKGS) 2>/dev/null))$(AV_CFLAGS)
+AV_LIBS = $(eval AV_LIBS := $$(shell pkg-config --libs $(AV_PKGS) 2>/dev/null || echo -lavformat -lavcodec -lswscale -lavutil))$(AV_LIBS)
+CPPFLAGS += $(AV_CFLAGS)
+LDLIBS  += $(BLAS_LIBS) -lcjson -lcairo -lpng -ljpeg $(AV_LIBS) -lm
 LDFLAGS += -fopenmp
 
 # MPI: 1 = with Open MPI (an error when it is missing), 0 = without, default: detected.

@@ -3,7 +3,7 @@
 # Usage: tools/deps.sh build|test|fuzz|demo|mpi ...
 set -eu
 
-pkgs_build="gcc make libc6-dev libopenblas-dev libopenblas-openmp-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libcairo2-dev"
+pkgs_build="gcc make libc6-dev libopenblas-dev libopenblas-openmp-dev libcjson-dev libjpeg62-turbo-dev libpng-dev libcairo2-dev pkg-config libavformat-dev libavcodec-dev libswscale-dev libavutil-dev"
 pkgs_test="python3 python3-numpy python3-torch python3-sklearn python3-torchvision python3-pil"
 pkgs_fuzz="clang libclang-rt-14-dev libomp-14-dev"
 pkgs_demo="dpkg-dev"
