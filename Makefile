@@ -46,6 +46,10 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_LIB:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libcored.a
+# The face detector's weights (make faces-model) and the tool that runs it on images.
+FACES_DIR   ?= build/faces
+FACES_MODEL := $(FACES_DIR)/ssd_mobilenetv1_face.safetensors
+FACES_TOOL  := $(BUILD)/faces_tool
 
 .PHONY: all deps deps-test deps-fuzz test test-c test-parity test-slow demo bench fixtures faces-model face-eval fuzz fuzz-run fuzz-long clean
 all: $(BIN) $(LIB)
@@ -87,7 +91,7 @@ test-c: $(TEST_BIN) | deps
 	  OPENBLAS_CORETYPE=$$k CORED_TEST_ONLY=$(INVARIANCE_TESTS) $$t; done; done
 
 test-parity: $(BIN) $(FACES_TOOL) | deps-test
-	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done
+	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) FACES_TOOL=./$(FACES_TOOL) $(PYTHON) $$t; done
 
 # Longer end-to-end checks (minutes): CI runs them after `make test`.
 test-slow: $(BIN) | deps-test
@@ -96,10 +100,6 @@ test-slow: $(BIN) | deps-test
 # The face detector (docs/faces.md): SSD-MobileNetV1 from the npm package
 # @vladmandic/face-api, fetched once into build/faces/cache (tools/fetch_faces.sh: pinned
 # version, SHA-256 checked) and converted to safetensors; faces_tool runs it on images.
-FACES_DIR   ?= build/faces
-FACES_MODEL := $(FACES_DIR)/ssd_mobilenetv1_face.safetensors
-FACES_TOOL  := $(BUILD)/faces_tool
-
 $(FACES_TOOL): $(BUILD)/tools/faces_tool.o $(LIB)
 	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
 
