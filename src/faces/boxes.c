@@ -12,34 +12,53 @@
 
 /* ---------------------------------------------------------------- input */
 
+/* Where output pixel i samples one axis of the padded square: the two source pixels
+   (-1 where they fall in the padding) and the weight of the second. */
+typedef struct {
+    int i0, i1;
+    double f;
+} tap;
+
+static void taps(tap *t, int size, int S, int n)
+{
+    double ratio = (double)S / size; /* tfjs: effective input size / output size */
+    for (int i = 0; i < size; i++) {
+        double src = ratio * i;
+        int i0 = (int)floor(src), i1 = (int)ceil(src);
+        if (i0 < 0) i0 = 0;
+        if (i1 > S - 1) i1 = S - 1;
+        t[i].f = src - i0;
+        t[i].i0 = i0 < n ? i0 : -1;
+        t[i].i1 = i1 < n ? i1 : -1;
+    }
+}
+
 void cored_face_preprocess(float *x, int size, const uint8_t *rgb, int w, int h, size_t stride)
 {
+    CORED_ASSERT(size >= 1 && size <= CORED_FACE_MAX_SIDE);
+    tap cols[CORED_FACE_MAX_SIDE], rows[CORED_FACE_MAX_SIDE];
     int S = w > h ? w : h;
-    double ratio = (double)S / size; /* tfjs: effective input size / output size */
+    taps(cols, size, S, w);
+    taps(rows, size, S, h);
     #pragma omp parallel for schedule(static)
     for (int oy = 0; oy < size; oy++) {
-        double fy = ratio * oy;
-        int y0 = (int)floor(fy), y1 = (int)ceil(fy);
-        if (y0 < 0) y0 = 0;
-        if (y1 > S - 1) y1 = S - 1;
-        double ry = fy - y0;
+        const tap *ty = &rows[oy];
+        /* the padded square: black (0) outside the image */
+        const uint8_t *r0 = ty->i0 >= 0 ? rgb + (size_t)ty->i0 * stride : NULL;
+        const uint8_t *r1 = ty->i1 >= 0 ? rgb + (size_t)ty->i1 * stride : NULL;
         float *dst = x + (size_t)oy * size * 3;
         for (int ox = 0; ox < size; ox++) {
-            double fx = ratio * ox;
-            int x0 = (int)floor(fx), x1 = (int)ceil(fx);
-            if (x0 < 0) x0 = 0;
-            if (x1 > S - 1) x1 = S - 1;
-            double rx = fx - x0;
+            const tap *tx = &cols[ox];
             for (int c = 0; c < 3; c++) {
-                /* the padded square: black (0) outside the image */
-                double tl = y0 < h && x0 < w ? rgb[(size_t)y0 * stride + (size_t)x0 * 3 + c] : 0;
-                double tr = y0 < h && x1 < w ? rgb[(size_t)y0 * stride + (size_t)x1 * 3 + c] : 0;
-                double bl = y1 < h && x0 < w ? rgb[(size_t)y1 * stride + (size_t)x0 * 3 + c] : 0;
-                double br = y1 < h && x1 < w ? rgb[(size_t)y1 * stride + (size_t)x1 * 3 + c] : 0;
-                double top = tl + (tr - tl) * rx;
-                double bottom = bl + (br - bl) * rx;
-                float v = (float)(top + (bottom - top) * ry);  /* resizeBilinear's float32 */
-                float t = (float)((double)v / 127.5);           /* tf.div */
+                double tl = 0, tr = 0, bl = 0, br = 0;
+                if (r0 && tx->i0 >= 0) tl = r0[(size_t)tx->i0 * 3 + c];
+                if (r0 && tx->i1 >= 0) tr = r0[(size_t)tx->i1 * 3 + c];
+                if (r1 && tx->i0 >= 0) bl = r1[(size_t)tx->i0 * 3 + c];
+                if (r1 && tx->i1 >= 0) br = r1[(size_t)tx->i1 * 3 + c];
+                double top = tl + (tr - tl) * tx->f;
+                double bottom = bl + (br - bl) * tx->f;
+                float v = (float)(top + (bottom - top) * ty->f); /* resizeBilinear's float32 */
+                float t = (float)((double)v / 127.5);            /* tf.div */
                 dst[(size_t)ox * 3 + c] = (float)((double)t - 1.0); /* tf.sub */
             }
         }

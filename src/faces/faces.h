@@ -29,6 +29,7 @@
 #define CORED_FACE_CLASSES 3   /* background, face, (unused): score = sigmoid(logit 1) */
 #define CORED_FACE_NMS_IOU 0.5f
 #define CORED_FACE_BN_EPS 0.001f
+#define CORED_FACE_MAX_SIDE 1024 /* largest `size` of cored_face_preprocess */
 
 /* The SSD's prior boxes as the model was trained with (TF Object Detection API's
    ssd_anchor_generator: 6 layers, scales 0.2 .. 0.95, aspect ratios 1, 2, 1/2, 3, 1/3 plus
@@ -57,7 +58,8 @@ int cored_face_nms(int *keep, int max, const float *boxes, const float *scores, 
 /* The network's input: RGB8 (w x h, rows `stride` bytes apart) padded to a square of side
    max(w, h) with zeros at the right or bottom, resized to size x size with TF's legacy
    bilinear resize (source = destination * S / size, no half-pixel offset, in double) and
-   scaled by x / 127.5 - 1, each step rounded to float32 as in tfjs. x: [size, size, 3]. */
+   scaled by x / 127.5 - 1, each step rounded to float32 as in tfjs. x: [size, size, 3],
+   1 <= size <= CORED_FACE_MAX_SIDE. */
 void cored_face_preprocess(float *x, int size, const uint8_t *rgb, int w, int h, size_t stride);
 
 /* The raw outputs of the last cored_faces_detect on d, for tests and tools: the network's
