@@ -216,7 +216,8 @@ typedef struct cored_face_detector cored_face_detector;
 /* face-api's default score threshold, the one docs/faces.md measures. */
 #define CORED_FACE_MIN_SCORE 0.5f
 /* Side of the square the network sees: every image is padded to a square (black at the
-   right or bottom) and resized to it, so a face should span at least ~20 pixels of it. */
+   right or bottom) and resized to it; faces below ~40 pixels of it are found less reliably
+   (docs/faces.md, "Small faces"). */
 #define CORED_FACE_INPUT_SIZE 512
 
 typedef struct {
