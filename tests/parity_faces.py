@@ -16,7 +16,8 @@ photo with 23 faces, downscaled. Checked, per image:
     face-api's rounding of the resized image's side to whole pixels (its boxes are scaled
     by 512 / round(side * 512 / S) instead of S / side; up to 0.1 %) and its clipping to
     the padded square instead of the image.
-Also: the converter refuses a truncated weights file, naming it.
+Also: the converted weights are tfjs's io.decodeWeights values bit for bit (after the
+layout change), and the converter refuses a truncated weights file, naming it.
 Skipped (exit 0, with a message) only when npm cannot fetch the package: no network, or
 no npm. The figures are in docs/faces.md.
 """
@@ -32,6 +33,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+import face_convert  # noqa: E402
 import st  # noqa: E402
 
 TOOL = os.environ.get("FACES_TOOL", os.path.join(ROOT, "build", "faces_tool"))
@@ -106,10 +108,20 @@ def main():
             subprocess.run([TOOL, "dump", "--threads", "2", "--model", model, os.path.join(folder, name), mine],
                            check=True)
             pairs += [mine, os.path.join(tmp, name + ".ref.safetensors")]
-        r = subprocess.run(["node", "--no-warnings", os.path.join(ROOT, "tools", "face_ref.mjs"), pkg] + pairs,
-                           capture_output=True, text=True)
+        ref_weights = os.path.join(tmp, "tfjs_weights.safetensors")
+        r = subprocess.run(["node", "--no-warnings", os.path.join(ROOT, "tools", "face_ref.mjs"), pkg,
+                            "--weights", ref_weights] + pairs, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"the reference (tools/face_ref.mjs) failed:\n{r.stderr}")
+
+        # the converted weights are tfjs's own values, bit for bit, in cored's layouts
+        conv, _ = st.load(model)
+        tfw, _ = st.load(ref_weights)
+        differ = [name for name, tf_name, _, axes in face_convert.tensor_map()
+                  if tf_name not in tfw or not np.array_equal(face_convert.to_cored(name, tfw[tf_name], axes), conv[name])]
+        if check(not differ and len(conv) == len(face_convert.tensor_map()),
+                 f"the converted tensors are tfjs's decoded weights bit for bit ({len(differ)} differ: {differ[:3]})"):
+            print(f"  weights: {len(conv)} tensors bit-identical to tfjs's io.decodeWeights")
 
         worst = {"score": 0.0, "box": 0.0, "face_px": 0.0, "face_score": 0.0}
         for name, mine, ref in zip(IMAGES, pairs[0::2], pairs[1::2]):

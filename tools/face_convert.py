@@ -99,34 +99,23 @@ def read_manifest(pkg):
     return tensors, mpath
 
 
-def convert(pkg):
-    src, mpath = read_manifest(pkg)
-    out = {}
-
-    def take(name, shape):
-        if name not in src:
-            raise ConvertError(f"{mpath}: tensor {name} is missing")
-        t = src[name]
-        if list(t.shape) != list(shape):
-            raise ConvertError(f"{mpath}: {name} has shape {list(t.shape)}, expected {list(shape)}")
-        if not np.all(np.isfinite(t)):
-            raise ConvertError(f"{mpath}: {name} holds non-finite values")
-        return t.astype(np.float32)
+def tensor_map():
+    """[(cored name, tfjs name, tfjs shape, axes)]: cored's tensor is the tfjs one with its
+    axes permuted by `axes` (None: as it is; the anchors drop their leading 1)."""
+    m = []
 
     def conv(dst, tf_name, cin, cout, k, bias_name):
-        w = take(tf_name + "/weights", [k, k, cin, cout])
-        out[dst + ".weight"] = np.ascontiguousarray(w.transpose(3, 2, 0, 1))  # HWIO -> OIHW
-        out[dst + ".bias"] = take(tf_name + "/" + bias_name, [cout])
+        m.append((dst + ".weight", tf_name + "/weights", [k, k, cin, cout], (3, 2, 0, 1)))  # HWIO -> OIHW
+        m.append((dst + ".bias", tf_name + "/" + bias_name, [cout], None))
 
     conv("mobilenet.conv0", "MobilenetV1/Conv2d_0_pointwise", 3, 32, 3, "convolution_bn_offset")
     cin = 32
     for i, cout in enumerate(PW_OUT, start=1):
         d = f"MobilenetV1/Conv2d_{i}_depthwise"
-        w = take(d + "/depthwise_weights", [3, 3, cin, 1])
-        out[f"mobilenet.dw{i}.weight"] = np.ascontiguousarray(w.transpose(2, 3, 0, 1))  # [C,1,3,3]
+        m.append((f"mobilenet.dw{i}.weight", d + "/depthwise_weights", [3, 3, cin, 1], (2, 3, 0, 1)))  # [C,1,3,3]
         for tf_key, key in (("gamma", "weight"), ("beta", "bias"), ("moving_mean", "running_mean"),
                             ("moving_variance", "running_var")):
-            out[f"mobilenet.bn{i}.{key}"] = take(f"{d}/BatchNorm/{tf_key}", [cin])
+            m.append((f"mobilenet.bn{i}.{key}", f"{d}/BatchNorm/{tf_key}", [cin], None))
         conv(f"mobilenet.pw{i}", f"MobilenetV1/Conv2d_{i}_pointwise", cin, cout, 1, "convolution_bn_offset")
         cin = cout
     for j, (ci, co, k) in enumerate(EXTRAS):
@@ -134,7 +123,29 @@ def convert(pkg):
     for h, (ci, a) in enumerate(HEADS):
         conv(f"heads.{h}.box", f"Prediction/BoxPredictor_{h}/BoxEncodingPredictor", ci, 4 * a, 1, "biases")
         conv(f"heads.{h}.cls", f"Prediction/BoxPredictor_{h}/ClassPredictor", ci, 3 * a, 1, "biases")
-    out["anchors"] = take("Output/extra_dim", [1, N_ANCHORS, 4]).reshape(N_ANCHORS, 4)
+    m.append(("anchors", "Output/extra_dim", [1, N_ANCHORS, 4], None))
+    return m
+
+
+def to_cored(name, t, axes):
+    """A tfjs tensor in cored's layout."""
+    if axes is not None:
+        return np.ascontiguousarray(t.transpose(*axes))
+    return t.reshape(N_ANCHORS, 4) if name == "anchors" else t
+
+
+def convert(pkg):
+    src, mpath = read_manifest(pkg)
+    out = {}
+    for name, tf_name, shape, axes in tensor_map():
+        if tf_name not in src:
+            raise ConvertError(f"{mpath}: tensor {tf_name} is missing")
+        t = src[tf_name]
+        if list(t.shape) != list(shape):
+            raise ConvertError(f"{mpath}: {tf_name} has shape {list(t.shape)}, expected {list(shape)}")
+        if t.dtype != np.float32 or not np.all(np.isfinite(t)):
+            raise ConvertError(f"{mpath}: {tf_name} is not float32 or holds non-finite values")
+        out[name] = to_cored(name, t, axes)
     return out
 
 

@@ -2,8 +2,10 @@
 // @vladmandic/face-api 1.7.15, with the TensorFlow.js 4.22 it bundles, CPU backend) on the
 // same weights and the same decoded pixels.
 //
-//   node tools/face_ref.mjs PKG_DIR IN.safetensors OUT.safetensors [IN OUT]...
+//   node tools/face_ref.mjs PKG_DIR [--weights W.safetensors] IN.safetensors OUT.safetensors [IN OUT]...
 //
+// --weights writes every float32 tensor as tfjs decodes it from the package (manifest
+// names and TF layouts), to check the converter's values bit for bit.
 // PKG_DIR is what tools/fetch_faces.sh caches. Each IN is a `faces_tool dump` file; its
 // `rgb` (U8 [h, w, 3]) goes to the package as a tensor, and OUT receives what the package
 // computes from it: `input` (F32 [512, 512, 3], the network's input: SsdMobilenetv1's
@@ -57,8 +59,13 @@ function writeSafetensors(file, tensors, metadata) {
 
 async function main() {
   const args = process.argv.slice(2);
-  if (args.length < 3 || args.length % 2 !== 1) {
-    console.error('usage: node tools/face_ref.mjs PKG_DIR IN.safetensors OUT.safetensors [IN OUT]...');
+  let weightsOut = null;
+  if (args[1] === '--weights') {
+    weightsOut = args[2];
+    args.splice(1, 2);
+  }
+  if (args.length < 1 || args.length % 2 !== 1 || (args.length < 3 && !weightsOut)) {
+    console.error('usage: node tools/face_ref.mjs PKG_DIR [--weights W.safetensors] IN.safetensors OUT.safetensors [IN OUT]...');
     process.exit(2);
   }
   const pkg = args[0];
@@ -86,6 +93,13 @@ async function main() {
   const manifest = JSON.parse(fs.readFileSync(path.join(pkg, 'model/ssd_mobilenetv1_model-weights_manifest.json'), 'utf8'));
   const bin = fs.readFileSync(path.join(pkg, 'model', manifest[0].paths[0]));
   const weights = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), manifest[0].weights);
+  if (weightsOut) {
+    const out = {};
+    for (const [name, t] of Object.entries(weights)) {
+      if (t.dtype === 'float32') out[name] = { shape: t.shape, data: t.dataSync() };
+    }
+    writeSafetensors(weightsOut, out, { source: 'tfjs io.decodeWeights' });
+  }
   const net = new faceapi.SsdMobilenetv1();
   net.loadFromWeightMap(weights);
 
