@@ -16,7 +16,8 @@ face), the mean IoU of the matches, and the speed of cored_faces_detect alone (d
 excluded): for each image the fastest of --repeat runs, then ms per image, images/s and
 faces/s (faces found per second) over the 9 images, at --threads threads; the whole is run
 --rounds times (separate processes) and the median round is reported, with the fastest
-and slowest (a shared machine's rounds differ).
+and slowest (a shared machine's rounds differ), and the process's CPU time per image (with
+one thread, the work itself, whatever else the machine runs).
 dlib's boxes are square and tight (brows to chin), the detector's (WIDER FACE) are taller,
 forehead included; the mean IoU shows how far apart the two conventions are.
 --canvas F pastes every photo into the top left of a grey canvas F times its size, so that
@@ -140,6 +141,7 @@ def main():
         "images": n, "faces": n_gt, "matched": tp, "recall": tp / n_gt, "false_positives": fp,
         "false_positives_per_image": fp / n, "mean_iou": sum(ious) / len(ious) if ious else 0.0,
         "ms_per_image": ms / n, "images_per_s": 1e3 * n / ms, "faces_per_s": 1e3 * n_found / ms,
+        "cpu_ms_per_image": sorted(sum(r["cpu_ms"] for r in rr) / n for rr in rounds)[0],
         "threads": args.threads, "min_score": args.min_score, "iou": args.iou,
         "rounds_ms_per_image": sorted(m / n for m in round_ms),
     }
@@ -150,6 +152,8 @@ def main():
           f"{summary['ms_per_image']:.1f} ms per image, {summary['images_per_s']:.1f} images/s, "
           f"{summary['faces_per_s']:.1f} faces/s (median of {len(rounds)} rounds; ms per image "
           f"{min(summary['rounds_ms_per_image']):.1f} to {max(summary['rounds_ms_per_image']):.1f})")
+    print(f"CPU time per image (every thread; time waiting for a core excluded), least of the rounds: "
+          f"{summary['cpu_ms_per_image']:.1f} ms")
     if tmp:
         tmp.cleanup()
     if args.json:

@@ -5,7 +5,8 @@
  *
  *   faces_tool detect [--model F] [--min-score S] [--threads N] [--repeat K] IMAGE...
  *       one JSON line per image: file, width, height, decode_ms, detect_ms (the fastest of
- *       K runs), faces [[x0, y0, x1, y1, score], ...] in pixels
+ *       K runs), cpu_ms (the least process CPU time of the K runs: all threads, spinning
+ *       included, time waiting for a core excluded), faces [[x0, y0, x1, y1, score], ...]
  *   faces_tool dump [--model F] [--min-score S] [--threads N] IMAGE OUT.safetensors
  *       the decoded pixels (rgb, U8 [h, w, 3]), the network's input (input, F32
  *       [512, 512, 3]), every anchor's box (boxes, F32 [5118, 4], ymin xmin ymax xmax of the
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/core.h"
 #include "data/data.h"
@@ -28,6 +30,15 @@ static void usage(FILE *f)
                "       faces_tool dump [--model F] [--min-score S] [--threads N] IMAGE OUT.safetensors\n"
                "--model defaults to " CORED_FACE_MODEL_DEFAULT " (make faces-model), --min-score to %g.\n",
             (double)CORED_FACE_MIN_SCORE);
+}
+
+/* CPU seconds of the whole process (every thread; time spent waiting for a core while
+   other jobs run is not counted). */
+static double cpu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static int fail(const cored_error *e)
@@ -132,16 +143,17 @@ int main(int argc, char **argv)
             status = fail(&err);
             continue;
         }
-        double t1 = cored_now(), best = 1e30;
+        double t1 = cored_now(), best = 1e30, best_cpu = 1e30;
         int n = 0;
         for (int r = 0; r < repeat; r++) {
-            double s = cored_now();
+            double s = cored_now(), c = cpu_now();
             if (cored_faces_detect(det, img.px, img.w, img.h, img.w * 3, min_score, faces, MAX_FACES, &n, &err)) {
                 status = fail(&err);
                 break;
             }
-            double e = cored_now() - s;
+            double e = cored_now() - s, ec = cpu_now() - c;
             if (e < best) best = e;
+            if (ec < best_cpu) best_cpu = ec;
         }
         if (!strcmp(cmd, "dump")) {
             if (dump(det, &img, faces, n, argv[f + 1], &err)) status = fail(&err);
@@ -149,8 +161,8 @@ int main(int argc, char **argv)
         }
         printf("{\"file\": ");
         json_string(path);
-        printf(", \"width\": %d, \"height\": %d, \"decode_ms\": %.3f, \"detect_ms\": %.3f, \"faces\": [", img.w, img.h,
-               (t1 - t0) * 1e3, best * 1e3);
+        printf(", \"width\": %d, \"height\": %d, \"decode_ms\": %.3f, \"detect_ms\": %.3f, \"cpu_ms\": %.3f, "
+               "\"faces\": [", img.w, img.h, (t1 - t0) * 1e3, best * 1e3, best_cpu * 1e3);
         for (int i = 0; i < n; i++)
             printf("%s[%.3f, %.3f, %.3f, %.3f, %.6f]", i ? ", " : "", (double)faces[i].x0, (double)faces[i].y0,
                    (double)faces[i].x1, (double)faces[i].y1, (double)faces[i].score);
