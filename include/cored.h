@@ -228,9 +228,10 @@ typedef struct {
 
 /* Loads the converted weights (safetensors written by tools/face_convert.py). Refused,
    naming the file: a file that is missing or unreadable (CORED_E_IO), not a cored face
-   detector (its metadata's "format"), a tensor missing, extra or of the wrong shape
-   (CORED_E_SHAPE), a non-finite value (CORED_E_NONFINITE), anchors that are not the SSD's
-   (CORED_E_FORMAT). The error's hint says how to make the file. *out is NULL on failure. */
+   detector (its metadata's "format": CORED_E_FORMAT), a tensor missing, extra or of the
+   wrong shape (CORED_E_SHAPE), a non-finite value (CORED_E_NONFINITE), a negative batch
+   norm variance or anchors that are not the SSD's (CORED_E_FORMAT); for a missing or
+   foreign file the error's hint says how to make the right one. *out is NULL on failure. */
 int cored_face_detector_open(cored_face_detector **out, const char *weights_path, cored_error *err);
 void cored_face_detector_free(cored_face_detector *d); /* NULL-safe */
 
