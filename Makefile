@@ -4,6 +4,7 @@
 #   make SANITIZE=1 test   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make demo         the whole protocol on real photographs and simulated forgeries
 #   make bench        speed of cored next to PyTorch on this machine
+#   make faces-model  fetches (npm, pinned, checked) and converts the face detector's weights
 #   make deps         only installs the Debian packages the build needs
 #   make MPI=1        with Open MPI (mpirun -np N cored train ...; docs/distributed.md); the
 #                     default detects it (pkg-config ompi-c), MPI=0 builds without it
@@ -65,8 +66,12 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_LIB:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 LIB      := $(BUILD)/libcored.a
+# The face detector's weights (make faces-model) and the tool that runs it on images.
+FACES_DIR   ?= build/faces
+FACES_MODEL := $(FACES_DIR)/ssd_mobilenetv1_face.safetensors
+FACES_TOOL  := $(BUILD)/faces_tool
 
-.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench fixtures fuzz fuzz-run fuzz-long clean
+.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench fixtures faces-model face-eval fuzz fuzz-run fuzz-long clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -119,12 +124,28 @@ test-c: $(TEST_BIN) | deps
 	  echo "== $$t (OPENBLAS_CORETYPE=$$k: $(INVARIANCE_TESTS))"; \
 	  OPENBLAS_CORETYPE=$$k CORED_TEST_ONLY=$(INVARIANCE_TESTS) $$t; done; done
 
-test-parity: $(BIN) | deps-test
-	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done
+test-parity: $(BIN) $(FACES_TOOL) | deps-test
+	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) FACES_TOOL=./$(FACES_TOOL) $(PYTHON) $$t; done
 
 # Longer end-to-end checks (minutes): CI runs them after `make test`.
 test-slow: $(BIN) | deps-test
 	@set -e; for t in tests/slow_*.py; do echo "== $$t"; CORED=./$(BIN) $(PYTHON) $$t; done
+
+# The face detector (docs/faces.md): SSD-MobileNetV1 from the npm package
+# @vladmandic/face-api, fetched once into build/faces/cache (tools/fetch_faces.sh: pinned
+# version, SHA-256 checked) and converted to safetensors; faces_tool runs it on images.
+$(FACES_TOOL): $(BUILD)/tools/faces_tool.o $(LIB)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(FACES_MODEL): tools/fetch_faces.sh tools/face_convert.py | deps-test
+	tools/fetch_faces.sh $(FACES_DIR)/cache >/dev/null
+	$(PYTHON) tools/face_convert.py $(FACES_DIR)/cache/face-api-1.7.15 $@
+
+faces-model: $(FACES_MODEL)
+
+# Recall, false positives and speed on dlib's annotated photographs (docs/faces.md).
+face-eval: $(FACES_TOOL) $(FACES_MODEL) | deps-test
+	$(PYTHON) tools/face_eval.py --tool $(FACES_TOOL) --model $(FACES_MODEL) --threads $(or $(THREADS),2)
 
 # Real photographs from Debian packages, the simulated continual benchmark, the protocol
 # with TL, DL, TG and CoReD, the report (tools/demo.sh; data cached in build/demo).
@@ -172,4 +193,4 @@ fuzz-long: $(FUZZ_BIN)
 clean:
 	rm -rf build build-san build-fuzz cored
 
--include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(BUILD)/tools/faces_tool.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -198,6 +198,55 @@ int cored_detector_score_file(cored_detector *d, const char *path, float *p_fake
 int cored_detector_score_rgb(cored_detector *d, const uint8_t *rgb, int w, int h, float *p_fake,
                              cored_error *err);
 
+/* ---------------------------------------------------------------- faces */
+
+/* A trained face detector: SSD-MobileNetV1 trained on WIDER FACE (the weights of
+   face-api.js, MIT, shipped in the npm package @vladmandic/face-api 1.7.15), run on
+   cored's own engine. `make faces-model` fetches the package once (tools/fetch_faces.sh:
+   pinned version, SHA-256 checked, cached under build/faces/cache) and converts it
+   (tools/face_convert.py) to CORED_FACE_MODEL_DEFAULT; nothing is downloaded at run time.
+   docs/faces.md has the network, the file format, parity with the package's own
+   JavaScript, and recall, false positives and speed on dlib's annotated photographs.
+
+   A detector holds its weights and working memory (about 60 MB) and is used by one
+   thread at a time; each call runs on cored's threads (cored_set_threads). Detectors are
+   independent: several threads may each use their own. */
+typedef struct cored_face_detector cored_face_detector;
+
+/* Where `make faces-model` writes the converted weights, relative to the repository. */
+#define CORED_FACE_MODEL_DEFAULT "build/faces/ssd_mobilenetv1_face.safetensors"
+/* face-api's default score threshold, the one docs/faces.md measures. */
+#define CORED_FACE_MIN_SCORE 0.5f
+/* Side of the square the network sees: every image is padded to a square (black at the
+   right or bottom) and resized to it; faces below ~40 pixels of it are found less reliably
+   (docs/faces.md, "Small faces"). */
+#define CORED_FACE_INPUT_SIZE 512
+
+typedef struct {
+    float x0, y0;  /* top-left corner, pixels of the input image (0,0 = top-left pixel's corner) */
+    float x1, y1;  /* bottom-right corner; 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h */
+    float score;   /* confidence in (0, 1): the sigmoid of the face class's logit */
+} cored_face;
+
+/* Loads the converted weights (safetensors written by tools/face_convert.py). Refused,
+   naming the file: a file that is missing or unreadable (CORED_E_IO), not a cored face
+   detector (its metadata's "format": CORED_E_FORMAT), a tensor missing, extra or of the
+   wrong shape (CORED_E_SHAPE), a non-finite value (CORED_E_NONFINITE), a negative batch
+   norm variance or anchors that are not the SSD's (CORED_E_FORMAT); for a missing or
+   foreign file the error's hint says how to make the right one. *out is NULL on failure. */
+int cored_face_detector_open(cored_face_detector **out, const char *weights_path, cored_error *err);
+void cored_face_detector_free(cored_face_detector *d); /* NULL-safe */
+
+/* Finds the faces in an 8-bit RGB image of w x h pixels whose rows start `stride` bytes
+   apart (stride >= 3 * w): the boxes scoring above min_score (in [0, 1); 0.5 is face-api's
+   default) after non-maximum suppression at IoU 0.5, in decreasing score order. At most
+   `max` are written to out; *n receives how many were written (0 when the image has no
+   face). Refused (CORED_E_ARG): NULL pointers, w or h < 1, w * h above 64 Mpx, stride <
+   3 * w, min_score outside [0, 1), max < 0. Deterministic: the same pixels give the same
+   faces for any thread count. */
+int cored_faces_detect(cored_face_detector *d, const uint8_t *rgb, int w, int h, int stride,
+                       float min_score, cored_face *out, int max, int *n, cored_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -33,6 +33,15 @@ for p in $want; do
         missing="$missing $p"
     fi
 done
+# Node and npm for the face detector's parity test (tests/parity_faces.py), checked by
+# command rather than by package: a Node from elsewhere (nodesource's bundles npm and
+# conflicts with Debian's npm package) is used as it is.
+for group in "$@"; do
+    if [ "$group" = test ]; then
+        command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+        command -v npm >/dev/null 2>&1 || missing="$missing npm"
+    fi
+done
 [ -z "$missing" ] && exit 0
 
 echo "deps: installing$missing"

@@ -1,8 +1,8 @@
 /*
- * Element-wise ops over flat float arrays: ReLU, SiLU (swish), sigmoid, residual add,
- * per-channel scale (squeeze-excitation), dropout and drop-connect.
- * PyTorch references: F.relu, F.silu (x*sigmoid(x)), torch.sigmoid, F.dropout (inverted),
- * EfficientNet-PyTorch's utils.drop_connect.
+ * Element-wise ops over flat float arrays: ReLU, ReLU6 (inference only), SiLU (swish),
+ * sigmoid, residual add, per-channel scale (squeeze-excitation), dropout and drop-connect.
+ * PyTorch references: F.relu, F.relu6, F.silu (x*sigmoid(x)), torch.sigmoid, F.dropout
+ * (inverted), EfficientNet-PyTorch's utils.drop_connect.
  */
 #include <math.h>
 #include <string.h>
@@ -37,6 +37,15 @@ CORED_CLONES static void relu_bwd(float *dx, const float *dy, const float *y, si
 {
     #pragma omp simd
     for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+CORED_CLONES static void relu6_fwd(float *y, const float *x, size_t n)
+{
+    #pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] > 0.0f ? x[i] : 0.0f;
+        y[i] = v < 6.0f ? v : 6.0f;
+    }
 }
 
 CORED_CLONES static void silu_fwd(float *y, const float *x, size_t n)
@@ -98,6 +107,11 @@ void cored_relu_forward(float *y, const float *x, size_t n)
 void cored_relu_backward(float *dx, const float *dy, const float *y, size_t n)
 {
     EW_PARALLEL(n, relu_bwd(dx + lo, dy + lo, y + lo, len));
+}
+
+void cored_relu6_forward(float *y, const float *x, size_t n)
+{
+    EW_PARALLEL(n, relu6_fwd(y + lo, x + lo, len));
 }
 
 void cored_silu_forward(float *y, const float *x, size_t n)

@@ -100,6 +100,9 @@ void cored_bn_backward_eval(float *dx, float *dgamma, float *dbeta, const float 
 
 void cored_relu_forward(float *y, const float *x, size_t n);
 void cored_relu_backward(float *dx, const float *dy, const float *y, size_t n); /* y: output */
+/* min(max(x, 0), 6) (MobileNet's ReLU6, as tf.clipByValue(x, 0, 6)); inference only. NaN
+   gives 0 (the comparisons are false), as the kernels never enable FP traps. */
+void cored_relu6_forward(float *y, const float *x, size_t n);
 void cored_silu_forward(float *y, const float *x, size_t n);                  /* x*sigmoid(x) */
 void cored_silu_backward(float *dx, const float *dy, const float *x, size_t n);
 void cored_sigmoid_forward(float *y, const float *x, size_t n);
