@@ -247,6 +247,16 @@ void cored_face_detector_free(cored_face_detector *d); /* NULL-safe */
 int cored_faces_detect(cored_face_detector *d, const uint8_t *rgb, int w, int h, int stride,
                        float min_score, cored_face *out, int max, int *n, cored_error *err);
 
+/* The square a face is cropped to, as FaceForensics++ crops: side = margin x the box's
+   longer side, centred on the box, shifted to lie inside the w x h image where it fits
+   (larger than the image, it stays centred and overhangs). box: x0, y0, x1, y1 in pixels
+   (x1 - x0 == y1 - y0 >= 1). */
+void cored_face_square(const cored_face *f, float margin, int w, int h, int box[4]);
+/* That square of rgb (w x h, stride bytes per row), black where it overhangs, resized to
+   size x size with the training resize (PIL's bilinear) into out (size*size*3 bytes). */
+int cored_face_crop(uint8_t *out, int size, const uint8_t *rgb, int w, int h, int stride, const cored_face *f,
+                    float margin, cored_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "data/data.h"
 #include "faces/faces.h"
 #include "harness.h"
 #include "io/safetensors.h"
@@ -534,6 +535,39 @@ static void test_alloc_failures(void)
     }
 }
 
+/* The FaceForensics++ crop: the box x margin as a square around its centre, shifted inside
+   the image where it fits, black where it overhangs, then the training resize. */
+static void test_crop(void)
+{
+    int b[4];
+    cored_face f = {40, 50, 60, 90, 0.9f}; /* 20 x 40, centre (50, 70) */
+    cored_face_square(&f, 1.3f, 200, 100, b);
+    CHECK(b[0] == 24 && b[1] == 44 && b[2] == 76 && b[3] == 96); /* side 52 */
+    cored_face edge = {0, 0, 30, 30, 0.9f};
+    cored_face_square(&edge, 1.3f, 200, 100, b);
+    CHECK(b[0] == 0 && b[1] == 0 && b[2] == 39 && b[3] == 39); /* shifted in, not cut */
+    cored_face big = {0, 0, 20, 16, 0.9f};
+    cored_face_square(&big, 2.0f, 30, 20, b);
+    CHECK(b[2] - b[0] == 40 && b[0] == -10 && b[1] == -12); /* larger than the image: centred, overhanging */
+
+    enum { W = 30, H = 20 };
+    uint8_t img[H][W][3], out[8 * 8 * 3], want[8 * 8 * 3], sq[40 * 40 * 3];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) img[y][x][0] = (uint8_t)(x * 8), img[y][x][1] = (uint8_t)(y * 12), img[y][x][2] = 200;
+    cored_error err = {0};
+    CHECK(cored_face_crop(out, 8, &img[0][0][0], W, H, W * 3, &big, 2.0f, &err) == 0);
+    memset(sq, 0, sizeof sq);
+    for (int y = 0; y < 40; y++)
+        for (int x = 0; x < 40; x++)
+            if (y - 12 >= 0 && y - 12 < H && x - 10 >= 0 && x - 10 < W) memcpy(&sq[(y * 40 + x) * 3], img[y - 12][x - 10], 3);
+    cored_resizer rz = {0};
+    CHECK(cored_resize_rgb8(want, 8, 8, sq, 40, 40, &rz, &err) == 0);
+    cored_resizer_release(&rz);
+    CHECK(memcmp(out, want, sizeof out) == 0);
+    CHECK(cored_face_crop(out, 8, &img[0][0][0], W, H, W * 3 - 1, &big, 2.0f, &err) == CORED_E_ARG);
+    CHECK(cored_face_crop(out, 8, &img[0][0][0], W, H, W * 3, &big, 0.0f, &err) == CORED_E_ARG);
+}
+
 int main(void)
 {
     RUN(test_relu6);
@@ -545,5 +579,6 @@ int main(void)
     RUN(test_detect);
     RUN(test_bad_files);
     RUN(test_alloc_failures);
+    RUN(test_crop);
     return test_finish();
 }
