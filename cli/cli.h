@@ -25,6 +25,30 @@ int cmd_protocol(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_pack(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_faces(int argc, char **argv);
+
+/* A growing list of strings (cli/media.c). */
+typedef struct {
+    char **v;
+    int n, cap;
+} cli_strlist;
+int cli_strlist_push(cli_strlist *l, const char *s); /* -1 when out of memory */
+void cli_strlist_free(cli_strlist *l);
+
+/* Files that are neither: how many, and the first one met. */
+typedef struct {
+    int n;
+    char example[4096];
+} cli_media_others;
+
+/* Appends the files under dir whose kind (cored_media_kind_of: 1u << CORED_MEDIA_IMAGE,
+   1u << CORED_MEDIA_VIDEO) is in `kinds`, recursively, each folder's entries in bytewise
+   order, hidden entries skipped, a symbolic-link loop entered once; the other files are
+   counted in others (may be NULL). -1 (errno set) when a folder cannot be read. */
+int cli_media_walk(cli_strlist *out, const char *dir, unsigned kinds, cli_media_others *others);
+/* CORED_FACE_MODEL_DEFAULT where it is: relative to the working folder, else to the folder
+   of the cored executable (or its parent); the relative path when neither has it. */
+const char *cli_face_model_default(void);
 
 /* Prints "cored: error: <msg>" and the hint, if any, to stderr. */
 void cli_print_error(const cored_error *err);
