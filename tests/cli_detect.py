@@ -81,8 +81,9 @@ def main():
         r = t.run(*base, "--out", out_csv, *inputs, ok=False)
         with open(out_csv, newline="") as f:
             table = list(csv.reader(f))
-        t.check(table[0] == ["path", "p_fake", "label", "error"] and len(table) == 11 and
-                all(len(row) == 4 for row in table), f"CSV header and rows: {table[:2]}")
+        t.check(table[0][:4] == ["path", "p_fake", "label", "error"] and len(table) == 11 and
+                all(len(row) == len(table[0]) for row in table) and
+                all(row[4] == "image" for row in table[1:] if row[1]), f"CSV header and rows: {table[:2]}")
         t.check([row[0] for row in table[1:]] == [x["path"] for x in rows], "CSV paths, commas and quotes included")
         t.check(all(abs(float(row[1]) - x["p_fake"]) < 2e-6 and row[2] == x["label"] and row[3] == ""
                     for row, x in zip(table[1:], rows) if "p_fake" in x), "CSV scores and labels match the JSON lines")
