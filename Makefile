@@ -59,7 +59,7 @@ BIN      := $(if $(filter 1,$(SANITIZE)),$(BUILD)/cored,cored)
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
-TEST_LIB := tests/harness.c tests/ref_ops.c
+TEST_LIB := tests/harness.c tests/ref_ops.c tests/video_writer.c
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -70,6 +70,7 @@ LIB      := $(BUILD)/libcored.a
 FACES_DIR   ?= build/faces
 FACES_MODEL := $(FACES_DIR)/ssd_mobilenetv1_face.safetensors
 FACES_TOOL  := $(BUILD)/faces_tool
+VIDEO_TOOL  := $(BUILD)/tests/tool_video
 
 .PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench fixtures faces-model face-eval fuzz fuzz-run fuzz-long clean
 all: $(BIN) $(LIB)
@@ -124,8 +125,13 @@ test-c: $(TEST_BIN) | deps
 	  echo "== $$t (OPENBLAS_CORETYPE=$$k: $(INVARIANCE_TESTS))"; \
 	  OPENBLAS_CORETYPE=$$k CORED_TEST_ONLY=$(INVARIANCE_TESTS) $$t; done; done
 
-test-parity: $(BIN) $(FACES_TOOL) | deps-test
-	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) FACES_TOOL=./$(FACES_TOOL) $(PYTHON) $$t; done
+test-parity: $(BIN) $(FACES_TOOL) $(VIDEO_TOOL) | deps-test
+	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) FACES_TOOL=./$(FACES_TOOL) VIDEO_TOOL=./$(VIDEO_TOOL) $(PYTHON) $$t; done
+
+# Test videos from photographs with a moving crop (tests/cli_faces.py), with the encoder
+# of tests/test_media_video.c (tests/video_writer.c).
+$(VIDEO_TOOL): $(BUILD)/tests/tool_video.o $(BUILD)/tests/video_writer.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Longer end-to-end checks (minutes): CI runs them after `make test`.
 test-slow: $(BIN) | deps-test
@@ -193,4 +199,4 @@ fuzz-long: $(FUZZ_BIN)
 clean:
 	rm -rf build build-san build-fuzz cored
 
--include $(BUILD)/tools/faces_tool.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(BUILD)/tools/faces_tool.d $(BUILD)/tests/tool_video.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)
