@@ -71,8 +71,9 @@ FACES_DIR   ?= build/faces
 FACES_MODEL := $(FACES_DIR)/ssd_mobilenetv1_face.safetensors
 FACES_TOOL  := $(BUILD)/faces_tool
 VIDEO_TOOL  := $(BUILD)/tests/tool_video
+BENCH_VIDEO := $(BUILD)/bench_video
 
-.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench fixtures faces-model face-eval fuzz fuzz-run fuzz-long clean
+.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench fixtures faces-model face-eval bench-faces fuzz fuzz-run fuzz-long clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -165,6 +166,15 @@ fixtures: | deps-test
 bench: $(BIN) | deps-test
 	CORED=./$(BIN) $(PYTHON) tools/bench.py
 
+# The face pipeline (decode + detect + crop) on a 720p H.264 video, cored next to face-api's
+# own JavaScript under Node with the ffmpeg command decoding (docs/faces.md, README "Speed").
+$(BENCH_VIDEO): $(BUILD)/tools/bench_video.o $(BUILD)/tests/video_writer.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+bench-faces: $(BIN) $(BENCH_VIDEO) $(FACES_MODEL) | deps-test
+	$(PYTHON) tools/bench_faces.py --cored ./$(BIN) --video-tool $(BENCH_VIDEO) --model $(FACES_MODEL) \
+	  --threads $(or $(THREADS),2)
+
 # libFuzzer targets (clang 14): fuzz/fuzz_<name>.c, seed corpus fuzz/corpus/<name>/,
 # crash regressions fuzz/regress/<name>/ (replayed first by fuzz-run). fuzz-run is CI's
 # short run; fuzz-long the nightly one, 10 minutes per target, ending with libFuzzer's
@@ -199,4 +209,4 @@ fuzz-long: $(FUZZ_BIN)
 clean:
 	rm -rf build build-san build-fuzz cored
 
--include $(BUILD)/tools/faces_tool.d $(BUILD)/tests/tool_video.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(BUILD)/tools/faces_tool.d $(BUILD)/tools/bench_video.d $(BUILD)/tests/tool_video.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)

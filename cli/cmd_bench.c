@@ -14,7 +14,12 @@
  *    the way a detector serves single-image requests: throughput over all instances.
  * Each measurement is the median over repetitions after warm-up; every repetition runs
  * enough steps to last about --min-time seconds. With --data it measures the loader
- * instead (cored_bench_loader): images per second from JPEG files or a pack.
+ * instead (cored_bench_loader): images per second from JPEG files or a pack. With --faces
+ * VIDEO, the face pipeline that `cored faces` runs: decode N evenly sampled frames
+ * (cored_video_*), detect the faces (cored_faces_detect), crop the largest face as
+ * FaceForensics++ does (cored_face_crop); frames per second of the three together, each
+ * round a whole pass over the video, the median round reported with each stage's share
+ * (tools/bench_faces.py runs it next to face-api's own JavaScript).
  */
 #include <omp.h>
 #include <stdio.h>
@@ -27,6 +32,7 @@
 #include "train_cli.h"
 #include "core/core.h"
 #include "data/data.h"
+#include "media/video.h"
 #include "models/model.h"
 #include "ops/ops.h"
 #include "train/step.h"
@@ -45,10 +51,17 @@ static const cli_doc doc = {
     "The steps are the library's, set as cored train and cored adapt set them: --optimizer acts\n"
     "in both, --freeze-bn and --rep in CoReD's.\n\n"
     "With --data, the speed of the data loader instead: images/s from DIR/<task>/train with\n"
-    "flip, opposite-class CutMix and shuffling, at --batch, --size and --threads.",
+    "flip, opposite-class CutMix and shuffling, at --batch, --size and --threads.\n\n"
+    "With --faces VIDEO, the speed of the face pipeline of cored faces instead, in frames/s:\n"
+    "decode --frames frames evenly sampled from VIDEO, detect the faces (SSD-MobileNetV1,\n"
+    "make faces-model), crop the largest face (box x --margin as a square, resized to --crop\n"
+    "px); each repetition is one pass over the video, the median pass is reported with the\n"
+    "time per frame of each stage. tools/bench_faces.py (make bench-faces) runs it next to the\n"
+    "detector's reference implementation (face-api's JavaScript under Node).",
     "cored bench --model xception --batch 32 --size 128 --threads 2\n"
     "cored bench --model tiny --only cored --rep vector --profile --json\n"
-    "cored bench --data data --task Blend --pack data/.cored-pack-128.bin --seconds 2"};
+    "cored bench --data data --task Blend --pack data/.cored-pack-128.bin --seconds 2\n"
+    "cored bench --faces clip.mp4 --frames 32 --threads 2 --json"};
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -346,11 +359,118 @@ done:
     return rc;
 }
 
+/* ---------------------------------------------------------------- --faces */
+
+typedef struct {
+    double total_s, detect_s, crop_s; /* decode: total - detect - crop (open and seeks included) */
+    int frames, with_face, faces;
+} faces_pass;
+
+typedef struct {
+    const char *video;
+    int frames, crop;
+    float margin;
+    cored_face_detector *det;
+    uint8_t *out;             /* crop x crop x 3 */
+    cored_video_info info;
+} faces_bench;
+
+/* One pass: open the video, sample fb->frames frames, detect, crop the largest face. */
+static int faces_pass_run(faces_bench *fb, faces_pass *r, cored_error *err)
+{
+    memset(r, 0, sizeof *r);
+    cored_face faces[64];
+    cored_video *v = NULL;
+    const cored_video_options vo = {.threads = 1};
+    double t0 = cored_now();
+    int rc = cored_video_open(&v, fb->video, &vo, err);
+    cored_video_sampling how = {.count = fb->frames};
+    if (!rc) rc = cored_video_start(v, &how, err);
+    cored_video_frame f;
+    while (!rc && (rc = cored_video_next(v, &f, err)) == 1) {
+        rc = 0;
+        int n = 0;
+        double t1 = cored_now();
+        rc = cored_faces_detect(fb->det, f.px, f.w, f.h, 3 * f.w, CORED_FACE_MIN_SCORE, faces, 64, &n, err);
+        double t2 = cored_now();
+        r->detect_s += t2 - t1;
+        r->frames++;
+        if (rc || !n) continue;
+        int best = 0;
+        for (int k = 1; k < n; k++)
+            if ((faces[k].x1 - faces[k].x0) * (faces[k].y1 - faces[k].y0) >
+                (faces[best].x1 - faces[best].x0) * (faces[best].y1 - faces[best].y0))
+                best = k;
+        rc = cored_face_crop(fb->out, fb->crop, f.px, f.w, f.h, 3 * f.w, &faces[best], fb->margin, err);
+        r->crop_s += cored_now() - t2;
+        r->with_face++;
+        r->faces += n;
+    }
+    if (rc > 0) rc = 0;
+    if (!rc && v) fb->info = *cored_video_get_info(v);
+    cored_video_close(v);
+    r->total_s = cored_now() - t0;
+    if (!rc && r->frames == 0) rc = CORED_FAIL(err, CORED_E_FORMAT, "%s: no frame could be decoded", fb->video);
+    return rc;
+}
+
+static int cmp_pass(const void *a, const void *b)
+{
+    const faces_pass *x = a, *y = b;
+    double u = x->frames / x->total_s, w = y->frames / y->total_s;
+    return u < w ? -1 : u > w;
+}
+
+static int bench_faces(const char *video, const char *model, int frames, int crop, float margin, int threads,
+                       int reps, int warmup, int json, cored_error *err)
+{
+    faces_bench fb = {.video = video, .frames = frames, .crop = crop, .margin = margin};
+    faces_pass *runs = calloc((size_t)reps, sizeof *runs), tmp;
+    fb.out = malloc((size_t)crop * crop * 3);
+    int rc = runs && fb.out ? CORED_OK : CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
+    if (!rc) rc = cored_face_detector_open(&fb.det, model, err);
+    if (!rc && !json)
+        fprintf(stderr, "bench: faces in %s, %d frames per pass, %d threads, %d passes after %d warm-up\n", video, frames,
+                threads, reps, warmup);
+    for (int i = 0; i < warmup && !rc; i++) rc = faces_pass_run(&fb, &tmp, err);
+    for (int i = 0; i < reps && !rc; i++) rc = faces_pass_run(&fb, &runs[i], err);
+    if (!rc) {
+        qsort(runs, (size_t)reps, sizeof *runs, cmp_pass);
+        const faces_pass *m = &runs[reps / 2];
+        double fps = m->frames / m->total_s, lo = runs[0].frames / runs[0].total_s;
+        double hi = runs[reps - 1].frames / runs[reps - 1].total_s;
+        double ms = 1e3 / m->frames, dec = (m->total_s - m->detect_s - m->crop_s) * ms;
+        const cored_video_info *in = &fb.info;
+        if (json)
+            printf("{\"video\":\"%s\",\"width\":%d,\"height\":%d,\"codec\":\"%s\",\"video_frames\":%lld,"
+                   "\"frames\":%d,\"threads\":%d,\"reps\":%d,\"frames_per_s\":%.3f,\"min_frames_per_s\":%.3f,"
+                   "\"max_frames_per_s\":%.3f,\"ms_per_frame\":%.3f,\"decode_ms\":%.3f,\"detect_ms\":%.3f,"
+                   "\"crop_ms\":%.3f,\"frames_with_face\":%d,\"faces\":%d,\"crop\":%d,\"margin\":%g}\n",
+                   video, in->width, in->height, in->codec, (long long)in->frame_count, m->frames, threads, reps, fps,
+                   lo, hi, m->total_s * ms, dec, m->detect_s * ms, m->crop_s * ms, m->with_face, m->faces, crop,
+                   margin);
+        else {
+            printf("faces: %s (%dx%d %s, %lld frames), %d sampled, %d threads\n", video, in->width, in->height,
+                   in->codec, (long long)in->frame_count, m->frames, threads);
+            printf("  decode + detect + crop  %8.2f frames/s  (median of %d; %.2f..%.2f)\n", fps, reps, lo, hi);
+            printf("  per frame               %8.1f ms = decode %.1f + detect %.1f + crop %.2f\n", m->total_s * ms, dec,
+                   m->detect_s * ms, m->crop_s * ms);
+            printf("  faces                   %d found, a face in %d of %d frames, crops of %d px\n", m->faces,
+                   m->with_face, m->frames, crop);
+        }
+    }
+    cored_face_detector_free(fb.det);
+    free(fb.out);
+    free(runs);
+    return rc;
+}
+
 int cmd_bench(int argc, char **argv)
 {
     static const char *const whats[] = {"train", "cored", "infer", "infer1", "serve1", NULL};
-    const char *data = NULL, *task = NULL, *pack = NULL;
-    int only_i = -1, profile = 0, json = 0;
+    const char *data = NULL, *task = NULL, *pack = NULL, *faces = NULL, *face_model = CORED_FACE_MODEL_DEFAULT;
+    int only_i = -1, profile = 0, json = 0, frames = 32, crop = 256;
+    float margin = 1.3f;
     bench_cfg b = {.reps = 5, .warmup = 2, .min_time = 0.5};
     float seconds = 3.0f;
     cored_train_cfg cfg; /* the steps' settings: the training defaults, then the options */
@@ -369,7 +489,7 @@ int cmd_bench(int argc, char **argv)
         train_cli_opt("freeze_bn", &cfg.freeze_bn, 0),
         train_cli_opt("rep", &cfg.rep, 0),
         {"reps", OPT_INT, &b.reps, 1, 1000, NULL, "N", "timed repetitions, the median reported"},
-        {"warmup", OPT_INT, &b.warmup, 0, 1000, NULL, "N", "untimed steps first"},
+        {"warmup", OPT_INT, &b.warmup, 0, 1000, NULL, "N", "untimed steps first (with --faces: passes, default 1)"},
         {"min-time", OPT_DOUBLE, &b.min_time, 0, 3600, NULL, "S", "seconds per repetition at least"},
         {"profile", OPT_FLAG, &profile, 0, 0, NULL, NULL, "per-op share of the training step (forward and backward)"},
         {"json", OPT_FLAG, &json, 0, 0, NULL, NULL, "one JSON object on standard output instead of the table"},
@@ -378,9 +498,39 @@ int cmd_bench(int argc, char **argv)
         {"task", OPT_STR, &task, 0, 0, NULL, "NAME", "with --data: the task folder", "the first task under DIR"},
         {"pack", OPT_STR, &pack, 0, 0, NULL, "FILE", "with --data: read this pack instead of decoding the image files"},
         {"seconds", OPT_FLOAT, &seconds, 0.1, 3600, NULL, "S", "with --data: seconds per repetition"},
+        {"faces", OPT_STR, &faces, 0, 0, NULL, "VIDEO",
+         "measure decoding + face detection + cropping on VIDEO instead of a model", NULL, OPT_ALONE},
+        {"frames", OPT_INT, &frames, 1, 100000, NULL, "N", "with --faces: frames sampled evenly per pass"},
+        {"face-model", OPT_STR, &face_model, 0, 0, NULL, "FILE", "with --faces: the face detector (make faces-model)"},
+        {"crop", OPT_INT, &crop, 16, 4096, NULL, "PX", "with --faces: side of the face crops"},
+        {"margin", OPT_FLOAT, &margin, 1, 10, NULL, "F", "with --faces: the crop's side over the box's longer side"},
     };
-    int rc = opts_parse(&doc, argc, argv, defs, sizeof defs / sizeof defs[0], NULL, 0, NULL, NULL);
+    enum { N_DEFS = sizeof defs / sizeof defs[0] };
+    unsigned char given[N_DEFS];
+    int rc = opts_parse(&doc, argc, argv, defs, N_DEFS, NULL, 0, NULL, given);
     if (rc) return rc == 1 ? 0 : rc;
+    for (int i = 0; i < N_DEFS; i++) {
+        const char *n = defs[i].name;
+        int faces_opt = !strcmp(n, "frames") || !strcmp(n, "face-model") || !strcmp(n, "crop") || !strcmp(n, "margin");
+        if (given[i] && faces_opt && !faces) return cli_usage_error("bench", "--%s goes with --faces", n);
+        if (given[i] && faces && !faces_opt && strcmp(n, "faces") && strcmp(n, "threads") && strcmp(n, "reps") &&
+            strcmp(n, "warmup") && strcmp(n, "json"))
+            return cli_usage_error("bench", "--%s does not go with --faces", n);
+    }
+    if (faces) {
+        if (cfg.arch || data) return cli_usage_error("bench", "--faces measures the face pipeline alone; drop --model/--data");
+        int threads = cored_set_threads(cfg.threads);
+        cored_error err = {0};
+        /* one untimed pass unless told otherwise: a pass is a whole video */
+        int warm = 1;
+        for (int i = 0; i < N_DEFS; i++)
+            if (given[i] && !strcmp(defs[i].name, "warmup")) warm = b.warmup;
+        if (bench_faces(faces, face_model, frames, crop, margin, threads, b.reps, warm, json, &err)) {
+            cli_print_error(&err);
+            return 1;
+        }
+        return 0;
+    }
     const char *arch = cfg.arch, *only = only_i >= 0 ? whats[only_i] : NULL;
     if (arch && data) return cli_usage_error("bench", "--model and --data measure different things; give one");
     if (!data && (task || pack))

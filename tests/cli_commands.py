@@ -30,7 +30,7 @@ def main():
         r = t.run(cmd, "--help")
         t.check("(required)" in r.stdout and "\nexamples:\n  cored " + cmd in r.stdout, f"{cmd} --help layout")
     r = t.run("bench", ok=False)
-    t.check(r.returncode == 2 and "--model is required (or --data)" in r.stderr, "bench without --model or --data")
+    t.check(r.returncode == 2 and "--model is required (or --data or --faces)" in r.stderr, "bench without --model or --data")
     t.check(t.run("init", "--model", "tiny", "--out", "x", ok=False).returncode == 2, "init without --seed exits 2")
     r = t.run("bench", "--model", "tiny", "--size", "32", "--batch", "4", "--threads", "1", "--reps", "1",
               "--warmup", "0", "--min-time", "0", "--only", "cored", "--rep", "vector", "--optimizer", "adam", "--json")

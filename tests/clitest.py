@@ -35,12 +35,18 @@ def run(*args, ok=True, env=None):
     return r
 
 
-def make_data(root, size=32, per_class=(60, 20, 30, 20), tasks=("A", "B"), a_amp=0.06, confound=(0.0, 0.0)):
+def make_data(root, size=32, per_class=(60, 20, 30, 20), tasks=("A", "B"), a_amp=0.06, confound=(0.0, 0.0),
+              videos=0, clean_frames=0):
     """Two tasks with planted artifacts: A's fakes carry a checkerboard of amplitude a_amp,
     B's a flat (re-rendered) patch. confound = (fraction, amplitude): that fraction of B's
     real images carries a checkerboard too (an innocent pattern that task 1's detector takes
     for a forgery), which makes fine-tuning on B interfere with task 1.
-    per_class: images per class in train, val, test and TransferLearning/train."""
+    per_class: images per class in train, val, test and TransferLearning/train.
+    videos = k > 0: per-video folders, the layout `cored faces` writes: image i of a class goes
+    to <class>/v<i // k>/<i>.png (k frames per video). clean_frames = c: in every fake video
+    of the test splits, the first c frames carry no forgery (a real image, as frames where a
+    manipulation does not show), so that the video AUC (the mean p(fake) per video) differs
+    from the frame AUC."""
     yy, xx = np.mgrid[0:size, 0:size]
     checker = (((yy + xx) % 2) * 2 - 1)[..., None]
     seed = 0
@@ -75,8 +81,10 @@ def make_data(root, size=32, per_class=(60, 20, 30, 20), tasks=("A", "B"), a_amp
                 img = real(r)
                 if task != tasks[0] and r.uniform() < confound[0]:
                     img = img + confound[1] * checker
-                save(img, f"{base}/real/{i:04d}.png")
-                save(fake(task, real(r), r), f"{base}/fake/{i:04d}.png")
+                name = f"v{i // videos:03d}/{i:04d}.png" if videos else f"{i:04d}.png"
+                save(img, f"{base}/real/{name}")
+                clean = split == "test" and videos and i % videos < clean_frames
+                save(real(r) if clean else fake(task, real(r), r), f"{base}/fake/{name}")
 
 
 def tensors(path):

@@ -2,7 +2,9 @@
  * The protocol report: per method the task x task AUC matrix (rows: after step i; columns:
  * task j, upper triangle included), mean AUC over seen tasks per step, BWT and forgetting;
  * a summary table laid out like the paper's (methods x steps); as Markdown, CSV and JSON,
- * with PNG plots (AUC heat maps, mean AUC per step, ROC curves of the final models).
+ * with PNG plots (AUC heat maps, mean AUC per step, ROC curves of the final models). Tasks
+ * whose split has per-video folders also get the same at the video level (video AUC: the
+ * mean p(fake) of each video's frames, AUC over videos) next to the frame level.
  */
 #ifndef CORED_REPORT_H
 #define CORED_REPORT_H
@@ -17,6 +19,9 @@ typedef struct {
     const char *methods[CORED_REPORT_MAX];
     /* [method][step][task], in %, NaN when missing or undefined (one class) */
     double *auc, *acc;
+    /* the same per video, NaN where a task's split has no per-video folders */
+    double *video_auc, *video_acc;
+    int videos[CORED_REPORT_MAX]; /* 1: task j's split has per-video folders */
     /* scores of each method's final model on each task's split: [method][task] */
     const float *scores[CORED_REPORT_MAX][CORED_REPORT_MAX];
     const int *labels[CORED_REPORT_MAX][CORED_REPORT_MAX];
@@ -33,6 +38,15 @@ static inline double *cored_report_auc(const cored_report *r, int m, int step, i
 static inline double *cored_report_acc(const cored_report *r, int m, int step, int task)
 {
     return &r->acc[((size_t)m * r->n_tasks + step) * r->n_tasks + task];
+}
+
+static inline double *cored_report_video_auc(const cored_report *r, int m, int step, int task)
+{
+    return &r->video_auc[((size_t)m * r->n_tasks + step) * r->n_tasks + task];
+}
+static inline double *cored_report_video_acc(const cored_report *r, int m, int step, int task)
+{
+    return &r->video_acc[((size_t)m * r->n_tasks + step) * r->n_tasks + task];
 }
 
 /* Writes dir/report.md, report.csv, report.json and the PNG plots in dir/plots. */

@@ -13,6 +13,7 @@
 #include "eval/evaluate.h"
 #include "eval/metrics.h"
 #include "eval/report.h"
+#include "eval/videos.h"
 #include "io/checkpoint.h"
 #include "io/json.h"
 #include "io/safetensors.h"
@@ -115,7 +116,7 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
     const cored_train_cfg *b = &p->base;
     cored_model *m = NULL;
     float *scores[CORED_MAX_TASKS] = {0}, *flabels[CORED_MAX_TASKS] = {0};
-    int *labels = NULL, counts[CORED_MAX_TASKS] = {0};
+    int *labels = NULL, *index = NULL, counts[CORED_MAX_TASKS] = {0};
     cored_st_out outs[2 * CORED_MAX_TASKS];
     char names[2 * CORED_MAX_TASKS][CORED_NAME_MAX + 16];
     cJSON *j = cJSON_CreateObject(), *tasks = cJSON_CreateObject();
@@ -128,7 +129,8 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
     for (int i = 0; i < p->n_tasks && !rc; i++) {
         cored_dataset *ds = NULL;
         cored_loader *l = NULL;
-        cored_metrics res;
+        cored_video_groups g = {0};
+        cored_metrics res, vres;
         if (cored_dist_size() == 1 && stopped_as(p, 0, err)) { /* under mpirun: at the next step */
             rc = CORED_E_STOPPED;
             break;
@@ -139,15 +141,22 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
             scores[i] = cored_alloc(sizeof(float) * (size_t)(count ? count : 1));
             flabels[i] = cored_alloc(sizeof(float) * (size_t)(count ? count : 1));
             labels = cored_realloc(labels, sizeof(int) * (size_t)(count ? count : 1));
-            if (!scores[i] || !flabels[i] || !labels) rc = CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
+            index = cored_realloc(index, sizeof(int) * (size_t)(count ? count : 1));
+            if (!scores[i] || !flabels[i] || !labels || !index) rc = CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
         }
         cored_loader_opts o = cored_eval_loader_opts(&base, b->batch);
+        if (!rc) rc = cored_video_groups_build(&g, ds, err);
         if (!rc) rc = cored_loader_create(&l, ds, &o, err);
-        if (!rc) rc = cored_eval_scores(scores[i], labels, NULL, &n, m, l, err);
+        if (!rc) rc = cored_eval_scores(scores[i], labels, index, &n, m, l, err);
         if (!rc) rc = cored_metrics_compute(&res, scores[i], labels, n, err);
+        /* frames in per-video folders: the video level too (mean p(fake) per folder) */
+        if (!rc && g.n_folders) rc = cored_video_metrics(&vres, &g, scores[i], labels, index, n, NULL, NULL, NULL, err);
         cored_loader_free(l);
         cored_dataset_free(ds);
-        if (rc) break;
+        if (rc) {
+            cored_video_groups_release(&g);
+            break;
+        }
         counts[i] = n;
         for (int k = 0; k < n; k++) flabels[i][k] = (float)labels[k];
         cJSON *o2 = cJSON_CreateObject();
@@ -157,6 +166,8 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
         cJSON_AddItemToObject(o2, "acc_fake", cored_json_number(res.acc_fake));
         cJSON_AddNumberToObject(o2, "n_real", res.n_real);
         cJSON_AddNumberToObject(o2, "n_fake", res.n_fake);
+        cJSON_AddItemToObject(o2, "videos", g.n_folders ? cored_video_metrics_json(&vres, &g, n) : cJSON_CreateNull());
+        cored_video_groups_release(&g);
         cJSON_AddItemToObject(tasks, p->tasks[i], o2);
     }
     if (!rc) {
@@ -181,6 +192,7 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
         cJSON_Delete(j);
     for (int i = 0; i < p->n_tasks; i++) cored_free(scores[i]), cored_free(flabels[i]);
     cored_free(labels);
+    cored_free(index);
     cored_model_free(m);
     return rc;
 }
@@ -247,6 +259,13 @@ static int read_eval(const cored_protocol_cfg *p, const char *dir, cored_report 
         const cJSON *auc = cJSON_GetObjectItemCaseSensitive(o, "auc"), *acc = cJSON_GetObjectItemCaseSensitive(o, "acc");
         *cored_report_auc(r, m, step, t) = cJSON_IsNumber(auc) ? 100 * auc->valuedouble : NAN;
         *cored_report_acc(r, m, step, t) = cJSON_IsNumber(acc) ? 100 * acc->valuedouble : NAN;
+        /* the video level: an object when the split has per-video folders (null, or absent in
+           an evaluation written before cored knew videos, otherwise) */
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "videos");
+        const cJSON *vauc = cJSON_GetObjectItemCaseSensitive(v, "auc"), *vacc = cJSON_GetObjectItemCaseSensitive(v, "acc");
+        *cored_report_video_auc(r, m, step, t) = cJSON_IsNumber(vauc) ? 100 * vauc->valuedouble : NAN;
+        *cored_report_video_acc(r, m, step, t) = cJSON_IsNumber(vacc) ? 100 * vacc->valuedouble : NAN;
+        if (cJSON_IsObject(v)) r->videos[t] = 1;
     }
     cJSON_Delete(j);
     return CORED_OK;
@@ -271,9 +290,11 @@ static int build_report(const cored_protocol_cfg *p, char *summary, size_t n, co
     size_t cells = (size_t)r.n_methods * r.n_tasks * r.n_tasks;
     r.auc = cored_alloc(sizeof(double) * cells);
     r.acc = cored_alloc(sizeof(double) * cells);
+    r.video_auc = cored_alloc(sizeof(double) * cells);
+    r.video_acc = cored_alloc(sizeof(double) * cells);
     cored_st_file *finals[CORED_REPORT_MAX] = {0};
     float *scores[CORED_REPORT_MAX][CORED_REPORT_MAX] = {{0}};
-    int rc = r.auc && r.acc ? CORED_OK : CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
+    int rc = r.auc && r.acc && r.video_auc && r.video_acc ? CORED_OK : CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
     char dir[4096];
     for (int m = 0; m < p->n_methods && !rc; m++)
         for (int k = 0; k < p->n_tasks && !rc; k++) {
@@ -334,6 +355,8 @@ static int build_report(const cored_protocol_cfg *p, char *summary, size_t n, co
     }
     cored_free(r.auc);
     cored_free(r.acc);
+    cored_free(r.video_auc);
+    cored_free(r.video_acc);
     return rc;
 }
 
