@@ -12,7 +12,7 @@ import tempfile
 import clitest as t
 
 TINY = ["--model", "tiny", "--batch", "16", "--epochs", "2", "--threads", "1", "--quiet"]
-COMMANDS = ["train", "adapt", "eval", "protocol", "detect", "forward", "grad", "init", "bench", "data", "pack",
+COMMANDS = ["train", "adapt", "eval", "protocol", "detect", "faces", "forward", "grad", "init", "bench", "data", "pack",
             "synth"]
 
 
