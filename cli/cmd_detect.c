@@ -379,7 +379,7 @@ static int score_image(run *R, const char *path, cored_image *img, uint8_t **fil
 int cmd_detect(int argc, char **argv)
 {
     const char *ckpt = NULL, *out = NULL, *face_model = cli_face_model_default();
-    int batch = 16, threads = 0, whole = 0, frames = 32;
+    int batch = 16, threads = 0, whole = 0, frames = 32, csv_flag = 0;
     double fps = 0;
     float threshold = 0.5f, margin = 1.3f, min_face = CORED_FACE_MIN_SCORE;
     opt_def defs[] = {
@@ -397,6 +397,7 @@ int cmd_detect(int argc, char **argv)
         {"out", OPT_STR, &out, 0, 0, NULL, "FILE",
          "write the results to FILE (replaced when complete): CSV when it ends in .csv, else JSON lines; "
          "'-': standard output", "standard output"},
+        {"csv", OPT_FLAG, &csv_flag, 0, 0, NULL, NULL, "CSV instead of JSON lines, on standard output or in --out"},
     };
     unsigned char given[sizeof defs / sizeof defs[0]] = {0};
     char **pos = malloc(sizeof(char *) * (size_t)(argc + 1));
@@ -419,7 +420,7 @@ int cmd_detect(int argc, char **argv)
     cored_video_init();
     cli_install_logger(0);
     cli_strlist files = {0};
-    int csv = out && ends_with_csv(out);
+    int csv = csv_flag || (out && ends_with_csv(out));
     run R = {.batch = batch, .csv = csv, .whole = whole, .threshold = threshold, .margin = margin,
              .face_model = face_model, .out = out};
     R.scan.min_score = min_face;
@@ -463,10 +464,10 @@ int cmd_detect(int argc, char **argv)
             rc = CORED_FAIL(&err, CORED_E_ARG, "--out %s: the folder %s does not exist", out, dir);
             goto fail;
         }
-        if (csv)
-            cored_sb_printf(&R.rows, "path,p_fake,label,error,kind,frame,time,face,x0,y0,x1,y1,face_score,frames,"
-                                     "frames_without_face,p_fake_median,p_fake_max\n");
     }
+    if (csv)
+        cored_sb_printf(&R.rows, "path,p_fake,label,error,kind,frame,time,face,x0,y0,x1,y1,face_score,frames,"
+                                 "frames_without_face,p_fake_median,p_fake_max\n");
     if ((rc = cored_checkpoint_peek(ckpt, arch, sizeof arch, &R.size, &err))) goto fail;
     if (!arch[0]) {
         rc = CORED_FAIL(&err, CORED_E_FORMAT, "%s: the metadata does not say which model it holds", ckpt);
@@ -511,6 +512,7 @@ int cmd_detect(int argc, char **argv)
         goto fail;
     }
     if (out && (rc = cored_write_atomic(out, write_rows, &R.rows, &err))) goto fail;
+    if (!out && R.rows.len) fwrite(R.rows.s, 1, R.rows.len, stdout); /* a CSV header without rows */
     double dt = cored_now() - t0;
     int scored = R.n_fake + R.n_real;
     if (R.n_videos || R.frames_no_face || R.n_no_face)

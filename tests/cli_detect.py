@@ -92,6 +92,8 @@ def main():
                 f"CSV: an unreadable image has only its error: {bad}")
         s = summary(r.stderr)
         t.check(r.stdout == "" and s and s["format"] == "CSV", f"--out .csv: summary {s}")
+        r = t.run(*base, "--csv", *inputs, ok=False)
+        t.check(list(csv.reader(r.stdout.splitlines())) == table, "--csv: the same CSV on standard output")
         r = t.run(*base, real + "/")
         t.check(all(json.loads(l)["path"] == os.path.join(real, n) for l, n in
                     zip(r.stdout.splitlines(), sorted(os.listdir(real)))), "a folder given as DIR/: paths DIR/NAME")
