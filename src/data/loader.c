@@ -103,6 +103,43 @@ static int batch_len(const cored_loader *l, int b)
     return l->n - start < l->batch ? l->n - start : l->batch;
 }
 
+/* The pixels of sample idx: the pack's (verified on first use) or decoded into dst. 0 with
+   *px set; 1 when the image is bad and skipped (marked, unless --strict makes it an error:
+   only an undecodable file is skipped, I/O errors and memory are the run's); else the error. */
+static int sample_pixels(cored_loader *l, worker *w, int idx, uint8_t *dst, const uint8_t **px, cored_error *err)
+{
+    if (l->pack) {
+        int e = l->entry[idx];
+        cored_error e2;
+        int rc = CORED_OK;
+        if (cored_pack_is_bad(l->pack, e))
+            rc = CORED_FAIL(&e2, CORED_E_FORMAT, "%s: could not be decoded when the pack was built",
+                            cored_dataset_path(l->ds, idx));
+        else if (!atomic_load(&l->verified[idx])) {
+            rc = cored_pack_verify_entry(l->pack, e, &e2);
+            if (rc == CORED_OK) atomic_store(&l->verified[idx], 1);
+        }
+        if (rc) {
+            if (l->o.strict) {
+                *err = e2;
+                return rc;
+            }
+            mark_bad(l, idx, e2.msg);
+            return 1;
+        }
+        *px = cored_pack_pixels(l->pack, e);
+        return CORED_OK;
+    }
+    int rc = cored_decoder_read_rgb8(&w->dec, dst, l->size, cored_dataset_path(l->ds, idx), err);
+    if (rc) {
+        if (rc != CORED_E_FORMAT || l->o.strict) return rc;
+        mark_bad(l, idx, err->msg);
+        return 1;
+    }
+    *px = dst;
+    return CORED_OK;
+}
+
 static int fill(cored_loader *l, worker *w, slot *s, int epoch, int b, cored_error *err)
 {
     int n0 = batch_len(l, b), k = 0;
@@ -111,37 +148,9 @@ static int fill(cored_loader *l, worker *w, slot *s, int epoch, int b, cored_err
         int idx = (int)l->order[b * l->batch + j];
         if (atomic_load(&l->bad[idx])) continue;
         const uint8_t *px;
-        if (l->pack) {
-            int e = l->entry[idx];
-            cored_error e2;
-            int rc = CORED_OK;
-            if (cored_pack_is_bad(l->pack, e))
-                rc = CORED_FAIL(&e2, CORED_E_FORMAT, "%s: could not be decoded when the pack was built",
-                                cored_dataset_path(l->ds, idx));
-            else if (!atomic_load(&l->verified[idx])) {
-                rc = cored_pack_verify_entry(l->pack, e, &e2);
-                if (rc == CORED_OK) atomic_store(&l->verified[idx], 1);
-            }
-            if (rc) {
-                if (l->o.strict) {
-                    *err = e2;
-                    return rc;
-                }
-                mark_bad(l, idx, e2.msg);
-                continue;
-            }
-            px = cored_pack_pixels(l->pack, e);
-        } else {
-            uint8_t *dst = s->stage + (size_t)k * l->img;
-            int rc = cored_decoder_read_rgb8(&w->dec, dst, l->size, cored_dataset_path(l->ds, idx), err);
-            if (rc) {
-                /* Only an undecodable file is skipped; I/O errors and memory are the run's. */
-                if (rc != CORED_E_FORMAT || l->o.strict) return rc;
-                mark_bad(l, idx, err->msg);
-                continue;
-            }
-            px = dst;
-        }
+        int rc = sample_pixels(l, w, idx, s->stage + (size_t)k * l->img, &px, err);
+        if (rc == 1) continue;
+        if (rc) return rc;
         int flip = 0;
         if (l->o.flip) {
             cored_rng r;
@@ -210,36 +219,9 @@ static int fill_shard(cored_loader *l, worker *w, slot *s, int epoch, int b, cor
             if (atomic_load(&l->abort)) return CORED_FAIL(err, CORED_E_STOPPED, "loader stopped");
             int idx = s->gidx[j];
             const uint8_t *px = NULL;
-            if (l->pack) {
-                int e = l->entry[idx];
-                cored_error e2;
-                int rc = CORED_OK;
-                if (cored_pack_is_bad(l->pack, e))
-                    rc = CORED_FAIL(&e2, CORED_E_FORMAT, "%s: could not be decoded when the pack was built",
-                                    cored_dataset_path(l->ds, idx));
-                else if (!atomic_load(&l->verified[idx])) {
-                    rc = cored_pack_verify_entry(l->pack, e, &e2);
-                    if (rc == CORED_OK) atomic_store(&l->verified[idx], 1);
-                }
-                if (rc) {
-                    if (l->o.strict) {
-                        *err = e2;
-                        return rc;
-                    }
-                    mark_bad(l, idx, e2.msg);
-                    continue;
-                }
-                px = cored_pack_pixels(l->pack, e);
-            } else {
-                uint8_t *dst = s->stage + (size_t)j * l->img;
-                int rc = cored_decoder_read_rgb8(&w->dec, dst, l->size, cored_dataset_path(l->ds, idx), err);
-                if (rc) {
-                    if (rc != CORED_E_FORMAT || l->o.strict) return rc;
-                    mark_bad(l, idx, err->msg);
-                    continue;
-                }
-                px = dst;
-            }
+            int rc = sample_pixels(l, w, idx, s->stage + (size_t)j * l->img, &px, err);
+            if (rc == 1) continue;
+            if (rc) return rc;
             s->src[j] = px;
         }
     int k = 0;
