@@ -38,16 +38,8 @@ FACES = ["dlib/Tom_Cruise_avp_2014_4.jpg", "portraits/grace_hopper.jpg", "portra
 
 def setup():
     """The face model and the photographs; False (skip) when they cannot be fetched."""
-    if not os.path.exists(MODEL):
-        r = subprocess.run([os.path.join(ROOT, "tools", "fetch_faces.sh"), os.path.join(FACES_DIR, "cache")],
-                           capture_output=True, text=True)
-        if r.returncode == 3:
-            print("  SKIP cli_faces: the face detector's npm package cannot be fetched")
-            return False
-        if r.returncode:
-            raise RuntimeError(f"tools/fetch_faces.sh failed:\n{r.stderr}")
-        subprocess.run([PY, os.path.join(ROOT, "tools", "face_convert.py"),
-                        os.path.join(FACES_DIR, "cache", "face-api-1.7.15"), MODEL], check=True, capture_output=True)
+    if not t.face_model(MODEL):
+        return False
     if not all(os.path.exists(os.path.join(PHOTOS, f)) for f in FACES):
         r = subprocess.run([os.path.join(ROOT, "tools", "fetch_real.sh"), CACHE], capture_output=True, text=True)
         if r.returncode:

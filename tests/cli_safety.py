@@ -209,7 +209,7 @@ def check_refused_at_once(tmp, data, base):
         folder = os.path.join(tmp, name)
         os.makedirs(folder)
         r = t.run("detect", "--model", best, folder, ok=False)
-        t.check(r.returncode == 1 and folder in r.stderr and "without images" in r.stderr,
+        t.check(r.returncode == 1 and folder in r.stderr and "without photos or videos" in r.stderr,
                 f"detect on a folder without images ({name}): exit {r.returncode}: {r.stderr.strip()}")
 
 

