@@ -161,6 +161,36 @@ void cored_dist_sum_d(double *v, size_t n)
 #endif
 }
 
+size_t cored_dist_allgather(void *out, const void *mine, size_t n_mine, size_t elem)
+{
+#ifdef CORED_MPI
+    if (g_size > 1) {
+        static int counts[MAX_RANKS], displs[MAX_RANKS];
+        double t0 = cored_now();
+        size_t bytes = n_mine * elem;
+        if (bytes > (size_t)1 << 30) cored_dist_abort(70, "allgather of %zu bytes from one rank", bytes);
+        int mb = (int)bytes;
+        MPI_Allgather(&mb, 1, MPI_INT, counts, 1, MPI_INT, MPI_COMM_WORLD);
+        size_t total = 0;
+        for (int r = 0; r < g_size; r++) {
+            if (total + (size_t)counts[r] > (size_t)1 << 30) cored_dist_abort(70, "allgather of more than 1 GiB");
+            displs[r] = (int)total;
+            total += (size_t)counts[r];
+        }
+        /* a copy: mine may overlap out */
+        void *tmp = malloc(bytes ? bytes : 1);
+        if (!tmp) cored_dist_abort(71, "cannot allocate %zu bytes for an allgather", bytes);
+        if (bytes) memcpy(tmp, mine, bytes);
+        MPI_Allgatherv(tmp, mb, MPI_BYTE, out, counts, displs, MPI_BYTE, MPI_COMM_WORLD);
+        free(tmp);
+        count(t0, total);
+        return total / elem;
+    }
+#endif
+    if (out != mine && n_mine) memmove(out, mine, n_mine * elem);
+    return n_mine;
+}
+
 void cored_dist_max_i(int *v, size_t n)
 {
 #ifdef CORED_MPI

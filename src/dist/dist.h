@@ -29,6 +29,10 @@ int cored_dist_built(void);
 /* Element-wise sums over the ranks, in place, in rank order. */
 void cored_dist_sum_f(float *v, size_t n);
 void cored_dist_sum_d(double *v, size_t n);
+/* Concatenation in rank order: every rank gives its n_mine elements of elem bytes (mine may
+   lie inside out), and out receives every rank's, rank 0's first; returns their total
+   number. out needs room for it (the callers know a bound: the data set's count). */
+size_t cored_dist_allgather(void *out, const void *mine, size_t n_mine, size_t elem);
 /* Element-wise maximum of ints over the ranks, in place. */
 void cored_dist_max_i(int *v, size_t n);
 /* root's bytes to every rank. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "dist/dist.h"
 #include "ops/ops.h"
 #include "prepare.h"
 
@@ -20,6 +21,21 @@ void cored_flip_batch(float *x, int n, int size)
                 row[3 * b + ch] = t;
             }
     }
+}
+
+int cored_dist_slice(cored_dataset **out, int *lo, const cored_dataset *ds, cored_error *err)
+{
+    int a, b;
+    cored_shard_range(cored_dataset_count(ds), cored_dist_rank(), cored_dist_size(), &a, &b);
+    *out = NULL;
+    *lo = a;
+    if (b <= a) return CORED_OK;
+    int *idx = cored_alloc(sizeof(int) * (size_t)(b - a));
+    if (!idx) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate a slice of %d images", b - a);
+    for (int i = a; i < b; i++) idx[i - a] = i;
+    int rc = cored_dataset_subset(out, ds, idx, b - a, err);
+    cored_free(idx);
+    return rc;
 }
 
 void cored_teacher_cache_release(cored_teacher_cache *c)
@@ -46,6 +62,7 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
 {
     const int n = cored_dataset_count(ds), size = cored_model_size(teacher);
     cored_loader *l = NULL;
+    cored_dataset *slice = NULL;
     int *cells = NULL, rc;
     memset(cache, 0, sizeof *cache);
     cache->n = n;
@@ -57,12 +74,19 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
         goto fail;
     }
     cored_loader_opts o = deterministic_opts(lo, cored_model_max_batch(teacher));
-    if ((rc = cored_loader_create(&l, ds, &o, err))) goto fail;
-    if ((rc = cored_loader_start(l, 0, 0, err))) goto fail;
+    /* data parallel: this rank's slice [base, base + its count) of the images; the cache and
+       the statistics are gathered and summed after the pass */
+    const int dist = cored_dist_size() > 1;
+    int base = 0;
+    if (dist && (rc = cored_dist_slice(&slice, &base, ds, err))) goto fail;
+    if (!dist || slice) {
+        if ((rc = cored_loader_create(&l, dist ? slice : ds, &o, err))) goto fail;
+        if ((rc = cored_loader_start(l, 0, 0, err))) goto fail;
+    }
     double t0 = cored_now();
-    int done = 0, batches = cored_loader_batches(l);
+    int done = 0, batches = l ? cored_loader_batches(l) : 0;
     cored_batch *b;
-    while ((rc = cored_loader_next(l, &b, err)) == 1) {
+    while ((rc = l ? cored_loader_next(l, &b, err) : 0) == 1) {
         if (stop && *stop) {
             cored_loader_release(l, b);
             rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped during the teacher pass");
@@ -78,8 +102,9 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
             }
             const float *z = cored_model_logits(teacher);
             for (int i = 0; i < b->n; i++) {
-                memcpy(cache->logits + ((size_t)b->index[i] * 2 + flip) * 2, z + 2 * i, 2 * sizeof(float));
-                cache->have[b->index[i]] = 1;
+                size_t idx = (size_t)base + (size_t)b->index[i];
+                memcpy(cache->logits + (idx * 2 + flip) * 2, z + 2 * i, 2 * sizeof(float));
+                cache->have[idx] = 1;
             }
             if (!flip && rep) {
                 int h, w, c;
@@ -100,12 +125,27 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
         }
     }
     if (rc < 0) goto fail;
+    if (dist) {
+        /* every rank's slice of the cache, in rank order (the slices are contiguous) */
+        int a, e;
+        cored_shard_range(n, cored_dist_rank(), cored_dist_size(), &a, &e);
+        cored_dist_allgather(cache->logits, cache->logits + (size_t)a * 4, (size_t)(e - a) * 4, sizeof(float));
+        cored_dist_allgather(cache->have, cache->have + a, (size_t)(e - a), 1);
+        if (rep) { /* the cells' counts and sums, summed over the ranks in rank order */
+            cored_dist_sum_d(rep->count, CORED_CELLS);
+            cored_dist_sum_d(rep->sum, (size_t)CORED_CELLS * rep->dim);
+            cored_dist_sum_d(rep->sumsq, (size_t)rep->dim);
+            cored_dist_max_i(rep->present, CORED_CELLS);
+        }
+    }
     if (rep) cored_rep_finish(rep);
     cored_loader_free(l);
+    cored_dataset_free(slice);
     cored_free(cells);
     return CORED_OK;
 fail:
     cored_loader_free(l);
+    cored_dataset_free(slice);
     cored_free(cells);
     cored_teacher_cache_release(cache);
     return rc;
@@ -193,7 +233,7 @@ int cored_ewc_fisher(float *fisher, cored_model *m, const cored_dataset *ds, int
 {
     const int size = cored_model_size(m);
     const size_t img = (size_t)size * size * 3;
-    cored_dataset *sub = NULL;
+    cored_dataset *sub = NULL, *slice = NULL;
     cored_loader *l = NULL;
     float *acc = NULL, dl[2];
     size_t nw;
@@ -206,10 +246,19 @@ int cored_ewc_fisher(float *fisher, cored_model *m, const cored_dataset *ds, int
         goto done;
     }
     cored_loader_opts o = deterministic_opts(lo, cored_model_max_batch(m));
-    if ((rc = cored_loader_create(&l, sub, &o, err)) || (rc = cored_loader_start(l, 0, 0, err))) goto done;
+    /* data parallel: this rank's slice of the sampled images; the sums of the squared
+       gradients and the count are summed over the ranks after the pass */
+    const int dist = cored_dist_size() > 1;
+    if (dist) {
+        int base;
+        if ((rc = cored_dist_slice(&slice, &base, sub, err))) goto done;
+    }
+    if (!dist || slice)
+        if ((rc = cored_loader_create(&l, dist ? slice : sub, &o, err)) || (rc = cored_loader_start(l, 0, 0, err)))
+            goto done;
     int count = 0;
     cored_batch *b;
-    while ((rc = cored_loader_next(l, &b, err)) == 1) {
+    while ((rc = l ? cored_loader_next(l, &b, err) : 0) == 1) {
         for (int i = 0; i < b->n && rc == 1; i++) {
             if (stop && *stop) {
                 rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped while computing the Fisher");
@@ -235,10 +284,17 @@ int cored_ewc_fisher(float *fisher, cored_model *m, const cored_dataset *ds, int
     }
     if (rc < 0) goto done;
     rc = CORED_OK;
+    if (dist) {
+        double c = count;
+        cored_dist_sum_f(acc, nw);
+        cored_dist_sum_d(&c, 1);
+        count = (int)c;
+    }
     for (size_t k = 0; k < nw; k++) fisher[k] += count ? acc[k] / count : 0.0f;
     cored_model_zero_grad(m);
 done:
     cored_loader_free(l);
+    cored_dataset_free(slice);
     cored_dataset_free(sub);
     cored_free(acc);
     return rc;

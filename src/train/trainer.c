@@ -275,10 +275,25 @@ static int validate(cored_trainer *t, double *acc, double *auc, cored_error *err
         cored_loader_opts o = cored_eval_loader_opts(&t->lo, t->cfg->batch);
         int n = 0;
         cored_metrics m;
-        rc = cored_loader_create(&l, t->val[i], &o, err);
-        if (!rc) rc = cored_eval_scores(t->scores, t->labels, NULL, &n, t->eval, l, err);
-        if (!rc) rc = cored_metrics_compute(&m, t->scores, t->labels, n, err);
-        cored_loader_free(l);
+        if (cored_dist_size() > 1) {
+            /* each rank scores its slice; the scores gathered in rank order are one process's */
+            cored_dataset *slice = NULL;
+            int lo;
+            rc = cored_dist_slice(&slice, &lo, t->val[i], err);
+            if (!rc && slice) rc = cored_loader_create(&l, slice, &o, err);
+            if (!rc && slice) rc = cored_eval_scores(t->scores, t->labels, NULL, &n, t->eval, l, err);
+            cored_loader_free(l);
+            cored_dataset_free(slice);
+            if (rc) return rc;
+            cored_dist_allgather(t->scores, t->scores, (size_t)n, sizeof(float));
+            n = (int)cored_dist_allgather(t->labels, t->labels, (size_t)n, sizeof(int));
+            rc = cored_metrics_compute(&m, t->scores, t->labels, n, err);
+        } else {
+            rc = cored_loader_create(&l, t->val[i], &o, err);
+            if (!rc) rc = cored_eval_scores(t->scores, t->labels, NULL, &n, t->eval, l, err);
+            if (!rc) rc = cored_metrics_compute(&m, t->scores, t->labels, n, err);
+            cored_loader_free(l);
+        }
         if (!rc) {
             acc[i] = m.acc;
             auc[i] = m.auc;
@@ -506,8 +521,8 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
                                .cutmix_p = cfg->cutmix_p, .cutmix_beta = cfg->cutmix_beta,
                                .strict = cfg->strict, .pack = pack[0] ? pack : NULL};
     /* the training loader of a data-parallel run gives this rank its shard of each batch
-       (the teacher pass, Fisher and validation loaders copy t.lo without it: every rank
-       runs them whole, so they agree to the bit) */
+       (the teacher pass, Fisher and validation loaders copy t.lo without it: they split
+       their data set into contiguous slices per rank themselves, cored_dist_slice) */
     cored_loader_opts train_lo = t.lo;
     if (cored_dist_size() > 1) train_lo.shard_rank = cored_dist_rank(), train_lo.shard_count = cored_dist_size();
     if ((rc = setup_datasets(&t, err)) || (rc = setup_models(&t, err))) goto done;
