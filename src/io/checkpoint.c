@@ -239,32 +239,20 @@ int cored_model_load_init(cored_model *m, const char *path, cored_init_head head
     return rc;
 }
 
-int cored_checkpoint_info(const char *path, char *arch, size_t n, int *size, char *tasks, size_t tn,
-                          cored_error *err)
+void cored_checkpoint_info(const cored_st_file *f, char *arch, size_t n, int *size, char *tasks, size_t tn)
 {
-    cored_st_file *f = NULL;
-    int rc = cored_st_open(&f, path, err);
-    if (rc != CORED_OK) return rc;
     const char *a = cored_st_meta(f, "model"), *s = cored_st_meta(f, "input_size"), *t = cored_st_meta(f, "tasks");
     snprintf(arch, n, "%s", a ? a : "");
     *size = s ? atoi(s) : 0;
     if (tasks) snprintf(tasks, tn, "%s", t ? t : "");
-    cored_st_close(f);
-    return CORED_OK;
 }
 
 int cored_checkpoint_peek(const char *path, char *arch, size_t n, int *size, cored_error *err)
 {
-    return cored_checkpoint_info(path, arch, n, size, NULL, 0, err);
-}
-
-int cored_checkpoint_meta(const char *path, const char *key, char *buf, size_t n, cored_error *err)
-{
     cored_st_file *f = NULL;
     int rc = cored_st_open(&f, path, err);
-    if (rc) return rc;
-    const char *v = cored_st_meta(f, key);
-    snprintf(buf, n, "%s", v ? v : "");
+    if (rc != CORED_OK) return rc;
+    cored_checkpoint_info(f, arch, n, size, NULL, 0);
     cored_st_close(f);
     return CORED_OK;
 }

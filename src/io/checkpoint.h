@@ -57,13 +57,9 @@ int cored_model_load_init(cored_model *m, const char *path, cored_init_head head
    arch receives at most n-1 characters. */
 int cored_checkpoint_peek(const char *path, char *arch, size_t n, int *size, cored_error *err);
 
-/* The same with the tasks the checkpoint has learned, comma-separated ("" when it does not
-   say; tasks may be NULL), from one read of the header. */
-int cored_checkpoint_info(const char *path, char *arch, size_t n, int *size, char *tasks, size_t tn,
-                          cored_error *err);
-
-/* Copies the value of a metadata key of a checkpoint into buf ("" when absent). */
-int cored_checkpoint_meta(const char *path, const char *key, char *buf, size_t n, cored_error *err);
+/* The same from an opened checkpoint, with the tasks it has learned, comma-separated (""
+   when it does not say; tasks may be NULL). */
+void cored_checkpoint_info(const cored_st_file *f, char *arch, size_t n, int *size, char *tasks, size_t tn);
 
 /* Copies the tensors "<prefix><param>" of f, one per trainable parameter of m, into a slab
    parallel to m's weights (optimiser state, EWC's Fisher). Returns 1 when they are there,

@@ -346,11 +346,7 @@ int cored_train_resolve_from(cored_train_cfg *c, const cored_st_file *from, int 
     char ck_arch[64] = "", ck_tasks[4096] = "";
     int ck_size = 0, d_size = c->data ? data_size(c->data) : 0;
     if (from) {
-        const char *a = cored_st_meta(from, "model"), *s = cored_st_meta(from, "input_size"),
-                   *t = cored_st_meta(from, "tasks");
-        snprintf(ck_arch, sizeof ck_arch, "%s", a ? a : "");
-        snprintf(ck_tasks, sizeof ck_tasks, "%s", t ? t : "");
-        ck_size = s ? atoi(s) : 0;
+        cored_checkpoint_info(from, ck_arch, sizeof ck_arch, &ck_size, ck_tasks, sizeof ck_tasks);
         int rc;
         if (!c->arch && !ck_arch[0]) {
             rc = CORED_FAIL(err, CORED_E_ARG, "%s does not say which model it holds", c->from);
