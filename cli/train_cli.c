@@ -194,12 +194,12 @@ static int fail(const cored_error *err)
 static int resume_config(train_cli *t)
 {
     const char *cmd = t->doc->name;
+    int nf;
+    const cored_cfg_field *fields = cored_cfg_fields(&nf);
     for (int i = 0; i < t->n_defs; i++) {
         if (!t->given[i] || !strcmp(t->defs[i].name, "resume") || !strcmp(t->defs[i].name, "quiet") ||
             !strcmp(t->defs[i].name, "log-every"))
             continue;
-        int f_n;
-        const cored_cfg_field *fields = cored_cfg_fields(&f_n);
         if (t->row[i] < 0 || !(fields[t->row[i]].where & CORED_CFG_RUNTIME))
             return cli_usage_error(cmd, "--resume continues with the run's saved settings; --%s cannot be given "
                                         "with it", t->defs[i].name);
@@ -244,12 +244,19 @@ static int apply_line(train_cli *t, cored_cfg_mask *given)
     return 0;
 }
 
-int train_cli_parse_rows(train_cli *t, int argc, char **argv)
+/* argv into t->line: 0, -1 after --help, or the exit code; *given: the rows given. */
+static int parse_line(train_cli *t, int argc, char **argv, cored_cfg_mask *given)
 {
     int rc = opts_parse(t->doc, argc, argv, t->defs, t->n_defs, NULL, 0, NULL, t->given);
     if (rc) return rc == 1 ? -1 : rc;
+    return apply_line(t, given);
+}
+
+int train_cli_parse_rows(train_cli *t, int argc, char **argv)
+{
     cored_cfg_mask given;
-    if ((rc = apply_line(t, &given))) return rc;
+    int rc = parse_line(t, argc, argv, &given);
+    if (rc) return rc;
     t->cfg = t->line;
     cored_cfg_finish(&t->cfg, given);
     return 0;
@@ -258,13 +265,12 @@ int train_cli_parse_rows(train_cli *t, int argc, char **argv)
 int train_cli_parse(train_cli *t, int argc, char **argv, const char *const *own_required)
 {
     const char *cmd = t->doc->name;
-    int rc = opts_parse(t->doc, argc, argv, t->defs, t->n_defs, NULL, 0, NULL, t->given);
-    if (rc) return rc == 1 ? -1 : rc;
+    cored_cfg_mask line_set;
+    int rc = parse_line(t, argc, argv, &line_set);
+    if (rc) return rc;
     cli_install_logger(t->quiet);
     int nf;
     const cored_cfg_field *fields = cored_cfg_fields(&nf);
-    cored_cfg_mask line_set;
-    if ((rc = apply_line(t, &line_set))) return rc;
     if (t->resume) return resume_config(t);
     for (const char *const *o = own_required; o && *o; o++)
         if (!train_cli_given(t, *o)) return cli_usage_error(cmd, "--%s is required", *o);
@@ -277,7 +283,6 @@ int train_cli_parse(train_cli *t, int argc, char **argv, const char *const *own_
     if (t->cmd == TRAIN_CMD_TRAIN) c->method = CORED_METHOD_CE;
     if (t->preset >= 0 && cored_cfg_preset(c, preset_names[t->preset], &set, &err)) return fail(&err);
     if (t->config && cored_train_cfg_read(c, &set, &t->strings, t->config, &err)) return fail(&err);
-    int method_given = train_cli_given(t, "method");
     for (int i = 0; i < t->n_defs; i++)
         if (t->given[i] && t->row[i] >= 0) cored_cfg_copy(c, &t->line, t->row[i]);
     cored_cfg_finish(c, set | line_set);
@@ -286,8 +291,8 @@ int train_cli_parse(train_cli *t, int argc, char **argv, const char *const *own_
             return cli_usage_error(cmd, "%s holds a continual step's settings (method %s); use 'cored adapt --config'",
                                    t->config, cored_method_name(c->method));
     } else if (t->cmd == TRAIN_CMD_ADAPT && c->method == CORED_METHOD_CE) {
-        if (method_given) return cli_usage_error(cmd, "--method train is task 1: use 'cored train'");
-        c->method = CORED_METHOD_CORED; /* a task-1 run's settings, continued by the default method */
+        /* a task-1 run's settings (--method cannot name train), continued by the default method */
+        c->method = CORED_METHOD_CORED;
     }
     for (int r = 0; r < nf; r++) {
         const cored_cfg_field *f = &fields[r];
