@@ -140,7 +140,7 @@ int cmd_eval(int argc, char **argv)
                 ck_size, ckpt);
     size = size ? size : ck_size ? ck_size : 128;
     char packbuf[4096];
-    cored_resolve_pack(packbuf, sizeof packbuf, data, pack && !strcmp(pack, "none") ? "" : pack, size);
+    cored_resolve_pack(packbuf, sizeof packbuf, data, pack, size);
     const cored_path_use uses[] = {{ckpt, "--model", CORED_PATH_INPUT}, {data, "--data", CORED_PATH_DATA},
                                    {packbuf, "--pack", CORED_PATH_INPUT},
                                    {json && strcmp(json, "-") ? json : NULL, "--json", CORED_PATH_OUTPUT},

@@ -163,7 +163,8 @@ int cored_train_run(const cored_train_cfg *cfg, cored_train_result *res, cored_e
 int cored_train_resume(const char *dir, const cored_train_cfg *how, cored_train_result *res, cored_error *err);
 
 /* The pack a run reads pixels from, into buf ("" for none): pack NULL means
-   DATA/.cored-pack-<size>.bin when that file exists, "" means none, else the path given. */
+   DATA/.cored-pack-<size>.bin when that file exists, "" or "none" means none, else the path
+   given. */
 void cored_resolve_pack(char *buf, size_t n, const char *data, const char *pack, int size);
 /* Decoding threads: requested when > 0, else half the compute threads (at least 1). */
 int cored_loader_threads(int requested);
