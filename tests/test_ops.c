@@ -618,15 +618,21 @@ static void test_linear(void)
 
 static void test_dropout(void)
 {
-    size_t n = 200000;
+    const int imgs_d = 40;
+    const size_t per_d = 5000, n = imgs_d * per_d; /* per_d spans two draw chunks */
     float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
     float *mask = malloc(sizeof(float) * n), *mask2 = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) x[i] = 1.0f;
     cored_set_threads(1);
-    cored_dropout_forward(y, mask, x, n, 0.2f, 42, 7);
+    cored_dropout_forward(y, mask, x, imgs_d, per_d, 0, 0.2f, 42, 7);
     cored_set_threads(2);
-    cored_dropout_forward(y, mask2, x, n, 0.2f, 42, 7);
+    cored_dropout_forward(y, mask2, x, imgs_d, per_d, 0, 0.2f, 42, 7);
     CHECK(memcmp(mask, mask2, sizeof(float) * n) == 0); /* independent of threads */
+    /* the batch cut in two shards (data parallel) draws the same masks */
+    cored_dropout_forward(y, mask2, x, 13, per_d, 0, 0.2f, 42, 7);
+    cored_dropout_forward(y + 13 * per_d, mask2 + 13 * per_d, x + 13 * per_d, imgs_d - 13, per_d, 13, 0.2f, 42, 7);
+    CHECK(memcmp(mask, mask2, sizeof(float) * n) == 0);
+    cored_dropout_forward(y, mask2, x, imgs_d, per_d, 0, 0.2f, 42, 7);
     size_t zeros = 0;
     double sum = 0;
     for (size_t i = 0; i < n; i++) {
@@ -637,7 +643,7 @@ static void test_dropout(void)
     double frac = (double)zeros / n;
     CHECK_MSG(fabs(frac - 0.2) < 0.005, "dropped fraction %.4f", frac);
     CHECK_MSG(fabs(sum / n - 1.0) < 0.01, "mean %.4f (inverted dropout keeps the mean)", sum / n);
-    cored_dropout_forward(y, mask2, x, n, 0.2f, 43, 7);
+    cored_dropout_forward(y, mask2, x, imgs_d, per_d, 0, 0.2f, 43, 7);
     CHECK(memcmp(mask, mask2, sizeof(float) * n) != 0); /* another seed, another mask */
     cored_dropout_backward(y, x, mask, n);
     CHECK(memcmp(y, mask, sizeof(float) * n) == 0);
@@ -648,14 +654,18 @@ static void test_dropout(void)
     float *xi = malloc(sizeof(float) * imgs * per), *yi = malloc(sizeof(float) * imgs * per);
     float *scale = malloc(sizeof(float) * imgs);
     for (size_t i = 0; i < imgs * per; i++) xi[i] = 2.0f;
-    cored_dropconnect_forward(yi, scale, xi, imgs, per, 0.25f, 5, 1);
+    float *scale2 = malloc(sizeof(float) * imgs);
+    cored_dropconnect_forward(yi, scale2, xi, 1000, per, 0, 0.25f, 5, 1);
+    cored_dropconnect_forward(yi + 1000 * per, scale2 + 1000, xi + 1000 * per, imgs - 1000, per, 1000, 0.25f, 5, 1);
+    cored_dropconnect_forward(yi, scale, xi, imgs, per, 0, 0.25f, 5, 1);
+    CHECK(memcmp(scale, scale2, sizeof(float) * imgs) == 0); /* the same draws in shards */
     int dropped = 0;
     for (int i = 0; i < imgs; i++) {
         dropped += scale[i] == 0.0f;
         for (size_t j = 0; j < per; j++) CHECK(yi[i * per + j] == 2.0f * scale[i]);
     }
     CHECK_MSG(fabs(dropped / (double)imgs - 0.25) < 0.03, "drop-connect fraction %.3f", dropped / (double)imgs);
-    free(x), free(y), free(mask), free(mask2), free(xi), free(yi), free(scale);
+    free(x), free(y), free(mask), free(mask2), free(xi), free(yi), free(scale), free(scale2);
 }
 
 /* ================================================================ losses */

@@ -42,6 +42,21 @@ void cored_dist_barrier(void);
    code; without MPI: exit(code)). */
 _Noreturn void cored_dist_abort(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The sum of a float vector over the ranks (as cored_dist_sum_f, to the same bits) started
+   while the vector is still being written: in buckets of bucket_floats elements from its end,
+   each one reduced by non-blocking collectives as soon as it is final, so that the traffic
+   runs while the caller computes the rest (the gradients during the backward pass).
+   begin (v, n) -> ready(from) whenever v[from..n) is final, from falling -> end: v holds the
+   sums. Between begin and end the caller must not touch the final part of v. Every rank
+   calls them for the same n; the calls to ready may differ between ranks. new: NULL when out
+   of memory; begin: -1 when out of memory. */
+typedef struct cored_dist_reducer cored_dist_reducer;
+cored_dist_reducer *cored_dist_reducer_new(size_t bucket_floats);
+int cored_dist_reducer_begin(cored_dist_reducer *r, float *v, size_t n);
+void cored_dist_reducer_ready(cored_dist_reducer *r, size_t from);
+void cored_dist_reducer_end(cored_dist_reducer *r);
+void cored_dist_reducer_free(cored_dist_reducer *r);
+
 /* Time spent in, and payload bytes given to, the collectives so far (bench, docs). */
 typedef struct {
     double seconds;

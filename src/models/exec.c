@@ -84,7 +84,8 @@ static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed
         break;
     case LAYER_DROPOUT:
         if ((flags & CORED_FWD_STOCHASTIC) && l->u.drop.p > 0.0f)
-            cored_dropout_forward(y, aux(m, i), x, cnt, l->u.drop.p, seed, (uint64_t)i);
+            cored_dropout_forward(y, aux(m, i), x, n, cnt / (size_t)n, m->first_image, l->u.drop.p, seed,
+                                  (uint64_t)i);
         else {
             memcpy(y, x, sizeof(float) * cnt);
             for (size_t k = 0; k < cnt; k++) aux(m, i)[k] = 1.0f;
@@ -92,8 +93,8 @@ static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed
         break;
     case LAYER_DROPCONNECT:
         if ((flags & CORED_FWD_STOCHASTIC) && l->u.drop.p > 0.0f)
-            cored_dropconnect_forward(y, aux(m, i), x, n, cnt / (size_t)n, l->u.drop.p, seed,
-                                      (uint64_t)i);
+            cored_dropconnect_forward(y, aux(m, i), x, n, cnt / (size_t)n, m->first_image, l->u.drop.p,
+                                      seed, (uint64_t)i);
         else {
             memcpy(y, x, sizeof(float) * cnt);
             for (int k = 0; k < n; k++) aux(m, i)[k] = 1.0f;
@@ -287,7 +288,9 @@ int cored_model_backward(cored_model *m, const float *dlogits, const float *dfea
         double t0 = m->profile ? cored_now() : 0;
         backward_layer(m, i);
         if (m->profile) m->prof_bwd[cored_prof_slot(&m->layers[i])] += cored_now() - t0;
+        if (m->grad_ready) m->grad_ready(m->grad_ready_user, m->grads_final[i]);
     }
+    if (m->grad_ready) m->grad_ready(m->grad_ready_user, 0);
     return CORED_OK;
 }
 

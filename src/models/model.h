@@ -104,6 +104,12 @@ struct cored_model {
     /* seconds per profile slot (cored_prof_slot) accumulated while profiling is on */
     double prof_fwd[CORED_PROF_SLOTS], prof_bwd[CORED_PROF_SLOTS];
     int profile;
+
+    int first_image;      /* cored_model_set_first_image */
+    void (*grad_ready)(void *user, size_t from); /* cored_model_set_grad_ready */
+    void *grad_ready_user;
+    size_t *grads_final;  /* per layer: gradients from this offset on are final once the
+                             backward has passed the layer */
 };
 
 /* ---------------------------------------------------------------- building */
@@ -170,5 +176,15 @@ void cored_model_set_profile(cored_model *m, int on);
    synchronised BatchNorm (CORED_FWD_BN_SYNC) of a training forward (backward 0) or of its
    backward (1) with empty sums; its running statistics move like the other ranks'. */
 void cored_model_bn_sync_idle(cored_model *m, int backward);
+
+/* Data-parallel runs: the position in the whole batch of image 0 of the next forwards (the
+   first image of this rank's shard; 0, the default, otherwise). Dropout and drop-connect
+   draw per image from it, so an image's draws do not depend on the number of ranks. */
+void cored_model_set_first_image(cored_model *m, int first);
+
+/* Calls fn(user, from) during every backward each time the gradients from element `from`
+   to the end of the gradient slab are final: after each layer, with `from` falling, and
+   with 0 at the end (the data-parallel trainer starts reducing them; fn NULL: none). */
+void cored_model_set_grad_ready(cored_model *m, void (*fn)(void *user, size_t from), void *user);
 
 #endif

@@ -112,6 +112,26 @@ static size_t ws_floats(const cored_layer *l, int n)
     }
 }
 
+/* grads_final[i]: the end of the highest trainable tensor whose layer comes before layer i
+   (or that belongs to no layer): every gradient from there on is final once the backward,
+   which runs the layers in reverse, has passed layer i. */
+static void plan_grads_final(cored_model *m, int *owner)
+{
+    for (int p = 0; p < m->n_params; p++) owner[p] = -1;
+    for (int j = 0; j < m->n_layers; j++) {
+        if (m->layers[j].p_w >= 0) owner[m->layers[j].p_w] = j;
+        if (m->layers[j].p_b >= 0) owner[m->layers[j].p_b] = j;
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        size_t f = 0;
+        for (int p = 0; p < m->n_params; p++) {
+            const cored_param *q = &m->params[p];
+            if (cored_param_trainable(q->kind) && owner[p] < i && q->offset + q->numel > f) f = q->offset + q->numel;
+        }
+        m->grads_final[i] = f;
+    }
+}
+
 int cored_model_plan(cored_model *m, cored_error *err)
 {
     const int L = m->n_layers, N = m->max_batch;
@@ -196,9 +216,12 @@ int cored_model_plan(cored_model *m, cored_error *err)
     if (train) {
         m->grads = cored_calloc(m->n_weights ? m->n_weights : 1, sizeof(float));
         m->scratch = cored_alloc(sizeof(float) * (m->n_scratch ? m->n_scratch : 1));
+        int *owner = cored_alloc(sizeof(int) * (size_t)(m->n_params ? m->n_params : 1));
+        if (owner && (m->grads_final = cored_alloc(sizeof(size_t) * (size_t)L))) plan_grads_final(m, owner);
+        cored_free(owner);
     }
     if (!m->weights || !m->buffers || !m->arena || !m->aux || !m->ws || !m->grad_written ||
-        (train && (!m->grads || !m->scratch))) {
+        (train && (!m->grads || !m->scratch || !m->grads_final))) {
         rc = CORED_FAIL(err, CORED_E_NOMEM,
                         "cannot allocate %.1f MiB for model '%s' (batch %d, %d px)",
                         (double)(m->n_weights * (train ? 2 : 1) + m->n_buffers + m->n_arena +

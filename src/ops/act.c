@@ -180,16 +180,17 @@ void cored_chscale_backward(float *dx, float *ds, const float *dy, const float *
     }
 }
 
-void cored_dropout_forward(float *y, float *mask, const float *x, size_t n, float p,
-                           uint64_t seed, uint64_t stream)
+void cored_dropout_forward(float *y, float *mask, const float *x, int n, size_t per, int first,
+                           float p, uint64_t seed, uint64_t stream)
 {
     float keep = 1.0f - p, scale = keep > 0.0f ? 1.0f / keep : 0.0f;
-    size_t chunks = (n + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK;
+    size_t chunks = (per + DROPOUT_CHUNK - 1) / DROPOUT_CHUNK, cells = (size_t)n * chunks;
     #pragma omp parallel for schedule(static)
-    for (size_t ch = 0; ch < chunks; ch++) {
+    for (size_t k = 0; k < cells; k++) {
+        size_t img = k / chunks, ch = k % chunks;
         cored_rng r;
-        cored_rng_derive(&r, seed, stream, ch, 0xD80);
-        size_t lo = ch * DROPOUT_CHUNK, hi = lo + DROPOUT_CHUNK < n ? lo + DROPOUT_CHUNK : n;
+        cored_rng_derive(&r, seed, stream, (uint64_t)first + img, 0xD80 + ch);
+        size_t lo = img * per + ch * DROPOUT_CHUNK, hi = img * per + (ch + 1 < chunks ? (ch + 1) * DROPOUT_CHUNK : per);
         for (size_t i = lo; i < hi; i++) {
             mask[i] = cored_rng_uniform(&r) < p ? 0.0f : scale;
             y[i] = x[i] * mask[i];
@@ -203,14 +204,15 @@ void cored_dropout_backward(float *dx, const float *dy, const float *mask, size_
     for (size_t i = 0; i < n; i++) dx[i] = dy[i] * mask[i];
 }
 
-void cored_dropconnect_forward(float *y, float *scale, const float *x, int n, size_t per,
+void cored_dropconnect_forward(float *y, float *scale, const float *x, int n, size_t per, int first,
                                float p, uint64_t seed, uint64_t stream)
 {
     float keep = 1.0f - p;
-    cored_rng r;
-    cored_rng_derive(&r, seed, stream, 0xDC, 0);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        cored_rng r;
+        cored_rng_derive(&r, seed, stream, 0xDC, (uint64_t)first + (uint64_t)i);
         scale[i] = floorf(keep + cored_rng_uniform(&r)) > 0.0f ? 1.0f / keep : 0.0f;
+    }
     cored_dropconnect_backward(y, x, scale, n, per);
 }
 

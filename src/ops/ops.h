@@ -151,16 +151,18 @@ void cored_chscale_forward(float *y, const float *x, const float *s, int n, int 
 void cored_chscale_backward(float *dx, float *ds, const float *dy, const float *x,
                             const float *s, int n, int hw, int c);
 
-/* Inverted dropout with drop probability p: mask[i] = 0 or 1/(1-p), y = x * mask.
-   The mask is drawn from (seed, stream) so it is reproducible. */
-void cored_dropout_forward(float *y, float *mask, const float *x, size_t n, float p,
-                           uint64_t seed, uint64_t stream);
+/* Inverted dropout with drop probability p over n images of per values: mask = 0 or
+   1/(1-p), y = x * mask. Image i's mask is drawn from (seed, stream, first + i): the same
+   image of a batch gets the same mask whichever shard of the batch it is computed in
+   (first: the batch position of image 0; data-parallel runs), and whatever the threads. */
+void cored_dropout_forward(float *y, float *mask, const float *x, int n, size_t per, int first,
+                           float p, uint64_t seed, uint64_t stream);
 void cored_dropout_backward(float *dx, const float *dy, const float *mask, size_t n);
 
 /* Drop-connect (stochastic depth) as EfficientNet-PyTorch's drop_connect: per image,
    keep with probability 1-p and scale by 1/(1-p). scale (N) is the saved per-image
-   factor; x and y are (N, per). */
-void cored_dropconnect_forward(float *y, float *scale, const float *x, int n, size_t per,
+   factor; x and y are (N, per). Drawn per image from (seed, stream, first + i), as dropout. */
+void cored_dropconnect_forward(float *y, float *scale, const float *x, int n, size_t per, int first,
                                float p, uint64_t seed, uint64_t stream);
 void cored_dropconnect_backward(float *dx, const float *dy, const float *scale, int n,
                                 size_t per);

@@ -137,6 +137,9 @@ static const cored_cfg_field fields[] = {
     {"sync_bn", CORED_CFG_BOOL, F(sync_bn), 0, 0, NULL, "false", NULL, BOTH, 0, NULL,
      "under mpirun: BatchNorm statistics of the global batch (summed over the ranks), so that N ranks "
      "train as one process; without it each rank normalises by its own shard"},
+    {"bucket_mb", CORED_CFG_FLOAT, F(bucket_mb), 0, 1024, NULL, "4", NULL, BOTH | CORED_CFG_RUNTIME, 0, "MB",
+     "under mpirun: the gradients are summed in buckets of this size while the backward pass runs "
+     "(results do not depend on it); 0: one sum after the backward pass"},
     {"deterministic", CORED_CFG_BOOL, F(deterministic), 0, 0, NULL, "false", NULL, BOTH, 0, NULL,
      "single-threaded BLAS calls (results never depend on --threads; kept for scripts)"},
     {"save_every", CORED_CFG_FLOAT, F(save_every), 0, 1e9, NULL, "300", NULL, BOTH, 0, "S",

@@ -9,6 +9,8 @@
 #include "ops/ops.h"
 #include "step.h"
 
+static void grads_ready(void *reducer, size_t from) { cored_dist_reducer_ready(reducer, from); }
+
 int cored_step_init(cored_step *s, const cored_train_cfg *cfg, cored_model *student, cored_model *eval,
                     const cored_model *teacher, cored_error *err)
 {
@@ -36,6 +38,11 @@ int cored_step_init(cored_step *s, const cored_train_cfg *cfg, cored_model *stud
         return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the training buffers");
     for (int i = 0; i < B; i++) s->cells[i] = -1;
     if (cored && (rc = cored_rep_init(&s->rep, cfg->rep, ch, err))) return rc;
+    if (cored_dist_size() > 1 && cfg->bucket_mb > 0) {
+        if (!(s->reducer = cored_dist_reducer_new((size_t)(cfg->bucket_mb * 1e6 / sizeof(float)))))
+            return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the gradient buckets");
+        cored_model_set_grad_ready(student, grads_ready, s->reducer);
+    }
     s->have_rep = cored;
     s->reg.n = nw;
     if (cfg->method == CORED_METHOD_TG) {
@@ -68,6 +75,8 @@ void cored_step_release(cored_step *s)
     cored_free(s->ws);
     cored_free(s->cells);
     cored_free(s->trace_buf);
+    if (s->reducer) cored_model_set_grad_ready(s->student, NULL, NULL);
+    cored_dist_reducer_free(s->reducer);
     memset(s, 0, sizeof *s);
 }
 
@@ -186,6 +195,17 @@ static void dist_sum_teacher_ce(cored_step *s, const cored_step_batch *b)
     s->reg.teacher_ce_n = (int)v[1];
 }
 
+/* Under mpirun with buckets: the gradient sum starts (zeroed gradients, before the backward
+   pass that fills them). */
+static int begin_grad_sum(cored_step *s, cored_error *err)
+{
+    size_t nw;
+    float *g = cored_model_grads(s->student, &nw);
+    if (s->reducer && cored_dist_reducer_begin(s->reducer, g, nw))
+        return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the gradient buckets");
+    return CORED_OK;
+}
+
 int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms *terms, int *correct,
                      cored_error *err)
 {
@@ -214,6 +234,7 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
             terms->total = terms->rep;
         }
         cored_model_zero_grad(s->student);
+        if ((rc = begin_grad_sum(s, err))) return rc;
         if (sync) cored_model_bn_sync_idle(s->student, 1);
         goto update;
     }
@@ -232,6 +253,11 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
         memcpy(s->trace_buf, buffers, sizeof(float) * nb);
     }
     memcpy(cored_model_input(s->student), b->x, bytes);
+    if (dist) { /* dropout draws per image of the whole batch: the same masks under any rank count */
+        int first, end;
+        cored_shard_range(global_n, cored_dist_rank(), cored_dist_size(), &first, &end);
+        cored_model_set_first_image(s->student, first);
+    }
     int flags = c->freeze_bn ? CORED_FWD_EVAL
                              : CORED_FWD_BN_BATCH | (s->stochastic ? CORED_FWD_STOCHASTIC : 0) |
                                    (sync ? CORED_FWD_BN_SYNC : 0);
@@ -255,12 +281,16 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
     }
     if (s->trace && (rc = trace_step(s, b, flags, err))) return rc;
     cored_model_zero_grad(s->student);
+    if ((rc = begin_grad_sum(s, err))) return rc;
     if ((rc = cored_model_backward(s->student, s->dlogits, cored ? s->dfeat : NULL, err))) return rc;
 update:;
     size_t nw;
     float *w = cored_model_weights(s->student, &nw), *g = cored_model_grads(s->student, NULL);
     if (dist) {
-        cored_dist_sum_f(g, nw);
+        if (s->reducer)
+            cored_dist_reducer_end(s->reducer); /* the buckets started during the backward pass */
+        else
+            cored_dist_sum_f(g, nw);
         if (tg) dist_sum_teacher_ce(s, b);
         if (!sync && !c->freeze_bn) { /* the running statistics: the mean over the ranks */
             size_t nb;

@@ -15,6 +15,7 @@
 #ifndef CORED_STEP_H
 #define CORED_STEP_H
 
+#include "dist/dist.h"
 #include "train/methods.h"
 #include "train/train.h"
 
@@ -50,6 +51,7 @@ typedef struct {
     int *cells;                 /* the cells of the last step (CoReD) */
     cored_step_trace *trace;    /* optional diagnostics of every step */
     float *trace_buf;           /* running statistics and logit scratch of the trace */
+    cored_dist_reducer *reducer; /* under mpirun with cfg->bucket_mb > 0: the overlapped gradient sum */
     /* Optional, called right after the training forward (cored grad records the kinks). */
     int (*after_forward)(void *user, const cored_model *student, cored_error *err);
     void *user;

@@ -120,6 +120,7 @@ typedef struct {
     int threads;
     int deterministic;                /* single-threaded BLAS: bit-identical results */
     int sync_bn;                      /* under mpirun: BN statistics summed over the ranks */
+    float bucket_mb;                  /* under mpirun: gradient buckets summed during backward, 0: after it */
     float save_every;                 /* seconds between mid-epoch checkpoints, 0 = never */
     const char *trace;                /* optional: one JSON line per step appended to this file
                                          (loss terms, gradient norms per term, cell statistics;

@@ -228,7 +228,6 @@ static int train_batch(cored_trainer *t, const cored_batch *b, cored_loss_terms 
     if (t->teacher && b->n > 0 && (rc = cored_teacher_batch_logits(t->tlogits, &t->cache, t->teacher, b, c->size, err)))
         return rc;
     uint64_t seed = cored_hash64(c->seed, ((uint64_t)t->run.epoch << 32) | (uint64_t)b->batch_index);
-    if (cored_dist_size() > 1) seed = cored_hash64(seed, 0x52414E4BULL + (uint64_t)cored_dist_rank()); /* dropout */
     cored_step_batch sb = {.x = b->x, .labels = b->labels, .n = b->n, .teacher_logits = t->teacher ? t->tlogits : NULL,
                            .seed = seed, .epoch = t->run.epoch, .index = b->batch_index, .global_n = b->global_n};
     return cored_train_step(&t->step, &sb, terms, correct, err);
