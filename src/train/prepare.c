@@ -6,6 +6,7 @@
 
 #include "core/core.h"
 #include "dist/dist.h"
+#include "models/model.h"
 #include "ops/ops.h"
 #include "prepare.h"
 
@@ -53,6 +54,15 @@ static cored_loader_opts deterministic_opts(const cored_loader_opts *lo, int bat
     o.flip = 0;
     o.cutmix = CORED_CUTMIX_NONE;
     return o;
+}
+
+/* The cells' counts and sums of every rank, summed in rank order. */
+static void sum_rep_over_ranks(cored_rep_stats *rep)
+{
+    cored_dist_sum_d(rep->count, CORED_CELLS);
+    cored_dist_sum_d(rep->sum, (size_t)CORED_CELLS * rep->dim);
+    cored_dist_sum_d(rep->sumsq, (size_t)rep->dim);
+    cored_dist_max_i(rep->present, CORED_CELLS);
 }
 
 int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_model *teacher,
@@ -131,12 +141,7 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
         cored_shard_range(n, cored_dist_rank(), cored_dist_size(), &a, &e);
         cored_dist_allgather(cache->logits, cache->logits + (size_t)a * 4, (size_t)(e - a) * 4, sizeof(float));
         cored_dist_allgather(cache->have, cache->have + a, (size_t)(e - a), 1);
-        if (rep) { /* the cells' counts and sums, summed over the ranks in rank order */
-            cored_dist_sum_d(rep->count, CORED_CELLS);
-            cored_dist_sum_d(rep->sum, (size_t)CORED_CELLS * rep->dim);
-            cored_dist_sum_d(rep->sumsq, (size_t)rep->dim);
-            cored_dist_max_i(rep->present, CORED_CELLS);
-        }
+        if (rep) sum_rep_over_ranks(rep);
     }
     if (rep) cored_rep_finish(rep);
     cored_loader_free(l);
@@ -152,7 +157,7 @@ fail:
 }
 
 int cored_rep_batch_pass(cored_rep_stats *rep, cored_model *m, const cored_teacher_cache *cache,
-                         const cored_dataset *ds, const cored_loader_opts *lo, int batch,
+                         const cored_dataset *ds, const cored_loader_opts *lo, int batch, int sync,
                          volatile sig_atomic_t *stop, cored_error *err)
 {
     const int size = cored_model_size(m);
@@ -169,6 +174,11 @@ int cored_rep_batch_pass(cored_rep_stats *rep, cored_model *m, const cored_teach
     /* batches like the training batches (shuffled: both classes), without augmentation */
     cored_loader_opts o = deterministic_opts(lo, batch);
     o.shuffle = 1;
+    /* data parallel: each rank its shard of every batch, normalised as the student's training
+       forward normalises it (the shard's statistics, or the batch's with sync) */
+    const int dist = cored_dist_size() > 1;
+    sync = sync && dist;
+    if (dist) o.shard_rank = cored_dist_rank(), o.shard_count = cored_dist_size();
     if ((rc = cored_loader_create(&l, ds, &o, err)) || (rc = cored_loader_start(l, 0, 0, err))) goto done;
     cored_batch *b;
     while ((rc = cored_loader_next(l, &b, err)) == 1) {
@@ -177,9 +187,11 @@ int cored_rep_batch_pass(cored_rep_stats *rep, cored_model *m, const cored_teach
             rc = CORED_FAIL(err, CORED_E_STOPPED, "stopped during the teacher pass");
             goto done;
         }
-        if (b->n >= 2) { /* batch statistics need two images at least */
+        if (sync && b->n == 0 && b->global_n >= 2)
+            cored_model_bn_sync_idle(m, 0);
+        else if (sync ? b->global_n >= 2 : b->n >= 2) { /* batch statistics need two images at least */
             memcpy(cored_model_input(m), b->x, sizeof(float) * (size_t)b->n * size * size * 3);
-            rc = cored_model_forward(m, b->n, CORED_FWD_BN_BATCH, 0, err);
+            rc = cored_model_forward(m, b->n, CORED_FWD_BN_BATCH | (sync ? CORED_FWD_BN_SYNC : 0), 0, err);
             if (!rc) {
                 for (int i = 0; i < b->n; i++) memcpy(z + 2 * i, cache->logits + (size_t)b->index[i] * 4, 2 * sizeof(float));
                 cored_cells_from_logits(cells, z, b->labels, b->n);
@@ -192,6 +204,7 @@ int cored_rep_batch_pass(cored_rep_stats *rep, cored_model *m, const cored_teach
         if (rc) goto done;
     }
     if (rc < 0) goto done;
+    if (dist) sum_rep_over_ranks(rep);
     cored_rep_finish(rep);
     rc = CORED_OK;
 done:

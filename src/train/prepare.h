@@ -41,9 +41,11 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
    batches of `batch`) runs with BN batch statistics over ds in shuffled batches of `batch`
    images without augmentation, like the student's training forward; the cells come from
    the teacher's eval-mode logits in cache (cored_teacher_pass). rep must be empty; it is
-   finished here. m's running statistics are left as they were. */
+   finished here. m's running statistics are left as they were. Under mpirun each rank runs
+   its shard of every batch (BN statistics of the shard, or with sync of the whole batch, as
+   the student's training forward has them) and the statistics are summed over the ranks. */
 int cored_rep_batch_pass(cored_rep_stats *rep, cored_model *m, const cored_teacher_cache *cache,
-                         const cored_dataset *ds, const cored_loader_opts *lo, int batch,
+                         const cored_dataset *ds, const cored_loader_opts *lo, int batch, int sync,
                          volatile sig_atomic_t *stop, cored_error *err);
 
 /* Teacher logits (n, 2) of a training batch (n <= CORED_MAX_BATCH): from the cache, and

@@ -188,7 +188,8 @@ static int prepare(cored_trainer *t, int resumed, cored_error *err)
                                 c->progress_user, c->stop, err);
         if (!rc && batch_stats) {
             report_prepare(t, "teacher statistics under batch statistics");
-            rc = cored_rep_batch_pass(rep, t->teacher, &t->cache, t->train, &t->lo, c->batch, c->stop, err);
+            rc = cored_rep_batch_pass(rep, t->teacher, &t->cache, t->train, &t->lo, c->batch, c->sync_bn, c->stop,
+                                      err);
         }
         if (rc) return rc;
         if (rep) {
