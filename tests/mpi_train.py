@@ -10,7 +10,8 @@
   * without --sync-bn (per-rank BN statistics) the ranks still hold the same weights: every
     step is checked (CORED_DIST_CHECK=1 compares a checksum of each rank's weights);
   * only rank 0 writes the run; a run interrupted under -np 2 resumes under -np 3;
-  * cored protocol under -np 2 --sync-bn reports what one process reports;
+  * cored protocol under -np 2 --sync-bn reports what one process reports, its test scores
+    (split across the ranks) one process's;
   * a failing rank (a corrupt image with --strict) and a killed rank stop the whole job
     within seconds, naming the rank.
 Skipped, with a message, when cored was built without MPI or mpirun is missing."""
@@ -181,6 +182,15 @@ def main():
                 return a == b
         t.check(len(r1) == len(r2) and all(len(x) == len(y) and all(near(a, b) for a, b in zip(x, y))
                                            for x, y in zip(r1, r2)), "protocol -np 2: the report of one process")
+        # the test scores, split across the ranks and gathered in rank order: one process's list
+        evals = [os.path.relpath(d, out("proto1")) for d, _, files in os.walk(out("proto1"))
+                 if "eval.safetensors" in files]
+        t.check(len(evals) == 3, f"protocol: an evaluation per step ({evals})")
+        for rel in evals:
+            e1, e2 = (t.tensors(os.path.join(out(p), rel, "eval.safetensors")) for p in ("proto1", "proto2"))
+            t.check(sorted(e1) == sorted(e2) and all(e1[k].shape == e2[k].shape and
+                                                     np.abs(e1[k] - e2[k]).max(initial=0) < 1e-4 for k in e1),
+                    f"protocol -np 2: the test scores of {rel} are one process's")
 
         # killed under -np 2 (mid-epoch checkpoints every 0.02 s), resumed under -np 3 (10 epochs:
         # float rounding differences grow with training, to 0.4 relative after 30 epochs here)

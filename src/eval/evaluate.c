@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "dist/dist.h"
 #include "evaluate.h"
 
 cored_loader_opts cored_eval_loader_opts(const cored_loader_opts *base, int batch)
@@ -46,6 +47,47 @@ int cored_eval_scores(float *scores, int *labels, int *index, int *n, cored_mode
         cored_loader_release(l, b);
     }
     if (rc < 0) return rc;
+    *n = k;
+    return CORED_OK;
+}
+
+int cored_dist_slice(cored_dataset **out, int *lo, const cored_dataset *ds, cored_error *err)
+{
+    int a, b;
+    cored_shard_range(cored_dataset_count(ds), cored_dist_rank(), cored_dist_size(), &a, &b);
+    *out = NULL;
+    *lo = a;
+    if (b <= a) return CORED_OK;
+    int *idx = cored_alloc(sizeof(int) * (size_t)(b - a));
+    if (!idx) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate a slice of %d images", b - a);
+    for (int i = a; i < b; i++) idx[i - a] = i;
+    int rc = cored_dataset_subset(out, ds, idx, b - a, err);
+    cored_free(idx);
+    return rc;
+}
+
+int cored_eval_dataset(float *scores, int *labels, int *index, int *n, cored_model *m, const cored_dataset *ds,
+                       const cored_loader_opts *o, cored_error *err)
+{
+    cored_dataset *slice = NULL;
+    cored_loader *l = NULL;
+    int lo = 0, rc = CORED_OK, k = 0;
+    const int dist = cored_dist_size() > 1;
+    if (dist) rc = cored_dist_slice(&slice, &lo, ds, err);
+    if (!rc && (!dist || slice)) {
+        rc = cored_loader_create(&l, dist ? slice : ds, o, err);
+        if (!rc) rc = cored_eval_scores(scores, labels, index, &k, m, l, err);
+    }
+    cored_loader_free(l);
+    cored_dataset_free(slice);
+    if (rc) return rc; /* under mpirun the failing rank ends the job (cored_dist_abort) */
+    if (dist) {
+        if (index)
+            for (int i = 0; i < k; i++) index[i] += lo;
+        cored_dist_allgather(scores, scores, (size_t)k, sizeof(float));
+        if (index) cored_dist_allgather(index, index, (size_t)k, sizeof(int));
+        k = (int)cored_dist_allgather(labels, labels, (size_t)k, sizeof(int));
+    }
     *n = k;
     return CORED_OK;
 }

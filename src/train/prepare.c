@@ -6,6 +6,7 @@
 
 #include "core/core.h"
 #include "dist/dist.h"
+#include "eval/evaluate.h"
 #include "models/model.h"
 #include "ops/ops.h"
 #include "prepare.h"
@@ -22,21 +23,6 @@ void cored_flip_batch(float *x, int n, int size)
                 row[3 * b + ch] = t;
             }
     }
-}
-
-int cored_dist_slice(cored_dataset **out, int *lo, const cored_dataset *ds, cored_error *err)
-{
-    int a, b;
-    cored_shard_range(cored_dataset_count(ds), cored_dist_rank(), cored_dist_size(), &a, &b);
-    *out = NULL;
-    *lo = a;
-    if (b <= a) return CORED_OK;
-    int *idx = cored_alloc(sizeof(int) * (size_t)(b - a));
-    if (!idx) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate a slice of %d images", b - a);
-    for (int i = a; i < b; i++) idx[i - a] = i;
-    int rc = cored_dataset_subset(out, ds, idx, b - a, err);
-    cored_free(idx);
-    return rc;
 }
 
 void cored_teacher_cache_release(cored_teacher_cache *c)

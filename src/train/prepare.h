@@ -27,10 +27,6 @@ void cored_teacher_cache_release(cored_teacher_cache *c);
    the cache (each image as is and flipped) and, when rep is not NULL, accumulates the
    CoReD teacher statistics over the un-flipped images and finishes
    them. lo: loader options to copy threads/pack/strict from. */
-/* Data parallel (more than one rank): this rank's contiguous slice [*lo, *lo + n) of ds, the
-   shard cored_shard_range gives (images r*n/N .. (r+1)*n/N), as a data set in *out (NULL
-   when the slice is empty). */
-int cored_dist_slice(cored_dataset **out, int *lo, const cored_dataset *ds, cored_error *err);
 
 int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_model *teacher,
                        const cored_dataset *ds, const cored_loader_opts *lo,

@@ -112,7 +112,12 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
         cored_path_join(st_path, sizeof st_path, dir, "eval.safetensors") ||
         cored_path_join(ckpt, sizeof ckpt, dir, "best.safetensors"))
         return CORED_FAIL(err, CORED_E_ARG, "%s: path too long", dir);
-    if (cored_is_file(json_path) && cored_is_file(st_path)) return CORED_OK;
+    /* under mpirun every rank scores its slice of each split and rank 0 writes; rank 0's look
+       at the folder decides for all */
+    const int root = cored_dist_rank() == 0;
+    int done = root && cored_is_file(json_path) && cored_is_file(st_path);
+    cored_dist_bcast(&done, sizeof done, 0);
+    if (done) return CORED_OK;
     const cored_train_cfg *b = &p->base;
     cored_model *m = NULL;
     float *scores[CORED_MAX_TASKS] = {0}, *flabels[CORED_MAX_TASKS] = {0};
@@ -128,7 +133,6 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
                               .strict = b->strict, .pack = pack[0] ? pack : NULL};
     for (int i = 0; i < p->n_tasks && !rc; i++) {
         cored_dataset *ds = NULL;
-        cored_loader *l = NULL;
         cored_video_groups g = {0};
         cored_metrics res, vres;
         if (cored_dist_size() == 1 && stopped_as(p, 0, err)) { /* under mpirun: at the next step */
@@ -146,12 +150,10 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
         }
         cored_loader_opts o = cored_eval_loader_opts(&base, b->batch);
         if (!rc) rc = cored_video_groups_build(&g, ds, err);
-        if (!rc) rc = cored_loader_create(&l, ds, &o, err);
-        if (!rc) rc = cored_eval_scores(scores[i], labels, index, &n, m, l, err);
+        if (!rc) rc = cored_eval_dataset(scores[i], labels, index, &n, m, ds, &o, err);
         if (!rc) rc = cored_metrics_compute(&res, scores[i], labels, n, err);
         /* frames in per-video folders: the video level too (mean p(fake) per folder) */
         if (!rc && g.n_folders) rc = cored_video_metrics(&vres, &g, scores[i], labels, index, n, NULL, NULL, NULL, err);
-        cored_loader_free(l);
         cored_dataset_free(ds);
         if (rc) {
             cored_video_groups_release(&g);
@@ -181,12 +183,12 @@ static int eval_step(const cored_protocol_cfg *p, const char *dir, cored_error *
             k++;
         }
         const char *meta[] = {"checkpoint", ckpt, "split", cored_split_name(p->split)};
-        rc = cored_st_write(st_path, outs, k, meta, 2, err);
+        if (root) rc = cored_st_write(st_path, outs, k, meta, 2, err);
     }
     cJSON_AddStringToObject(j, "checkpoint", ckpt);
     cJSON_AddStringToObject(j, "split", cored_split_name(p->split));
     cJSON_AddItemToObject(j, "tasks", tasks);
-    if (!rc)
+    if (!rc && root)
         rc = cored_json_save(j, json_path, err);
     else
         cJSON_Delete(j);
@@ -228,7 +230,7 @@ static int run_step(const cored_protocol_cfg *p, cored_train_cfg *c, const char 
     c->resume = 0;
     if (cored_is_file(path) && summary_matches(path, c->from)) {
         announce(p, what);
-        return root ? eval_step(p, dir, err) : CORED_OK;
+        return eval_step(p, dir, err);
     } else if (cored_is_file(path)) {
         c->force = 1; /* trained from another teacher (an earlier, replaced run): redo */
     } else {
@@ -242,7 +244,7 @@ static int run_step(const cored_protocol_cfg *p, cored_train_cfg *c, const char 
     if (root && !cored_path_join(ev, sizeof ev, dir, "eval.safetensors")) remove(ev);
     cored_train_result res;
     int rc = cored_train_run(c, &res, err);
-    if (!rc && root) rc = eval_step(p, dir, err); /* the test scores: rank 0 alone */
+    if (!rc) rc = eval_step(p, dir, err); /* the test scores, split across the ranks */
     return rc;
 }
 

@@ -271,29 +271,11 @@ static int validate(cored_trainer *t, double *acc, double *auc, cored_error *err
 {
     int rc = cored_model_copy_params(t->eval, t->student, err);
     for (int i = 0; i < t->n_tasks && !rc; i++) {
-        cored_loader *l = NULL;
         cored_loader_opts o = cored_eval_loader_opts(&t->lo, t->cfg->batch);
         int n = 0;
         cored_metrics m;
-        if (cored_dist_size() > 1) {
-            /* each rank scores its slice; the scores gathered in rank order are one process's */
-            cored_dataset *slice = NULL;
-            int lo;
-            rc = cored_dist_slice(&slice, &lo, t->val[i], err);
-            if (!rc && slice) rc = cored_loader_create(&l, slice, &o, err);
-            if (!rc && slice) rc = cored_eval_scores(t->scores, t->labels, NULL, &n, t->eval, l, err);
-            cored_loader_free(l);
-            cored_dataset_free(slice);
-            if (rc) return rc;
-            cored_dist_allgather(t->scores, t->scores, (size_t)n, sizeof(float));
-            n = (int)cored_dist_allgather(t->labels, t->labels, (size_t)n, sizeof(int));
-            rc = cored_metrics_compute(&m, t->scores, t->labels, n, err);
-        } else {
-            rc = cored_loader_create(&l, t->val[i], &o, err);
-            if (!rc) rc = cored_eval_scores(t->scores, t->labels, NULL, &n, t->eval, l, err);
-            if (!rc) rc = cored_metrics_compute(&m, t->scores, t->labels, n, err);
-            cored_loader_free(l);
-        }
+        rc = cored_eval_dataset(t->scores, t->labels, NULL, &n, t->eval, t->val[i], &o, err);
+        if (!rc) rc = cored_metrics_compute(&m, t->scores, t->labels, n, err);
         if (!rc) {
             acc[i] = m.acc;
             auc[i] = m.auc;
