@@ -32,6 +32,7 @@
 #include "train_cli.h"
 #include "core/core.h"
 #include "data/data.h"
+#include "dist/dist.h"
 #include "media/video.h"
 #include "models/model.h"
 #include "ops/ops.h"
@@ -76,7 +77,8 @@ typedef struct {
 
 typedef int (*step_fn)(void *ctx, cored_error *err);
 
-/* Median seconds per call of fn. */
+/* Median seconds per call of fn. Under mpirun the ranks agree on the number of calls (each
+   training step is a collective). */
 static int measure(step_fn fn, void *ctx, const bench_cfg *b, double *median, cored_error *err)
 {
     int rc;
@@ -85,6 +87,7 @@ static int measure(step_fn fn, void *ctx, const bench_cfg *b, double *median, co
         if ((rc = fn(ctx, err))) return rc;
     double per = b->warmup ? (cored_now() - t0) / b->warmup : 0;
     int inner = per > 0 ? (int)(b->min_time / per) + 1 : 1;
+    cored_dist_max_i(&inner, 1);
     double *times = malloc(sizeof(double) * (size_t)b->reps);
     if (!times) return CORED_FAIL(err, CORED_E_NOMEM, "out of memory");
     for (int r = 0; r < b->reps; r++) {
@@ -116,7 +119,7 @@ typedef struct {
     cored_model *teacher;
     float *x, *tlogits;
     int *labels;
-    int n, mixed;
+    int n, global_n, mixed; /* under mpirun: this rank's shard of a batch of global_n */
     uint64_t calls;
 } step_ctx;
 
@@ -124,14 +127,14 @@ static int method_step(void *p, cored_error *err)
 {
     step_ctx *s = p;
     int rc;
-    if (s->teacher) {
+    if (s->teacher && s->mixed > 0) {
         size_t px = (size_t)cored_model_size(s->teacher) * cored_model_size(s->teacher) * 3;
         memcpy(cored_model_input(s->teacher), s->x, sizeof(float) * px * (size_t)s->mixed);
         if ((rc = cored_model_forward(s->teacher, s->mixed, CORED_FWD_EVAL, 0, err))) return rc;
         memcpy(s->tlogits, cored_model_logits(s->teacher), sizeof(float) * 2 * (size_t)s->mixed);
     }
     cored_step_batch b = {.x = s->x, .labels = s->labels, .n = s->n, .teacher_logits = s->teacher ? s->tlogits : NULL,
-                          .seed = s->calls, .index = (int)s->calls};
+                          .seed = s->calls, .index = (int)s->calls, .global_n = s->global_n};
     s->calls++;
     cored_loss_terms terms;
     int correct;
@@ -180,6 +183,8 @@ static int wants(const char *only, const char *what) { return !only || strcmp(on
 
 typedef struct {
     double train_s, cored_s, infer_s, infer1_s, serve1_s, macs;
+    double comm_s;    /* under mpirun: seconds per training step inside the collectives (rank 0) */
+    size_t grad_bytes; /* bytes of the gradients summed per step */
     long rss_train;
     double prof_f[CORED_PROF_SLOTS], prof_b[CORED_PROF_SLOTS];
 } bench_result;
@@ -207,16 +212,27 @@ static int bench_training(const cored_train_cfg *base, const char *only, int pro
     if ((rc = cored_model_create(&m, arch, size, batch, CORED_BUILD_TRAIN, err))) goto done;
     cored_model_init_params(m, 1);
     res->macs = cored_model_forward_macs(m);
+    /* under mpirun: this rank's shard of the batch, as cored train cuts it */
+    int lo, hi;
+    cored_shard_range(batch, cored_dist_rank(), cored_dist_size(), &lo, &hi);
+    size_t px = (size_t)size * size * 3;
     for (int k = 0; k < 2; k++) {
         s[k].cfg = *base;
         s[k].cfg.method = k ? CORED_METHOD_CORED : CORED_METHOD_CE;
         if (!k) s[k].cfg.freeze_bn = 0; /* a continual step's setting */
         s[k].cfg.optim.lr = 1e-4f;      /* keep random-data training numerically tame over many steps */
-        s[k].x = x, s[k].labels = labels, s[k].n = batch, s[k].tlogits = tlogits;
+        s[k].x = x + lo * px, s[k].labels = labels + lo, s[k].n = hi - lo, s[k].global_n = batch;
+        s[k].tlogits = tlogits;
     }
+    cored_model_grads(m, &res->grad_bytes);
+    res->grad_bytes *= sizeof(float);
     if (wants(only, "train")) {
         if ((rc = cored_step_init(&s[0].step, &s[0].cfg, m, NULL, NULL, err))) goto done;
+        cored_dist_stats c0 = cored_dist_counters();
+        uint64_t calls0 = s[0].calls;
         if ((rc = measure(method_step, &s[0], b, &res->train_s, err))) goto done;
+        cored_dist_stats c1 = cored_dist_counters();
+        res->comm_s = (c1.seconds - c0.seconds) / (double)(s[0].calls - calls0);
         if (profile) {
             cored_model_set_profile(m, 1);
             for (int i = 0; i < b->reps; i++)
@@ -242,7 +258,8 @@ static int bench_training(const cored_train_cfg *base, const char *only, int pro
         cored_rep_accumulate(&s[1].step.rep, f, cells, batch, fh * fw, fc);
         cored_rep_finish(&s[1].step.rep);
         s[1].teacher = teacher;
-        s[1].mixed = batch / 10 > 0 ? batch / 10 : 1;
+        s[1].x = x + lo * px, s[1].tlogits = tlogits + 2 * lo;
+        s[1].mixed = (hi - lo) / 10 > 0 ? (hi - lo) / 10 : hi > lo;
         if ((rc = measure(method_step, &s[1], b, &res->cored_s, err))) goto done;
     }
 done:
@@ -488,6 +505,7 @@ int cmd_bench(int argc, char **argv)
         train_cli_opt("optimizer", &cfg.optim.kind, 0),
         train_cli_opt("freeze_bn", &cfg.freeze_bn, 0),
         train_cli_opt("rep", &cfg.rep, 0),
+        train_cli_opt("bucket_mb", &cfg.bucket_mb, 0),
         {"reps", OPT_INT, &b.reps, 1, 1000, NULL, "N", "timed repetitions, the median reported"},
         {"warmup", OPT_INT, &b.warmup, 0, 1000, NULL, "N", "untimed steps first (with --faces: passes, default 1)"},
         {"min-time", OPT_DOUBLE, &b.min_time, 0, 3600, NULL, "S", "seconds per repetition at least"},
@@ -547,15 +565,20 @@ int cmd_bench(int argc, char **argv)
         return 0;
     }
 
+    const int ranks = cored_dist_size(), root = cored_dist_rank() == 0;
+    if (ranks > 1 && (!only || (strcmp(only, "train") && strcmp(only, "cored"))))
+        return cli_usage_error("bench", "under mpirun bench measures one data-parallel training step: "
+                                        "--only train or --only cored");
     bench_result r = {.rss_train = -1};
     int steps = wants(only, "train") || wants(only, "cored");
-    if (!json)
+    if (!json && root)
         fprintf(stderr, "bench: model %s, batch %d, %d px, %d threads, %d reps after %d warm-up%s%s%s%s\n", arch,
                 batch, size, threads, b.reps, b.warmup, steps ? ", " : "",
                 steps ? cored_optim_kind_name(cfg.optim.kind) : "", steps && cfg.freeze_bn ? ", frozen BN" : "",
                 steps && cfg.rep == CORED_REP_VECTOR ? ", vector statistic" : "");
     if (steps && bench_training(&cfg, only, profile, &b, &r, &err)) goto fail;
     if (bench_inference(arch, batch, size, threads, only, &b, &r, &err)) goto fail;
+    if (!root) return 0; /* rank 0 reports */
 
     double tr = r.train_s > 0 ? batch / r.train_s : 0, co = r.cored_s > 0 ? batch / r.cored_s : 0;
     double inf = r.infer_s > 0 ? batch / r.infer_s : 0, inf1 = r.infer1_s > 0 ? 1.0 / r.infer1_s : 0;
@@ -572,14 +595,22 @@ int cmd_bench(int argc, char **argv)
                gflops_train, gflops_inf, r.rss_train > 0 ? r.rss_train / 1024.0 : 0.0,
                cored_optim_kind_name(cfg.optim.kind), cfg.freeze_bn ? "true" : "false",
                cfg.rep == CORED_REP_VECTOR ? "vector" : "scalar");
+        printf(",\"ranks\":%d,\"bucket_mb\":%g,\"comm_ms_per_step\":%.3f,\"grad_bytes_per_step\":%zu", ranks,
+               ranks > 1 ? cfg.bucket_mb : 0.0, r.comm_s * 1e3, r.grad_bytes);
         if (profile) print_profile(&r, b.reps, 1);
         printf("}\n");
     } else {
         printf("model %s  batch %d  %d px  %d threads  (%.3f GMAC/image forward)\n", arch, batch,
                size, threads, r.macs * 1e-9);
+        if (ranks > 1)
+            printf("  %d ranks (the batch split across them), %.1f MB of gradients summed per step%s\n", ranks,
+                   r.grad_bytes / 1e6, cfg.bucket_mb > 0 ? " in buckets during the backward pass" : " after the backward pass");
         if (tr > 0)
             printf("  train step       %9.2f img/s  (%.1f GFLOP/s, peak RSS %.0f MiB)\n", tr,
                    gflops_train, r.rss_train / 1024.0);
+        if (tr > 0 && ranks > 1)
+            printf("  in collectives   %9.2f ms per step, rank 0 (%.0f%% of the step)\n", r.comm_s * 1e3,
+                   100 * r.comm_s * tr / batch);
         if (co > 0 && tr > 0)
             printf("  CoReD step       %9.2f img/s  (%.2fx the train step's time)\n", co, tr / co);
         else if (co > 0)

@@ -89,7 +89,8 @@ static int run(int argc, char **argv)
    on rank 0 alone. */
 static int distributed(int argc, char **argv)
 {
-    return argc > 1 && (!strcmp(argv[1], "train") || !strcmp(argv[1], "adapt") || !strcmp(argv[1], "protocol"));
+    return argc > 1 && (!strcmp(argv[1], "train") || !strcmp(argv[1], "adapt") || !strcmp(argv[1], "protocol") ||
+                        !strcmp(argv[1], "bench"));
 }
 
 int main(int argc, char **argv)
