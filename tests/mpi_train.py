@@ -15,6 +15,7 @@
   * a failing rank (a corrupt image with --strict) and a killed rank stop the whole job
     within seconds, naming the rank.
 Skipped, with a message, when cored was built without MPI or mpirun is missing."""
+import json
 import os
 import shutil
 import signal
@@ -129,6 +130,10 @@ def main():
         # the same sums to the bit (each element is added in rank order either way)
         for mb in ("0.01", "0"):
             mpirun(2, *a1, "--sync-bn", "--bucket-mb", mb, "--out", out(f"bucket{mb}"))
+            d = json.load(open(f"{out(f'bucket{mb}')}/summary.json"))["distributed"]
+            early = d["gradient_bytes_started_during_backward"] / (3 * 4 * 65890)
+            t.check(early > 0.5 if mb != "0" else early == 0,
+                    f"--bucket-mb {mb}: {100 * early:.0f}% of the gradients summed during the backward pass")
             ta, tb = t.tensors(f"{out('two')}/last.safetensors"), t.tensors(f"{out(f'bucket{mb}')}/last.safetensors")
             t.check(sorted(ta) == sorted(tb) and all(np.array_equal(ta[k], tb[k]) for k in ta),
                     f"--bucket-mb {mb}: the same weights to the bit as the default buckets")

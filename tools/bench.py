@@ -8,15 +8,28 @@ see docs/PERFORMANCE.md). The "served b1" row is cored serving single-image requ
 one model per thread, next to PyTorch's batch-1 figure with its threads inside the layers
 (the comparison the issue asks for: batch-1 work parallelises over images, not layers).
 
+Two more sections follow (docs/distributed.md):
+  * data parallel: the training step as 1 process x 2 threads against mpirun -np 2 x 1 thread,
+    with the gradients summed after the backward pass (--bucket-mb 0) and in buckets during it
+    (the default): images/s, rank 0's milliseconds per step inside the collectives, the part
+    of that time the buckets hide, and the bytes summed per step (skipped without mpirun or
+    without MPI in cored);
+  * thread scaling: the training step's ops by class (GEMM convolutions and linear layers,
+    depthwise convolutions, BatchNorm, element-wise, the rest of the step) and the loader, at
+    1 and 2 threads: the parallel efficiency t1 / (2 t2).
+
 Environment: CORED (binary, default ./cored), BENCH_MODELS (default
 "tiny,efficientnet-b0,xception"), BENCH_ROUNDS (default 3), BENCH_THREADS (default 2),
-BENCH_BATCH (default 32), BENCH_SIZE (default 128).
+BENCH_BATCH (default 32), BENCH_SIZE (default 128), BENCH_SECTIONS (default
+"torch,mpi,threads").
 """
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 CORED = os.environ.get("CORED", "./cored")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,17 +48,129 @@ def run_json(cmd, env=None):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+MPI_ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_rmaps_base_oversubscribe="1")
+# profile slots (cored_prof_slot_name) by op class
+CLASSES = [("GEMM (conv, 1x1, linear)", ("conv kxk", "conv 1x1", "linear")), ("depthwise conv", ("depthwise",)),
+           ("BatchNorm", ("batchnorm",)),
+           ("element-wise", ("relu", "silu", "sigmoid", "add", "chscale", "dropout", "dropconnect", "maxpool",
+                             "avgpool"))]
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def median(rows, key):
+    return statistics.median(r[key] for r in rows)
+
+
+def data_parallel(models, rounds, batch, size):
+    """1 process x 2 threads against 2 ranks x 1 thread, the gradients summed after the
+    backward pass and in buckets during it."""
+    mpirun = shutil.which("mpirun")
+    if not mpirun:
+        print("\ndata parallel: skipped (no mpirun: tools/deps.sh mpi)")
+        return {}
+    probe = subprocess.run([mpirun, "-np", "2", CORED, "bench", "--model", "tiny", "--only", "train", "--size", "32",
+                            "--batch", "4", "--reps", "1", "--warmup", "0", "--min-time", "0", "--threads", "1",
+                            "--json"], capture_output=True, text=True, env=MPI_ENV)
+    if probe.returncode != 0:
+        print(f"\ndata parallel: skipped (cored under mpirun failed: {probe.stderr.strip()[-200:]})")
+        return {}
+    print(f"\ndata parallel: training step, batch {batch} (the global batch), {size} px, {rounds} rounds "
+          "(medians); 'in coll.': rank 0's ms per step inside the collectives, waiting for the other rank "
+          "included")
+    print(f"  {'':16s} {'1x2 img/s':>10s} {'2x1 img/s':>10s} {'in coll.':>9s} {'buckets':>10s} {'in coll.':>9s}"
+          f" {'hidden':>7s} {'summed/step':>12s}")
+    out = {}
+    base = ["bench", "--only", "train", "--batch", batch, "--size", size, "--json"]
+    for model in models:
+        res = {"one": [], "after": [], "buckets": []}
+        for r in range(rounds):
+            res["one"].append(run_json([CORED, *base, "--model", model, "--threads", "2"]))
+            for key, mb in (("after", "0"), ("buckets", "4")):
+                res[key].append(run_json([mpirun, "-np", "2", CORED, *base, "--model", model, "--threads", "1",
+                                          "--bucket-mb", mb], MPI_ENV))
+            print(f"  {model}: round {r + 1}/{rounds} done", file=sys.stderr)
+        after, buck = median(res["after"], "comm_ms_per_step"), median(res["buckets"], "comm_ms_per_step")
+        hidden = 1 - buck / after if after > 0 else 0
+        print(f"  {model:16s} {median(res['one'], 'train_img_s'):10.1f} {median(res['after'], 'train_img_s'):10.1f}"
+              f" {after:7.1f}ms {median(res['buckets'], 'train_img_s'):10.1f} {buck:7.1f}ms {100 * hidden:6.0f}%"
+              f" {res['one'][0]['grad_bytes_per_step'] / 1e6:9.1f} MB")
+        out[model] = res
+    return out
+
+
+def thread_scaling(models, rounds, batch, size):
+    """The training step's ops by class and the loader, at 1 and 2 threads."""
+    print(f"\nthread scaling: training step, batch {batch}, {size} px, 1 -> 2 threads, {rounds} rounds (medians); "
+          "efficiency = t1 / (2 t2)")
+    out = {}
+    for model in models:
+        res = {1: [], 2: []}
+        for r in range(rounds):
+            for th in (1, 2):
+                res[th].append(run_json([CORED, "bench", "--model", model, "--only", "train", "--profile", "--threads",
+                                         str(th), "--batch", batch, "--size", size, "--json"]))
+        print(f"  {model}")
+        rows = []
+        for label, slots in CLASSES:
+            t = {th: statistics.median(sum(v["forward_s"] + v["backward_s"] for k, v in x["profile"].items()
+                                           if k in slots) for x in res[th]) for th in (1, 2)}
+            rows.append((label, t))
+        step = {th: statistics.median(int(batch) / x["train_img_s"] for x in res[th]) for th in (1, 2)}
+        prof = {th: sum(t[th] for _, t in rows) for th in (1, 2)}
+        rows.append(("rest of the step", {th: max(step[th] - prof[th], 0) for th in (1, 2)}))
+        rows.append(("whole step", step))
+        for label, t in rows:
+            if t[1] <= 0:
+                continue
+            print(f"    {label:26s} {1e3 * t[1]:9.2f} ms {1e3 * t[2]:9.2f} ms   {t[1] / (2 * t[2]):5.2f}"
+                  f"   ({100 * t[1] / step[1]:4.1f}% of the step at 1 thread)")
+        out[model] = res
+    # the loader: decoding JPEGs, and reading a pack
+    sys.path.insert(0, HERE)
+    import bench_data
+    root = os.path.join(tempfile.gettempdir(), "cored-bench-data")
+    bench_data.make_data(root, 2000)
+    pack = os.path.join(root, f".cored-pack-{size}.bin")
+    subprocess.run([CORED, "pack", root, "--size", size, "--splits", "train", "--quiet"], check=True,
+                   stdout=subprocess.DEVNULL)
+    print("  loader (flip, CutMix, shuffle), images/s")
+    for label, extra in (("decoding JPEGs", []), ("reading a pack", ["--pack", pack])):
+        t = {th: run_json([CORED, "bench", "--data", root, "--task", "Bench", *extra, "--threads", str(th), "--batch",
+                           batch, "--size", size, "--seconds", "1", "--reps", str(max(rounds, 3)),
+                           "--json"])["loader_img_s"] for th in (1, 2)}
+        print(f"    {label:26s} {t[1]:9.0f}    {t[2]:9.0f}      {t[2] / (2 * t[1]):5.2f}")
+        out[f"loader {label}"] = t
+    return out
+
+
 def main():
     models = os.environ.get("BENCH_MODELS", "tiny,efficientnet-b0,xception").split(",")
     rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     threads = os.environ.get("BENCH_THREADS", "2")
     batch = os.environ.get("BENCH_BATCH", "32")
     size = os.environ.get("BENCH_SIZE", "128")
+    sections = os.environ.get("BENCH_SECTIONS", "torch,mpi,threads").split(",")
     common = ["--model", None, "--threads", threads, "--batch", batch, "--size", size]
-    print(f"cored vs PyTorch {rounds} rounds, {threads} threads, batch {batch}, {size} px "
-          f"(images/s, medians over rounds)")
+    print(f"on {cpu_name()}, {os.cpu_count()} cores")
     results = {}
-    for model in models:
+    if "mpi" in sections:
+        results["data_parallel"] = data_parallel(models, rounds, batch, size)
+    if "threads" in sections:
+        results["thread_scaling"] = thread_scaling(models, rounds, batch, size)
+    if "torch" in sections:
+        print(f"\ncored vs PyTorch {rounds} rounds, {threads} threads, batch {batch}, {size} px "
+              f"(images/s, medians over rounds)")
+    for model in (models if "torch" in sections else []):
         args = list(common)
         args[1] = model
         res = {"cored": [], "torch": [], "torch_tuned": []}

@@ -384,6 +384,7 @@ void cored_dist_reducer_end(cored_dist_reducer *r)
 {
 #ifdef CORED_MPI
     if (g_size < 2 || !r->nb) return;
+    for (int k = 0; k < r->spread; k++) g_stats.early_bytes += r->b[k].n * sizeof(float);
     cored_dist_reducer_ready(r, 0);
     double t0 = cored_now();
     progress(r, 1);

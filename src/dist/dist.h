@@ -62,6 +62,8 @@ typedef struct {
     double seconds;
     uint64_t bytes;
     uint64_t calls;
+    uint64_t early_bytes; /* of the reducers' bytes, those whose sum started before
+                             cored_dist_reducer_end (during the backward pass) */
 } cored_dist_stats;
 cored_dist_stats cored_dist_counters(void);
 

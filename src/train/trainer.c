@@ -678,6 +678,7 @@ static int write_summary(cored_trainer *t, double seconds, cored_error *err)
         cJSON_AddNumberToObject(d, "collective_seconds", st.seconds);
         cJSON_AddNumberToObject(d, "collective_bytes", (double)st.bytes);
         cJSON_AddNumberToObject(d, "collective_calls", (double)st.calls);
+        cJSON_AddNumberToObject(d, "gradient_bytes_started_during_backward", (double)st.early_bytes);
     }
     return cored_json_save(j, t->path_summary, err);
 }
