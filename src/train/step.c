@@ -41,7 +41,6 @@ int cored_step_init(cored_step *s, const cored_train_cfg *cfg, cored_model *stud
     if (cored_dist_size() > 1 && cfg->bucket_mb > 0) {
         if (!(s->reducer = cored_dist_reducer_new((size_t)(cfg->bucket_mb * 1e6 / sizeof(float)))))
             return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the gradient buckets");
-        cored_model_set_grad_ready(student, grads_ready, s->reducer);
     }
     s->have_rep = cored;
     s->reg.n = nw;
@@ -75,7 +74,6 @@ void cored_step_release(cored_step *s)
     cored_free(s->ws);
     cored_free(s->cells);
     cored_free(s->trace_buf);
-    if (s->reducer) cored_model_set_grad_ready(s->student, NULL, NULL);
     cored_dist_reducer_free(s->reducer);
     memset(s, 0, sizeof *s);
 }
@@ -282,7 +280,10 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
     if (s->trace && (rc = trace_step(s, b, flags, err))) return rc;
     cored_model_zero_grad(s->student);
     if ((rc = begin_grad_sum(s, err))) return rc;
-    if ((rc = cored_model_backward(s->student, s->dlogits, cored ? s->dfeat : NULL, err))) return rc;
+    if (s->reducer) cored_model_set_grad_ready(s->student, grads_ready, s->reducer); /* for this backward */
+    rc = cored_model_backward(s->student, s->dlogits, cored ? s->dfeat : NULL, err);
+    cored_model_set_grad_ready(s->student, NULL, NULL);
+    if (rc) return rc;
 update:;
     size_t nw;
     float *w = cored_model_weights(s->student, &nw), *g = cored_model_grads(s->student, NULL);
