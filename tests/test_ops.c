@@ -207,7 +207,7 @@ static void test_conv_random(void)
     }
 }
 
-/* Shapes that conv.c sends to the direct kernel (groups 1, at most 64 channels, 16 or more
+/* Shapes that conv.c sends to the direct kernel (groups 1, at most 64 channels, 8 or more
    output columns): channels that are no multiple of 8 or 16, stride 1, 2 and 3, padding
    symmetric and not, batch 1. */
 static void test_conv_direct_dispatch(void)
@@ -219,6 +219,7 @@ static void test_conv_direct_dispatch(void)
     conv_case(1, 5, 18, 20, 16, 3, 1, 0, 0, 0, 0, 1, 0);  /* no padding (Xception conv2 class) */
     conv_case(1, 7, 40, 9, 13, 5, 2, 2, 1, 2, 2, 1, 1);   /* 5x5, Cout 13: forward only */
     conv_case(1, 6, 50, 24, 32, 3, 3, 1, 1, 1, 1, 1, 0);  /* stride 3 */
+    conv_case(2, 6, 17, 24, 32, 3, 2, 1, 1, 1, 1, 1, 1);  /* 9 columns: dx on the general path */
 }
 
 /* check_kernel against a float result (another path of the same op). */

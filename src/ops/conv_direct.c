@@ -35,12 +35,17 @@ typedef float v8f __attribute__((vector_size(32), aligned(4), may_alias));
 
 static inline int round16(int c) { return (c + CB - 1) / CB * CB; }
 
+static size_t padded_row(const cored_conv_shape *s);
+static int dw_block_rows(const cored_conv_shape *s);
+
 size_t cored_conv_direct_ws_floats(const cored_conv_shape *s)
 {
     size_t khw = (size_t)s->kh * s->kw;
-    size_t fwd = khw * s->cin * round16(s->cout) + round16(s->cout);
+    size_t fwd = khw * s->cin * round16(s->cout) + round16(s->cout) +
+                 (size_t)CORED_PARTS * s->kh * ((size_t)(s->ow - 1) * s->stride + s->kw) * s->cin;
     size_t dx = khw * s->cout * round16(s->cin);
-    size_t dw = (size_t)CORED_PARTS * khw * s->cin * round16(s->cout);
+    size_t dw = (size_t)CORED_PARTS * (khw * s->cin * round16(s->cout) +
+                                       (size_t)dw_block_rows(s) * padded_row(s));
     size_t m = fwd > dx ? fwd : dx;
     return m > dw ? m : dw;
 }
@@ -116,57 +121,62 @@ static void repack_fwd(float *wf, const float *w, const cored_conv_shape *s)
                 wf[((size_t)k * s->cin + ci) * cop + co] = w[((size_t)co * s->cin + ci) * khw + k];
 }
 
-/* Output row r = (n, oh). */
-CORED_CLONES static void fwd_row(float *y, const float *x, const float *wf, const float *bp,
-                                 int r, const cored_conv_shape *s)
+/* Floats of one padded input row: the columns the output row reads, (OW-1)*stride + KW. */
+static size_t padded_row(const cored_conv_shape *s)
+{
+    return ((size_t)(s->ow - 1) * s->stride + s->kw) * s->cin;
+}
+
+/* Tiles of a run of n pixels: six at a time, but a rest between 7 and 11 in two halves, so
+   that no tile holds fewer than 4 pixels where it can be avoided (4 pixels are 8
+   independent accumulators, enough to hide the FMA latency). */
+static inline int tile_len(int n) { return n > TP && n < 2 * TP ? (n + 1) / 2 : n < TP ? n : TP; }
+
+/* Output rows [lo, hi), rows r = (n, oh). The input rows of each output row are copied with
+   their padding into xp (KH padded rows), so every pixel of the row is a full tile entry. */
+CORED_CLONES static void fwd_rows(float *y, const float *x, const float *wf, const float *bp,
+                                  float *xp, int lo, int hi, const cored_conv_shape *s)
 {
     const int cin = s->cin, cout = s->cout, cop = round16(cout), st = s->stride;
-    int n = r / s->oh, oh = r % s->oh;
-    int kh0 = s->pad_t - oh * st, kh1 = s->h + s->pad_t - oh * st;
-    kh0 = kh0 < 0 ? 0 : kh0;
-    kh1 = kh1 > s->kh ? s->kh : kh1;
-    int nt = kh1 - kh0 > 0 ? kh1 - kh0 : 0;
-    const float *xr = nt ? x + ((size_t)n * s->h + (oh * st - s->pad_t + kh0)) * s->w * cin : x;
-    float *yr = y + (size_t)r * s->ow * cout;
-    /* interior pixels: every kw inside the row */
-    int oa = (s->pad_l + st - 1) / st;
-    int ob = s->w - s->kw + s->pad_l >= 0 ? (s->w - s->kw + s->pad_l) / st + 1 : 0;
-    if (oa > s->ow) oa = s->ow;
-    if (ob > s->ow) ob = s->ow;
-    if (ob < oa) ob = oa;
+    const size_t prow = padded_row(s);
+    const int wr = (int)(prow / cin); /* padded columns */
     const float *src[MAX_TAPS], *wt[MAX_TAPS];
     int len[MAX_TAPS];
-    for (int cb = 0; cb < cop; cb += CB) {
-        int nc = cout - cb < CB ? cout - cb : CB;
-        const float *init = bp ? bp + cb : NULL;
-        if (ob > oa) { /* the interior, in tiles */
-            for (int t = 0; t < nt; t++) {
-                src[t] = xr + ((size_t)t * s->w + (oa * st - s->pad_l)) * cin;
-                wt[t] = wf + (size_t)(kh0 + t) * s->kw * cin * cop + cb;
-                len[t] = s->kw * cin;
-            }
-            int o = oa;
-            for (; o + TP <= ob; o += TP) {
-                tile(yr + (size_t)o * cout + cb, cout, nc, init, src, wt, len, nt, st * cin, cop, TP);
-                for (int t = 0; t < nt; t++) src[t] += (size_t)TP * st * cin;
-            }
-            if (o < ob)
-                tile_n(yr + (size_t)o * cout + cb, cout, nc, init, src, wt, len, nt, st * cin, cop,
-                       ob - o);
+    for (int r = lo; r < hi; r++) {
+        int n = r / s->oh, oh = r % s->oh;
+        int kh0 = s->pad_t - oh * st, kh1 = s->h + s->pad_t - oh * st;
+        kh0 = kh0 < 0 ? 0 : kh0;
+        kh1 = kh1 > s->kh ? s->kh : kh1;
+        int nt = kh1 - kh0 > 0 ? kh1 - kh0 : 0;
+        for (int t = 0; t < nt; t++) {
+            const float *xr = x + ((size_t)n * s->h + (oh * st - s->pad_t + kh0 + t)) * s->w * cin;
+            float *d = xp + (size_t)t * prow;
+            /* padded column c reads input column c - pad_l */
+            int c0 = s->pad_l < wr ? s->pad_l : wr, c1 = s->w + s->pad_l < wr ? s->w + s->pad_l : wr;
+            memset(d, 0, sizeof(float) * (size_t)c0 * cin);
+            if (c1 > c0) memcpy(d + (size_t)c0 * cin, xr, sizeof(float) * (size_t)(c1 - c0) * cin);
+            else c1 = c0;
+            memset(d + (size_t)c1 * cin, 0, sizeof(float) * (size_t)(wr - c1) * cin);
+            len[t] = s->kw * cin;
         }
-        for (int ow = 0; ow < s->ow; ow++) { /* the border pixels, one at a time */
-            if (ow == oa && ob > oa) ow = ob;
-            if (ow >= s->ow) break;
-            int iw = ow * st - s->pad_l;
-            int lo = iw < 0 ? -iw : 0, hi = s->w - iw < s->kw ? s->w - iw : s->kw;
-            int nb = 0;
-            if (hi > lo)
-                for (int t = 0; t < nt; t++, nb++) {
-                    src[t] = xr + ((size_t)t * s->w + (iw + lo)) * cin;
-                    wt[t] = wf + ((size_t)(kh0 + t) * s->kw + lo) * cin * cop + cb;
-                    len[t] = (hi - lo) * cin;
-                }
-            tile(yr + (size_t)ow * cout + cb, cout, nc, init, src, wt, len, nb, 0, cop, 1);
+        float *yr = y + (size_t)r * s->ow * cout;
+        for (int cb = 0; cb < cop; cb += CB) {
+            int nc = cout - cb < CB ? cout - cb : CB;
+            const float *init = bp ? bp + cb : NULL;
+            for (int t = 0; t < nt; t++) {
+                src[t] = xp + (size_t)t * prow;
+                wt[t] = wf + (size_t)(kh0 + t) * s->kw * cin * cop + cb;
+            }
+            for (int o = 0; o < s->ow;) {
+                int np = tile_len(s->ow - o);
+                if (np == TP)
+                    tile(yr + (size_t)o * cout + cb, cout, nc, init, src, wt, len, nt, st * cin, cop, TP);
+                else
+                    tile_n(yr + (size_t)o * cout + cb, cout, nc, init, src, wt, len, nt, st * cin,
+                           cop, np);
+                for (int t = 0; t < nt; t++) src[t] += (size_t)np * st * cin;
+                o += np;
+            }
         }
     }
 }
@@ -175,15 +185,20 @@ void cored_conv_direct_forward(float *y, const float *x, const float *w, const f
                                const cored_conv_shape *s, float *ws)
 {
     int cop = round16(s->cout);
-    float *wf = ws, *bp = ws + (size_t)s->kh * s->kw * s->cin * cop;
+    float *wf = ws, *bp = ws + (size_t)s->kh * s->kw * s->cin * cop, *xp = bp + cop;
     repack_fwd(wf, w, s);
     if (b) {
         memset(bp, 0, sizeof(float) * (size_t)cop);
         memcpy(bp, b, sizeof(float) * (size_t)s->cout);
     }
     int rows = s->n * s->oh;
+    size_t part = (size_t)s->kh * padded_row(s);
     #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) fwd_row(y, x, wf, b ? bp : NULL, r, s);
+    for (int p = 0; p < CORED_PARTS; p++) {
+        int lo, hi;
+        cored_part_range(rows, CORED_PARTS, p, &lo, &hi);
+        fwd_rows(y, x, wf, b ? bp : NULL, xp + (size_t)p * part, lo, hi, s);
+    }
 }
 
 /* ---------------------------------------------------------------- input gradient */
@@ -240,15 +255,17 @@ CORED_CLONES static void dx_row(float *dx, const float *dy, const float *wb, int
                         wt[nt] = wb + ((size_t)khs[a] * s->kw + kw) * cout * cip + cb;
                         len[nt] = cout;
                     }
-                int i = lo;
-                for (; i + TP <= hi; i += TP) {
-                    tile(dxr + (size_t)(ph + i * st) * cin + cb, st * cin, nc, NULL, src, wt, len, nt,
-                         cout, cip, TP);
-                    for (int t = 0; t < nt; t++) src[t] += (size_t)TP * cout;
+                for (int i = lo; i < hi;) {
+                    int np = tile_len(hi - i);
+                    if (np == TP)
+                        tile(dxr + (size_t)(ph + i * st) * cin + cb, st * cin, nc, NULL, src, wt, len,
+                             nt, cout, cip, TP);
+                    else
+                        tile_n(dxr + (size_t)(ph + i * st) * cin + cb, st * cin, nc, NULL, src, wt,
+                               len, nt, cout, cip, np);
+                    for (int t = 0; t < nt; t++) src[t] += (size_t)np * cout;
+                    i += np;
                 }
-                if (i < hi)
-                    tile_n(dxr + (size_t)(ph + i * st) * cin + cb, st * cin, nc, NULL, src, wt, len,
-                           nt, cout, cip, hi - i);
             } else {
                 hi = lo;
             }
@@ -281,10 +298,12 @@ void cored_conv_direct_backward_data(float *dx, const float *dy, const float *w,
 
 /* ---------------------------------------------------------------- weight gradient */
 
-/* acc[q*cop + c] += sum over np pixels of xs[p*xps + q] * g[p*gps + c], q < nq, c < 16. */
-__attribute__((always_inline)) static inline void dw_tile(float *acc, int cop, const float *xs,
-                                                         int xps, const float *g, int gps,
-                                                         int np, const int nq)
+/* acc[q*cop + c] += sum over the rows i < nr, then over the np pixels p of each, of
+   xs[i][xo + p*xps + q] * g[i][go + p*gps + c], for q < nq and c < 16. */
+__attribute__((always_inline)) static inline void dw_tile(float *acc, int cop,
+                                                         const float *const *xs, size_t xo, int xps,
+                                                         const float *const *g, size_t go, int gps,
+                                                         int nr, int np, const int nq)
 {
     v8f a[TQ][2];
     #pragma GCC unroll 6
@@ -292,13 +311,16 @@ __attribute__((always_inline)) static inline void dw_tile(float *acc, int cop, c
         a[q][0] = *(const v8f *)(acc + (size_t)q * cop);
         a[q][1] = *(const v8f *)(acc + (size_t)q * cop + 8);
     }
-    for (int p = 0; p < np; p++) {
-        v8f g0 = *(const v8f *)(g + (size_t)p * gps), g1 = *(const v8f *)(g + (size_t)p * gps + 8);
-        #pragma GCC unroll 6
-        for (int q = 0; q < nq; q++) {
-            float xv = xs[(size_t)p * xps + q];
-            a[q][0] += xv * g0;
-            a[q][1] += xv * g1;
+    for (int i = 0; i < nr; i++) {
+        const float *xr = xs[i] + xo, *gr = g[i] + go;
+        for (int p = 0; p < np; p++) {
+            v8f g0 = *(const v8f *)(gr + (size_t)p * gps), g1 = *(const v8f *)(gr + (size_t)p * gps + 8);
+            #pragma GCC unroll 6
+            for (int q = 0; q < nq; q++) {
+                float xv = xr[(size_t)p * xps + q];
+                a[q][0] += xv * g0;
+                a[q][1] += xv * g1;
+            }
         }
     }
     #pragma GCC unroll 6
@@ -309,53 +331,68 @@ __attribute__((always_inline)) static inline void dw_tile(float *acc, int cop, c
 }
 
 /* The entries [0, len) of one kernel row, in tiles of TQ. */
-__attribute__((always_inline)) static inline void dw_span(float *acc, int cop, const float *xs, int xps, const float *g,
-                           int gps, int np, int len)
+__attribute__((always_inline)) static inline void dw_span(float *acc, int cop,
+                                                         const float *const *xs, size_t xo, int xps,
+                                                         const float *const *g, size_t go, int gps,
+                                                         int nr, int np, int len)
 {
     int j = 0;
-    for (; j + TQ <= len; j += TQ) dw_tile(acc + (size_t)j * cop, cop, xs + j, xps, g, gps, np, TQ);
+    for (; j + TQ <= len; j += TQ)
+        dw_tile(acc + (size_t)j * cop, cop, xs, xo + j, xps, g, go, gps, nr, np, TQ);
+    float *aj = acc + (size_t)j * cop;
     switch (len - j) {
-    case 5: dw_tile(acc + (size_t)j * cop, cop, xs + j, xps, g, gps, np, 5); break;
-    case 4: dw_tile(acc + (size_t)j * cop, cop, xs + j, xps, g, gps, np, 4); break;
-    case 3: dw_tile(acc + (size_t)j * cop, cop, xs + j, xps, g, gps, np, 3); break;
-    case 2: dw_tile(acc + (size_t)j * cop, cop, xs + j, xps, g, gps, np, 2); break;
-    case 1: dw_tile(acc + (size_t)j * cop, cop, xs + j, xps, g, gps, np, 1); break;
+    case 5: dw_tile(aj, cop, xs, xo + j, xps, g, go, gps, nr, np, 5); break;
+    case 4: dw_tile(aj, cop, xs, xo + j, xps, g, go, gps, nr, np, 4); break;
+    case 3: dw_tile(aj, cop, xs, xo + j, xps, g, go, gps, nr, np, 3); break;
+    case 2: dw_tile(aj, cop, xs, xo + j, xps, g, go, gps, nr, np, 2); break;
+    case 1: dw_tile(aj, cop, xs, xo + j, xps, g, go, gps, nr, np, 1); break;
     default: break;
     }
 }
 
-/* Weight-gradient sums of output rows [lo, hi) into acc (KH, KW, Cin, Cout). */
-CORED_CLONES static void dw_rows(float *acc, const float *dy, const float *x, int lo, int hi,
-                                 const cored_conv_shape *s)
+/* Output rows per block of the weight gradient: a tile's accumulators stay in registers
+   over the interior pixels of every row of a block, at least 64 pixels (a function of the
+   shape only). */
+#define DW_BLOCK_ROWS_MAX 64
+static int dw_block_rows(const cored_conv_shape *s)
 {
-    const int cin = s->cin, cout = s->cout, st = s->stride;
-    int oa = (s->pad_l + st - 1) / st;
-    int ob = s->w - s->kw + s->pad_l >= 0 ? (s->w - s->kw + s->pad_l) / st + 1 : 0;
-    if (oa > s->ow) oa = s->ow;
-    if (ob > s->ow) ob = s->ow;
-    if (ob < oa) ob = oa;
-    for (int r = lo; r < hi; r++) {
-        int n = r / s->oh, oh = r % s->oh;
-        const float *g = dy + (size_t)r * s->ow * cout;
+    int r = (64 + s->ow - 1) / s->ow;
+    return r > DW_BLOCK_ROWS_MAX ? DW_BLOCK_ROWS_MAX : r;
+}
+
+/* Weight-gradient sums of output rows [lo, hi) into acc (KH, KW, Cin, Cout): blocks of
+   rows; in a block, for each kernel row, the pixels of every row in row order. The input
+   rows are copied with their padding into xp (a block's rows, one kernel row at a time),
+   so that the taps in the padding add exact zeros and every pixel is a full tile entry. */
+CORED_CLONES static void dw_rows(float *acc, const float *dy, const float *x, float *xp, int lo,
+                                 int hi, const cored_conv_shape *s)
+{
+    const int cin = s->cin, cout = s->cout, st = s->stride, rb = dw_block_rows(s);
+    const size_t prow = padded_row(s);
+    const int wr = (int)(prow / cin);
+    int c0 = s->pad_l < wr ? s->pad_l : wr, c1 = s->w + s->pad_l < wr ? s->w + s->pad_l : wr;
+    if (c1 < c0) c1 = c0;
+    const float *xs[DW_BLOCK_ROWS_MAX], *gs[DW_BLOCK_ROWS_MAX];
+    for (int r0 = lo; r0 < hi; r0 += rb) {
+        int r1 = r0 + rb < hi ? r0 + rb : hi;
         for (int kh = 0; kh < s->kh; kh++) {
-            int ih = oh * st - s->pad_t + kh;
-            if (ih < 0 || ih >= s->h) continue;
-            const float *xr = x + ((size_t)n * s->h + ih) * s->w * cin;
-            float *ak = acc + (size_t)kh * s->kw * cin * cout;
-            for (int cb = 0; cb < cout; cb += CB) {
-                if (ob > oa)
-                    dw_span(ak + cb, cout, xr + (size_t)(oa * st - s->pad_l) * cin, st * cin,
-                            g + (size_t)oa * cout + cb, cout, ob - oa, s->kw * cin);
-                for (int ow = 0; ow < s->ow; ow++) {
-                    if (ow == oa && ob > oa) ow = ob;
-                    if (ow >= s->ow) break;
-                    int iw = ow * st - s->pad_l;
-                    int a = iw < 0 ? -iw : 0, b = s->w - iw < s->kw ? s->w - iw : s->kw;
-                    if (b > a)
-                        dw_span(ak + (size_t)a * cin * cout + cb, cout, xr + (size_t)(iw + a) * cin,
-                                0, g + (size_t)ow * cout + cb, cout, 1, (b - a) * cin);
-                }
+            int nr = 0;
+            for (int r = r0; r < r1; r++) {
+                int n = r / s->oh, oh = r % s->oh;
+                int ih = oh * st - s->pad_t + kh;
+                if (ih < 0 || ih >= s->h) continue;
+                const float *xr = x + ((size_t)n * s->h + ih) * s->w * cin;
+                float *d = xp + (size_t)nr * prow;
+                memset(d, 0, sizeof(float) * (size_t)c0 * cin);
+                memcpy(d + (size_t)c0 * cin, xr, sizeof(float) * (size_t)(c1 - c0) * cin);
+                memset(d + (size_t)c1 * cin, 0, sizeof(float) * (size_t)(wr - c1) * cin);
+                xs[nr] = d;
+                gs[nr++] = dy + (size_t)r * s->ow * cout;
             }
+            if (!nr) continue;
+            float *ak = acc + (size_t)kh * s->kw * cin * cout;
+            for (int cb = 0; cb < cout; cb += CB)
+                dw_span(ak + cb, cout, xs, 0, st * cin, gs, (size_t)cb, cout, nr, s->ow, s->kw * cin);
         }
     }
 }
@@ -366,21 +403,29 @@ void cored_conv_direct_backward_weight(float *dw, const float *dy, const float *
     const int khw = s->kh * s->kw, cin = s->cin, cout = s->cout;
     const size_t taps = (size_t)khw * cin * cout;
     int rows = s->n * s->oh;
+    size_t prows = (size_t)dw_block_rows(s) * padded_row(s);
+    float *xp = ws + (size_t)CORED_PARTS * taps;
     #pragma omp parallel for schedule(static)
     for (int p = 0; p < CORED_PARTS; p++) {
         float *acc = ws + (size_t)p * taps;
         memset(acc, 0, sizeof(float) * taps);
         int lo, hi;
         cored_part_range(rows, CORED_PARTS, p, &lo, &hi);
-        dw_rows(acc, dy, x, lo, hi, s);
+        dw_rows(acc, dy, x, xp + (size_t)p * prows, lo, hi, s);
     }
+    /* partition 0 += partitions 1, 2, ... in order, over contiguous slices of the entries */
     #pragma omp parallel for schedule(static)
+    for (int c = 0; c < CORED_PARTS; c++) {
+        int lo, hi;
+        cored_part_range((int)taps, CORED_PARTS, c, &lo, &hi);
+        for (int p = 1; p < CORED_PARTS; p++) {
+            const float *src = ws + (size_t)p * taps;
+            #pragma omp simd
+            for (int e = lo; e < hi; e++) ws[e] += src[e];
+        }
+    }
     for (int co = 0; co < cout; co++)
         for (int ci = 0; ci < cin; ci++)
-            for (int k = 0; k < khw; k++) {
-                size_t e = ((size_t)k * cin + ci) * cout + co;
-                float sum = 0.0f;
-                for (int p = 0; p < CORED_PARTS; p++) sum += ws[(size_t)p * taps + e];
-                dw[((size_t)co * cin + ci) * khw + k] += sum;
-            }
+            for (int k = 0; k < khw; k++)
+                dw[((size_t)co * cin + ci) * khw + k] += ws[((size_t)k * cin + ci) * cout + co];
 }
