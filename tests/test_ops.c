@@ -219,7 +219,8 @@ static void test_conv_direct_dispatch(void)
     conv_case(1, 5, 18, 20, 16, 3, 1, 0, 0, 0, 0, 1, 0);  /* no padding (Xception conv2 class) */
     conv_case(1, 7, 40, 9, 13, 5, 2, 2, 1, 2, 2, 1, 1);   /* 5x5, Cout 13: forward only */
     conv_case(1, 6, 50, 24, 32, 3, 3, 1, 1, 1, 1, 1, 0);  /* stride 3 */
-    conv_case(2, 6, 17, 24, 32, 3, 2, 1, 1, 1, 1, 1, 1);  /* 9 columns: dx on the general path */
+    conv_case(2, 6, 17, 24, 32, 3, 2, 1, 1, 1, 1, 1, 1);  /* 9 columns */
+    conv_case(1, 6, 7, 24, 32, 3, 1, 1, 1, 1, 1, 1, 0);   /* 7 columns: the general path */
 }
 
 /* check_kernel against a float result (another path of the same op). */

@@ -55,11 +55,10 @@ int cored_conv_shape_init(cored_conv_shape *s)
 }
 
 /* Which passes of a general-path shape run direct (conv_direct.c): groups 1, Cin and Cout
-   up to 64 and at least 8 output columns (a row is one run of pixel tiles; tiny's last
-   layer, 8 columns, is about even with im2col + GEMM). The input gradient vectorises over
-   Cin, rounded up to 16, so it needs Cin >= 16, and 16 output columns (at 8 it measured
-   even or slower); the weight gradient needs Cout a multiple of 16. Measured per pass
-   against im2col + GEMM: docs/engine.md. */
+   up to 64 and at least 8 output columns (a row is one run of pixel tiles; at tiny's last
+   layer, 8 columns, the two paths are about even). The input gradient vectorises over
+   Cin, rounded up to 16, so it needs Cin >= 16; the weight gradient needs Cout a multiple
+   of 16. Measured per pass against im2col + GEMM: docs/engine.md. */
 enum { DIRECT_FWD = 1, DIRECT_DX = 2, DIRECT_DW = 4 };
 
 static int direct_passes(const cored_conv_shape *s)
@@ -67,7 +66,7 @@ static int direct_passes(const cored_conv_shape *s)
     if (conv_path(s) != PATH_GENERAL || s->groups != 1 || s->kh * s->kw > 64) return 0;
     if (s->cin > 64 || s->cout > 64 || s->ow < 8) return 0;
     int p = DIRECT_FWD;
-    if (s->cin >= 16 && s->ow >= 16) p |= DIRECT_DX;
+    if (s->cin >= 16) p |= DIRECT_DX;
     if (s->cout % 16 == 0) p |= DIRECT_DW;
     return p;
 }

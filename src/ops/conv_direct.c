@@ -12,13 +12,16 @@
  *  - input gradient: for each input pixel, the sum over (kh, kw, co) of dy * w across the
  *    output pixels that read it; the pixels of a tile share a phase (iw mod stride), so
  *    they read the same taps.
+ *
+ * The rows the forward and the weight gradient read from x, and the rows the input
+ * gradient reads from dy, are first copied with zero columns around them, so that border
+ * pixels run in the same tiles: a tap in the padding adds an exact zero.
  *  - weight gradient: tiles of 6 (kw, ci) entries x 16 output channels accumulated over
  *    the pixels of an output row; rows are summed over CORED_PARTS fixed partitions and
  *    the partitions are added in a fixed order.
  *
  * Every element is one sum in a fixed order (taps, then channels, as listed above) that
- * depends neither on the tile sizes nor on the vector width nor on the thread count;
- * border pixels take the same order with the taps that fall in the padding left out.
+ * depends neither on the tile sizes nor on the vector width nor on the thread count.
  */
 #include <string.h>
 
@@ -37,13 +40,14 @@ static inline int round16(int c) { return (c + CB - 1) / CB * CB; }
 
 static size_t padded_row(const cored_conv_shape *s);
 static int dw_block_rows(const cored_conv_shape *s);
+static size_t dx_padded_row(const cored_conv_shape *s);
 
 size_t cored_conv_direct_ws_floats(const cored_conv_shape *s)
 {
     size_t khw = (size_t)s->kh * s->kw;
     size_t fwd = khw * s->cin * round16(s->cout) + round16(s->cout) +
                  (size_t)CORED_PARTS * s->kh * ((size_t)(s->ow - 1) * s->stride + s->kw) * s->cin;
-    size_t dx = khw * s->cout * round16(s->cin);
+    size_t dx = khw * s->cout * round16(s->cin) + (size_t)CORED_PARTS * s->kh * dx_padded_row(s);
     size_t dw = (size_t)CORED_PARTS * (khw * s->cin * round16(s->cout) +
                                        (size_t)dw_block_rows(s) * padded_row(s));
     size_t m = fwd > dx ? fwd : dx;
@@ -214,74 +218,69 @@ static void repack_dx(float *wb, const float *w, const cored_conv_shape *s)
                 wb[((size_t)k * s->cout + co) * cip + ci] = w[((size_t)co * s->cin + ci) * khw + k];
 }
 
-/* Input row r = (n, ih): each pixel gathers the output pixels that read it. */
-CORED_CLONES static void dx_row(float *dx, const float *dy, const float *wb, int r,
-                                const cored_conv_shape *s)
+/* Zero columns on each side of a padded output-gradient row: enough that every tap of
+   every input pixel lands inside it. */
+static int dx_pad_left(const cored_conv_shape *s) { return s->kw; }
+static int dx_pad_right(const cored_conv_shape *s)
+{
+    int r = (s->w - 1 + s->pad_l) / s->stride + 2 - s->ow;
+    return r > 0 ? r : 0;
+}
+static size_t dx_padded_row(const cored_conv_shape *s)
+{
+    return (size_t)(dx_pad_left(s) + s->ow + dx_pad_right(s)) * s->cout;
+}
+
+/* Input rows [lo, hi), r = (n, ih): each pixel gathers the output pixels that read it. The
+   output-gradient rows of each input row are copied with zero columns on both sides into
+   gp, so that the taps outside the output add exact zeros and every pixel of a phase is a
+   full tile entry. */
+CORED_CLONES static void dx_rows(float *dx, const float *dy, const float *wb, float *gp, int lo,
+                                 int hi, const cored_conv_shape *s)
 {
     const int cin = s->cin, cout = s->cout, cip = round16(cin), st = s->stride;
-    int n = r / s->h, ih = r % s->h;
-    const float *dyn = dy + (size_t)n * s->oh * s->ow * cout;
-    float *dxr = dx + (size_t)r * s->w * cin;
-    int khs[MAX_TAPS], ohs[MAX_TAPS], nkh = 0;
-    for (int kh = 0; kh < s->kh; kh++) {
-        int t = ih + s->pad_t - kh;
-        if (t < 0 || t % st) continue;
-        if (t / st >= s->oh) continue;
-        khs[nkh] = kh, ohs[nkh++] = t / st;
-    }
+    const int pl = dx_pad_left(s), pr = dx_pad_right(s);
+    const size_t prow = dx_padded_row(s);
     const float *src[MAX_TAPS], *wt[MAX_TAPS];
-    int len[MAX_TAPS];
-    for (int cb = 0; cb < cip; cb += CB) {
-        int nc = cin - cb < CB ? cin - cb : CB;
-        for (int ph = 0; ph < st && ph < s->w; ph++) {
-            /* pixels iw = ph + i*st; taps kw = kw0, kw0 + st, ...; ow = (iw + pad_l - kw)/st */
-            int kw0 = ((ph + s->pad_l) % st);
-            int npix = (s->w - ph + st - 1) / st;
-            /* interior i: for every tap, 0 <= ow < OW. ow = i + (ph + pad_l - kw)/st. */
-            int lo = 0, hi = npix, nkw = 0;
-            for (int kw = kw0; kw < s->kw; kw += st, nkw++) {
-                int d = (ph + s->pad_l - kw) / st; /* exact: ph + pad_l - kw = 0 mod st */
-                if (-d > lo) lo = -d;
-                if (s->ow - d < hi) hi = s->ow - d;
-            }
-            if (hi < lo) hi = lo;
-            if (lo > npix) lo = hi = npix;
-            if (hi > lo && nkw) {
-                int nt = 0;
+    int len[MAX_TAPS], khs[MAX_TAPS];
+    for (int r = lo; r < hi; r++) {
+        int n = r / s->h, ih = r % s->h;
+        const float *dyn = dy + (size_t)n * s->oh * s->ow * cout;
+        float *dxr = dx + (size_t)r * s->w * cin;
+        int nkh = 0;
+        for (int kh = 0; kh < s->kh; kh++) {
+            int t = ih + s->pad_t - kh;
+            if (t < 0 || t % st || t / st >= s->oh) continue;
+            float *d = gp + (size_t)nkh * prow;
+            memset(d, 0, sizeof(float) * (size_t)pl * cout);
+            memcpy(d + (size_t)pl * cout, dyn + (size_t)(t / st) * s->ow * cout,
+                   sizeof(float) * (size_t)s->ow * cout);
+            memset(d + (size_t)(pl + s->ow) * cout, 0, sizeof(float) * (size_t)pr * cout);
+            khs[nkh++] = kh;
+        }
+        for (int cb = 0; cb < cip; cb += CB) {
+            int nc = cin - cb < CB ? cin - cb : CB;
+            for (int ph = 0; ph < st && ph < s->w; ph++) {
+                /* pixels iw = ph + i*st read the taps kw = kw0, kw0 + st, ... at output column
+                   ow = i + (ph + pad_l - kw)/st (exact: ph + pad_l - kw = 0 mod st) */
+                int kw0 = (ph + s->pad_l) % st;
+                int npix = (s->w - ph + st - 1) / st, nt = 0;
                 for (int a = 0; a < nkh; a++)
                     for (int kw = kw0; kw < s->kw; kw += st, nt++) {
-                        int ow = lo + (ph + s->pad_l - kw) / st;
-                        src[nt] = dyn + ((size_t)ohs[a] * s->ow + ow) * cout;
+                        src[nt] = gp + (size_t)a * prow + (size_t)(pl + (ph + s->pad_l - kw) / st) * cout;
                         wt[nt] = wb + ((size_t)khs[a] * s->kw + kw) * cout * cip + cb;
                         len[nt] = cout;
                     }
-                for (int i = lo; i < hi;) {
-                    int np = tile_len(hi - i);
+                for (int i = 0; i < npix;) {
+                    int np = tile_len(npix - i);
+                    float *o = dxr + (size_t)(ph + i * st) * cin + cb;
                     if (np == TP)
-                        tile(dxr + (size_t)(ph + i * st) * cin + cb, st * cin, nc, NULL, src, wt, len,
-                             nt, cout, cip, TP);
+                        tile(o, st * cin, nc, NULL, src, wt, len, nt, cout, cip, TP);
                     else
-                        tile_n(dxr + (size_t)(ph + i * st) * cin + cb, st * cin, nc, NULL, src, wt,
-                               len, nt, cout, cip, np);
+                        tile_n(o, st * cin, nc, NULL, src, wt, len, nt, cout, cip, np);
                     for (int t = 0; t < nt; t++) src[t] += (size_t)np * cout;
                     i += np;
                 }
-            } else {
-                hi = lo;
-            }
-            for (int i = 0; i < npix; i++) { /* the border pixels, one at a time */
-                if (i == lo && hi > lo) i = hi;
-                if (i >= npix) break;
-                int iw = ph + i * st, nt = 0;
-                for (int a = 0; a < nkh; a++)
-                    for (int kw = kw0; kw < s->kw; kw += st) {
-                        int ow = (iw + s->pad_l - kw) / st;
-                        if (iw + s->pad_l - kw < 0 || ow >= s->ow) continue;
-                        src[nt] = dyn + ((size_t)ohs[a] * s->ow + ow) * cout;
-                        wt[nt] = wb + ((size_t)khs[a] * s->kw + kw) * cout * cip + cb;
-                        len[nt++] = cout;
-                    }
-                tile(dxr + (size_t)iw * cin + cb, cin, nc, NULL, src, wt, len, nt, 0, cip, 1);
             }
         }
     }
@@ -291,9 +290,15 @@ void cored_conv_direct_backward_data(float *dx, const float *dy, const float *w,
                                      const cored_conv_shape *s, float *ws)
 {
     repack_dx(ws, w, s);
+    float *gp = ws + (size_t)s->kh * s->kw * s->cout * round16(s->cin);
+    size_t part = (size_t)s->kh * dx_padded_row(s);
     int rows = s->n * s->h;
     #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) dx_row(dx, dy, ws, r, s);
+    for (int p = 0; p < CORED_PARTS; p++) {
+        int lo, hi;
+        cored_part_range(rows, CORED_PARTS, p, &lo, &hi);
+        dx_rows(dx, dy, ws, gp + (size_t)p * part, lo, hi, s);
+    }
 }
 
 /* ---------------------------------------------------------------- weight gradient */
