@@ -12,13 +12,13 @@
  *  - input gradient: for each input pixel, the sum over (kh, kw, co) of dy * w across the
  *    output pixels that read it; the pixels of a tile share a phase (iw mod stride), so
  *    they read the same taps.
+ *  - weight gradient: tiles of 6 (kw, ci) entries x 16 output channels accumulated over
+ *    the pixels of a block of output rows; rows are summed over CORED_PARTS fixed
+ *    partitions and the partitions are added in a fixed order.
  *
  * The rows the forward and the weight gradient read from x, and the rows the input
  * gradient reads from dy, are first copied with zero columns around them, so that border
  * pixels run in the same tiles: a tap in the padding adds an exact zero.
- *  - weight gradient: tiles of 6 (kw, ci) entries x 16 output channels accumulated over
- *    the pixels of an output row; rows are summed over CORED_PARTS fixed partitions and
- *    the partitions are added in a fixed order.
  *
  * Every element is one sum in a fixed order (taps, then channels, as listed above) that
  * depends neither on the tile sizes nor on the vector width nor on the thread count.
