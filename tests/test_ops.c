@@ -14,6 +14,7 @@
 
 #include "core/core.h"
 #include "harness.h"
+#include "ops/conv_direct.h"
 #include "ref_ops.h"
 
 #define FD_H 1e-6
@@ -203,6 +204,116 @@ static void test_conv_random(void)
         for (int i = 0; i < 4; i++) p[i] = (int)cored_rng_below(&rng, (uint32_t)(k / 2 + 2));
         conv_case(1 + (int)cored_rng_below(&rng, 3), h, w, cin, cout, k, stride, p[0], p[1], p[2],
                   p[3], groups, (int)cored_rng_below(&rng, 2));
+    }
+}
+
+/* Shapes that conv.c sends to the direct kernel (groups 1, at most 64 channels, 8 or more
+   output columns): channels that are no multiple of 8 or 16, stride 1, 2 and 3, padding
+   symmetric and not, batch 1. */
+static void test_conv_direct_dispatch(void)
+{
+    conv_case(1, 9, 33, 3, 16, 3, 2, 1, 1, 1, 1, 1, 0);   /* tiny/EfficientNet stem class */
+    conv_case(2, 5, 34, 3, 32, 3, 2, 0, 0, 1, 1, 1, 1);   /* TF same, bias */
+    conv_case(1, 4, 20, 17, 16, 3, 1, 1, 1, 1, 1, 1, 0);  /* Cin 17 (16 + 1 in the dx tile) */
+    conv_case(2, 6, 37, 16, 48, 3, 2, 1, 1, 1, 1, 1, 1);  /* odd width, three channel tiles */
+    conv_case(1, 5, 18, 20, 16, 3, 1, 0, 0, 0, 0, 1, 0);  /* no padding (Xception conv2 class) */
+    conv_case(1, 7, 40, 9, 13, 5, 2, 2, 1, 2, 2, 1, 1);   /* 5x5, Cout 13: forward only */
+    conv_case(1, 6, 50, 24, 32, 3, 3, 1, 1, 1, 1, 1, 0);  /* stride 3 */
+    conv_case(2, 6, 17, 24, 32, 3, 2, 1, 1, 1, 1, 1, 1);  /* 9 columns */
+    conv_case(1, 6, 7, 24, 32, 3, 1, 1, 1, 1, 1, 1, 0);   /* 7 columns: the general path */
+}
+
+/* check_kernel against a float result (another path of the same op). */
+static void check_vs_float(const char *what, const float *got, const float *want, size_t n)
+{
+    double *d = malloc(sizeof(double) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) d[i] = want[i];
+    check_kernel(what, got, d, n);
+    free(d);
+}
+
+/* The direct kernel called whatever the dispatch rule says, on small odd shapes (narrow
+   rows, everything border, 1x1 and 2x2 kernels), against the double reference and the
+   general path. */
+static void direct_case(int n, int h, int w, int cin, int cout, int k, int stride, int pt,
+                        int pl, int pb, int pr, int bias)
+{
+    char name[160];
+    snprintf(name, sizeof name, "direct conv n%d %dx%d %d->%d k%d s%d pad(%d,%d,%d,%d)%s", n, h,
+             w, cin, cout, k, stride, pt, pl, pb, pr, bias ? " bias" : "");
+    cored_conv_shape s = {.n = n, .h = h, .w = w, .cin = cin, .cout = cout, .kh = k, .kw = k,
+                          .stride = stride, .pad_t = pt, .pad_l = pl, .pad_b = pb, .pad_r = pr,
+                          .groups = 1};
+    CHECK_MSG(cored_conv_shape_init(&s) == 0, "%s: shape rejected", name);
+    size_t nx = (size_t)n * h * w * cin, nw = (size_t)cout * cin * k * k;
+    size_t ny = (size_t)n * s.oh * s.ow * cout;
+    double *x = drand_array(nx, -1, 1), *wt = drand_array(nw, -1, 1), *r = drand_array(ny, -1, 1);
+    double *b = bias ? drand_array((size_t)cout, -1, 1) : NULL;
+    round_to_float(x, nx), round_to_float(wt, nw), round_to_float(r, ny);
+    if (b) round_to_float(b, (size_t)cout);
+    double *y = malloc(sizeof(double) * ny), *dx = malloc(sizeof(double) * nx);
+    double *dw = malloc(sizeof(double) * nw);
+    ref_conv_forward(y, x, wt, b, &s);
+    ref_conv_backward(dx, dw, NULL, r, x, wt, &s);
+    float *fx = to_float(x, nx), *fw = to_float(wt, nw), *fr = to_float(r, ny);
+    float *fb = b ? to_float(b, (size_t)cout) : NULL;
+    float *fy = calloc(ny, sizeof(float)), *gy = calloc(ny, sizeof(float));
+    float *fdx = calloc(nx, sizeof(float)), *gdx = calloc(nx, sizeof(float));
+    float *fdw = calloc(nw, sizeof(float)), *gdw = calloc(nw, sizeof(float));
+    size_t wa = cored_conv_direct_ws_floats(&s), wb = cored_conv_ws_floats(&s);
+    float *ws = malloc(sizeof(float) * (wa > wb ? wa : wb));
+    char what[200];
+    cored_conv_direct_forward(fy, fx, fw, fb, &s, ws);
+    cored_conv_forward(gy, fx, fw, fb, &s, ws);
+    snprintf(what, sizeof what, "%s: forward", name);
+    check_kernel(what, fy, y, ny);
+    snprintf(what, sizeof what, "%s: forward vs general path", name);
+    check_vs_float(what, fy, gy, ny);
+    for (size_t i = 0; i < nx; i++) fdx[i] = 1e30f; /* overwritten, never read */
+    cored_conv_direct_backward_data(fdx, fr, fw, &s, ws);
+    cored_conv_backward(gdx, gdw, NULL, fr, fx, fw, &s, ws);
+    snprintf(what, sizeof what, "%s: dx", name);
+    check_kernel(what, fdx, dx, nx);
+    snprintf(what, sizeof what, "%s: dx vs general path", name);
+    check_vs_float(what, fdx, gdx, nx);
+    if (cout % 16 == 0) {
+        for (int rep = 1; rep <= 2; rep++) {
+            cored_conv_direct_backward_weight(fdw, fr, fx, &s, ws);
+            for (size_t i = 0; i < nw; i++) dw[i] *= rep == 2 ? 2.0 : 1.0;
+            snprintf(what, sizeof what, "%s: dw (call %d, accumulated)", name, rep);
+            check_kernel(what, fdw, dw, nw);
+        }
+        snprintf(what, sizeof what, "%s: dw vs general path", name);
+        for (size_t i = 0; i < nw; i++) fdw[i] *= 0.5f;
+        check_vs_float(what, fdw, gdw, nw);
+    }
+    free(x), free(wt), free(r), free(b), free(y), free(dx), free(dw);
+    free(fx), free(fw), free(fr), free(fb), free(fy), free(gy), free(fdx), free(gdx), free(fdw),
+        free(gdw), free(ws);
+}
+
+static void test_conv_direct(void)
+{
+    direct_case(1, 7, 9, 3, 5, 3, 1, 1, 1, 1, 1, 1);
+    direct_case(2, 8, 8, 3, 17, 3, 2, 0, 0, 1, 1, 0);
+    direct_case(2, 9, 7, 5, 32, 3, 2, 1, 1, 1, 1, 1);
+    direct_case(1, 13, 11, 19, 16, 5, 2, 1, 2, 2, 1, 0);
+    direct_case(3, 6, 5, 33, 48, 3, 1, 1, 1, 1, 1, 1);
+    direct_case(1, 3, 3, 4, 16, 3, 1, 1, 1, 1, 1, 0);
+    direct_case(1, 2, 2, 4, 16, 3, 2, 1, 1, 1, 1, 0);   /* every pixel a border pixel */
+    direct_case(2, 17, 17, 3, 32, 3, 2, 0, 0, 0, 0, 0);
+    direct_case(1, 9, 10, 8, 32, 2, 3, 1, 0, 0, 1, 1);  /* stride beyond the kernel */
+    direct_case(1, 4, 23, 16, 16, 3, 1, 1, 1, 1, 1, 0); /* a row of 23: tiles of 6 + tail */
+    direct_case(1, 5, 8, 7, 16, 7, 1, 3, 3, 3, 3, 0);   /* kernel wider than the interior */
+    for (int i = 0; i < 12; i++) {
+        int k = 1 + (int)cored_rng_below(&rng, 5), stride = 1 + (int)cored_rng_below(&rng, 3);
+        int p[4];
+        for (int j = 0; j < 4; j++) p[j] = (int)cored_rng_below(&rng, (uint32_t)k);
+        int h = k + (int)cored_rng_below(&rng, 12), w = k + (int)cored_rng_below(&rng, 30);
+        int cin = 1 + (int)cored_rng_below(&rng, 40), cout = 1 + (int)cored_rng_below(&rng, 40);
+        if (i % 2) cout = 16 * (1 + (int)cored_rng_below(&rng, 3));
+        direct_case(1 + (int)cored_rng_below(&rng, 2), h, w, cin, cout, k, stride, p[0], p[1], p[2],
+                    p[3], i % 3 == 0);
     }
 }
 
@@ -800,6 +911,31 @@ static void test_thread_invariance(void)
     }
     CHECK(memcmp(gw[0], gw[1], sizeof(float) * nw) == 0);
     CHECK(memcmp(gx[0], gx[1], sizeof(float) * nx) == 0);
+    /* the direct convolution's weight gradient too (tiny's second layer, fewer rows) */
+    cored_conv_shape d = {.n = 3, .h = 40, .w = 40, .cin = 32, .cout = 32, .kh = 3, .kw = 3,
+                          .stride = 2, .pad_t = 1, .pad_l = 1, .pad_b = 1, .pad_r = 1, .groups = 1};
+    CHECK(cored_conv_shape_init(&d) == 0);
+    size_t dnx = (size_t)d.n * d.h * d.w * d.cin, dnw = (size_t)d.cout * d.cin * 9;
+    size_t dny = (size_t)d.n * d.oh * d.ow * d.cout;
+    float *dws = malloc(sizeof(float) * cored_conv_ws_floats(&d)), *dgw[2], *dgx[2], *dgy[2];
+    float *dxf = malloc(sizeof(float) * dnx), *dwf = malloc(sizeof(float) * dnw);
+    float *dyf = malloc(sizeof(float) * dny);
+    for (size_t i = 0; i < dnx; i++) dxf[i] = (float)cored_rng_uniform_d(&rng) - 0.5f;
+    for (size_t i = 0; i < dnw; i++) dwf[i] = (float)cored_rng_uniform_d(&rng) - 0.5f;
+    for (size_t i = 0; i < dny; i++) dyf[i] = (float)cored_rng_uniform_d(&rng) - 0.5f;
+    for (int t = 0; t < 2; t++) {
+        cored_set_threads(t + 1);
+        dgw[t] = calloc(dnw, sizeof(float));
+        dgx[t] = malloc(sizeof(float) * dnx);
+        dgy[t] = malloc(sizeof(float) * dny);
+        cored_conv_forward(dgy[t], dxf, dwf, NULL, &d, dws);
+        cored_conv_backward(dgx[t], dgw[t], NULL, dyf, dxf, dwf, &d, dws);
+    }
+    CHECK(memcmp(dgw[0], dgw[1], sizeof(float) * dnw) == 0);
+    CHECK(memcmp(dgx[0], dgx[1], sizeof(float) * dnx) == 0);
+    CHECK(memcmp(dgy[0], dgy[1], sizeof(float) * dny) == 0);
+    for (int t = 0; t < 2; t++) free(dgw[t]), free(dgx[t]), free(dgy[t]);
+    free(dws), free(dxf), free(dwf), free(dyf);
     cored_bn_shape b = {.rows = (int)(nx / s.cin), .c = s.cin, .eps = 1e-5f, .momentum = 0.1f};
     float *bws = malloc(sizeof(float) * cored_bn_ws_floats(&b)), *y[2];
     float gamma[24], beta[24], mean[2][24], invstd[2][24];
@@ -823,6 +959,8 @@ int main(void)
     RUN(test_conv_fixed);
     RUN(test_conv_random);
     RUN(test_conv_shape_errors);
+    RUN(test_conv_direct_dispatch);
+    RUN(test_conv_direct);
     RUN(test_bn);
     RUN(test_bn_offset_precision);
     RUN(test_activations);

@@ -9,9 +9,13 @@
  *  - general: im2col over chunks of images into columns ordered (kh, kw, ci), then a
  *    GEMM against the weight repacked to (Cout, KH, KW, Cin/g). col2im is written as a
  *    gather over input pixels so it parallelises without races.
+ *  - direct (conv_direct.c), for groups 1 and few channels: each pass (forward, input
+ *    gradient, weight gradient) separately, where it measured faster than the general
+ *    path (direct_pass below; docs/engine.md has the measurements).
  */
 #include <string.h>
 
+#include "conv_direct.h"
 #include "internal.h"
 #include "ops.h"
 
@@ -50,6 +54,23 @@ int cored_conv_shape_init(cored_conv_shape *s)
     return 0;
 }
 
+/* Which passes of a general-path shape run direct (conv_direct.c): groups 1, Cin and Cout
+   up to 64 and at least 8 output columns (a row is one run of pixel tiles; at tiny's last
+   layer, 8 columns, the two paths are about even). The input gradient vectorises over
+   Cin, rounded up to 16, so it needs Cin >= 16; the weight gradient needs Cout a multiple
+   of 16. Measured per pass against im2col + GEMM: docs/engine.md. */
+enum { DIRECT_FWD = 1, DIRECT_DX = 2, DIRECT_DW = 4 };
+
+static int direct_passes(const cored_conv_shape *s)
+{
+    if (conv_path(s) != PATH_GENERAL || s->groups != 1 || s->kh * s->kw > 64) return 0;
+    if (s->cin > 64 || s->cout > 64 || s->ow < 8) return 0;
+    int p = DIRECT_FWD;
+    if (s->cin >= 16) p |= DIRECT_DX;
+    if (s->cout % 16 == 0) p |= DIRECT_DW;
+    return p;
+}
+
 /* Images per im2col chunk and the column length of one group. */
 static int chunk_images(const cored_conv_shape *s)
 {
@@ -72,7 +93,9 @@ size_t cored_conv_ws_floats(const cored_conv_shape *s)
     default: {
         size_t k = (size_t)s->kh * s->kw * (s->cin / s->groups);
         size_t col = (size_t)chunk_images(s) * s->oh * s->ow * k;
-        return 2 * (size_t)s->cout * k + col + bias;
+        size_t general = 2 * (size_t)s->cout * k + col + bias;
+        size_t direct = direct_passes(s) ? cored_conv_direct_ws_floats(s) + bias : 0;
+        return general > direct ? general : direct;
     }
     }
 }
@@ -301,7 +324,12 @@ void cored_conv_forward(float *y, const float *x, const float *w, const float *b
     switch (conv_path(s)) {
     case PATH_POINTWISE: pointwise_forward(y, x, w, b, s, ws); break;
     case PATH_DEPTHWISE: cored_dwconv_forward(y, x, w, b, s, ws); break;
-    default: general_forward(y, x, w, b, s, ws); break;
+    default:
+        if (direct_passes(s) & DIRECT_FWD)
+            cored_conv_direct_forward(y, x, w, b, s, ws);
+        else
+            general_forward(y, x, w, b, s, ws);
+        break;
     }
 }
 
@@ -311,6 +339,19 @@ void cored_conv_backward(float *dx, float *dw, float *db, const float *dy, const
     switch (conv_path(s)) {
     case PATH_POINTWISE: pointwise_backward(dx, dw, db, dy, x, w, s, ws); break;
     case PATH_DEPTHWISE: cored_dwconv_backward(dx, dw, db, dy, x, w, s, ws); break;
-    default: general_backward(dx, dw, db, dy, x, w, s, ws); break;
+    default: {
+        int d = direct_passes(s);
+        if (!d) {
+            general_backward(dx, dw, db, dy, x, w, s, ws);
+            break;
+        }
+        /* the passes that stay on the general path first; then the direct ones, which
+           reuse the workspace */
+        float *gdx = d & DIRECT_DX ? NULL : dx, *gdw = d & DIRECT_DW ? NULL : dw;
+        if (gdx || gdw || db) general_backward(gdx, gdw, db, dy, x, w, s, ws);
+        if (dx && (d & DIRECT_DX)) cored_conv_direct_backward_data(dx, dy, w, s, ws);
+        if (dw && (d & DIRECT_DW)) cored_conv_direct_backward_weight(dw, dy, x, s, ws);
+        break;
+    }
     }
 }
