@@ -130,7 +130,7 @@ def thread_scaling(models, rounds, batch, size):
         rows.append(("rest of the step", {th: max(step[th] - prof[th], 0) for th in (1, 2)}))
         rows.append(("whole step", step))
         for label, t in rows:
-            if t[1] <= 0:
+            if t[1] <= 0 or t[2] <= 0:
                 continue
             print(f"    {label:26s} {1e3 * t[1]:9.2f} ms {1e3 * t[2]:9.2f} ms   {t[1] / (2 * t[2]):5.2f}"
                   f"   ({100 * t[1] / step[1]:4.1f}% of the step at 1 thread)")

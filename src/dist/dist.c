@@ -367,7 +367,9 @@ void cored_dist_reducer_ready(cored_dist_reducer *r, size_t from)
     if (g_size < 2 || !r->nb) return;
     double t0 = cored_now();
     const int N = g_size;
-    while (r->spread < r->nb && r->b[r->spread].lo >= from) {
+    /* the lowest bucket (the first layers' gradients, final when the backward pass ends) is
+       summed by the blocking collectives in cored_dist_reducer_end */
+    while (r->spread < r->nb - 1 && r->b[r->spread].lo >= from) {
         bucket *b = &r->b[r->spread++];
         MPI_Ialltoallv(r->v + b->lo, b->plan, b->plan + N, MPI_FLOAT, b->buf, b->plan + 2 * N, b->plan + 3 * N,
                        MPI_FLOAT, g_comm_spread, &b->spread);
@@ -387,6 +389,8 @@ void cored_dist_reducer_end(cored_dist_reducer *r)
     for (int k = 0; k < r->spread; k++) g_stats.early_bytes += r->b[k].n * sizeof(float);
     cored_dist_reducer_ready(r, 0);
     double t0 = cored_now();
+    const bucket *last = &r->b[r->nb - 1];
+    sum_fixed(r->v + last->lo, last->n, sizeof(float), MPI_FLOAT, 0);
     progress(r, 1);
     for (int k = 0; k < r->nb; k++)
         if (r->b[k].state == B_GATHERING) MPI_Wait(&r->b[k].gather, MPI_STATUS_IGNORE);
