@@ -87,7 +87,7 @@ static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed
             cored_dropout_forward(y, aux(m, i), x, n, cnt / (size_t)n, m->first_image, l->u.drop.p, seed,
                                   (uint64_t)i);
         else {
-            memcpy(y, x, sizeof(float) * cnt);
+            cored_copy(y, x, cnt);
             for (size_t k = 0; k < cnt; k++) aux(m, i)[k] = 1.0f;
         }
         break;
@@ -96,7 +96,7 @@ static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed
             cored_dropconnect_forward(y, aux(m, i), x, n, cnt / (size_t)n, m->first_image, l->u.drop.p,
                                       seed, (uint64_t)i);
         else {
-            memcpy(y, x, sizeof(float) * cnt);
+            cored_copy(y, x, cnt);
             for (int k = 0; k < n; k++) aux(m, i)[k] = 1.0f;
         }
         break;
@@ -326,7 +326,7 @@ int cored_model_kinks(const cored_model *m, cored_kink *out, int cap)
 
 void cored_model_zero_grad(cored_model *m)
 {
-    if (m->grads) memset(m->grads, 0, sizeof(float) * m->n_weights);
+    if (m->grads) cored_zero(m->grads, m->n_weights);
 }
 
 void cored_model_bn_sync_idle(cored_model *m, int backward)

@@ -180,8 +180,8 @@ int cored_model_copy_params(cored_model *dst, const cored_model *src, cored_erro
         dst->n_buffers != src->n_buffers)
         return CORED_FAIL(err, CORED_E_SHAPE, "cannot copy parameters of '%s' into '%s'",
                           src->arch->name, dst->arch->name);
-    memcpy(dst->weights, src->weights, sizeof(float) * src->n_weights);
-    memcpy(dst->buffers, src->buffers, sizeof(float) * src->n_buffers);
+    cored_copy(dst->weights, src->weights, src->n_weights);
+    cored_copy(dst->buffers, src->buffers, src->n_buffers);
     return CORED_OK;
 }
 

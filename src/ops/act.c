@@ -150,10 +150,20 @@ void cored_acc(float *y, const float *x, size_t n)
     EW_PARALLEL(n, acc_fwd(y + lo, x + lo, len));
 }
 
+void cored_copy(float *y, const float *x, size_t n)
+{
+    EW_PARALLEL(n, memcpy(y + lo, x + lo, sizeof(float) * len));
+}
+
+void cored_zero(float *y, size_t n)
+{
+    EW_PARALLEL(n, memset(y + lo, 0, sizeof(float) * len));
+}
+
 void cored_add_backward(float *da, float *db, const float *dy, size_t n)
 {
-    if (da && da != dy) memcpy(da, dy, sizeof(float) * n);
-    if (db && db != dy) memcpy(db, dy, sizeof(float) * n);
+    if (da && da != dy) cored_copy(da, dy, n);
+    if (db && db != dy) cored_copy(db, dy, n);
 }
 
 void cored_chscale_forward(float *y, const float *x, const float *s, int n, int hw, int c)

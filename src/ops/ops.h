@@ -140,6 +140,10 @@ void cored_linear_backward(float *dx, float *dw, float *db, const float *dy, con
 
 /* ---------------------------------------------------------------- element-wise */
 
+/* y = x and y = 0 over n floats, the threads sharing the work (large copies are bound by
+   memory bandwidth, which one core does not saturate). */
+void cored_copy(float *y, const float *x, size_t n);
+void cored_zero(float *y, size_t n);
 void cored_add_forward(float *y, const float *a, const float *b, size_t n);
 /* y += x (gradients of a tensor with several consumers). */
 void cored_acc(float *y, const float *x, size_t n);

@@ -238,7 +238,7 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
     }
     if (cored && !c->freeze_bn) {
         if ((rc = cored_model_copy_params(s->eval, s->student, err))) return rc;
-        memcpy(cored_model_input(s->eval), b->x, bytes);
+        cored_copy(cored_model_input(s->eval), b->x, bytes / sizeof(float));
         if ((rc = cored_model_forward(s->eval, n, CORED_FWD_EVAL, 0, err))) return rc;
         cored_cells_from_logits(s->cells, cored_model_logits(s->eval), b->labels, n);
     }
@@ -250,7 +250,7 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
             return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the trace buffers");
         memcpy(s->trace_buf, buffers, sizeof(float) * nb);
     }
-    memcpy(cored_model_input(s->student), b->x, bytes);
+    cored_copy(cored_model_input(s->student), b->x, bytes / sizeof(float));
     if (dist) { /* dropout draws per image of the whole batch: the same masks under any rank count */
         int first, end;
         cored_shard_range(global_n, cored_dist_rank(), cored_dist_size(), &first, &end);
