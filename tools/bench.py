@@ -125,7 +125,7 @@ def thread_scaling(models, rounds, batch, size):
             t = {th: statistics.median(sum(v["forward_s"] + v["backward_s"] for k, v in x["profile"].items()
                                            if k in slots) for x in res[th]) for th in (1, 2)}
             rows.append((label, t))
-        step = {th: statistics.median(int(batch) / x["train_img_s"] for x in res[th]) for th in (1, 2)}
+        step = {th: statistics.median(x["profile_step_s"] for x in res[th]) for th in (1, 2)}
         prof = {th: sum(t[th] for _, t in rows) for th in (1, 2)}
         rows.append(("rest of the step", {th: max(step[th] - prof[th], 0) for th in (1, 2)}))
         rows.append(("whole step", step))
