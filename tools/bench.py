@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 
+from bench_faces import cpu_name
+
 CORED = os.environ.get("CORED", "./cored")
 HERE = os.path.dirname(os.path.abspath(__file__))
 TUNED = "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736"
@@ -55,16 +57,6 @@ CLASSES = [("GEMM (conv, 1x1, linear)", ("conv kxk", "conv 1x1", "linear")), ("d
            ("BatchNorm", ("batchnorm",)),
            ("element-wise", ("relu", "silu", "sigmoid", "add", "chscale", "dropout", "dropconnect", "maxpool",
                              "avgpool"))]
-
-
-def cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def median(rows, key):
@@ -136,7 +128,6 @@ def thread_scaling(models, rounds, batch, size):
                   f"   ({100 * t[1] / step[1]:4.1f}% of the step at 1 thread)")
         out[model] = res
     # the loader: decoding JPEGs, and reading a pack
-    sys.path.insert(0, HERE)
     import bench_data
     root = os.path.join(tempfile.gettempdir(), "cored-bench-data")
     bench_data.make_data(root, 2000)
