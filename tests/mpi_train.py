@@ -165,7 +165,7 @@ def main():
         # (CoReD's teacher statistics with --rep-teacher-bn student come from a pass of their own
         # in batch statistics, sharded like the training batches)
         for name, method, extra in (("cored", "cored", []), ("cored-student", "cored", ["--rep-teacher-bn", "student"]),
-                                    ("tg", "tg", []), ("ewc", "ewc", [])):
+                                    ("tg", "tg", []), ("ewc", "ewc", []), ("replay", "replay", ["--replay-size", "8"])):
             a2 = ["adapt", "--data", data, "--from", f"{out('one')}/best.safetensors", "--sources", "A", "--target",
                   "B", "--method", method, "--epochs", "1", *COMMON, *extra]
             t.run(*a2, "--out", out(f"{name}1"))
