@@ -3,10 +3,11 @@
 For each model, cored (`cored bench --json`) and PyTorch 1.13 (tools/bench_torch.py) run in
 separate processes, alternating, for several rounds with the same threads, batch and size;
 the table shows the medians over rounds and the ratio cored / PyTorch. PyTorch runs twice
-per round: as installed, and with glibc told to keep freed memory (the "tuned" column;
-see docs/PERFORMANCE.md). The "served b1" row is cored serving single-image requests with
-one model per thread, next to PyTorch's batch-1 figure with its threads inside the layers
-(the comparison the issue asks for: batch-1 work parallelises over images, not layers).
+per round: as installed, and with glibc told to keep freed memory (the "tuned" column:
+GLIBC_TUNABLES below; PyTorch as installed re-faults the activation buffers glibc returned
+to the system at every step). The "served b1" row is cored serving single-image requests
+with one model per thread, next to PyTorch's batch-1 figure with its threads inside the
+layers (batch-1 work parallelises over images, not layers).
 
 Two more sections follow (docs/distributed.md):
   * data parallel: the training step as 1 process x 2 threads against mpirun -np 2 x 1 thread,

@@ -1,6 +1,6 @@
 """Loader throughput: images/s of cored's loader (2 threads, batch 32, 128 px, shuffle +
 flip + opposite-class CutMix) (a) decoding a folder of 128-px JPEGs and (b) reading a pack.
-Targets (PERFORMANCE.md): >= 2,000 img/s from JPEG files, >= 20,000 img/s from a pack.
+Targets: >= 2,000 img/s from JPEG files, >= 20,000 img/s from a pack.
 
     make && /usr/bin/python3 tools/bench_data.py [--images 2000] [--reps 5] [--seconds 3]
 
