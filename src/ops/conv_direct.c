@@ -138,7 +138,7 @@ static inline int tile_len(int n) { return n > TP && n < 2 * TP ? (n + 1) / 2 : 
 
 /* Output rows [lo, hi), rows r = (n, oh). The input rows of each output row are copied with
    their padding into xp (KH padded rows), so every pixel of the row is a full tile entry. */
-CORED_CLONES static void fwd_rows(float *y, const float *x, const float *wf, const float *bp,
+CORED_CLONES static void direct_fwd_rows(float *y, const float *x, const float *wf, const float *bp,
                                   float *xp, int lo, int hi, const cored_conv_shape *s)
 {
     const int cin = s->cin, cout = s->cout, cop = round16(cout), st = s->stride;
@@ -201,7 +201,7 @@ void cored_conv_direct_forward(float *y, const float *x, const float *w, const f
     for (int p = 0; p < CORED_PARTS; p++) {
         int lo, hi;
         cored_part_range(rows, CORED_PARTS, p, &lo, &hi);
-        fwd_rows(y, x, wf, b ? bp : NULL, xp + (size_t)p * part, lo, hi, s);
+        direct_fwd_rows(y, x, wf, b ? bp : NULL, xp + (size_t)p * part, lo, hi, s);
     }
 }
 
@@ -235,7 +235,7 @@ static size_t dx_padded_row(const cored_conv_shape *s)
    output-gradient rows of each input row are copied with zero columns on both sides into
    gp, so that the taps outside the output add exact zeros and every pixel of a phase is a
    full tile entry. */
-CORED_CLONES static void dx_rows(float *dx, const float *dy, const float *wb, float *gp, int lo,
+CORED_CLONES static void direct_dx_rows(float *dx, const float *dy, const float *wb, float *gp, int lo,
                                  int hi, const cored_conv_shape *s)
 {
     const int cin = s->cin, cout = s->cout, cip = round16(cin), st = s->stride;
@@ -297,7 +297,7 @@ void cored_conv_direct_backward_data(float *dx, const float *dy, const float *w,
     for (int p = 0; p < CORED_PARTS; p++) {
         int lo, hi;
         cored_part_range(rows, CORED_PARTS, p, &lo, &hi);
-        dx_rows(dx, dy, ws, gp + (size_t)p * part, lo, hi, s);
+        direct_dx_rows(dx, dy, ws, gp + (size_t)p * part, lo, hi, s);
     }
 }
 
@@ -369,7 +369,7 @@ static int dw_block_rows(const cored_conv_shape *s)
    rows; in a block, for each kernel row, the pixels of every row in row order. The input
    rows are copied with their padding into xp (a block's rows, one kernel row at a time),
    so that the taps in the padding add exact zeros and every pixel is a full tile entry. */
-CORED_CLONES static void dw_rows(float *acc, const float *dy, const float *x, float *xp, int lo,
+CORED_CLONES static void direct_dw_rows(float *acc, const float *dy, const float *x, float *xp, int lo,
                                  int hi, const cored_conv_shape *s)
 {
     const int cin = s->cin, cout = s->cout, st = s->stride, rb = dw_block_rows(s);
@@ -416,7 +416,7 @@ void cored_conv_direct_backward_weight(float *dw, const float *dy, const float *
         memset(acc, 0, sizeof(float) * taps);
         int lo, hi;
         cored_part_range(rows, CORED_PARTS, p, &lo, &hi);
-        dw_rows(acc, dy, x, xp + (size_t)p * prows, lo, hi, s);
+        direct_dw_rows(acc, dy, x, xp + (size_t)p * prows, lo, hi, s);
     }
     /* partition 0 += partitions 1, 2, ... in order, over contiguous slices of the entries */
     #pragma omp parallel for schedule(static)

@@ -4,7 +4,9 @@
  * CORED_CLONES compiles a leaf kernel twice, for x86-64-v3 (AVX2 + FMA) and for the
  * baseline, and picks one at load time from the CPU (GCC/Clang target_clones, an ifunc).
  * Leaf kernels hold no OpenMP pragmas other than `omp simd`: the parallel loop stays in the
- * caller, so the outlined OpenMP body never misses the clone's target. src/ops is built
+ * caller, so the outlined OpenMP body never misses the clone's target. Clang gives the
+ * resolver of a cloned function an external name (`<name>.resolver`) even when the function
+ * is static, so each cloned function's name must be unique across src/ops. src/ops is built
  * with -ffp-contract=fast, so a*b+c becomes one FMA in the AVX2 clone, and with
  * -fno-trapping-math, so loops with float selects (ReLU, clamps) vectorise; there is no
  * -ffast-math: NaN, infinity and signed zeros keep their IEEE meaning.
