@@ -51,7 +51,7 @@ int cored_eval_scores(float *scores, int *labels, int *index, int *n, cored_mode
     return CORED_OK;
 }
 
-int cored_dist_slice(cored_dataset **out, int *lo, const cored_dataset *ds, cored_error *err)
+static int dist_slice(cored_dataset **out, int *lo, const cored_dataset *ds, cored_error *err)
 {
     int a, b;
     cored_shard_range(cored_dataset_count(ds), cored_dist_rank(), cored_dist_size(), &a, &b);
@@ -66,22 +66,31 @@ int cored_dist_slice(cored_dataset **out, int *lo, const cored_dataset *ds, core
     return rc;
 }
 
+int cored_dist_loader(cored_loader **l, cored_dataset **slice, int *lo, const cored_dataset *ds,
+                      const cored_loader_opts *o, cored_error *err)
+{
+    *l = NULL;
+    *slice = NULL;
+    *lo = 0;
+    if (cored_dist_size() > 1) {
+        int rc = dist_slice(slice, lo, ds, err);
+        if (rc || !*slice) return rc;
+    }
+    return cored_loader_create(l, *slice ? *slice : ds, o, err);
+}
+
 int cored_eval_dataset(float *scores, int *labels, int *index, int *n, cored_model *m, const cored_dataset *ds,
                        const cored_loader_opts *o, cored_error *err)
 {
-    cored_dataset *slice = NULL;
-    cored_loader *l = NULL;
-    int lo = 0, rc = CORED_OK, k = 0;
-    const int dist = cored_dist_size() > 1;
-    if (dist) rc = cored_dist_slice(&slice, &lo, ds, err);
-    if (!rc && (!dist || slice)) {
-        rc = cored_loader_create(&l, dist ? slice : ds, o, err);
-        if (!rc) rc = cored_eval_scores(scores, labels, index, &k, m, l, err);
-    }
+    cored_dataset *slice;
+    cored_loader *l;
+    int lo, k = 0;
+    int rc = cored_dist_loader(&l, &slice, &lo, ds, o, err);
+    if (!rc && l) rc = cored_eval_scores(scores, labels, index, &k, m, l, err);
     cored_loader_free(l);
     cored_dataset_free(slice);
     if (rc) return rc; /* under mpirun the failing rank ends the job (cored_dist_abort) */
-    if (dist) {
+    if (cored_dist_size() > 1) {
         if (index)
             for (int i = 0; i < k; i++) index[i] += lo;
         cored_dist_allgather(scores, scores, (size_t)k, sizeof(float));

@@ -20,13 +20,16 @@ cored_loader_opts cored_eval_loader_opts(const cored_loader_opts *base, int batc
 int cored_eval_scores(float *scores, int *labels, int *index, int *n, cored_model *m,
                       cored_loader *l, cored_error *err);
 
-/* Data parallel (more than one rank): this rank's contiguous slice [*lo, *lo + n) of ds, the
-   shard cored_shard_range gives (images r*n/N .. (r+1)*n/N), as a data set in *out (NULL
-   when the slice is empty). */
-int cored_dist_slice(cored_dataset **out, int *lo, const cored_dataset *ds, cored_error *err);
+/* A loader with options o over the images this rank handles: under mpirun its contiguous
+   slice of ds, the shard cored_shard_range gives (images r*n/N .. (r+1)*n/N), whose first
+   index in ds goes to *lo; in one process all of ds (*lo = 0). *l is NULL when the slice is
+   empty. *slice holds the slice's data set (NULL in one process): the caller frees it after
+   the loader. */
+int cored_dist_loader(cored_loader **l, cored_dataset **slice, int *lo, const cored_dataset *ds,
+                      const cored_loader_opts *o, cored_error *err);
 
 /* cored_eval_scores over data set ds with loader options o (cored_eval_loader_opts). Under
-   mpirun every rank calls it: each scores its slice (cored_dist_slice) and receives every
+   mpirun every rank calls it: each scores its slice (cored_dist_loader) and receives every
    rank's scores, labels and indices (into ds) in rank order, which are one process's. */
 int cored_eval_dataset(float *scores, int *labels, int *index, int *n, cored_model *m, const cored_dataset *ds,
                        const cored_loader_opts *o, cored_error *err);

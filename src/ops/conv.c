@@ -11,7 +11,7 @@
  *    gather over input pixels so it parallelises without races.
  *  - direct (conv_direct.c), for groups 1 and few channels: each pass (forward, input
  *    gradient, weight gradient) separately, where it measured faster than the general
- *    path (direct_pass below; docs/engine.md has the measurements).
+ *    path (direct_passes below; docs/engine.md has the measurements).
  */
 #include <string.h>
 

@@ -73,12 +73,9 @@ int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_m
     /* data parallel: this rank's slice [base, base + its count) of the images; the cache and
        the statistics are gathered and summed after the pass */
     const int dist = cored_dist_size() > 1;
-    int base = 0;
-    if (dist && (rc = cored_dist_slice(&slice, &base, ds, err))) goto fail;
-    if (!dist || slice) {
-        if ((rc = cored_loader_create(&l, dist ? slice : ds, &o, err))) goto fail;
-        if ((rc = cored_loader_start(l, 0, 0, err))) goto fail;
-    }
+    int base;
+    if ((rc = cored_dist_loader(&l, &slice, &base, ds, &o, err))) goto fail;
+    if (l && (rc = cored_loader_start(l, 0, 0, err))) goto fail;
     double t0 = cored_now();
     int done = 0, batches = l ? cored_loader_batches(l) : 0;
     cored_batch *b;
@@ -247,14 +244,9 @@ int cored_ewc_fisher(float *fisher, cored_model *m, const cored_dataset *ds, int
     cored_loader_opts o = deterministic_opts(lo, cored_model_max_batch(m));
     /* data parallel: this rank's slice of the sampled images; the sums of the squared
        gradients and the count are summed over the ranks after the pass */
-    const int dist = cored_dist_size() > 1;
-    if (dist) {
-        int base;
-        if ((rc = cored_dist_slice(&slice, &base, sub, err))) goto done;
-    }
-    if (!dist || slice)
-        if ((rc = cored_loader_create(&l, dist ? slice : sub, &o, err)) || (rc = cored_loader_start(l, 0, 0, err)))
-            goto done;
+    int base;
+    if ((rc = cored_dist_loader(&l, &slice, &base, sub, &o, err))) goto done;
+    if (l && (rc = cored_loader_start(l, 0, 0, err))) goto done;
     int count = 0;
     cored_batch *b;
     while ((rc = l ? cored_loader_next(l, &b, err) : 0) == 1) {
@@ -283,7 +275,7 @@ int cored_ewc_fisher(float *fisher, cored_model *m, const cored_dataset *ds, int
     }
     if (rc < 0) goto done;
     rc = CORED_OK;
-    if (dist) {
+    if (cored_dist_size() > 1) {
         double c = count;
         cored_dist_sum_f(acc, nw);
         cored_dist_sum_d(&c, 1);

@@ -27,7 +27,6 @@ void cored_teacher_cache_release(cored_teacher_cache *c);
    the cache (each image as is and flipped) and, when rep is not NULL, accumulates the
    CoReD teacher statistics over the un-flipped images and finishes
    them. lo: loader options to copy threads/pack/strict from. */
-
 int cored_teacher_pass(cored_teacher_cache *cache, cored_rep_stats *rep, cored_model *teacher,
                        const cored_dataset *ds, const cored_loader_opts *lo,
                        cored_progress_fn progress, void *user, volatile sig_atomic_t *stop,

@@ -504,7 +504,7 @@ int cored_train_run(const cored_train_cfg *given, cored_train_result *res, cored
                                .strict = cfg->strict, .pack = pack[0] ? pack : NULL};
     /* the training loader of a data-parallel run gives this rank its shard of each batch
        (the teacher pass, Fisher and validation loaders copy t.lo without it: they split
-       their data set into contiguous slices per rank themselves, cored_dist_slice) */
+       their data set into contiguous slices per rank themselves, cored_dist_loader) */
     cored_loader_opts train_lo = t.lo;
     if (cored_dist_size() > 1) train_lo.shard_rank = cored_dist_rank(), train_lo.shard_count = cored_dist_size();
     if ((rc = setup_datasets(&t, err)) || (rc = setup_models(&t, err))) goto done;
