@@ -87,6 +87,12 @@ void cored_model_free(cored_model *m)
 
 const char *cored_model_arch(const cored_model *m) { return m->arch->name; }
 int cored_model_size(const cored_model *m) { return m->size; }
+int cored_model_max_batch(const cored_model *m) { return m->max_batch; }
+cored_build cored_model_build_kind(const cored_model *m) { return m->build; }
+int cored_model_param_count(const cored_model *m) { return m->n_params; }
+const char *cored_model_tap_name(const cored_model *m) { return m->arch->tap; }
+const char *cored_model_head(const cored_model *m) { return m->arch->head; }
+
 void cored_model_set_first_image(cored_model *m, int first) { m->first_image = first; }
 
 void cored_model_set_grad_ready(cored_model *m, void (*fn)(void *user, size_t from), void *user)
@@ -94,12 +100,6 @@ void cored_model_set_grad_ready(cored_model *m, void (*fn)(void *user, size_t fr
     m->grad_ready = fn;
     m->grad_ready_user = user;
 }
-
-int cored_model_max_batch(const cored_model *m) { return m->max_batch; }
-cored_build cored_model_build_kind(const cored_model *m) { return m->build; }
-int cored_model_param_count(const cored_model *m) { return m->n_params; }
-const char *cored_model_tap_name(const cored_model *m) { return m->arch->tap; }
-const char *cored_model_head(const cored_model *m) { return m->arch->head; }
 
 int cored_model_param_is_head(const cored_model *m, const char *name)
 {

@@ -193,12 +193,13 @@ static void dist_sum_teacher_ce(cored_step *s, const cored_step_batch *b)
     s->reg.teacher_ce_n = (int)v[1];
 }
 
-/* Under mpirun with buckets: the gradient sum starts (zeroed gradients, before the backward
-   pass that fills them). */
-static int begin_grad_sum(cored_step *s, cored_error *err)
+/* Clears the gradients before the backward pass fills them and, under mpirun with buckets,
+   starts their sum. */
+static int clear_grads(cored_step *s, cored_error *err)
 {
     size_t nw;
     float *g = cored_model_grads(s->student, &nw);
+    cored_model_zero_grad(s->student);
     if (s->reducer && cored_dist_reducer_begin(s->reducer, g, nw))
         return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate the gradient buckets");
     return CORED_OK;
@@ -231,8 +232,7 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
             terms->rep = cored_rep_loss(NULL, &terms->rep_cells, &s->rep, s->cells, NULL, 0, fh * fw, fc, &how, s->ws);
             terms->total = terms->rep;
         }
-        cored_model_zero_grad(s->student);
-        if ((rc = begin_grad_sum(s, err))) return rc;
+        if ((rc = clear_grads(s, err))) return rc;
         if (sync) cored_model_bn_sync_idle(s->student, 1);
         goto update;
     }
@@ -278,8 +278,7 @@ int cored_train_step(cored_step *s, const cored_step_batch *b, cored_loss_terms 
         for (int i = 0; i < 2 * n; i++) s->dlogits[i] *= share;
     }
     if (s->trace && (rc = trace_step(s, b, flags, err))) return rc;
-    cored_model_zero_grad(s->student);
-    if ((rc = begin_grad_sum(s, err))) return rc;
+    if ((rc = clear_grads(s, err))) return rc;
     if (s->reducer) cored_model_set_grad_ready(s->student, grads_ready, s->reducer); /* for this backward */
     rc = cored_model_backward(s->student, s->dlogits, cored ? s->dfeat : NULL, err);
     cored_model_set_grad_ready(s->student, NULL, NULL);
