@@ -117,7 +117,7 @@ test-mpi: $(BIN)
 # The bits of a training step must not depend on the thread count under whichever sgemm
 # kernel OpenBLAS picks for the CPU: the invariance tests run again under the other kernels
 # this CPU can execute (Haswell = AVX2, the Zen 3 path; SkylakeX = AVX-512; Sandybridge = AVX).
-INVARIANCE_TESTS := test_gemm,test_thread_invariance
+INVARIANCE_TESTS := test_gemm,test_thread_invariance,test_folded_inference
 CORETYPES := Haswell Sandybridge $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),SkylakeX)
 
 test-c: $(TEST_BIN) | deps

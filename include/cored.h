@@ -131,6 +131,13 @@ float *cored_model_weights(cored_model *m, size_t *count);
 float *cored_model_grads(cored_model *m, size_t *count);
 float *cored_model_buffers(cored_model *m, size_t *count);
 
+/* An inference build folds every BN into the convolution before it for eval-mode
+   forwards; the folded weights are recomputed before the next forward after the
+   parameters may have changed: after cored_model_copy_params, a checkpoint load, an
+   init, or a call of one of the writable accessors above. A caller that writes through
+   a pointer it obtained before a forward calls this before the next one. */
+void cored_model_params_changed(cored_model *m);
+
 /* Copies parameters and buffers from src (same arch and size; any build kind). */
 int cored_model_copy_params(cored_model *dst, const cored_model *src, cored_error *err);
 

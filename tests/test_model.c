@@ -458,6 +458,85 @@ static void test_thread_invariance(void)
     cored_set_threads(2);
 }
 
+/* max|got - want| / max|want| */
+static double max_rel_ff(const float *got, const float *want, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)got[i] - want[i]);
+        if (e > num || e != e) num = e;
+        if (fabs(want[i]) > den) den = fabs(want[i]);
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* An inference build folds every BN into its convolution for eval-mode forwards: logits
+   and the tap agree with the unfolded model (the training build's eval forward) within
+   1e-5 relative, on random weights and BN statistics; the fold follows the parameters
+   (copied again after a change); a batch-statistics forward of the inference build runs
+   unfolded and equals the training build's; the folded forward is the same bits for 1 and
+   4 threads. */
+static void test_folded_inference(void)
+{
+    const char *archs[] = {"tiny", "xception", "efficientnet-b0"};
+    for (int a = 0; a < 3; a++) {
+        const int n = 2, size = a ? 64 : 32;
+        cored_model *ref = NULL, *inf = NULL;
+        CHECK(cored_model_create(&ref, archs[a], size, n, CORED_BUILD_TRAIN, NULL) == 0);
+        CHECK(cored_model_create(&inf, archs[a], size, n, CORED_BUILD_INFER, NULL) == 0);
+        if (!ref || !inf) return;
+        int h, w, c;
+        cored_model_features(ref, &h, &w, &c);
+        size_t nf = (size_t)n * h * w * c;
+        float *tap = malloc(sizeof(float) * nf), z1[4];
+        for (int round = 0; round < 2; round++) {
+            cored_model_init_params(ref, 31 + (uint64_t)round);
+            cored_rng r;
+            cored_rng_seed(&r, 77 + (uint64_t)round, 3);
+            for (int i = 0; i < cored_model_param_count(ref); i++) { /* BN away from identity */
+                const cored_param *p = cored_model_param(ref, i);
+                float *d = cored_model_param_data(ref, i);
+                for (size_t k = 0; k < p->numel; k++) {
+                    float u = cored_rng_uniform(&r);
+                    if (p->kind == CORED_PARAM_BN_WEIGHT) d[k] = 0.5f + u;
+                    else if (p->kind == CORED_PARAM_BN_BIAS || p->kind == CORED_PARAM_BN_MEAN) d[k] = 0.4f * (u - 0.5f);
+                    else if (p->kind == CORED_PARAM_BN_VAR) d[k] = 0.5f + u;
+                }
+            }
+            CHECK(cored_model_copy_params(inf, ref, NULL) == 0);
+            fill_input(ref, n, 12 + (uint64_t)round);
+            fill_input(inf, n, 12 + (uint64_t)round);
+            CHECK(cored_model_forward(ref, n, CORED_FWD_EVAL, 0, NULL) == 0);
+            CHECK(cored_model_forward(inf, n, CORED_FWD_EVAL, 0, NULL) == 0);
+            double el = max_rel_ff(cored_model_logits(inf), cored_model_logits(ref), (size_t)n * 2);
+            double ef = max_rel_ff(cored_model_features(inf, NULL, NULL, NULL),
+                                   cored_model_features(ref, NULL, NULL, NULL), nf);
+            CHECK_MSG(el <= 1e-5, "%s round %d: folded logits off by %.3g relative", archs[a], round, el);
+            CHECK_MSG(ef <= 1e-5, "%s round %d: folded tap off by %.3g relative", archs[a], round, ef);
+            if (round == 1) printf("  %s: folded vs unfolded, logits %.2g, tap %.2g relative\n", archs[a], el, ef);
+        }
+        /* thread invariance of the folded forward */
+        cored_set_threads(1);
+        CHECK(cored_model_forward(inf, n, CORED_FWD_EVAL, 0, NULL) == 0);
+        memcpy(z1, cored_model_logits(inf), sizeof(float) * 2 * n);
+        memcpy(tap, cored_model_features(inf, NULL, NULL, NULL), sizeof(float) * nf);
+        cored_set_threads(4);
+        CHECK(cored_model_forward(inf, n, CORED_FWD_EVAL, 0, NULL) == 0);
+        CHECK_MSG(memcmp(z1, cored_model_logits(inf), sizeof(float) * 2 * n) == 0, "%s: folded logits differ (1 vs 4 threads)", archs[a]);
+        CHECK_MSG(memcmp(tap, cored_model_features(inf, NULL, NULL, NULL), sizeof(float) * nf) == 0, "%s: folded tap differs (1 vs 4 threads)", archs[a]);
+        cored_set_threads(2);
+        /* batch statistics on the inference build: the unfolded path, as the training build */
+        CHECK(cored_model_copy_params(inf, ref, NULL) == 0);
+        CHECK(cored_model_forward(ref, n, CORED_FWD_BN_BATCH, 0, NULL) == 0);
+        CHECK(cored_model_forward(inf, n, CORED_FWD_BN_BATCH, 0, NULL) == 0);
+        CHECK_MSG(memcmp(cored_model_logits(inf), cored_model_logits(ref), sizeof(float) * 2 * n) == 0,
+                  "%s: batch-statistics forward of the inference build differs", archs[a]);
+        free(tap);
+        cored_model_free(ref);
+        cored_model_free(inf);
+    }
+}
+
 /* Every allocation of a model build can fail; the build then reports CORED_E_NOMEM and
    frees what it had (the sanitizer run checks for leaks). */
 static void test_allocation_failures(void)
@@ -490,6 +569,7 @@ int main(void)
     RUN(test_checkpoints);
     RUN(test_backbone_init);
     RUN(test_thread_invariance);
+    RUN(test_folded_inference);
     RUN(test_allocation_failures);
     return test_finish();
 }

@@ -15,6 +15,7 @@
 #include "core/core.h"
 #include "harness.h"
 #include "ops/conv_direct.h"
+#include "ops/simd.h"
 #include "ref_ops.h"
 
 #define FD_H 1e-6
@@ -263,12 +264,27 @@ static void direct_case(int n, int h, int w, int cin, int cout, int k, int strid
     size_t wa = cored_conv_direct_ws_floats(&s), wb = cored_conv_ws_floats(&s);
     float *ws = malloc(sizeof(float) * (wa > wb ? wa : wb));
     char what[200];
-    cored_conv_direct_forward(fy, fx, fw, fb, &s, ws);
+    cored_conv_direct_forward(fy, fx, fw, fb, CORED_ACT_NONE, &s, ws);
     cored_conv_forward(gy, fx, fw, fb, &s, ws);
     snprintf(what, sizeof what, "%s: forward", name);
     check_kernel(what, fy, y, ny);
     snprintf(what, sizeof what, "%s: forward vs general path", name);
     check_vs_float(what, fy, gy, ny);
+    /* the fused output pass: the activation applied afterwards (ReLU to the bit, SiLU within
+       rounding: the kernel's clone may contract other products than this file's code) */
+    for (cored_act act = CORED_ACT_RELU; act <= CORED_ACT_SILU; act++) {
+        float *ay = calloc(ny, sizeof(float));
+        cored_conv_direct_forward(ay, fx, fw, fb, act, &s, ws);
+        for (size_t i = 0; i < ny; i++) {
+            float v = act == CORED_ACT_RELU ? (fy[i] > 0.0f ? fy[i] : 0.0f)
+                                            : fy[i] * cored_sigmoidf_fast(fy[i]);
+            int ok = act == CORED_ACT_RELU ? ay[i] == v : fabsf(ay[i] - v) <= 1e-6f * fabsf(v) + 1e-30f;
+            CHECK_MSG(ok, "%s: forward with %s at %zu: %g, activation after: %g", name,
+                      act == CORED_ACT_RELU ? "ReLU" : "SiLU", i, ay[i], v);
+            if (!ok) break;
+        }
+        free(ay);
+    }
     for (size_t i = 0; i < nx; i++) fdx[i] = 1e30f; /* overwritten, never read */
     cored_conv_direct_backward_data(fdx, fr, fw, &s, ws);
     cored_conv_backward(gdx, gdw, NULL, fr, fx, fw, &s, ws);

@@ -41,6 +41,7 @@ static cored_layer *new_layer(cored_model *m, cored_layer_kind kind, int in0, in
     l->in[1] = in1;
     l->p_w = l->p_b = l->p_mean = l->p_var = -1;
     l->fuse_with = -1;
+    l->fold = -1;
     if (in0 >= 0) {
         const cored_layer *src = &m->layers[in0];
         l->h = src->h;

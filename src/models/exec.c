@@ -36,10 +36,20 @@ static cored_act fused_act(const cored_model *m, const cored_layer *l)
     return m->layers[l->fuse_with].kind == LAYER_RELU ? CORED_ACT_RELU : CORED_ACT_SILU;
 }
 
-static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed)
+static void forward_layer(cored_model *m, int i, int n, int flags, uint64_t seed, int folded)
 {
     cored_layer *l = &m->layers[i];
     if (l->kind != LAYER_BN && l->fuse_with >= 0) return; /* computed by its BN */
+    if (folded && l->kind == LAYER_BN && l->fold >= 0) return; /* computed by its conv */
+    if (folded && l->kind == LAYER_CONV && l->fold >= 0) { /* conv + BN (+ act) in one */
+        const cored_layer *b = &m->layers[l->fold];
+        cored_conv_shape s = l->u.conv;
+        s.n = n;
+        cored_conv_forward_act(act(m, b->fuse_with >= 0 ? b->fuse_with : l->fold), act(m, l->in[0]),
+                               m->folded + l->fw_off, m->folded + l->fb_off, fused_act(m, b), &s,
+                               m->ws);
+        return;
+    }
     float *y = act(m, l->kind == LAYER_BN && l->fuse_with >= 0 ? l->fuse_with : i);
     const float *x = l->in[0] >= 0 ? act(m, l->in[0]) : NULL;
     size_t cnt = cored_layer_numel(l, n);
@@ -122,9 +132,12 @@ int cored_model_forward(cored_model *m, int n, int flags, uint64_t seed, cored_e
                                   "of %d; batch statistics need at least 2",
                                   l->name, n);
         }
+    /* inference builds run eval-mode forwards with every BN folded into its convolution */
+    const int folded = m->build == CORED_BUILD_INFER && !(flags & CORED_FWD_BN_BATCH) && m->folded;
+    if (folded && m->fold_dirty) cored_model_refold(m);
     for (int i = 0; i < m->n_layers; i++) {
         double t0 = m->profile ? cored_now() : 0;
-        forward_layer(m, i, n, flags, seed);
+        forward_layer(m, i, n, flags, seed, folded);
         if (m->profile) m->prof_fwd[cored_prof_slot(&m->layers[i])] += cored_now() - t0;
     }
     m->n_cur = n;

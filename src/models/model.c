@@ -82,6 +82,7 @@ void cored_model_free(cored_model *m)
     cored_free(m->scratch);
     cored_free(m->grad_written);
     cored_free(m->grads_final);
+    cored_free(m->folded);
     cored_free(m);
 }
 
@@ -119,8 +120,11 @@ int cored_model_param_find(const cored_model *m, const char *name)
     return -1;
 }
 
+void cored_model_params_changed(cored_model *m) { m->fold_dirty = 1; }
+
 float *cored_model_param_data(cored_model *m, int i)
 {
+    m->fold_dirty = 1;
     const cored_param *p = &m->params[i];
     return (cored_param_trainable(p->kind) ? m->weights : m->buffers) + p->offset;
 }
@@ -134,6 +138,7 @@ float *cored_model_param_grad(cored_model *m, int i)
 
 float *cored_model_weights(cored_model *m, size_t *count)
 {
+    m->fold_dirty = 1;
     if (count) *count = m->n_weights;
     return m->weights;
 }
@@ -146,6 +151,7 @@ float *cored_model_grads(cored_model *m, size_t *count)
 
 float *cored_model_buffers(cored_model *m, size_t *count)
 {
+    m->fold_dirty = 1;
     if (count) *count = m->n_buffers;
     return m->buffers;
 }
@@ -155,7 +161,7 @@ float *cored_model_input(cored_model *m) { return m->arena + m->layers[0].out_of
 size_t cored_model_bytes(const cored_model *m)
 {
     size_t floats = m->n_weights * (m->grads ? 2 : 1) + m->n_buffers + m->n_arena + m->n_aux +
-                    m->n_ws + (m->scratch ? m->n_scratch : 0);
+                    m->n_folded + m->n_ws + (m->scratch ? m->n_scratch : 0);
     return floats * sizeof(float);
 }
 
@@ -182,6 +188,7 @@ int cored_model_copy_params(cored_model *dst, const cored_model *src, cored_erro
                           src->arch->name, dst->arch->name);
     cored_copy(dst->weights, src->weights, src->n_weights);
     cored_copy(dst->buffers, src->buffers, src->n_buffers);
+    dst->fold_dirty = 1;
     return CORED_OK;
 }
 
@@ -221,6 +228,7 @@ void cored_init_param_default(cored_model *m, int i, cored_rng *r)
 
 void cored_model_init_params(cored_model *m, uint64_t seed)
 {
+    m->fold_dirty = 1;
     if (m->arch->init) {
         m->arch->init(m, seed);
         return;
@@ -234,6 +242,7 @@ void cored_model_init_params(cored_model *m, uint64_t seed)
 
 void cored_model_init_head(cored_model *m, uint64_t seed)
 {
+    m->fold_dirty = 1;
     /* The same stream per parameter as cored_model_init_params (every architecture's init
        leaves its classifier at the PyTorch default), so the head equals a fresh model's. */
     for (int i = 0; i < m->n_params; i++) {

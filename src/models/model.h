@@ -57,6 +57,13 @@ typedef struct {
        its output there; the activation layer holds the BN's index and runs nothing.
        -1 when not fused. */
     int fuse_with;
+    /* Folding (inference builds, set by the planner): a convolution whose only consumer is
+       a BN holds the BN's index, the BN the convolution's; -1 otherwise. An eval-mode
+       forward of an inference build then runs the convolution with the BN folded into its
+       weights and bias (folded slab, at fw_off / fb_off) and writes the BN's output (or
+       its fused activation's) directly; the BN runs nothing. */
+    int fold;
+    size_t fw_off, fb_off;
 } cored_layer;
 
 /* Profile slots: one per layer kind, convolutions split by path (dense k x k, 1 x 1,
@@ -93,6 +100,9 @@ struct cored_model {
     float *aux;      /* BN mean/invstd, max-pool argmax, dropout masks */
     float *ws;       /* workspace shared by the layers */
     float *scratch;  /* gradient of a second consumer before it is added */
+    float *folded;   /* inference build: weights and biases of the folded convolutions */
+    size_t n_folded;
+    int fold_dirty;  /* parameters may have changed since the last fold */
     size_t n_arena, n_aux, n_ws, n_scratch;
 
     int n_cur;       /* batch of the last forward, 0 before any */
@@ -130,6 +140,9 @@ int cored_add_chscale(cored_model *m, int x, int s);
 /* Gives an existing layer a name (for the tap). */
 void cored_layer_set_name(cored_model *m, int layer, const char *name);
 int cored_layer_find(const cored_model *m, const char *name);
+
+/* Recomputes the folded weights of an inference build from the parameters (plan.c). */
+void cored_model_refold(cored_model *m);
 
 /* Plans memory and allocates every slab. */
 int cored_model_plan(cored_model *m, cored_error *err);

@@ -16,6 +16,7 @@
  * activation's, written at the BN's forward step and read (with its gradient) until the
  * BN's backward step; the BN's own output and gradient are never materialised.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +50,56 @@ static void fuse_bn_act(cored_model *m)
         b->fuse_with = j;
         a->fuse_with = i;
     }
+}
+
+/* Inference builds: marks every convolution whose only consumer is a BN (the BN is folded
+   into it for eval-mode forwards). The convolution's own output must not be needed
+   elsewhere: not kept, not the tap. The BN may be the tap: the folded convolution then
+   writes the tap's value (the BN output) into the BN's buffer. */
+static void fold_conv_bn(cored_model *m)
+{
+    for (int j = 0; j < m->n_layers; j++) {
+        cored_layer *b = &m->layers[j];
+        b->fold = -1;
+        if (m->build != CORED_BUILD_INFER || b->kind != LAYER_BN) continue;
+        int i = b->in[0];
+        cored_layer *c = &m->layers[i];
+        if (c->kind != LAYER_CONV || c->n_consumers != 1 || c->keep || i == m->tap) continue;
+        c->fold = j;
+        b->fold = i;
+    }
+}
+
+/* Folded weights of conv layer c with BN b: W'[o] = W[o] s[o], b'[o] = (bias[o] - mean[o])
+   s[o] + beta[o], s = gamma / sqrt(var + eps), computed in double (element by element:
+   the same result for any thread count). */
+static void fold_one(cored_model *m, const cored_layer *c, const cored_layer *b)
+{
+    const cored_param *pw = &m->params[c->p_w];
+    const float *w = m->weights + pw->offset;
+    const float *bias = c->p_b >= 0 ? m->weights + m->params[c->p_b].offset : NULL;
+    const float *gamma = m->weights + m->params[b->p_w].offset;
+    const float *beta = m->weights + m->params[b->p_b].offset;
+    const float *mean = m->buffers + m->params[b->p_mean].offset;
+    const float *var = m->buffers + m->params[b->p_var].offset;
+    float *fw = m->folded + c->fw_off, *fb = m->folded + c->fb_off;
+    const int cout = c->u.conv.cout;
+    const size_t per = pw->numel / (size_t)cout;
+    #pragma omp parallel for schedule(static) if (pw->numel > 65536)
+    for (int o = 0; o < cout; o++) {
+        double sc = (double)gamma[o] / sqrt((double)var[o] + (double)b->u.bn.eps);
+        for (size_t k = 0; k < per; k++) fw[(size_t)o * per + k] = (float)((double)w[(size_t)o * per + k] * sc);
+        fb[o] = (float)(((bias ? (double)bias[o] : 0.0) - (double)mean[o]) * sc + (double)beta[o]);
+    }
+}
+
+void cored_model_refold(cored_model *m)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        const cored_layer *c = &m->layers[i];
+        if (c->kind == LAYER_CONV && c->fold >= 0) fold_one(m, c, &m->layers[c->fold]);
+    }
+    m->fold_dirty = 0;
 }
 
 static int cmp_size_desc(const void *a, const void *b)
@@ -150,6 +201,7 @@ int cored_model_plan(cored_model *m, cored_error *err)
     for (int i = 0; i < L - 1; i++) CORED_ASSERT(m->layers[i].n_consumers > 0);
     for (int i = 0; i < L; i++) m->layers[i].fuse_with = -1;
     fuse_bn_act(m);
+    fold_conv_bn(m);
 
     bufs = cored_calloc(2 * (size_t)L, sizeof *bufs);
     tmp = cored_calloc(2 * (size_t)L, sizeof *tmp);
@@ -176,6 +228,9 @@ int cored_model_plan(cored_model *m, cored_error *err)
             start = l->fuse_with;
             own_bwd = 2 * L - l->fuse_with;
         }
+        /* a folded BN's output (or its activation's) is written at its convolution's step */
+        if (l->kind == LAYER_BN && l->fold >= 0) start = l->fold;
+        if (l->fuse_with >= 0 && m->layers[l->fuse_with].fold >= 0) start = m->layers[l->fuse_with].fold;
         if (train && (bwd_needs_output(l->kind) || l->fuse_with >= 0) && own_bwd > end) end = own_bwd;
         if (l->keep) end = t_end;
         bufs[nb++] = (plan_buf){.size = cored_align_up(cored_layer_numel(l, N), 16), .start = start,
@@ -193,6 +248,16 @@ int cored_model_plan(cored_model *m, cored_error *err)
             l->grad_off = bufs[b].off;
         else
             l->out_off = bufs[b].off;
+    }
+
+    m->n_folded = 0;
+    for (int i = 0; i < L; i++) {
+        cored_layer *l = &m->layers[i];
+        if (l->kind != LAYER_CONV || l->fold < 0) continue;
+        l->fw_off = m->n_folded;
+        m->n_folded += cored_align_up(m->params[l->p_w].numel, 16);
+        l->fb_off = m->n_folded;
+        m->n_folded += cored_align_up((size_t)l->u.conv.cout, 16);
     }
 
     m->n_aux = m->n_ws = m->n_scratch = 0;
@@ -213,6 +278,8 @@ int cored_model_plan(cored_model *m, cored_error *err)
     m->aux = cored_alloc(sizeof(float) * (m->n_aux ? m->n_aux : 1));
     m->ws = cored_alloc(sizeof(float) * (m->n_ws ? m->n_ws : 1));
     m->grad_written = cored_calloc((size_t)L, 1);
+    if (m->n_folded) m->folded = cored_calloc(m->n_folded, sizeof(float));
+    m->fold_dirty = 1;
     if (train) {
         m->grads = cored_calloc(m->n_weights ? m->n_weights : 1, sizeof(float));
         m->scratch = cored_alloc(sizeof(float) * (m->n_scratch ? m->n_scratch : 1));
@@ -221,10 +288,11 @@ int cored_model_plan(cored_model *m, cored_error *err)
         cored_free(owner);
     }
     if (!m->weights || !m->buffers || !m->arena || !m->aux || !m->ws || !m->grad_written ||
+        (m->n_folded && !m->folded) ||
         (train && (!m->grads || !m->scratch || !m->grads_final))) {
         rc = CORED_FAIL(err, CORED_E_NOMEM,
                         "cannot allocate %.1f MiB for model '%s' (batch %d, %d px)",
-                        (double)(m->n_weights * (train ? 2 : 1) + m->n_buffers + m->n_arena +
+                        (double)(m->n_weights * (train ? 2 : 1) + m->n_buffers + m->n_arena + m->n_folded +
                                  m->n_aux + m->n_ws + m->n_scratch) * 4.0 / 1048576.0,
                         m->arch->name, N, m->size);
         cored_error_hint(err, "use a smaller --batch");

@@ -21,6 +21,8 @@
 
 void cored_dwconv_forward(float *y, const float *x, const float *w, const float *b,
                           const cored_conv_shape *s, float *ws);
+void cored_dwconv_forward_act(float *y, const float *x, const float *w, const float *b,
+                              cored_act act, const cored_conv_shape *s, float *ws);
 void cored_dwconv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                            const float *w, const cored_conv_shape *s, float *ws);
 size_t cored_dwconv_ws_floats(const cored_conv_shape *s);
@@ -138,14 +140,58 @@ static void fill_bias(float *y, const float *b, size_t rows, int c)
     for (size_t r = 0; r < rows; r++) memcpy(y + r * c, b, sizeof(float) * (size_t)c);
 }
 
+#define EPI_ROWS 64 /* rows per task of the output pass */
+#define EPI_TILE_FLOATS 786432 /* input and output floats of one tile of a fused pointwise GEMM */
+
+CORED_CLONES static void epilogue_leaf(float *y, const float *b, size_t rows, int c, cored_act act)
+{
+    cored_bias_act_rows(y, b, rows, c, act);
+}
+
+/* Rows per tile of a GEMM with its output pass: at least 8 tiles where there are rows
+   enough (as cored_gemm cuts), at most EPI_TILE_FLOATS floats of input and output per
+   tile; a function of the shape alone. */
+static int epi_tile(int rows, int k, int n)
+{
+    int cap = (EPI_TILE_FLOATS / (k + n)) & ~15, eighth = ((rows + 7) / 8 + 15) & ~15;
+    int tile = eighth < cap ? eighth : cap;
+    return tile < 32 ? 32 : tile;
+}
+
+/* y = act(y + b) over rows x c, in parallel over blocks of rows. */
+static void epilogue(float *y, const float *b, size_t rows, int c, cored_act act)
+{
+    size_t blocks = (rows + EPI_ROWS - 1) / EPI_ROWS;
+    #pragma omp parallel for schedule(static) if (blocks > 1)
+    for (size_t k = 0; k < blocks; k++) {
+        size_t lo = k * EPI_ROWS, n = rows - lo < EPI_ROWS ? rows - lo : EPI_ROWS;
+        epilogue_leaf(y + lo * (size_t)c, b, n, c, act);
+    }
+}
+
 static void pointwise_forward(float *y, const float *x, const float *w, const float *b,
-                              const cored_conv_shape *s, float *ws)
+                              cored_act act, const cored_conv_shape *s, float *ws)
 {
     int rows = s->n * s->oh * s->ow;
     const float *in = x;
     if (s->stride != 1) {
         gather_strided(ws, x, s);
         in = ws;
+    }
+    if (act != CORED_ACT_NONE) {
+        /* Tiles of rows, each a serial GEMM followed at once by the bias and activation
+           pass while the tile is in cache. The tile size is a function of the shape alone,
+           so the bits do not depend on the thread count. */
+        int tile = epi_tile(rows, s->cin, s->cout);
+        int tiles = (rows + tile - 1) / tile;
+        #pragma omp parallel for schedule(static) /* a team even for one tile: BLAS stays serial */
+        for (int t = 0; t < tiles; t++) {
+            int lo = t * tile, nr = rows - lo < tile ? rows - lo : tile;
+            cored_gemm_serial(0, 1, nr, s->cout, s->cin, 1.0f, in + (size_t)lo * s->cin, s->cin, w, s->cin,
+                       0.0f, y + (size_t)lo * s->cout, s->cout);
+            epilogue_leaf(y + (size_t)lo * s->cout, b, (size_t)nr, s->cout, act);
+        }
+        return;
     }
     if (b) fill_bias(y, b, (size_t)rows, s->cout);
     cored_gemm(0, 1, rows, s->cout, s->cin, 1.0f, in, s->cin, w, s->cin, b ? 1.0f : 0.0f, y,
@@ -266,7 +312,7 @@ static void col2im(float *dx, const float *col, int n0, int nimg, int c0, int cg
 }
 
 static void general_forward(float *y, const float *x, const float *w, const float *b,
-                            const cored_conv_shape *s, float *ws)
+                            cored_act act, const cored_conv_shape *s, float *ws)
 {
     int cg = s->cin / s->groups, og = s->cout / s->groups;
     int k = s->kh * s->kw * cg, pix = s->oh * s->ow;
@@ -276,12 +322,27 @@ static void general_forward(float *y, const float *x, const float *w, const floa
     for (int n0 = 0; n0 < s->n; n0 += chunk) {
         int nimg = s->n - n0 < chunk ? s->n - n0 : chunk;
         float *yc = y + (size_t)n0 * pix * s->cout;
-        if (b) fill_bias(yc, b, (size_t)nimg * pix, s->cout);
+        const int epi = act != CORED_ACT_NONE; /* bias and activation after the GEMMs */
+        if (epi && s->groups == 1) { /* tiles: GEMM, then the output pass while in cache */
+            im2col(col, x, n0, nimg, 0, cg, s);
+            int rows = nimg * pix, tile = epi_tile(rows, k, s->cout);
+            int tiles = (rows + tile - 1) / tile;
+            #pragma omp parallel for schedule(static) /* a team even for one tile: BLAS stays serial */
+            for (int t = 0; t < tiles; t++) {
+                int lo = t * tile, nr = rows - lo < tile ? rows - lo : tile;
+                cored_gemm_serial(0, 1, nr, s->cout, k, 1.0f, col + (size_t)lo * k, k, wr, k, 0.0f,
+                           yc + (size_t)lo * s->cout, s->cout);
+                epilogue_leaf(yc + (size_t)lo * s->cout, b, (size_t)nr, s->cout, act);
+            }
+            continue;
+        }
+        if (b && !epi) fill_bias(yc, b, (size_t)nimg * pix, s->cout);
         for (int g = 0; g < s->groups; g++) {
             im2col(col, x, n0, nimg, g * cg, cg, s);
             cored_gemm(0, 1, nimg * pix, og, k, 1.0f, col, k, wr + (size_t)g * og * k, k,
-                       b ? 1.0f : 0.0f, yc + (size_t)g * og, s->cout);
+                       b && !epi ? 1.0f : 0.0f, yc + (size_t)g * og, s->cout);
         }
+        if (epi) epilogue(yc, b, (size_t)nimg * pix, s->cout, act);
     }
 }
 
@@ -318,19 +379,25 @@ static void general_backward(float *dx, float *dw, float *db, const float *dy, c
 
 /* ---------------------------------------------------------------- dispatch */
 
+void cored_conv_forward_act(float *y, const float *x, const float *w, const float *b,
+                            cored_act act, const cored_conv_shape *s, float *ws)
+{
+    switch (conv_path(s)) {
+    case PATH_POINTWISE: pointwise_forward(y, x, w, b, act, s, ws); break;
+    case PATH_DEPTHWISE: cored_dwconv_forward_act(y, x, w, b, act, s, ws); break;
+    default:
+        if (direct_passes(s) & DIRECT_FWD)
+            cored_conv_direct_forward(y, x, w, b, act, s, ws);
+        else
+            general_forward(y, x, w, b, act, s, ws);
+        break;
+    }
+}
+
 void cored_conv_forward(float *y, const float *x, const float *w, const float *b,
                         const cored_conv_shape *s, float *ws)
 {
-    switch (conv_path(s)) {
-    case PATH_POINTWISE: pointwise_forward(y, x, w, b, s, ws); break;
-    case PATH_DEPTHWISE: cored_dwconv_forward(y, x, w, b, s, ws); break;
-    default:
-        if (direct_passes(s) & DIRECT_FWD)
-            cored_conv_direct_forward(y, x, w, b, s, ws);
-        else
-            general_forward(y, x, w, b, s, ws);
-        break;
-    }
+    cored_conv_forward_act(y, x, w, b, CORED_ACT_NONE, s, ws);
 }
 
 void cored_conv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,

@@ -139,7 +139,8 @@ static inline int tile_len(int n) { return n > TP && n < 2 * TP ? (n + 1) / 2 : 
 /* Output rows [lo, hi), rows r = (n, oh). The input rows of each output row are copied with
    their padding into xp (KH padded rows), so every pixel of the row is a full tile entry. */
 CORED_CLONES static void direct_fwd_rows(float *y, const float *x, const float *wf, const float *bp,
-                                  float *xp, int lo, int hi, const cored_conv_shape *s)
+                                         cored_act act, float *xp, int lo, int hi,
+                                         const cored_conv_shape *s)
 {
     const int cin = s->cin, cout = s->cout, cop = round16(cout), st = s->stride;
     const size_t prow = padded_row(s);
@@ -182,11 +183,12 @@ CORED_CLONES static void direct_fwd_rows(float *y, const float *x, const float *
                 o += np;
             }
         }
+        if (act != CORED_ACT_NONE) cored_bias_act_rows(yr, NULL, (size_t)s->ow, cout, act);
     }
 }
 
 void cored_conv_direct_forward(float *y, const float *x, const float *w, const float *b,
-                               const cored_conv_shape *s, float *ws)
+                               cored_act act, const cored_conv_shape *s, float *ws)
 {
     int cop = round16(s->cout);
     float *wf = ws, *bp = ws + (size_t)s->kh * s->kw * s->cin * cop, *xp = bp + cop;
@@ -201,7 +203,7 @@ void cored_conv_direct_forward(float *y, const float *x, const float *w, const f
     for (int p = 0; p < CORED_PARTS; p++) {
         int lo, hi;
         cored_part_range(rows, CORED_PARTS, p, &lo, &hi);
-        direct_fwd_rows(y, x, wf, b ? bp : NULL, xp + (size_t)p * part, lo, hi, s);
+        direct_fwd_rows(y, x, wf, b ? bp : NULL, act, xp + (size_t)p * part, lo, hi, s);
     }
 }
 

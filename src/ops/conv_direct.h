@@ -9,9 +9,10 @@
 
 /* Workspace (floats) of any of the three below. */
 size_t cored_conv_direct_ws_floats(const cored_conv_shape *s);
-/* y = conv(x, w) + b (b may be NULL). Kernel up to 8 x 8. */
+/* y = act(conv(x, w) + b) (b may be NULL), the activation applied to each output row while
+   it is in cache. Kernel up to 8 x 8. */
 void cored_conv_direct_forward(float *y, const float *x, const float *w, const float *b,
-                               const cored_conv_shape *s, float *ws);
+                               cored_act act, const cored_conv_shape *s, float *ws);
 /* dx = (overwritten) input gradient. */
 void cored_conv_direct_backward_data(float *dx, const float *dy, const float *w,
                                      const cored_conv_shape *s, float *ws);

@@ -15,6 +15,8 @@
 size_t cored_dwconv_ws_floats(const cored_conv_shape *s);
 void cored_dwconv_forward(float *y, const float *x, const float *w, const float *b,
                           const cored_conv_shape *s, float *ws);
+void cored_dwconv_forward_act(float *y, const float *x, const float *w, const float *b,
+                              cored_act act, const cored_conv_shape *s, float *ws);
 void cored_dwconv_backward(float *dx, float *dw, float *db, const float *dy, const float *x,
                            const float *w, const cored_conv_shape *s, float *ws);
 
@@ -76,7 +78,7 @@ __attribute__((always_inline)) static inline void gather_pixel(float *out, const
 
 /* Output row r = (n, oh) of the forward: each output pixel gathers its valid taps. */
 CORED_CLONES static void fwd_row(float *y, const float *x, const float *wr, const float *b,
-                                 int r, const cored_conv_shape *s)
+                                 int r, const cored_conv_shape *s, cored_act act)
 {
     const int C = s->cin;
     const float *src[MAX_TAPS], *wt[MAX_TAPS];
@@ -96,16 +98,23 @@ CORED_CLONES static void fwd_row(float *y, const float *x, const float *wr, cons
         }
         gather_pixel(y + ((size_t)r * s->ow + ow) * C, src, wt, nt, b, C);
     }
+    if (act != CORED_ACT_NONE) cored_bias_act_rows(y + (size_t)r * s->ow * C, NULL, (size_t)s->ow, C, act);
 }
 
-void cored_dwconv_forward(float *y, const float *x, const float *w, const float *b,
-                          const cored_conv_shape *s, float *ws)
+void cored_dwconv_forward_act(float *y, const float *x, const float *w, const float *b,
+                              cored_act act, const cored_conv_shape *s, float *ws)
 {
     float *wr = ws;
     repack(wr, w, s);
     int rows = s->n * s->oh;
     #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) fwd_row(y, x, wr, b, r, s);
+    for (int r = 0; r < rows; r++) fwd_row(y, x, wr, b, r, s, act);
+}
+
+void cored_dwconv_forward(float *y, const float *x, const float *w, const float *b,
+                          const cored_conv_shape *s, float *ws)
+{
+    cored_dwconv_forward_act(y, x, w, b, CORED_ACT_NONE, s, ws);
 }
 
 /* Input row r = (n, ih) of the input gradient: a gather over the outputs that read it. */

@@ -23,4 +23,31 @@ static inline size_t cored_colsum_ws_floats(int c) { return (size_t)CORED_PARTS 
 /* out[j] += sum_i x[i*c + j] over rows i, accumulated in double. */
 void cored_colsum_acc(float *out, const float *x, int rows, int c, float *ws);
 
+/* One BLAS call, never cut (the caller's parallel loop cuts). Row-major, as cored_gemm. */
+void cored_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                       int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
+/* y[r*c + j] = act(y[r*c + j] + b[j]) over rows r (b may be NULL): the output pass of a
+   folded convolution. Inlined into the caller's CORED_CLONES leaf. */
+#include "ops.h"
+#include "simd.h"
+__attribute__((always_inline)) static inline void cored_bias_act_rows(float *y, const float *b,
+                                                                      size_t rows, int c, cored_act act)
+{
+    for (size_t r = 0; r < rows; r++) {
+        float *yr = y + r * (size_t)c;
+        if (b) {
+            #pragma omp simd
+            for (int j = 0; j < c; j++) yr[j] += b[j];
+        }
+        if (act == CORED_ACT_RELU) {
+            #pragma omp simd
+            for (int j = 0; j < c; j++) yr[j] = yr[j] > 0.0f ? yr[j] : 0.0f;
+        } else if (act == CORED_ACT_SILU) {
+            #pragma omp simd
+            for (int j = 0; j < c; j++) yr[j] = yr[j] * cored_sigmoidf_fast(yr[j]);
+        }
+    }
+}
+
 #endif

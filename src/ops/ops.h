@@ -59,6 +59,13 @@ void cored_conv_backward(float *dx,               /* (N, H, W, Cin) or NULL */
 /* Activation fused after batch norm (y = act(BN(x)) in the same pass over memory). */
 typedef enum { CORED_ACT_NONE, CORED_ACT_RELU, CORED_ACT_SILU } cored_act;
 
+/* Convolution with its output pass finishing y = act(conv(x, w) + b) (the folded
+   convolution + BN + activation of an inference build); act NONE is cored_conv_forward.
+   The depthwise path applies the activation to each output row while it is in cache, the
+   others in the pass that adds the bias. */
+void cored_conv_forward_act(float *y, const float *x, const float *w, const float *b,
+                            cored_act act, const cored_conv_shape *s, float *ws);
+
 typedef struct {
     int rows;        /* N*H*W: every position of every image */
     int c;           /* channels (innermost) */
