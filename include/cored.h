@@ -54,9 +54,18 @@ const char *cored_status_str(int status);
 /* ---------------------------------------------------------------- runtime */
 
 /* Threads used by cored's kernels and by BLAS. n <= 0 selects the number of online CPUs.
-   Returns the number now in effect. */
+   Returns the number now in effect. Also applies cored_fp_mode_apply. */
 int cored_set_threads(int n);
 int cored_get_threads(void);
+/* Subnormal floats (magnitude below 1.2e-38) are flushed to zero, as inputs and as results,
+   on the calling thread and on every OpenMP thread (threads OpenMP starts later inherit it
+   from the calling thread). An operation on a subnormal float takes a slow path in the CPU
+   (a saturated EfficientNet gate filled a training step's gradients with them and made its
+   BatchNorm passes 1.7x slower); the flushed values are far below anything a float32
+   network's output depends on. cored_set_threads and cored_model_create call it; it changes
+   the calling thread's MXCSR for good, so a program that needs subnormals elsewhere calls
+   cored's functions from a thread of their own. */
+void cored_fp_mode_apply(void);
 /* Results never depend on the thread count: every reduction, BLAS products included, runs
    over partitions fixed by the shape. The deterministic flag is recorded for run
    configurations (`--deterministic`) and changes nothing else. */

@@ -906,6 +906,34 @@ static void test_gemm(void)
     cored_set_threads(2);
 }
 
+/* Subnormal floats are flushed to zero on every thread, as results (FTZ: 1e-20 x 1e-20)
+   and as inputs (DAZ: 1e-39 x 1e10), whichever thread computes the block: a product that
+   cored_gemm cuts into blocks, on 4 threads. */
+static void test_subnormals_flushed(void)
+{
+    cored_set_threads(4);
+    const int m = 2048, n = 48, k = 64;
+    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n);
+    float *c = malloc(sizeof(float) * m * n);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < m * k; i++) a[i] = pass ? 1e-39f : 1e-20f;
+        for (int i = 0; i < k * n; i++) b[i] = pass ? 1e10f : 1e-20f;
+        for (int i = 0; i < m * n; i++) c[i] = 1.0f;
+        cored_gemm(0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+        int nonzero = 0;
+        for (int i = 0; i < m * n; i++) nonzero += c[i] != 0.0f;
+        CHECK_MSG(nonzero == 0, "%s: %d of %d products are not flushed to zero (first row %g)",
+                  pass ? "subnormal inputs" : "subnormal results", nonzero, m * n, c[0]);
+    }
+    for (int i = 0; i < m * k; i++) a[i] = 2e-19f; /* products 4e-38, above the bound */
+    for (int i = 0; i < k * n; i++) b[i] = 2e-19f;
+    cored_gemm(0, 0, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
+    CHECK_MSG(fabsf(c[0] / 2.56e-36f - 1) < 1e-5f && fabsf(c[m * n - 1] / 2.56e-36f - 1) < 1e-5f,
+              "normal products near the bound are kept: %g, want 2.56e-36", c[0]);
+    free(a), free(b), free(c);
+    cored_set_threads(2);
+}
+
 static void test_thread_invariance(void)
 {
     /* depthwise and batch-norm reductions use fixed partitions: identical bits for 1 and 2
@@ -986,5 +1014,6 @@ int main(void)
     RUN(test_dropout);
     RUN(test_losses);
     RUN(test_thread_invariance);
+    RUN(test_subnormals_flushed);
     return test_finish();
 }

@@ -1,6 +1,7 @@
 /*
  * Process-wide runtime settings: thread count (cored's OpenMP kernels and OpenBLAS use
- * the same number so they never oversubscribe the cores), the log sink and the clock.
+ * the same number so they never oversubscribe the cores), the floating-point mode of those
+ * threads, the log sink and the clock.
  */
 #include <stdio.h>
 #include <string.h>
@@ -9,12 +10,30 @@
 
 #include <cblas.h>
 #include <omp.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include "core.h"
 
 static int n_threads, deterministic;
 static cored_log_fn log_fn;
 static void *log_user;
+
+/* Flush-to-zero and denormals-are-zero (MXCSR bits 15 and 6) on the calling thread. */
+static void flush_subnormals_here(void)
+{
+#if defined(__SSE__)
+    _mm_setcsr(_mm_getcsr() | 0x8040);
+#endif
+}
+
+void cored_fp_mode_apply(void)
+{
+    flush_subnormals_here();
+    #pragma omp parallel
+    flush_subnormals_here();
+}
 
 int cored_set_threads(int n)
 {
@@ -27,6 +46,7 @@ int cored_set_threads(int n)
        the kernels' fixed partitions (src/ops/gemm.c) */
     openblas_set_num_threads(n);
     omp_set_num_threads(n);
+    cored_fp_mode_apply();
     return n;
 }
 

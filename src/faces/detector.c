@@ -278,6 +278,7 @@ int cored_face_detector_open(cored_face_detector **out, const char *path, cored_
         cored_error_hint(err, "the usual file is " CORED_FACE_MODEL_DEFAULT "; " HINT);
         return rc;
     }
+    cored_fp_mode_apply();
     cored_face_detector *d = cored_calloc(1, sizeof *d);
     if (!d) return CORED_FAIL(err, CORED_E_NOMEM, "%s: cannot allocate a face detector", path);
     plan(d);

@@ -38,6 +38,7 @@ int cored_model_create(cored_model **out, const char *arch, int size, int max_ba
         return CORED_FAIL(err, CORED_E_ARG, "unknown model '%s' (known: %s)", arch ? arch : "",
                           list);
     }
+    cored_fp_mode_apply();
     if (size < a->min_size || size > 4096)
         return CORED_FAIL(err, CORED_E_ARG, "model '%s' needs an input size of %d..4096 px, got %d",
                           a->name, a->min_size, size);
