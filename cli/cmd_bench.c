@@ -26,6 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define BENCH_X86 1
+#endif
 
 #include "cli.h"
 #include "opts.h"
@@ -48,7 +52,9 @@ static const cli_doc doc = {
     "          representation term, backward with a gradient at the tap, optimiser step\n"
     "  infer   eval forward of a batch\n"
     "  infer1  eval forward of one image, the threads inside the layers\n"
-    "  serve1  eval forward of one image per request, one model per thread\n\n"
+    "  serve1  eval forward of one image per request, one model per thread\n"
+    "and the FMA peak of the threads (independent vector multiply-adds at the widest vector the\n"
+    "CPU has), against which the GFLOP/s of the training step and of inference are given.\n\n"
     "The steps are the library's, set as cored train and cored adapt set them: --optimizer acts\n"
     "in both, --freeze-bn and --rep in CoReD's.\n\n"
     "With --data, the speed of the data loader instead: images/s from DIR/<task>/train with\n"
@@ -74,6 +80,71 @@ typedef struct {
     int reps, warmup;
     double min_time;
 } bench_cfg;
+
+/* ---------------------------------------------------------------- FMA peak */
+
+/* The float32 multiply-add peak of the threads: ten independent chains of vector FMAs per
+   thread (more than the latency times the FMA ports of these CPUs), at the widest vector
+   the CPU has; GFLOP/s counts a multiply-add as two. */
+#ifdef BENCH_X86
+#define FMA_CHAINS 10
+__attribute__((target("avx2,fma"))) static float fma_chains_256(long iters)
+{
+    __m256 a[FMA_CHAINS];
+    const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+    for (int j = 0; j < FMA_CHAINS; j++) a[j] = _mm256_set1_ps((float)j);
+    for (long i = 0; i < iters; i++) {
+        #pragma GCC unroll 10
+        for (int j = 0; j < FMA_CHAINS; j++) a[j] = _mm256_fmadd_ps(a[j], m, c);
+    }
+    __m256 s = a[0];
+    for (int j = 1; j < FMA_CHAINS; j++) s = _mm256_add_ps(s, a[j]);
+    return _mm256_cvtss_f32(s);
+}
+
+__attribute__((target("avx512f"))) static float fma_chains_512(long iters)
+{
+    __m512 a[FMA_CHAINS];
+    const __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+    for (int j = 0; j < FMA_CHAINS; j++) a[j] = _mm512_set1_ps((float)j);
+    for (long i = 0; i < iters; i++) {
+        #pragma GCC unroll 10
+        for (int j = 0; j < FMA_CHAINS; j++) a[j] = _mm512_fmadd_ps(a[j], m, c);
+    }
+    __m512 s = a[0];
+    for (int j = 1; j < FMA_CHAINS; j++) s = _mm512_add_ps(s, a[j]);
+    return _mm512_reduce_add_ps(s);
+}
+#endif
+
+/* Best of three runs of about 0.1 s; 0 where the CPU has no FMA. */
+static double fma_peak_gflops(int threads)
+{
+#ifdef BENCH_X86
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+    const int wide = __builtin_cpu_supports("avx512f"), lanes = wide ? 16 : 8;
+    const long iters = 4000000;
+    double best = 0;
+    volatile float sink = 0;
+    for (int r = 0; r < 3; r++) {
+        double t0 = cored_now();
+        #pragma omp parallel num_threads(threads)
+        {
+            float v = wide ? fma_chains_512(iters) : fma_chains_256(iters);
+            #pragma omp atomic
+            sink += v;
+        }
+        double g = (double)threads * iters * FMA_CHAINS * lanes * 2 / (cored_now() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    (void)sink;
+    return best;
+#else
+    (void)threads;
+    return 0;
+#endif
+}
 
 typedef int (*step_fn)(void *ctx, cored_error *err);
 
@@ -584,6 +655,7 @@ int cmd_bench(int argc, char **argv)
     if (steps && bench_training(&cfg, only, profile, &b, &r, &err)) goto fail;
     if (bench_inference(arch, batch, size, threads, only, &b, &r, &err)) goto fail;
     if (!root) return 0; /* rank 0 reports */
+    const double peak = ranks > 1 ? 0 : fma_peak_gflops(threads);
 
     double tr = r.train_s > 0 ? batch / r.train_s : 0, co = r.cored_s > 0 ? batch / r.cored_s : 0;
     double inf = r.infer_s > 0 ? batch / r.infer_s : 0, inf1 = r.infer1_s > 0 ? 1.0 / r.infer1_s : 0;
@@ -602,17 +674,19 @@ int cmd_bench(int argc, char **argv)
                cfg.rep == CORED_REP_VECTOR ? "vector" : "scalar");
         printf(",\"ranks\":%d,\"bucket_mb\":%g,\"comm_ms_per_step\":%.3f,\"grad_bytes_per_step\":%zu", ranks,
                ranks > 1 ? cfg.bucket_mb : 0.0, r.comm_s * 1e3, r.grad_bytes);
+        printf(",\"fma_peak_gflops\":%.1f", peak);
         if (profile) print_profile(&r, b.reps, 1);
         printf("}\n");
     } else {
         printf("model %s  batch %d  %d px  %d threads  (%.3f GMAC/image forward)\n", arch, batch,
                size, threads, r.macs * 1e-9);
+        if (peak > 0) printf("  FMA peak of %d threads %.0f GFLOP/s (measured)\n", threads, peak);
         if (ranks > 1)
             printf("  %d ranks (the batch split across them), %.1f MB of gradients summed per step%s\n", ranks,
                    r.grad_bytes / 1e6, cfg.bucket_mb > 0 ? " in buckets during the backward pass" : " after the backward pass");
         if (tr > 0)
-            printf("  train step       %9.2f img/s  (%.1f GFLOP/s, peak RSS %.0f MiB)\n", tr,
-                   gflops_train, r.rss_train / 1024.0);
+            printf("  train step       %9.2f img/s  (%.1f GFLOP/s = %.0f%% of the FMA peak, peak RSS %.0f MiB)\n",
+                   tr, gflops_train, peak > 0 ? 100 * gflops_train / peak : 0.0, r.rss_train / 1024.0);
         if (tr > 0 && ranks > 1)
             printf("  in collectives   %9.2f ms per step, rank 0 (%.0f%% of the step)\n", r.comm_s * 1e3,
                    100 * r.comm_s * tr / batch);
@@ -620,8 +694,12 @@ int cmd_bench(int argc, char **argv)
             printf("  CoReD step       %9.2f img/s  (%.2fx the train step's time)\n", co, tr / co);
         else if (co > 0)
             printf("  CoReD step       %9.2f img/s\n", co);
-        if (inf > 0) printf("  inference b%-4d  %9.2f img/s  (%.1f GFLOP/s)\n", batch, inf, gflops_inf);
-        if (inf1 > 0) printf("  inference b1     %9.2f img/s  (one model, %d threads inside)\n", inf1, threads);
+        if (inf > 0)
+            printf("  inference b%-4d  %9.2f img/s  (%.1f GFLOP/s = %.0f%% of the FMA peak)\n", batch, inf, gflops_inf,
+                   peak > 0 ? 100 * gflops_inf / peak : 0.0);
+        if (inf1 > 0)
+            printf("  inference b1     %9.2f img/s  (latency %.2f ms; one model, %d threads inside)\n", inf1,
+                   1e3 / inf1, threads);
         if (srv > 0) printf("  served b1        %9.2f img/s  (%d models, one thread each)\n", srv, threads);
         if (profile) print_profile(&r, b.reps, 0);
     }

@@ -37,6 +37,10 @@ def main():
     b = json.loads(r.stdout)
     t.check(b["cored_img_s"] > 0 and b["train_img_s"] == 0 and b["rep"] == "vector" and b["optimizer"] == "adam",
             f"bench --only cored with the step's settings: {b}")
+    with open("/proc/cpuinfo") as f:
+        fma = " fma " in f.read().replace("\n", " ")
+    t.check(b["fma_peak_gflops"] > 1 if fma else b["fma_peak_gflops"] == 0,
+            f"bench measures the FMA peak where the CPU has FMA: {b['fma_peak_gflops']}")
 
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data")

@@ -189,7 +189,16 @@ def main():
         print(f"  {'train peak RSS MiB':18s} {c:9.0f} {t:9.0f} {c / t:5.2f}x {tt:9.0f} {c / tt:5.2f}x")
         g = statistics.median(x["train_gflops"] for x in res["cored"])
         gi = statistics.median(x["infer_gflops"] for x in res["cored"])
-        print(f"  cored: training step {g:.1f} GFLOP/s, inference b{batch} {gi:.1f} GFLOP/s")
+        peak = statistics.median(x.get("fma_peak_gflops", 0) for x in res["cored"])
+        of_peak = (lambda v: f" ({100 * v / peak:.0f}% of the FMA peak)") if peak > 0 else (lambda v: "")
+        print(f"  cored: training step {g:.1f} GFLOP/s{of_peak(g)}, inference b{batch} {gi:.1f} GFLOP/s{of_peak(gi)}"
+              + (f"; FMA peak {peak:.0f} GFLOP/s (measured)" if peak > 0 else ""))
+        step = statistics.median(x["train_img_s"] / x["cored_img_s"] for x in res["cored"])
+        floor = statistics.median(1 + x["train_img_s"] / x["infer_img_s"] for x in res["cored"])
+        print(f"  cored: CoReD step {step:.2f}x a TL step's time; its eval-mode band pass alone, a batch of"
+              f" inference, makes 1 + t_infer / t_train = {floor:.2f}x")
+        lat = [statistics.median(1e3 / x["infer1_img_s"] for x in res[k]) for k in ("cored", "torch", "torch_tuned")]
+        print(f"  batch-1 latency: cored {lat[0]:.2f} ms, PyTorch {lat[1]:.2f} ms, tuned {lat[2]:.2f} ms")
     out = os.environ.get("BENCH_JSON")
     if out:
         with open(out, "w") as f:
