@@ -1,0 +1,363 @@
+/*
+ * A packed SGEMM of our own (issue 16, item 3), for the three forms the convolutions and
+ * linear layers use: NT (forward), NN (input gradient), TN (weight gradient); the fourth
+ * (TT) works too. Row-major, C = alpha*op(A)*op(B) + beta*C, as cored_gemm. Not wired into
+ * cored_gemm: tools/bench_gemm.c measures it against OpenBLAS.
+ *
+ * Bits that do not depend on the CPU: every element of C is one FMA chain over k in
+ * ascending order,
+ *     acc = init;  for p = 0 .. k-1: acc = fma(alpha*A[i][p], B[p][j], acc)
+ * with init = 0 (beta 0, no bias), C (beta 1), beta*C (other beta) or bias[j] (beta 0 with
+ * a bias: the same bits as prefilling C with the bias and beta 1), then ReLU if asked
+ * (max(0, acc), NaN kept). alpha*A is rounded once while packing (nothing when alpha is 1).
+ * Cache blocking over k stores the running sum in C and reloads it: a float round trip is
+ * exact, so the chain is unchanged. The AVX-512 kernel (12 x 32 tiles), the AVX2 + FMA
+ * kernel (6 x 16) and the scalar one (4 x 4, fmaf) compute that same chain: identical bits
+ * whichever runs, wherever tile, block and thread edges fall (tests/test_gemm_own.c).
+ *
+ * Path: chosen once from the CPU (__builtin_cpu_supports), or forced by the caller, or by
+ * CORED_SGEMM_PATH=scalar|avx2|avx512 in the environment (for measurements).
+ *
+ * Threading: C is cut into blocks of rows (of columns when C is wide and short) whose count
+ * comes from the shape; blocks run on OpenMP threads, each packing its own panels.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define OWN_X86 1
+#include <immintrin.h>
+#else
+#define OWN_X86 0
+#endif
+
+#define OWN_KC 256    /* depth of a packed block */
+#define OWN_MC 144    /* rows of a packed A block (a multiple of every MR) */
+#define OWN_NC 2048   /* columns of a packed B block (a multiple of every NR) */
+#define OWN_GRAIN 96  /* thread blocks start on multiples of this (of every MR and NR) */
+#define OWN_MAX_PARTS 16
+#define OWN_SPLIT_MIN_MACS (1 << 20)
+
+/* How a micro-kernel starts the accumulators. */
+enum { INIT_LOAD, INIT_ZERO, INIT_BETA, INIT_BIAS };
+
+/* kc steps of an MR x NR tile: a is kc x MR (packed), b kc x NR (packed), c MR rows of ldc. */
+typedef void (*own_kernel)(int kc, const float *a, const float *b, float *c, long ldc, int init,
+                           float beta, const float *bias, int relu);
+
+static void own_kernel_scalar(int kc, const float *a, const float *b, float *c, long ldc,
+                              int init, float beta, const float *bias, int relu)
+{
+    enum { MR = 4, NR = 4 };
+    float acc[MR][NR];
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++)
+            acc[i][j] = init == INIT_LOAD   ? c[i * ldc + j]
+                        : init == INIT_BETA ? beta * c[i * ldc + j]
+                        : init == INIT_BIAS ? bias[j]
+                                            : 0.0f;
+    for (int p = 0; p < kc; p++, a += MR, b += NR)
+        for (int i = 0; i < MR; i++)
+            for (int j = 0; j < NR; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    for (int i = 0; i < MR; i++)
+        for (int j = 0; j < NR; j++) {
+            float v = acc[i][j];
+            c[i * ldc + j] = relu && 0.0f > v ? 0.0f : v; /* as max_ps(0, v): NaN stays */
+        }
+}
+
+#if OWN_X86
+__attribute__((target("avx2,fma"))) static void own_kernel_avx2(int kc, const float *a,
+                                                                 const float *b, float *c, long ldc,
+                                                                 int init, float beta,
+                                                                 const float *bias, int relu)
+{
+    enum { MR = 6 };
+    __m256 c0[MR], c1[MR];
+    __m256 vb = _mm256_set1_ps(beta);
+    #pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        if (init == INIT_ZERO) {
+            c0[i] = _mm256_setzero_ps(), c1[i] = _mm256_setzero_ps();
+        } else if (init == INIT_BIAS) {
+            c0[i] = _mm256_loadu_ps(bias), c1[i] = _mm256_loadu_ps(bias + 8);
+        } else {
+            c0[i] = _mm256_loadu_ps(c + i * ldc), c1[i] = _mm256_loadu_ps(c + i * ldc + 8);
+            if (init == INIT_BETA) c0[i] = _mm256_mul_ps(vb, c0[i]), c1[i] = _mm256_mul_ps(vb, c1[i]);
+        }
+    }
+    for (int p = 0; p < kc; p++, a += MR, b += 16) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        #pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __m256 z = _mm256_setzero_ps();
+    #pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        if (relu) c0[i] = _mm256_max_ps(z, c0[i]), c1[i] = _mm256_max_ps(z, c1[i]);
+        _mm256_storeu_ps(c + i * ldc, c0[i]);
+        _mm256_storeu_ps(c + i * ldc + 8, c1[i]);
+    }
+}
+
+__attribute__((target("avx512f"))) static void own_kernel_avx512(int kc, const float *a,
+                                                                  const float *b, float *c,
+                                                                  long ldc, int init, float beta,
+                                                                  const float *bias, int relu)
+{
+    enum { MR = 12 };
+    __m512 c0[MR], c1[MR];
+    __m512 vb = _mm512_set1_ps(beta);
+    #pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+        if (init == INIT_ZERO) {
+            c0[i] = _mm512_setzero_ps(), c1[i] = _mm512_setzero_ps();
+        } else if (init == INIT_BIAS) {
+            c0[i] = _mm512_loadu_ps(bias), c1[i] = _mm512_loadu_ps(bias + 16);
+        } else {
+            c0[i] = _mm512_loadu_ps(c + i * ldc), c1[i] = _mm512_loadu_ps(c + i * ldc + 16);
+            if (init == INIT_BETA) c0[i] = _mm512_mul_ps(vb, c0[i]), c1[i] = _mm512_mul_ps(vb, c1[i]);
+        }
+    }
+    for (int p = 0; p < kc; p++, a += MR, b += 32) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        #pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+            c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+        }
+    }
+    __m512 z = _mm512_setzero_ps();
+    #pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+        if (relu) c0[i] = _mm512_max_ps(z, c0[i]), c1[i] = _mm512_max_ps(z, c1[i]);
+        _mm512_storeu_ps(c + i * ldc, c0[i]);
+        _mm512_storeu_ps(c + i * ldc + 16, c1[i]);
+    }
+}
+#endif
+
+typedef struct {
+    int mr, nr;
+    own_kernel kernel;
+} own_path;
+
+static int path_supported(int path)
+{
+    switch (path) {
+    case CORED_SGEMM_SCALAR: return 1;
+#if OWN_X86
+    case CORED_SGEMM_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case CORED_SGEMM_AVX512: return __builtin_cpu_supports("avx512f");
+#endif
+    default: return 0;
+    }
+}
+
+int cored_sgemm_own_supported(int path) { return path_supported(path); }
+
+int cored_sgemm_own_default(void)
+{
+    static int chosen; /* 0 until the first call; the same answer from any thread */
+    int p = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
+    if (p) return p;
+    const char *env = getenv("CORED_SGEMM_PATH");
+    if (env && !strcmp(env, "avx512") && path_supported(CORED_SGEMM_AVX512)) p = CORED_SGEMM_AVX512;
+    else if (env && !strcmp(env, "avx2") && path_supported(CORED_SGEMM_AVX2)) p = CORED_SGEMM_AVX2;
+    else if (env && !strcmp(env, "scalar")) p = CORED_SGEMM_SCALAR;
+    else if (path_supported(CORED_SGEMM_AVX512)) p = CORED_SGEMM_AVX512;
+    else if (path_supported(CORED_SGEMM_AVX2)) p = CORED_SGEMM_AVX2;
+    else p = CORED_SGEMM_SCALAR;
+    __atomic_store_n(&chosen, p, __ATOMIC_RELAXED);
+    return p;
+}
+
+static own_path get_path(int path)
+{
+#if OWN_X86
+    if (path == CORED_SGEMM_AVX512) return (own_path){12, 32, own_kernel_avx512};
+    if (path == CORED_SGEMM_AVX2) return (own_path){6, 16, own_kernel_avx2};
+#endif
+    (void)path;
+    return (own_path){4, 4, own_kernel_scalar};
+}
+
+/* alpha * op(A)[i0 .. i0+mc) x [p0 .. p0+kc) into MR-row panels, kc x MR each, zero rows
+   past mc. */
+static void pack_a(float *dst, const float *a, int lda, int ta, int i0, int mc, int p0, int kc,
+                   float alpha, int mr)
+{
+    for (int ir = 0; ir < mc; ir += mr, dst += (size_t)kc * mr) {
+        int rows = mc - ir < mr ? mc - ir : mr;
+        if (ta) { /* A(i, p) = a[p*lda + i]: mr consecutive floats per p */
+            for (int p = 0; p < kc; p++) {
+                const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
+                float *d = dst + (size_t)p * mr;
+                int i = 0;
+                if (alpha == 1.0f)
+                    for (; i < rows; i++) d[i] = src[i];
+                else
+                    for (; i < rows; i++) d[i] = alpha * src[i];
+                for (; i < mr; i++) d[i] = 0.0f;
+            }
+        } else { /* A(i, p) = a[i*lda + p] */
+            for (int i = 0; i < rows; i++) {
+                const float *src = a + (size_t)(i0 + ir + i) * lda + p0;
+                if (alpha == 1.0f)
+                    for (int p = 0; p < kc; p++) dst[(size_t)p * mr + i] = src[p];
+                else
+                    for (int p = 0; p < kc; p++) dst[(size_t)p * mr + i] = alpha * src[p];
+            }
+            for (int i = rows; i < mr; i++)
+                for (int p = 0; p < kc; p++) dst[(size_t)p * mr + i] = 0.0f;
+        }
+    }
+}
+
+/* op(B)[p0 .. p0+kc) x [j0 .. j0+nc) into NR-column panels, kc x NR each, zero columns past
+   nc. */
+static void pack_b(float *dst, const float *b, int ldb, int tb, int p0, int kc, int j0, int nc,
+                   int nr)
+{
+    for (int jr = 0; jr < nc; jr += nr, dst += (size_t)kc * nr) {
+        int cols = nc - jr < nr ? nc - jr : nr;
+        if (!tb) { /* B(p, j) = b[p*ldb + j] */
+            for (int p = 0; p < kc; p++) {
+                const float *src = b + (size_t)(p0 + p) * ldb + j0 + jr;
+                float *d = dst + (size_t)p * nr;
+                int j = 0;
+                for (; j < cols; j++) d[j] = src[j];
+                for (; j < nr; j++) d[j] = 0.0f;
+            }
+        } else { /* B(p, j) = b[j*ldb + p] */
+            for (int j = 0; j < cols; j++) {
+                const float *src = b + (size_t)(j0 + jr + j) * ldb + p0;
+                for (int p = 0; p < kc; p++) dst[(size_t)p * nr + j] = src[p];
+            }
+            for (int j = cols; j < nr; j++)
+                for (int p = 0; p < kc; p++) dst[(size_t)p * nr + j] = 0.0f;
+        }
+    }
+}
+
+typedef struct {
+    int ta, tb, k, lda, ldb, ldc;
+    float alpha, beta;
+    const float *a, *b, *bias;
+    float *c;
+    int relu;
+    own_path path;
+} own_args;
+
+/* The block rows [i0, i1) x columns [j0, j1) of C, with this thread's packing buffers. */
+static void own_block(const own_args *g, int i0, int i1, int j0, int j1, float *pa, float *pb)
+{
+    const int mr = g->path.mr, nr = g->path.nr, k = g->k;
+    int init0 = g->bias ? INIT_BIAS : g->beta == 0.0f ? INIT_ZERO : g->beta == 1.0f ? INIT_LOAD : INIT_BETA;
+    float tile[12 * 32] __attribute__((aligned(64)));
+    float tbias[32];
+    for (int jc = j0; jc < j1; jc += OWN_NC) {
+        int nc = j1 - jc < OWN_NC ? j1 - jc : OWN_NC;
+        for (int pc = 0; pc < k; pc += OWN_KC) {
+            int kc = k - pc < OWN_KC ? k - pc : OWN_KC;
+            int init = pc == 0 ? init0 : INIT_LOAD, relu = g->relu && pc + kc == k;
+            pack_b(pb, g->b, g->ldb, g->tb, pc, kc, jc, nc, nr);
+            for (int ic = i0; ic < i1; ic += OWN_MC) {
+                int mc = i1 - ic < OWN_MC ? i1 - ic : OWN_MC;
+                pack_a(pa, g->a, g->lda, g->ta, ic, mc, pc, kc, g->alpha, mr);
+                for (int jr = 0; jr < nc; jr += nr) {
+                    int cols = nc - jr < nr ? nc - jr : nr;
+                    const float *bp = pb + (size_t)(jr / nr) * kc * nr;
+                    const float *bias = g->bias ? g->bias + jc + jr : NULL;
+                    if (bias && cols < nr) {
+                        memset(tbias, 0, sizeof tbias);
+                        memcpy(tbias, bias, sizeof(float) * cols);
+                        bias = tbias;
+                    }
+                    for (int ir = 0; ir < mc; ir += mr) {
+                        int rows = mc - ir < mr ? mc - ir : mr;
+                        const float *ap = pa + (size_t)(ir / mr) * kc * mr;
+                        float *c = g->c + (size_t)(ic + ir) * g->ldc + jc + jr;
+                        if (rows == mr && cols == nr) {
+                            g->path.kernel(kc, ap, bp, c, g->ldc, init, g->beta, bias, relu);
+                            continue;
+                        }
+                        /* an edge tile: through a full tile, the valid part copied */
+                        memset(tile, 0, sizeof(float) * mr * nr);
+                        if (init == INIT_LOAD || init == INIT_BETA)
+                            for (int i = 0; i < rows; i++)
+                                memcpy(tile + i * nr, c + (size_t)i * g->ldc, sizeof(float) * cols);
+                        g->path.kernel(kc, ap, bp, tile, nr, init, g->beta, bias, relu);
+                        for (int i = 0; i < rows; i++)
+                            memcpy(c + (size_t)i * g->ldc, tile + i * nr, sizeof(float) * cols);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* k == 0: C = init, then ReLU. */
+static void own_no_depth(const own_args *g, int m, int n)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float *c = g->c + (size_t)i * g->ldc + j;
+            float v = g->bias ? g->bias[j] : g->beta == 0.0f ? 0.0f : g->beta == 1.0f ? *c : g->beta * *c;
+            *c = g->relu && 0.0f > v ? 0.0f : v;
+        }
+}
+
+int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                     int ldc, const float *bias, int relu)
+{
+    if (m <= 0 || n <= 0) return 0;
+    if (path == CORED_SGEMM_AUTO || !path_supported(path)) path = cored_sgemm_own_default();
+    own_args g = {trans_a, trans_b, k, lda, ldb, ldc, alpha, beta, a, b, bias, c, relu, get_path(path)};
+    if (g.bias && beta != 0.0f) { /* C = beta*C + bias first, then the chains start from C */
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                float *e = c + (size_t)i * ldc + j;
+                *e = (beta == 1.0f ? *e : beta * *e) + bias[j];
+            }
+        g.bias = NULL, g.beta = 1.0f;
+    }
+    if (k <= 0) {
+        own_no_depth(&g, m, n);
+        return 0;
+    }
+    /* Blocks of rows of C (of columns when C is wide and short), counted from the shape;
+       the bits do not depend on the cut anyway (one chain per element). */
+    int split_rows = m >= n, dim = split_rows ? m : n;
+    int parts = dim / 128;
+    if (parts > OWN_MAX_PARTS) parts = OWN_MAX_PARTS;
+    if (parts < 1 || (double)m * n * k < OWN_SPLIT_MIN_MACS || omp_in_parallel()) parts = 1;
+    int kc = k < OWN_KC ? k : OWN_KC, nt = parts > 1 ? omp_get_max_threads() : 1;
+    if (nt > parts) nt = parts;
+    /* per thread: an A block (OWN_MC rows) and a B block (OWN_NC columns), padded to a tile */
+    size_t na = ((size_t)kc * ((m < OWN_MC ? m : OWN_MC) + g.path.mr) + 15) & ~(size_t)15;
+    size_t nb = ((size_t)kc * ((n < OWN_NC ? n : OWN_NC) + g.path.nr) + 15) & ~(size_t)15;
+    float *buf = aligned_alloc(64, sizeof(float) * (na + nb) * nt);
+    if (!buf) return -1;
+    #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int p = 0; p < parts; p++) {
+        float *pa = buf + (na + nb) * omp_get_thread_num(), *pb = pa + na;
+        int lo = p == 0 ? 0 : (int)((long long)dim * p / parts) / OWN_GRAIN * OWN_GRAIN;
+        int hi = p == parts - 1 ? dim : (int)((long long)dim * (p + 1) / parts) / OWN_GRAIN * OWN_GRAIN;
+        if (hi <= lo) continue;
+        if (split_rows) own_block(&g, lo, hi, 0, n, pa, pb);
+        else own_block(&g, 0, m, lo, hi, pa, pb);
+    }
+    free(buf);
+    return 0;
+}
