@@ -72,8 +72,9 @@ FACES_MODEL := $(FACES_DIR)/ssd_mobilenetv1_face.safetensors
 FACES_TOOL  := $(BUILD)/faces_tool
 VIDEO_TOOL  := $(BUILD)/tests/tool_video
 BENCH_VIDEO := $(BUILD)/bench_video
+BENCH_GEMM  := $(BUILD)/bench_gemm
 
-.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench fixtures faces-model face-eval bench-faces fuzz fuzz-run fuzz-long clean
+.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench bench-gemm fixtures faces-model face-eval bench-faces fuzz fuzz-run fuzz-long clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -171,6 +172,16 @@ bench: $(BIN) | deps-test
 $(BENCH_VIDEO): $(BUILD)/tools/bench_video.o $(BUILD)/tests/video_writer.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# Xception's pointwise GEMMs: OpenBLAS (cored_gemm) next to the packed SGEMM of our own
+# (src/ops/sgemm_own.c) on its AVX-512 and AVX2 paths, under OpenBLAS's AVX-512 and AVX2
+# kernels (tools/bench_gemm.c).
+$(BENCH_GEMM): $(BUILD)/tools/bench_gemm.o $(LIB)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+bench-gemm: $(BENCH_GEMM)
+	@set -e; for k in $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),SkylakeX) Haswell; do \
+	  OPENBLAS_CORETYPE=$$k $(BENCH_GEMM) $(or $(REPEATS),3) $(or $(THREADS),2); done
+
 bench-faces: $(BIN) $(BENCH_VIDEO) $(FACES_MODEL) | deps-test
 	$(PYTHON) tools/bench_faces.py --cored ./$(BIN) --video-tool $(BENCH_VIDEO) --model $(FACES_MODEL) \
 	  --threads $(or $(THREADS),2)
@@ -209,4 +220,4 @@ fuzz-long: $(FUZZ_BIN)
 clean:
 	rm -rf build build-san build-fuzz cored
 
--include $(BUILD)/tools/faces_tool.d $(BUILD)/tools/bench_video.d $(BUILD)/tests/tool_video.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(BUILD)/tools/faces_tool.d $(BUILD)/tools/bench_video.d $(BUILD)/tools/bench_gemm.d $(BUILD)/tests/tool_video.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)

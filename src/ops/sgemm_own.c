@@ -18,8 +18,10 @@
  * Path: chosen once from the CPU (__builtin_cpu_supports), or forced by the caller, or by
  * CORED_SGEMM_PATH=scalar|avx2|avx512 in the environment (for measurements).
  *
- * Threading: C is cut into blocks of rows (of columns when C is wide and short) whose count
- * comes from the shape; blocks run on OpenMP threads, each packing its own panels.
+ * Threading: the OpenMP team packs each block of A and of B together and then shares out
+ * its tiles (BLIS's way, rather than cored_gemm's blocks of rows that each pack op(B) again:
+ * that repacking cost the deep weight-gradient products half their speed). The bits do not
+ * depend on which thread computes a tile, so the team's size is free.
  */
 #include <math.h>
 #include <omp.h>
@@ -35,11 +37,15 @@
 #define OWN_X86 0
 #endif
 
+#ifndef OWN_KC
 #define OWN_KC 256    /* depth of a packed block */
-#define OWN_MC 144    /* rows of a packed A block (a multiple of every MR) */
-#define OWN_NC 2048   /* columns of a packed B block (a multiple of every NR) */
-#define OWN_GRAIN 96  /* thread blocks start on multiples of this (of every MR and NR) */
-#define OWN_MAX_PARTS 16
+#endif
+#ifndef OWN_MC
+#define OWN_MC 1008   /* rows of a packed A block (a multiple of every MR) */
+#endif
+#ifndef OWN_NC
+#define OWN_NC 256    /* columns of a packed B block (a multiple of every NR) */
+#endif
 #define OWN_SPLIT_MIN_MACS (1 << 20)
 
 /* How a micro-kernel starts the accumulators. */
@@ -258,40 +264,51 @@ typedef struct {
     own_path path;
 } own_args;
 
-/* The block rows [i0, i1) x columns [j0, j1) of C, with this thread's packing buffers. */
-static void own_block(const own_args *g, int i0, int i1, int j0, int j1, float *pa, float *pb)
+/* The whole product, run by every thread of the team (orphaned worksharing loops). The
+   loops are BLIS's with the roles of A and B swapped (C is row-major and the vectors run
+   along its rows): an A block of up to OWN_MC rows stays in L2/L3, a B block of
+   OWN_KC x OWN_NC in L2, one A micro-panel (MR x OWN_KC) in L1 while the B micro-panels
+   stream past it. The threads pack each block together (shared buffers pa and pb), then
+   share its tiles; the implicit barriers of the loops order packing and use. */
+static void own_team(const own_args *g, int m, int n, float *pa, float *pb)
 {
     const int mr = g->path.mr, nr = g->path.nr, k = g->k;
     int init0 = g->bias ? INIT_BIAS : g->beta == 0.0f ? INIT_ZERO : g->beta == 1.0f ? INIT_LOAD : INIT_BETA;
     float tile[12 * 32] __attribute__((aligned(64)));
     float tbias[32];
-    for (int jc = j0; jc < j1; jc += OWN_NC) {
-        int nc = j1 - jc < OWN_NC ? j1 - jc : OWN_NC;
+    for (int ic = 0; ic < m; ic += OWN_MC) {
+        int mc = m - ic < OWN_MC ? m - ic : OWN_MC, npa = (mc + mr - 1) / mr;
         for (int pc = 0; pc < k; pc += OWN_KC) {
             int kc = k - pc < OWN_KC ? k - pc : OWN_KC;
             int init = pc == 0 ? init0 : INIT_LOAD, relu = g->relu && pc + kc == k;
-            pack_b(pb, g->b, g->ldb, g->tb, pc, kc, jc, nc, nr);
-            for (int ic = i0; ic < i1; ic += OWN_MC) {
-                int mc = i1 - ic < OWN_MC ? i1 - ic : OWN_MC;
-                pack_a(pa, g->a, g->lda, g->ta, ic, mc, pc, kc, g->alpha, mr);
-                for (int jr = 0; jr < nc; jr += nr) {
-                    int cols = nc - jr < nr ? nc - jr : nr;
-                    const float *bp = pb + (size_t)(jr / nr) * kc * nr;
-                    const float *bias = g->bias ? g->bias + jc + jr : NULL;
-                    if (bias && cols < nr) {
-                        memset(tbias, 0, sizeof tbias);
-                        memcpy(tbias, bias, sizeof(float) * cols);
-                        bias = tbias;
-                    }
-                    for (int ir = 0; ir < mc; ir += mr) {
-                        int rows = mc - ir < mr ? mc - ir : mr;
-                        const float *ap = pa + (size_t)(ir / mr) * kc * mr;
+            #pragma omp for schedule(static)
+            for (int q = 0; q < npa; q++)
+                pack_a(pa + (size_t)q * kc * mr, g->a, g->lda, g->ta, ic + q * mr,
+                       mc - q * mr < mr ? mc - q * mr : mr, pc, kc, g->alpha, mr);
+            for (int jc = 0; jc < n; jc += OWN_NC) {
+                int nc = n - jc < OWN_NC ? n - jc : OWN_NC, npb = (nc + nr - 1) / nr;
+                #pragma omp for schedule(static)
+                for (int q = 0; q < npb; q++)
+                    pack_b(pb + (size_t)q * kc * nr, g->b, g->ldb, g->tb, pc, kc, jc + q * nr,
+                           nc - q * nr < nr ? nc - q * nr : nr, nr);
+                #pragma omp for collapse(2) schedule(static)
+                for (int qi = 0; qi < npa; qi++)
+                    for (int qj = 0; qj < npb; qj++) {
+                        int ir = qi * mr, jr = qj * nr;
+                        int rows = mc - ir < mr ? mc - ir : mr, cols = nc - jr < nr ? nc - jr : nr;
+                        const float *ap = pa + (size_t)qi * kc * mr, *bp = pb + (size_t)qj * kc * nr;
+                        const float *bias = g->bias ? g->bias + jc + jr : NULL;
                         float *c = g->c + (size_t)(ic + ir) * g->ldc + jc + jr;
                         if (rows == mr && cols == nr) {
                             g->path.kernel(kc, ap, bp, c, g->ldc, init, g->beta, bias, relu);
                             continue;
                         }
                         /* an edge tile: through a full tile, the valid part copied */
+                        if (bias && cols < nr) {
+                            memset(tbias, 0, sizeof tbias);
+                            memcpy(tbias, bias, sizeof(float) * cols);
+                            bias = tbias;
+                        }
                         memset(tile, 0, sizeof(float) * mr * nr);
                         if (init == INIT_LOAD || init == INIT_BETA)
                             for (int i = 0; i < rows; i++)
@@ -300,7 +317,6 @@ static void own_block(const own_args *g, int i0, int i1, int j0, int j1, float *
                         for (int i = 0; i < rows; i++)
                             memcpy(c + (size_t)i * g->ldc, tile + i * nr, sizeof(float) * cols);
                     }
-                }
             }
         }
     }
@@ -336,28 +352,16 @@ int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, flo
         own_no_depth(&g, m, n);
         return 0;
     }
-    /* Blocks of rows of C (of columns when C is wide and short), counted from the shape;
-       the bits do not depend on the cut anyway (one chain per element). */
-    int split_rows = m >= n, dim = split_rows ? m : n;
-    int parts = dim / 128;
-    if (parts > OWN_MAX_PARTS) parts = OWN_MAX_PARTS;
-    if (parts < 1 || (double)m * n * k < OWN_SPLIT_MIN_MACS || omp_in_parallel()) parts = 1;
-    int kc = k < OWN_KC ? k : OWN_KC, nt = parts > 1 ? omp_get_max_threads() : 1;
-    if (nt > parts) nt = parts;
-    /* per thread: an A block (OWN_MC rows) and a B block (OWN_NC columns), padded to a tile */
+    /* The team shares every block; small products run on this thread alone. The bits do
+       not depend on how the tiles fall to threads (one chain per element). */
+    int nt = (double)m * n * k < OWN_SPLIT_MIN_MACS || omp_in_parallel() ? 1 : omp_get_max_threads();
+    int kc = k < OWN_KC ? k : OWN_KC;
     size_t na = ((size_t)kc * ((m < OWN_MC ? m : OWN_MC) + g.path.mr) + 15) & ~(size_t)15;
     size_t nb = ((size_t)kc * ((n < OWN_NC ? n : OWN_NC) + g.path.nr) + 15) & ~(size_t)15;
-    float *buf = aligned_alloc(64, sizeof(float) * (na + nb) * nt);
+    float *buf = aligned_alloc(64, sizeof(float) * (na + nb));
     if (!buf) return -1;
-    #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
-    for (int p = 0; p < parts; p++) {
-        float *pa = buf + (na + nb) * omp_get_thread_num(), *pb = pa + na;
-        int lo = p == 0 ? 0 : (int)((long long)dim * p / parts) / OWN_GRAIN * OWN_GRAIN;
-        int hi = p == parts - 1 ? dim : (int)((long long)dim * (p + 1) / parts) / OWN_GRAIN * OWN_GRAIN;
-        if (hi <= lo) continue;
-        if (split_rows) own_block(&g, lo, hi, 0, n, pa, pb);
-        else own_block(&g, 0, m, lo, hi, pa, pb);
-    }
+    #pragma omp parallel num_threads(nt) if (nt > 1)
+    own_team(&g, m, n, buf, buf + na);
     free(buf);
     return 0;
 }
