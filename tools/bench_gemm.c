@@ -2,7 +2,8 @@
  * Xception's pointwise GEMMs (128 px, batch 32) through cored_gemm (OpenBLAS) and through
  * the packed SGEMM of our own (src/ops/sgemm_own.c) on its AVX-512 and AVX2 paths:
  *
- *   bench_gemm [REPEATS [THREADS [IMPLS]]]     (default 3 2 blas,avx512,avx2)
+ *   bench_gemm [REPEATS [THREADS [IMPLS [ROWS]]]]  (default 3 2 blas,avx512,avx2, all shapes;
+ *                                                 ROWS: e.g. 2048,512 for those maps only)
  *   OPENBLAS_CORETYPE=SkylakeX|Haswell bench_gemm ...   (make bench-gemm runs both)
  *
  * The shapes: rows = 32 x the map's pixels (61x61 after the entry convolutions, then 31x31,
@@ -66,7 +67,7 @@ static int cmp_double(const void *x, const void *y)
 int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 3, threads = argc > 2 ? atoi(argv[2]) : 2;
-    const char *want = argc > 3 ? argv[3] : "blas,avx512,avx2";
+    const char *want = argc > 3 ? argv[3] : "blas,avx512,avx2", *only_rows = argc > 4 ? argv[4] : NULL;
     if (reps < 1) reps = 1;
     int use[IMPLS];
     for (int i = 0; i < IMPLS; i++) use[i] = strstr(want, impl_name[i]) != NULL;
@@ -86,6 +87,13 @@ int main(int argc, char **argv)
     double total_flop = 0, total_s[IMPLS] = {0};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int rows = shapes[s].rows, cin = shapes[s].cin, cout = shapes[s].cout;
+        if (only_rows) {
+            char key[16];
+            snprintf(key, sizeof key, "%d", rows);
+            const char *hit = strstr(only_rows, key);
+            if (!hit || (hit != only_rows && hit[-1] != ',') || (hit[strlen(key)] && hit[strlen(key)] != ','))
+                continue;
+        }
         float *x = frand((size_t)rows * cin, 1 + s), *w = frand((size_t)cout * cin, 2 + s);
         float *dy = frand((size_t)rows * cout, 3 + s);
         size_t out_max = (size_t)rows * (cin > cout ? cin : cout);

@@ -41,12 +41,17 @@
 #define OWN_KC 256    /* depth of a packed block */
 #endif
 #ifndef OWN_MC
-#define OWN_MC 1008   /* rows of a packed A block (a multiple of every MR) */
+#define OWN_MC 4032   /* rows of a packed A block (a multiple of every MR) */
 #endif
 #ifndef OWN_NC
 #define OWN_NC 256    /* columns of a packed B block (a multiple of every NR) */
 #endif
+#ifndef OWN_KUNROLL
+#define OWN_KUNROLL 4 /* steps of k per trip of the micro-kernels' loop */
+#endif
 #define OWN_SPLIT_MIN_MACS (1 << 20)
+#define OWN_PRAGMA(x) _Pragma(#x)
+#define OWN_UNROLL(n) OWN_PRAGMA(GCC unroll n)
 
 /* How a micro-kernel starts the accumulators. */
 enum { INIT_LOAD, INIT_ZERO, INIT_BETA, INIT_BIAS };
@@ -96,6 +101,11 @@ __attribute__((target("avx2,fma"))) static void own_kernel_avx2(int kc, const fl
             if (init == INIT_BETA) c0[i] = _mm256_mul_ps(vb, c0[i]), c1[i] = _mm256_mul_ps(vb, c1[i]);
         }
     }
+#ifndef OWN_NO_PREFETCH
+    #pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) _mm_prefetch((const char *)(c + i * ldc + 16), _MM_HINT_T0);
+#endif
+    OWN_UNROLL(OWN_KUNROLL)
     for (int p = 0; p < kc; p++, a += MR, b += 16) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         #pragma GCC unroll 6
@@ -133,6 +143,14 @@ __attribute__((target("avx512f"))) static void own_kernel_avx512(int kc, const f
             if (init == INIT_BETA) c0[i] = _mm512_mul_ps(vb, c0[i]), c1[i] = _mm512_mul_ps(vb, c1[i]);
         }
     }
+#ifndef OWN_NO_PREFETCH
+    #pragma GCC unroll 12
+    for (int i = 0; i < MR; i++) {
+        _mm_prefetch((const char *)(c + i * ldc + 32), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + 48), _MM_HINT_T0);
+    }
+#endif
+    OWN_UNROLL(OWN_KUNROLL)
     for (int p = 0; p < kc; p++, a += MR, b += 32) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         #pragma GCC unroll 12
@@ -197,62 +215,78 @@ static own_path get_path(int path)
     return (own_path){4, 4, own_kernel_scalar};
 }
 
-/* alpha * op(A)[i0 .. i0+mc) x [p0 .. p0+kc) into MR-row panels, kc x MR each, zero rows
-   past mc. */
-static void pack_a(float *dst, const float *a, int lda, int ta, int i0, int mc, int p0, int kc,
-                   float alpha, int mr)
+/* One panel, dst[p*w + r] = alpha * src[r*ld + p] for r < valid (rows of src run along p),
+   0 for valid <= r < w: the transposing packs of NN/NT's A and NT's B. 4 x 4 blocks go
+   through SSE shuffles (x86-64's baseline), the rest element by element; packing only
+   moves values (and rounds alpha * a once), so it cannot change a chain's bits. */
+static void pack_t(float *dst, const float *src, long ld, int valid, int w, int kc, float alpha)
 {
-    for (int ir = 0; ir < mc; ir += mr, dst += (size_t)kc * mr) {
-        int rows = mc - ir < mr ? mc - ir : mr;
-        if (ta) { /* A(i, p) = a[p*lda + i]: mr consecutive floats per p */
-            for (int p = 0; p < kc; p++) {
-                const float *src = a + (size_t)(p0 + p) * lda + i0 + ir;
-                float *d = dst + (size_t)p * mr;
-                int i = 0;
-                if (alpha == 1.0f)
-                    for (; i < rows; i++) d[i] = src[i];
-                else
-                    for (; i < rows; i++) d[i] = alpha * src[i];
-                for (; i < mr; i++) d[i] = 0.0f;
+    int r = 0;
+#if OWN_X86
+    if (alpha == 1.0f)
+        for (; r + 4 <= valid; r += 4) {
+            const float *s0 = src + r * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
+            int p = 0;
+            for (; p + 4 <= kc; p += 4) {
+                __m128 x0 = _mm_loadu_ps(s0 + p), x1 = _mm_loadu_ps(s1 + p);
+                __m128 x2 = _mm_loadu_ps(s2 + p), x3 = _mm_loadu_ps(s3 + p);
+                _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+                _mm_storeu_ps(dst + (size_t)p * w + r, x0);
+                _mm_storeu_ps(dst + (size_t)(p + 1) * w + r, x1);
+                _mm_storeu_ps(dst + (size_t)(p + 2) * w + r, x2);
+                _mm_storeu_ps(dst + (size_t)(p + 3) * w + r, x3);
             }
-        } else { /* A(i, p) = a[i*lda + p] */
-            for (int i = 0; i < rows; i++) {
-                const float *src = a + (size_t)(i0 + ir + i) * lda + p0;
-                if (alpha == 1.0f)
-                    for (int p = 0; p < kc; p++) dst[(size_t)p * mr + i] = src[p];
-                else
-                    for (int p = 0; p < kc; p++) dst[(size_t)p * mr + i] = alpha * src[p];
+            for (; p < kc; p++) {
+                float *d = dst + (size_t)p * w + r;
+                d[0] = s0[p], d[1] = s1[p], d[2] = s2[p], d[3] = s3[p];
             }
-            for (int i = rows; i < mr; i++)
-                for (int p = 0; p < kc; p++) dst[(size_t)p * mr + i] = 0.0f;
         }
+#endif
+    for (; r < valid; r++) {
+        const float *sr = src + r * ld;
+        if (alpha == 1.0f)
+            for (int p = 0; p < kc; p++) dst[(size_t)p * w + r] = sr[p];
+        else
+            for (int p = 0; p < kc; p++) dst[(size_t)p * w + r] = alpha * sr[p];
+    }
+    for (; r < w; r++)
+        for (int p = 0; p < kc; p++) dst[(size_t)p * w + r] = 0.0f;
+}
+
+/* One panel, dst[p*w + r] = alpha * src[p*ld + r] (rows of src run along r): TN's A, NN's B. */
+static void pack_n(float *dst, const float *src, long ld, int valid, int w, int kc, float alpha)
+{
+    for (int p = 0; p < kc; p++) {
+        const float *sp = src + p * ld;
+        float *d = dst + (size_t)p * w;
+        if (alpha == 1.0f)
+            memcpy(d, sp, sizeof(float) * valid);
+        else
+            for (int r = 0; r < valid; r++) d[r] = alpha * sp[r];
+        if (valid < w) memset(d + valid, 0, sizeof(float) * (w - valid));
     }
 }
 
-/* op(B)[p0 .. p0+kc) x [j0 .. j0+nc) into NR-column panels, kc x NR each, zero columns past
-   nc. */
-static void pack_b(float *dst, const float *b, int ldb, int tb, int p0, int kc, int j0, int nc,
+/* alpha * op(A)[i0 .. i0+rows) x [p0 .. p0+kc) as one MR-row panel (kc x MR), zero rows
+   past `rows`. */
+static void pack_a(float *dst, const float *a, int lda, int ta, int i0, int rows, int p0, int kc,
+                   float alpha, int mr)
+{
+    if (ta) /* A(i, p) = a[p*lda + i] */
+        pack_n(dst, a + (size_t)p0 * lda + i0, lda, rows, mr, kc, alpha);
+    else /* A(i, p) = a[i*lda + p] */
+        pack_t(dst, a + (size_t)i0 * lda + p0, lda, rows, mr, kc, alpha);
+}
+
+/* op(B)[p0 .. p0+kc) x [j0 .. j0+cols) as one NR-column panel (kc x NR), zero columns past
+   `cols`. */
+static void pack_b(float *dst, const float *b, int ldb, int tb, int p0, int kc, int j0, int cols,
                    int nr)
 {
-    for (int jr = 0; jr < nc; jr += nr, dst += (size_t)kc * nr) {
-        int cols = nc - jr < nr ? nc - jr : nr;
-        if (!tb) { /* B(p, j) = b[p*ldb + j] */
-            for (int p = 0; p < kc; p++) {
-                const float *src = b + (size_t)(p0 + p) * ldb + j0 + jr;
-                float *d = dst + (size_t)p * nr;
-                int j = 0;
-                for (; j < cols; j++) d[j] = src[j];
-                for (; j < nr; j++) d[j] = 0.0f;
-            }
-        } else { /* B(p, j) = b[j*ldb + p] */
-            for (int j = 0; j < cols; j++) {
-                const float *src = b + (size_t)(j0 + jr + j) * ldb + p0;
-                for (int p = 0; p < kc; p++) dst[(size_t)p * nr + j] = src[p];
-            }
-            for (int j = cols; j < nr; j++)
-                for (int p = 0; p < kc; p++) dst[(size_t)p * nr + j] = 0.0f;
-        }
-    }
+    if (!tb) /* B(p, j) = b[p*ldb + j] */
+        pack_n(dst, b + (size_t)p0 * ldb + j0, ldb, cols, nr, kc, 1.0f);
+    else /* B(p, j) = b[j*ldb + p] */
+        pack_t(dst, b + (size_t)j0 * ldb + p0, ldb, cols, nr, kc, 1.0f);
 }
 
 typedef struct {
