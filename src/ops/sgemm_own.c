@@ -18,10 +18,9 @@
  * Path: chosen once from the CPU (__builtin_cpu_supports), or forced by the caller, or by
  * CORED_SGEMM_PATH=scalar|avx2|avx512 in the environment (for measurements).
  *
- * Threading: the OpenMP team packs each block of A and of B together and then shares out
- * its tiles (BLIS's way, rather than cored_gemm's blocks of rows that each pack op(B) again:
- * that repacking cost the deep weight-gradient products half their speed). The bits do not
- * depend on which thread computes a tile, so the team's size is free.
+ * Threading: blocks of C's rows, each packed and computed by one thread, taken dynamically
+ * (no barrier inside a product); a C too short for that is shared tile by tile. The bits do
+ * not depend on which thread computes a tile, so block counts may follow the thread count.
  */
 #include <math.h>
 #include <omp.h>
@@ -50,6 +49,9 @@
 #define OWN_KUNROLL 4 /* steps of k per trip of the micro-kernels' loop */
 #endif
 #define OWN_SPLIT_MIN_MACS (1 << 20)
+#ifndef OWN_ROWS_MIN
+#define OWN_ROWS_MIN 1024 /* rows of a thread's block, at least, when there are more blocks */
+#endif
 #define OWN_PRAGMA(x) _Pragma(#x)
 #define OWN_UNROLL(n) OWN_PRAGMA(GCC unroll n)
 
@@ -389,13 +391,40 @@ int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, flo
     /* The team shares every block; small products run on this thread alone. The bits do
        not depend on how the tiles fall to threads (one chain per element). */
     int nt = (double)m * n * k < OWN_SPLIT_MIN_MACS || omp_in_parallel() ? 1 : omp_get_max_threads();
-    int kc = k < OWN_KC ? k : OWN_KC;
-    size_t na = ((size_t)kc * ((m < OWN_MC ? m : OWN_MC) + g.path.mr) + 15) & ~(size_t)15;
+    int kc = k < OWN_KC ? k : OWN_KC, mr = g.path.mr;
+    /* C is cut in blocks of rows, each packed and computed by one thread alone, taken
+       dynamically: no barrier inside a product. (Sharing every block among the team, BLIS's
+       way, took three barriers per OWN_KC steps of k; with a busy neighbour on the cores a
+       descheduled thread stalled the other at each of them, down to 1-8 GFLOP/s against
+       OpenBLAS's 50-100 in the same minutes.) Each block packs op(B) again: k x n floats
+       against k x n x rows multiply-adds. A C too short for two panels per thread is shared
+       among the team instead. The bits do not depend on the cut. */
+    int panels = (m + mr - 1) / mr, own_rows = nt > 1 && panels >= 2 * nt;
+    int parts = !own_rows ? 1 : m >= 2 * OWN_ROWS_MIN * nt ? m / OWN_ROWS_MIN : nt;
+    if (parts > 8 * nt) parts = 8 * nt;
+    int bm = own_rows ? (panels + parts - 1) / parts * mr : m;
+    size_t na = ((size_t)kc * ((bm < OWN_MC ? bm : OWN_MC) + mr) + 15) & ~(size_t)15;
     size_t nb = ((size_t)kc * ((n < OWN_NC ? n : OWN_NC) + g.path.nr) + 15) & ~(size_t)15;
-    float *buf = aligned_alloc(64, sizeof(float) * (na + nb));
+    float *buf = aligned_alloc(64, sizeof(float) * (na + nb) * (own_rows ? nt : 1));
     if (!buf) return -1;
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    own_team(&g, m, n, buf, buf + na);
+    if (own_rows) {
+        #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+        for (int p = 0; p < parts; p++) {
+            int lo = panels * p / parts * mr, hi = p == parts - 1 ? m : panels * (p + 1) / parts * mr;
+            own_args h = g;
+            h.a = trans_a ? a + lo : a + (size_t)lo * lda;
+            h.c = c + (size_t)lo * ldc;
+            float *pa = buf + (na + nb) * omp_get_thread_num();
+            if (hi > lo) {
+                /* a team of one, which own_team's worksharing loops bind to */
+                #pragma omp parallel num_threads(1)
+                own_team(&h, hi - lo, n, pa, pa + na);
+            }
+        }
+    } else {
+        #pragma omp parallel num_threads(nt) if (nt > 1)
+        own_team(&g, m, n, buf, buf + na);
+    }
     free(buf);
     return 0;
 }
