@@ -12,7 +12,8 @@
  * dX = dY W (m rows, n cin, k cout), TN weight gradient dW += dY^T X (m cout, n cin, k rows).
  * Each repeat times one call of every implementation in turn (alternating, so a noisy
  * neighbour hits all of them alike) after one warm-up call each; the medians are printed in
- * GFLOP/s, with the own kernel's AVX-512 and AVX2 outputs compared bit for bit.
+ * GFLOP/s, with the own kernel's AVX-512 and AVX2 outputs compared bit for bit, and a hash
+ * of each implementation's outputs to compare across machines and OPENBLAS_CORETYPE values.
  */
 #include <math.h>
 #include <omp.h>
@@ -58,6 +59,14 @@ static void call(int impl, int ta, int tb, int m, int n, int k, const float *a, 
                         1.0f, a, lda, b, ldb, beta, c, ldc, NULL, 0);
 }
 
+/* FNV-1a over the bits of n floats, chained */
+static unsigned long long hash_floats(unsigned long long h, const float *x, size_t n)
+{
+    const unsigned char *b = (const unsigned char *)x;
+    for (size_t i = 0; i < n * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
 static int cmp_double(const void *x, const void *y)
 {
     double a = *(const double *)x, b = *(const double *)y;
@@ -85,6 +94,8 @@ int main(int argc, char **argv)
         if (use[i]) printf(" %8s", impl_name[i]);
     printf("  own512==own2\n");
     double total_flop = 0, total_s[IMPLS] = {0};
+    unsigned long long hash[IMPLS];
+    for (int i = 0; i < IMPLS; i++) hash[i] = 14695981039346656037ull;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int rows = shapes[s].rows, cin = shapes[s].cin, cout = shapes[s].cout;
         if (only_rows) {
@@ -115,6 +126,8 @@ int main(int argc, char **argv)
                     memset(out[i], 0, sizeof(float) * (size_t)m * n);
                     call(i, ta, tb, m, n, k, a, lda, b, ldb, beta, out[i], ldc); /* warm-up */
                 }
+            for (int i = 0; i < IMPLS; i++) /* the bits of one call from zero */
+                if (use[i]) hash[i] = hash_floats(hash[i], out[i], (size_t)m * n);
             int same = 1;
             if (use[IMPL_AVX512] && use[IMPL_AVX2]) /* one call each from zero: the same bits? */
                 same = memcmp(out[IMPL_AVX512], out[IMPL_AVX2], sizeof(float) * (size_t)m * n) == 0;
@@ -145,6 +158,10 @@ int main(int argc, char **argv)
     printf("%-6s %-4s %6s %5s %6s", "all", "", "", "", "");
     for (int i = 0; i < IMPLS; i++)
         if (use[i]) printf(" %8.1f", total_flop / total_s[i] * 1e-9);
+    printf("\n# bits of every product (one call from zero), FNV-1a: compare across CPUs and\n"
+           "# OPENBLAS_CORETYPE values:");
+    for (int i = 0; i < IMPLS; i++)
+        if (use[i]) printf(" %s %016llx", impl_name[i], hash[i]);
     printf("\n");
     return 0;
 }
