@@ -221,28 +221,39 @@ static own_path get_path(int path)
    0 for valid <= r < w: the transposing packs of NN/NT's A and NT's B. 4 x 4 blocks go
    through SSE shuffles (x86-64's baseline), the rest element by element; packing only
    moves values (and rounds alpha * a once), so it cannot change a chain's bits. */
+#if OWN_X86
+/* Rows r .. r+3 of a transposing pack, 4 x 4 blocks through SSE shuffles. */
+static void pack_t4(float *dst, const float *src, long ld, int r, int w, int kc)
+{
+    const float *s0 = src + r * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
+    int p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        __m128 x0 = _mm_loadu_ps(s0 + p), x1 = _mm_loadu_ps(s1 + p);
+        __m128 x2 = _mm_loadu_ps(s2 + p), x3 = _mm_loadu_ps(s3 + p);
+        _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
+        _mm_storeu_ps(dst + (size_t)p * w + r, x0);
+        _mm_storeu_ps(dst + (size_t)(p + 1) * w + r, x1);
+        _mm_storeu_ps(dst + (size_t)(p + 2) * w + r, x2);
+        _mm_storeu_ps(dst + (size_t)(p + 3) * w + r, x3);
+    }
+    for (; p < kc; p++) {
+        float *d = dst + (size_t)p * w + r;
+        d[0] = s0[p], d[1] = s1[p], d[2] = s2[p], d[3] = s3[p];
+    }
+}
+#endif
+
 static void pack_t(float *dst, const float *src, long ld, int valid, int w, int kc, float alpha)
 {
     int r = 0;
 #if OWN_X86
-    if (alpha == 1.0f)
-        for (; r + 4 <= valid; r += 4) {
-            const float *s0 = src + r * ld, *s1 = s0 + ld, *s2 = s1 + ld, *s3 = s2 + ld;
-            int p = 0;
-            for (; p + 4 <= kc; p += 4) {
-                __m128 x0 = _mm_loadu_ps(s0 + p), x1 = _mm_loadu_ps(s1 + p);
-                __m128 x2 = _mm_loadu_ps(s2 + p), x3 = _mm_loadu_ps(s3 + p);
-                _MM_TRANSPOSE4_PS(x0, x1, x2, x3);
-                _mm_storeu_ps(dst + (size_t)p * w + r, x0);
-                _mm_storeu_ps(dst + (size_t)(p + 1) * w + r, x1);
-                _mm_storeu_ps(dst + (size_t)(p + 2) * w + r, x2);
-                _mm_storeu_ps(dst + (size_t)(p + 3) * w + r, x3);
-            }
-            for (; p < kc; p++) {
-                float *d = dst + (size_t)p * w + r;
-                d[0] = s0[p], d[1] = s1[p], d[2] = s2[p], d[3] = s3[p];
-            }
+    if (alpha == 1.0f && valid >= 4) {
+        for (; r + 4 <= valid; r += 4) pack_t4(dst, src, ld, r, w, kc);
+        if (r < valid) { /* the last rows as a group of 4 that overlaps the one before it (6 = 4 + 4 - 2) */
+            pack_t4(dst, src, ld, valid - 4, w, kc);
+            r = valid;
         }
+    }
 #endif
     for (; r < valid; r++) {
         const float *sr = src + r * ld;
