@@ -72,8 +72,9 @@ FACES_MODEL := $(FACES_DIR)/ssd_mobilenetv1_face.safetensors
 FACES_TOOL  := $(BUILD)/faces_tool
 VIDEO_TOOL  := $(BUILD)/tests/tool_video
 BENCH_VIDEO := $(BUILD)/bench_video
+BENCH_GEMM  := $(BUILD)/bench_gemm
 
-.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench fixtures faces-model face-eval bench-faces fuzz fuzz-run fuzz-long clean
+.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench bench-gemm fixtures faces-model face-eval bench-faces fuzz fuzz-run fuzz-long clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -114,17 +115,20 @@ test: test-c test-parity test-mpi
 test-mpi: $(BIN)
 	@CORED=./$(BIN) CORED_MPI_BUILT=$(MPI) $(PYTHON) tests/mpi_train.py
 
-# The bits of a training step must not depend on the thread count under whichever sgemm
-# kernel OpenBLAS picks for the CPU: the invariance tests run again under the other kernels
-# this CPU can execute (Haswell = AVX2, the Zen 3 path; SkylakeX = AVX-512; Sandybridge = AVX).
+# The bits of a training step must not depend on the thread count on any path of cored's
+# SGEMM (scalar; AVX2 + FMA, the Zen 3 path; AVX-512, the Zen 4 path, where the CPU has it):
+# the invariance tests run again on each (tests/cli_portable.py checks that the paths agree
+# with each other), and once on OpenBLAS's AVX2 kernel (CORED_GEMM=openblas, kept for
+# comparisons), whose shape-only cut must keep it thread-invariant too.
 INVARIANCE_TESTS := test_gemm,test_thread_invariance,test_folded_inference
-CORETYPES := Haswell Sandybridge $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),SkylakeX)
+GEMM_PATHS := scalar avx2 $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),avx512)
 
 test-c: $(TEST_BIN) | deps
 	@set -e; for t in $(TEST_BIN); do echo "== $$t"; $$t; done
-	@set -e; for k in $(CORETYPES); do for t in $(BUILD)/tests/test_ops $(BUILD)/tests/test_model; do \
-	  echo "== $$t (OPENBLAS_CORETYPE=$$k: $(INVARIANCE_TESTS))"; \
-	  OPENBLAS_CORETYPE=$$k CORED_TEST_ONLY=$(INVARIANCE_TESTS) $$t; done; done
+	@set -e; for p in $(GEMM_PATHS) openblas; do for t in $(BUILD)/tests/test_ops $(BUILD)/tests/test_model; do \
+	  echo "== $$t ($$p: $(INVARIANCE_TESTS))"; \
+	  if [ $$p = openblas ]; then env="CORED_GEMM=openblas OPENBLAS_CORETYPE=Haswell"; else env="CORED_SGEMM_PATH=$$p"; fi; \
+	  env $$env CORED_TEST_ONLY=$(INVARIANCE_TESTS) $$t; done; done
 
 test-parity: $(BIN) $(FACES_TOOL) $(VIDEO_TOOL) | deps-test
 	@set -e; for t in tests/parity_*.py tests/cli_*.py; do echo "== $$t"; CORED=./$(BIN) FACES_TOOL=./$(FACES_TOOL) VIDEO_TOOL=./$(VIDEO_TOOL) $(PYTHON) $$t; done
@@ -171,6 +175,15 @@ bench: $(BIN) | deps-test
 $(BENCH_VIDEO): $(BUILD)/tools/bench_video.o $(BUILD)/tests/video_writer.o $(LIB)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# Xception's pointwise GEMMs: OpenBLAS next to cored's own packed SGEMM (src/ops/sgemm_own.c)
+# on its AVX-512 and AVX2 paths, under OpenBLAS's AVX-512 and AVX2 kernels (tools/bench_gemm.c).
+$(BENCH_GEMM): $(BUILD)/tools/bench_gemm.o $(LIB)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+bench-gemm: $(BENCH_GEMM)
+	@set -e; for k in $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),SkylakeX) Haswell; do \
+	  OPENBLAS_CORETYPE=$$k $(BENCH_GEMM) $(or $(REPEATS),3) $(or $(THREADS),2); done
+
 bench-faces: $(BIN) $(BENCH_VIDEO) $(FACES_MODEL) | deps-test
 	$(PYTHON) tools/bench_faces.py --cored ./$(BIN) --video-tool $(BENCH_VIDEO) --model $(FACES_MODEL) \
 	  --threads $(or $(THREADS),2)
@@ -209,4 +222,4 @@ fuzz-long: $(FUZZ_BIN)
 clean:
 	rm -rf build build-san build-fuzz cored
 
--include $(BUILD)/tools/faces_tool.d $(BUILD)/tools/bench_video.d $(BUILD)/tests/tool_video.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(BUILD)/tools/faces_tool.d $(BUILD)/tools/bench_video.d $(BUILD)/tools/bench_gemm.d $(BUILD)/tests/tool_video.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)

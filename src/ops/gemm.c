@@ -1,23 +1,29 @@
 /*
- * GEMM through CBLAS (OpenBLAS). Row-major, C = alpha*op(A)*op(B) + beta*C.
- * Column sums for bias gradients, reduced over fixed partitions in double.
+ * GEMM, row-major, C = alpha*op(A)*op(B) + beta*C, on cored's own packed SGEMM
+ * (sgemm_own.c): every element of C is one chain of fused multiply-adds over k in
+ * ascending order on every path (AVX-512, AVX2 + FMA, scalar), wherever tile, block and
+ * thread edges fall, so the bits depend neither on the CPU nor on the thread count. It
+ * replaced OpenBLAS, whose AVX2 (Haswell) and AVX-512 (SkylakeX, Cooper Lake) kernels
+ * round differently, so that a Zen 3 and a Zen 4 machine trained other models from the
+ * same seed, at the same speed (docs/engine.md has the measurements). Column sums for bias
+ * gradients, reduced over fixed partitions in double.
  *
- * Threading: a large product is cut into GEMM_PARTS blocks of C's rows (or of its columns
- * when C is wide and short) and each block is one single-threaded BLAS call on an OpenMP
- * thread. OpenBLAS's own threading divides the thin shapes of these networks poorly (a
- * 131072 x 96 x 16 product ran at half the speed, 8192 x 240 x 40 at a quarter, measured
- * side by side). The result does not depend on the thread count: the blocks cut C, never
- * k, so each element is the same sum in the same order whichever block holds it, as long
- * as BLAS uses the same kernels for every block. That is why the cut depends on the shape
- * only (OpenBLAS computes a product under about a million multiply-adds with other
- * kernels, other bits) and never on the thread count, and why a smaller product is one
- * serial call inside an OpenMP team. This needs a BLAS
- * that runs serially inside an OpenMP parallel region (the OpenMP build of OpenBLAS does;
- * see the Makefile) or a serial one; with a pthread BLAS the product is left to it whole.
+ * CORED_GEMM=openblas in the environment runs the products on OpenBLAS instead, for
+ * comparisons (make bench-gemm). Its threading: a large product is cut into GEMM_PARTS
+ * blocks of C's rows (or of its columns when C is wide and short) and each block is one
+ * single-threaded BLAS call on an OpenMP thread. OpenBLAS's own threading divides the thin
+ * shapes of these networks poorly (a 131072 x 96 x 16 product ran at half the speed,
+ * 8192 x 240 x 40 at a quarter, measured side by side). The blocks cut C, never k, and the
+ * cut depends on the shape only (OpenBLAS computes a product under about a million
+ * multiply-adds with other kernels, other bits), never on the thread count, so the result
+ * does not depend on the thread count on one CPU either. This needs a BLAS that runs
+ * serially inside an OpenMP parallel region (the OpenMP build of OpenBLAS does; see the
+ * Makefile) or a serial one; with a pthread BLAS the product is left to it whole.
  */
 #include <cblas.h>
 #include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -38,16 +44,39 @@ static void sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, co
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+/* 1 when CORED_GEMM=openblas: read once. */
+static int use_openblas(void)
+{
+    static int chosen; /* 0 until read, then 1 (own) or 2 (OpenBLAS) */
+    int v = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
+    if (!v) {
+        const char *e = getenv("CORED_GEMM");
+        v = e && !strcmp(e, "openblas") ? 2 : 1;
+        __atomic_store_n(&chosen, v, __ATOMIC_RELAXED);
+    }
+    return v == 2;
+}
+
 void cored_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                        int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    if (m > 0 && n > 0) sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (m <= 0 || n <= 0) return;
+    if (use_openblas())
+        sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else /* inside the caller's parallel loop the own kernel runs on this thread alone */
+        cored_sgemm_own(CORED_SGEMM_AUTO, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                        NULL, 0);
 }
 
 void cored_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                 int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     if (m <= 0 || n <= 0) return;
+    if (!use_openblas()) {
+        cored_sgemm_own(CORED_SGEMM_AUTO, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                        NULL, 0);
+        return;
+    }
     if (omp_in_parallel() || openblas_get_parallel() == 1) { /* serial here, or not ours to cut */
         sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;

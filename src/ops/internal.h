@@ -23,7 +23,8 @@ static inline size_t cored_colsum_ws_floats(int c) { return (size_t)CORED_PARTS 
 /* out[j] += sum_i x[i*c + j] over rows i, accumulated in double. */
 void cored_colsum_acc(float *out, const float *x, int rows, int c, float *ws);
 
-/* One BLAS call, never cut (the caller's parallel loop cuts). Row-major, as cored_gemm. */
+/* One product on the calling thread, never cut (the caller's parallel loop cuts).
+   Row-major, as cored_gemm. */
 void cored_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
                        int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
@@ -49,5 +50,23 @@ __attribute__((always_inline)) static inline void cored_bias_act_rows(float *y, 
         }
     }
 }
+
+/* cored's packed SGEMM (sgemm_own.c), which cored_gemm runs. Row-major,
+   C = alpha*op(A)*op(B) + beta*C, like cored_gemm, plus an epilogue in registers: with
+   `bias` (n floats) each element's sum starts at bias[j] instead of 0 (beta 0; with another
+   beta, beta*C + bias), and `relu` clamps the result at 0. Every element is one FMA chain
+   over k in ascending order on every path, so the bits do not depend on the CPU, the path
+   or the thread count. path: CORED_SGEMM_AUTO picks from the CPU (or CORED_SGEMM_PATH =
+   scalar|avx2|avx512 in the environment); a path the CPU lacks falls back to AUTO.
+   Each thread keeps its packing buffer for its next products; where it cannot be
+   allocated the product runs unpacked, the same chains. Returns 0. */
+enum { CORED_SGEMM_AUTO = 0, CORED_SGEMM_SCALAR, CORED_SGEMM_AVX2, CORED_SGEMM_AVX512 };
+int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                    const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                    int ldc, const float *bias, int relu);
+/* 1 when this CPU can run the path. */
+int cored_sgemm_own_supported(int path);
+/* The path AUTO runs here. */
+int cored_sgemm_own_default(void);
 
 #endif
