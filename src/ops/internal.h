@@ -58,7 +58,7 @@ __attribute__((always_inline)) static inline void cored_bias_act_rows(float *y, 
    over k in ascending order on every path, so the bits do not depend on the CPU, the path
    or the thread count. path: CORED_SGEMM_AUTO picks from the CPU (or CORED_SGEMM_PATH =
    scalar|avx2|avx512 in the environment); a path the CPU lacks falls back to AUTO.
-   Each thread keeps its packing buffer for its next products; where it cannot be
+   Packing buffers are kept in a pool for the next products; where one cannot be
    allocated the product runs unpacked, the same chains. Returns 0. */
 enum { CORED_SGEMM_AUTO = 0, CORED_SGEMM_SCALAR, CORED_SGEMM_AVX2, CORED_SGEMM_AVX512 };
 int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, float alpha,

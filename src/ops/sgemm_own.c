@@ -24,6 +24,7 @@
  */
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -385,19 +386,53 @@ static void own_team(const own_args *g, int m, int n, float *pa, float *pb)
     }
 }
 
-/* The packing buffer of the calling thread, kept for its next products, so a training
-   step allocates nothing once warm (as a BLAS keeps its buffers); NULL when it cannot
-   grow. */
-static float *own_buffer(size_t floats)
+/* Packing buffers, kept for the next products so that a warm training step allocates
+   nothing (as a BLAS keeps its buffers): a pool from which a product takes one for its
+   duration and gives it back. The pool holds them, so they stay reachable whichever thread
+   used them last, and products on several threads at once (a caller's parallel loop over
+   tiles) each get their own. */
+#define OWN_POOL 64
+static struct {
+    float *p;
+    size_t cap;
+    int busy;
+} own_pool[OWN_POOL];
+static pthread_mutex_t own_pool_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A buffer of at least `floats` floats, or NULL when it cannot be allocated. */
+static float *own_buffer_take(size_t floats)
 {
-    static _Thread_local float *buf;
-    static _Thread_local size_t cap;
-    if (floats > cap) {
-        cored_free(buf);
-        buf = cored_alloc(sizeof(float) * floats);
-        cap = buf ? floats : 0;
+    pthread_mutex_lock(&own_pool_lock);
+    int pick = -1;
+    for (int i = 0; i < OWN_POOL; i++) { /* the smallest idle one that fits, else the largest idle one */
+        if (own_pool[i].busy) continue;
+        if (pick < 0) {
+            pick = i;
+            continue;
+        }
+        int fits = own_pool[i].cap >= floats, pick_fits = own_pool[pick].cap >= floats;
+        if (fits ? !pick_fits || own_pool[i].cap < own_pool[pick].cap : !pick_fits && own_pool[i].cap > own_pool[pick].cap)
+            pick = i;
     }
+    float *buf = NULL;
+    if (pick >= 0) {
+        if (own_pool[pick].cap < floats) {
+            cored_free(own_pool[pick].p);
+            own_pool[pick].p = cored_alloc(sizeof(float) * floats);
+            own_pool[pick].cap = own_pool[pick].p ? floats : 0;
+        }
+        if ((buf = own_pool[pick].p)) own_pool[pick].busy = 1;
+    }
+    pthread_mutex_unlock(&own_pool_lock);
     return buf;
+}
+
+static void own_buffer_give(float *buf)
+{
+    pthread_mutex_lock(&own_pool_lock);
+    for (int i = 0; i < OWN_POOL; i++)
+        if (own_pool[i].p == buf) own_pool[i].busy = 0;
+    pthread_mutex_unlock(&own_pool_lock);
 }
 
 /* The product without packing, element by element: the same chain (alpha * a rounded
@@ -465,7 +500,7 @@ int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, flo
     int bm = own_rows ? (panels + parts - 1) / parts * mr : m;
     size_t na = ((size_t)kc * ((bm < OWN_MC ? bm : OWN_MC) + mr) + 15) & ~(size_t)15;
     size_t nb = ((size_t)kc * ((n < OWN_NC ? n : OWN_NC) + g.path.nr) + 15) & ~(size_t)15;
-    float *buf = own_buffer((na + nb) * (own_rows ? nt : 1));
+    float *buf = own_buffer_take((na + nb) * (own_rows ? nt : 1));
     if (!buf) { /* no memory for the packs: the same chains, unpacked */
         own_unpacked(&g, m, n);
         return 0;
@@ -488,5 +523,6 @@ int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, flo
         #pragma omp parallel num_threads(nt) if (nt > 1)
         own_team(&g, m, n, buf, buf + na);
     }
+    own_buffer_give(buf);
     return 0;
 }
