@@ -149,7 +149,7 @@ CORED_CLONES static void epilogue_leaf(float *y, const float *b, size_t rows, in
 }
 
 /* Rows per tile of a GEMM with its output pass: at least 8 tiles where there are rows
-   enough (as cored_gemm cuts), at most EPI_TILE_FLOATS floats of input and output per
+   enough, at most EPI_TILE_FLOATS floats of input and output per
    tile; a function of the shape alone. */
 static int epi_tile(int rows, int k, int n)
 {
@@ -184,7 +184,7 @@ static void pointwise_forward(float *y, const float *x, const float *w, const fl
            so the bits do not depend on the thread count. */
         int tile = epi_tile(rows, s->cin, s->cout);
         int tiles = (rows + tile - 1) / tile;
-        #pragma omp parallel for schedule(static) /* a team even for one tile: BLAS stays serial */
+        #pragma omp parallel for schedule(static) /* a team even for one tile: the product stays on its thread */
         for (int t = 0; t < tiles; t++) {
             int lo = t * tile, nr = rows - lo < tile ? rows - lo : tile;
             cored_gemm_serial(0, 1, nr, s->cout, s->cin, 1.0f, in + (size_t)lo * s->cin, s->cin, w, s->cin,
@@ -327,7 +327,7 @@ static void general_forward(float *y, const float *x, const float *w, const floa
             im2col(col, x, n0, nimg, 0, cg, s);
             int rows = nimg * pix, tile = epi_tile(rows, k, s->cout);
             int tiles = (rows + tile - 1) / tile;
-            #pragma omp parallel for schedule(static) /* a team even for one tile: BLAS stays serial */
+            #pragma omp parallel for schedule(static) /* a team even for one tile: the product stays on its thread */
             for (int t = 0; t < tiles; t++) {
                 int lo = t * tile, nr = rows - lo < tile ? rows - lo : tile;
                 cored_gemm_serial(0, 1, nr, s->cout, k, 1.0f, col + (size_t)lo * k, k, wr, k, 0.0f,
