@@ -178,10 +178,14 @@ static void pointwise_forward(float *y, const float *x, const float *w, const fl
         gather_strided(ws, x, s);
         in = ws;
     }
+    if (act == CORED_ACT_RELU) { /* one product, the bias and ReLU in its registers */
+        cored_gemm_bias_relu(0, 1, rows, s->cout, s->cin, in, s->cin, w, s->cin, y, s->cout, b, 1);
+        return;
+    }
     if (act != CORED_ACT_NONE) {
         /* Tiles of rows, each a serial GEMM followed at once by the bias and activation
-           pass while the tile is in cache. The tile size is a function of the shape alone,
-           so the bits do not depend on the thread count. */
+           pass while the tile is in cache. The bits do not depend on the tiling (one FMA
+           chain per element), nor on the thread count. */
         int tile = epi_tile(rows, s->cin, s->cout);
         int tiles = (rows + tile - 1) / tile;
         #pragma omp parallel for schedule(static) /* a team even for one tile: the product stays on its thread */
@@ -323,6 +327,11 @@ static void general_forward(float *y, const float *x, const float *w, const floa
         int nimg = s->n - n0 < chunk ? s->n - n0 : chunk;
         float *yc = y + (size_t)n0 * pix * s->cout;
         const int epi = act != CORED_ACT_NONE; /* bias and activation after the GEMMs */
+        if (act == CORED_ACT_RELU && s->groups == 1) { /* the bias and ReLU in the product's registers */
+            im2col(col, x, n0, nimg, 0, cg, s);
+            cored_gemm_bias_relu(0, 1, nimg * pix, s->cout, k, col, k, wr, k, yc, s->cout, b, 1);
+            continue;
+        }
         if (epi && s->groups == 1) { /* tiles: GEMM, then the output pass while in cache */
             im2col(col, x, n0, nimg, 0, cg, s);
             int rows = nimg * pix, tile = epi_tile(rows, k, s->cout);

@@ -123,6 +123,22 @@ void cored_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, cons
     }
 }
 
+void cored_gemm_bias_relu(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
+                          const float *b, int ldb, float *c, int ldc, const float *bias, int relu)
+{
+    if (m <= 0 || n <= 0) return;
+    if (!use_openblas()) {
+        cored_sgemm_own(CORED_SGEMM_AUTO, trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc, bias,
+                        relu);
+        return;
+    }
+    cored_gemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    if (!bias && !relu) return;
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < m; i++)
+        cored_bias_act_rows(c + (size_t)i * ldc, bias, 1, n, relu ? CORED_ACT_RELU : CORED_ACT_NONE);
+}
+
 void cored_colsum_acc(float *out, const float *x, int rows, int c, float *ws)
 {
     /* [CORED_PARTS][c] doubles, at the first 8-byte boundary of ws */

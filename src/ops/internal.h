@@ -51,10 +51,16 @@ __attribute__((always_inline)) static inline void cored_bias_act_rows(float *y, 
     }
 }
 
+/* C = [ReLU](op(A)*op(B) + bias), bias (n floats) or NULL, added to each element's finished
+   sum: the bits of cored_gemm (beta 0) followed by cored_bias_act_rows, in one product whose
+   epilogue runs in registers (under CORED_GEMM=openblas, the product and then that pass). */
+void cored_gemm_bias_relu(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
+                          const float *b, int ldb, float *c, int ldc, const float *bias, int relu);
+
 /* cored's packed SGEMM (sgemm_own.c), which cored_gemm runs. Row-major,
-   C = alpha*op(A)*op(B) + beta*C, like cored_gemm, plus an epilogue in registers: with
-   `bias` (n floats) each element's sum starts at bias[j] instead of 0 (beta 0; with another
-   beta, beta*C + bias), and `relu` clamps the result at 0. Every element is one FMA chain
+   C = alpha*op(A)*op(B) + beta*C, like cored_gemm, plus an epilogue in registers: `bias`
+   (n floats) added to each element's finished sum, then `relu` (v > 0 ? v : 0), the same
+   bits as cored_bias_act_rows after the product. Every element is one FMA chain
    over k in ascending order on every path, so the bits do not depend on the CPU, the path
    or the thread count. path: CORED_SGEMM_AUTO picks from the CPU (or CORED_SGEMM_PATH =
    scalar|avx2|avx512 in the environment); a path the CPU lacks falls back to AUTO.

@@ -7,9 +7,10 @@
  * Bits that do not depend on the CPU: every element of C is one FMA chain over k in
  * ascending order,
  *     acc = init;  for p = 0 .. k-1: acc = fma(alpha*A[i][p], B[p][j], acc)
- * with init = 0 (beta 0, no bias), C (beta 1), beta*C (other beta) or bias[j] (beta 0 with
- * a bias: the same bits as prefilling C with the bias and beta 1), then ReLU if asked
- * (max(0, acc), NaN kept). alpha*A is rounded once while packing (nothing when alpha is 1).
+ * with init = 0 (beta 0), C (beta 1) or beta*C (other beta); then, when asked, the bias
+ * added (acc + bias[j], one rounding) and ReLU (acc > 0 ? acc : 0: NaN and -0 give 0), the
+ * same bits as a separate pass over C that adds the bias and clamps (cored_bias_act_rows).
+ * alpha*A is rounded once while packing (nothing when alpha is 1).
  * Cache blocking over k stores the running sum in C and reloads it: a float round trip is
  * exact, so the chain is unchanged. The AVX-512 kernel (12 x 32 tiles), the AVX2 + FMA
  * kernel (6 x 16) and the scalar one (4 x 4, fmaf) compute that same chain: identical bits
@@ -58,9 +59,11 @@
 #define OWN_UNROLL(n) OWN_PRAGMA(GCC unroll n)
 
 /* How a micro-kernel starts the accumulators. */
-enum { INIT_LOAD, INIT_ZERO, INIT_BETA, INIT_BIAS };
+enum { INIT_LOAD, INIT_ZERO, INIT_BETA };
 
-/* kc steps of an MR x NR tile: a is kc x MR (packed), b kc x NR (packed), c MR rows of ldc. */
+/* kc steps of an MR x NR tile: a is kc x MR (packed), b kc x NR (packed), c MR rows of ldc;
+   then bias (NR floats, when not NULL) added and ReLU (when relu), both on the last block of
+   k only. */
 typedef void (*own_kernel)(int kc, const float *a, const float *b, float *c, long ldc, int init,
                            float beta, const float *bias, int relu);
 
@@ -71,17 +74,14 @@ static void own_kernel_scalar(int kc, const float *a, const float *b, float *c, 
     float acc[MR][NR];
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++)
-            acc[i][j] = init == INIT_LOAD   ? c[i * ldc + j]
-                        : init == INIT_BETA ? beta * c[i * ldc + j]
-                        : init == INIT_BIAS ? bias[j]
-                                            : 0.0f;
+            acc[i][j] = init == INIT_LOAD ? c[i * ldc + j] : init == INIT_BETA ? beta * c[i * ldc + j] : 0.0f;
     for (int p = 0; p < kc; p++, a += MR, b += NR)
         for (int i = 0; i < MR; i++)
             for (int j = 0; j < NR; j++) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
     for (int i = 0; i < MR; i++)
         for (int j = 0; j < NR; j++) {
-            float v = acc[i][j];
-            c[i * ldc + j] = relu && 0.0f > v ? 0.0f : v; /* as max_ps(0, v): NaN stays */
+            float v = bias ? acc[i][j] + bias[j] : acc[i][j];
+            c[i * ldc + j] = relu && !(v > 0.0f) ? 0.0f : v; /* as max_ps(v, 0) */
         }
 }
 
@@ -98,8 +98,6 @@ __attribute__((target("avx2,fma"))) static void own_kernel_avx2(int kc, const fl
     for (int i = 0; i < MR; i++) {
         if (init == INIT_ZERO) {
             c0[i] = _mm256_setzero_ps(), c1[i] = _mm256_setzero_ps();
-        } else if (init == INIT_BIAS) {
-            c0[i] = _mm256_loadu_ps(bias), c1[i] = _mm256_loadu_ps(bias + 8);
         } else {
             c0[i] = _mm256_loadu_ps(c + i * ldc), c1[i] = _mm256_loadu_ps(c + i * ldc + 8);
             if (init == INIT_BETA) c0[i] = _mm256_mul_ps(vb, c0[i]), c1[i] = _mm256_mul_ps(vb, c1[i]);
@@ -119,10 +117,12 @@ __attribute__((target("avx2,fma"))) static void own_kernel_avx2(int kc, const fl
             c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
         }
     }
-    __m256 z = _mm256_setzero_ps();
+    __m256 z = _mm256_setzero_ps(), bias0 = z, bias1 = z;
+    if (bias) bias0 = _mm256_loadu_ps(bias), bias1 = _mm256_loadu_ps(bias + 8);
     #pragma GCC unroll 6
     for (int i = 0; i < MR; i++) {
-        if (relu) c0[i] = _mm256_max_ps(z, c0[i]), c1[i] = _mm256_max_ps(z, c1[i]);
+        if (bias) c0[i] = _mm256_add_ps(c0[i], bias0), c1[i] = _mm256_add_ps(c1[i], bias1);
+        if (relu) c0[i] = _mm256_max_ps(c0[i], z), c1[i] = _mm256_max_ps(c1[i], z);
         _mm256_storeu_ps(c + i * ldc, c0[i]);
         _mm256_storeu_ps(c + i * ldc + 8, c1[i]);
     }
@@ -140,8 +140,6 @@ __attribute__((target("avx512f"))) static void own_kernel_avx512(int kc, const f
     for (int i = 0; i < MR; i++) {
         if (init == INIT_ZERO) {
             c0[i] = _mm512_setzero_ps(), c1[i] = _mm512_setzero_ps();
-        } else if (init == INIT_BIAS) {
-            c0[i] = _mm512_loadu_ps(bias), c1[i] = _mm512_loadu_ps(bias + 16);
         } else {
             c0[i] = _mm512_loadu_ps(c + i * ldc), c1[i] = _mm512_loadu_ps(c + i * ldc + 16);
             if (init == INIT_BETA) c0[i] = _mm512_mul_ps(vb, c0[i]), c1[i] = _mm512_mul_ps(vb, c1[i]);
@@ -164,10 +162,12 @@ __attribute__((target("avx512f"))) static void own_kernel_avx512(int kc, const f
             c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
         }
     }
-    __m512 z = _mm512_setzero_ps();
+    __m512 z = _mm512_setzero_ps(), bias0 = z, bias1 = z;
+    if (bias) bias0 = _mm512_loadu_ps(bias), bias1 = _mm512_loadu_ps(bias + 16);
     #pragma GCC unroll 12
     for (int i = 0; i < MR; i++) {
-        if (relu) c0[i] = _mm512_max_ps(z, c0[i]), c1[i] = _mm512_max_ps(z, c1[i]);
+        if (bias) c0[i] = _mm512_add_ps(c0[i], bias0), c1[i] = _mm512_add_ps(c1[i], bias1);
+        if (relu) c0[i] = _mm512_max_ps(c0[i], z), c1[i] = _mm512_max_ps(c1[i], z);
         _mm512_storeu_ps(c + i * ldc, c0[i]);
         _mm512_storeu_ps(c + i * ldc + 16, c1[i]);
     }
@@ -337,14 +337,14 @@ typedef struct {
 static void own_team(const own_args *g, int m, int n, float *pa, float *pb)
 {
     const int mr = g->path.mr, nr = g->path.nr, k = g->k;
-    int init0 = g->bias ? INIT_BIAS : g->beta == 0.0f ? INIT_ZERO : g->beta == 1.0f ? INIT_LOAD : INIT_BETA;
+    int init0 = g->beta == 0.0f ? INIT_ZERO : g->beta == 1.0f ? INIT_LOAD : INIT_BETA;
     float tile[12 * 32] __attribute__((aligned(64)));
     float tbias[32];
     for (int ic = 0; ic < m; ic += OWN_MC) {
         int mc = m - ic < OWN_MC ? m - ic : OWN_MC, npa = (mc + mr - 1) / mr;
         for (int pc = 0; pc < k; pc += OWN_KC) {
             int kc = k - pc < OWN_KC ? k - pc : OWN_KC;
-            int init = pc == 0 ? init0 : INIT_LOAD, relu = g->relu && pc + kc == k;
+            int init = pc == 0 ? init0 : INIT_LOAD, last = pc + kc == k, relu = g->relu && last;
             #pragma omp for schedule(static)
             for (int q = 0; q < npa; q++)
                 pack_a(pa + (size_t)q * kc * mr, g->a, g->lda, g->ta, ic + q * mr,
@@ -361,7 +361,7 @@ static void own_team(const own_args *g, int m, int n, float *pa, float *pb)
                         int ir = qi * mr, jr = qj * nr;
                         int rows = mc - ir < mr ? mc - ir : mr, cols = nc - jr < nr ? nc - jr : nr;
                         const float *ap = pa + (size_t)qi * kc * mr, *bp = pb + (size_t)qj * kc * nr;
-                        const float *bias = g->bias ? g->bias + jc + jr : NULL;
+                        const float *bias = g->bias && last ? g->bias + jc + jr : NULL;
                         float *c = g->c + (size_t)(ic + ir) * g->ldc + jc + jr;
                         if (rows == mr && cols == nr) {
                             g->path.kernel(kc, ap, bp, c, g->ldc, init, g->beta, bias, relu);
@@ -435,6 +435,13 @@ static void own_buffer_give(float *buf)
     pthread_mutex_unlock(&own_pool_lock);
 }
 
+/* The bias and ReLU of one element of column j, as the micro-kernels apply them. */
+static float epilogue1(const own_args *g, float acc, int j)
+{
+    if (g->bias) acc += g->bias[j];
+    return g->relu && !(acc > 0.0f) ? 0.0f : acc;
+}
+
 /* The product without packing, element by element: the same chain (alpha * a rounded
    once, then fma over k in ascending order), so the same bits, slowly. For when the
    packing buffer cannot be allocated. */
@@ -443,24 +450,23 @@ static void own_unpacked(const own_args *g, int m, int n)
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float *c = g->c + (size_t)i * g->ldc + j;
-            float acc = g->bias ? g->bias[j] : g->beta == 0.0f ? 0.0f : g->beta == 1.0f ? *c : g->beta * *c;
+            float acc = g->beta == 0.0f ? 0.0f : g->beta == 1.0f ? *c : g->beta * *c;
             for (int p = 0; p < g->k; p++) {
                 float av = g->ta ? g->a[(size_t)p * g->lda + i] : g->a[(size_t)i * g->lda + p];
                 float bv = g->tb ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j];
                 acc = fmaf(g->alpha == 1.0f ? av : g->alpha * av, bv, acc);
             }
-            *c = g->relu && 0.0f > acc ? 0.0f : acc;
+            *c = epilogue1(g, acc, j);
         }
 }
 
-/* k == 0: C = init, then ReLU. */
+/* k == 0: C = init, then the bias and ReLU. */
 static void own_no_depth(const own_args *g, int m, int n)
 {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float *c = g->c + (size_t)i * g->ldc + j;
-            float v = g->bias ? g->bias[j] : g->beta == 0.0f ? 0.0f : g->beta == 1.0f ? *c : g->beta * *c;
-            *c = g->relu && 0.0f > v ? 0.0f : v;
+            *c = epilogue1(g, g->beta == 0.0f ? 0.0f : g->beta == 1.0f ? *c : g->beta * *c, j);
         }
 }
 
@@ -471,14 +477,6 @@ int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, flo
     if (m <= 0 || n <= 0) return 0;
     if (path == CORED_SGEMM_AUTO || !path_supported(path)) path = cored_sgemm_own_default();
     own_args g = {trans_a, trans_b, k, lda, ldb, ldc, alpha, beta, a, b, bias, c, relu, get_path(path)};
-    if (g.bias && beta != 0.0f) { /* C = beta*C + bias first, then the chains start from C */
-        for (int i = 0; i < m; i++)
-            for (int j = 0; j < n; j++) {
-                float *e = c + (size_t)i * ldc + j;
-                *e = (beta == 1.0f ? *e : beta * *e) + bias[j];
-            }
-        g.bias = NULL, g.beta = 1.0f;
-    }
     if (k <= 0) {
         own_no_depth(&g, m, n);
         return 0;
