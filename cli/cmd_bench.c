@@ -283,6 +283,12 @@ static int bench_training(const cored_train_cfg *base, const char *only, int pro
     fill_random(x, batch, size, 7);
     if ((rc = cored_model_create(&m, arch, size, batch, CORED_BUILD_TRAIN, err))) goto done;
     cored_model_init_params(m, 1);
+    /* running statistics as a trained model's, so that the eval-mode passes (CoReD's band
+       pass, the teacher) see activations of the training forward's scale: with the fresh
+       0/1 statistics EfficientNet-B0's activations grow layer after layer, its squeeze-and-
+       excitation gates saturate and half the gradients come out zero */
+    cored_copy(cored_model_input(m), x, (size_t)batch * size * size * 3);
+    if ((rc = cored_model_calibrate_bn(m, batch, err))) goto done;
     res->macs = cored_model_forward_macs(m);
     /* under mpirun: this rank's shard of the batch, as cored train cuts it */
     int lo, hi;

@@ -254,6 +254,19 @@ void cored_model_init_head(cored_model *m, uint64_t seed)
     }
 }
 
+int cored_model_calibrate_bn(cored_model *m, int n, cored_error *err)
+{
+    float *keep = cored_alloc(sizeof(float) * (size_t)(m->n_layers > 0 ? m->n_layers : 1));
+    if (!keep) return CORED_FAIL(err, CORED_E_NOMEM, "cannot allocate %d floats", m->n_layers);
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == LAYER_BN) keep[i] = m->layers[i].u.bn.momentum, m->layers[i].u.bn.momentum = 1.0f;
+    int rc = cored_model_forward(m, n, CORED_FWD_BN_BATCH, 0, err);
+    for (int i = 0; i < m->n_layers; i++)
+        if (m->layers[i].kind == LAYER_BN) m->layers[i].u.bn.momentum = keep[i];
+    cored_free(keep);
+    return rc;
+}
+
 void cored_model_set_profile(cored_model *m, int on)
 {
     m->profile = on;

@@ -184,6 +184,10 @@ int cored_prof_slot(const cored_layer *l);
 const char *cored_prof_slot_name(int slot);
 const char *cored_layer_kind_name(cored_layer_kind k);
 void cored_model_set_profile(cored_model *m, int on);
+/* Sets every BN's running statistics to those of the n images in the input (one training-
+   mode forward with momentum 1), as a trained model's would roughly be: an eval-mode
+   forward of these images then normalises like the training forward. For benchmarks. */
+int cored_model_calibrate_bn(cored_model *m, int n, cored_error *err);
 
 /* A rank of an MPI job with no image in this step's shard joins the collectives of the
    synchronised BatchNorm (CORED_FWD_BN_SYNC) of a training forward (backward 0) or of its
