@@ -9,11 +9,8 @@
  * Evaluation: running statistics. Both forms save mean and inverse std for backward.
  *
  * Fused activation: y = act(z), z = BN(x). z itself is never stored: backward recomputes
- * it from x (z = x * scale + bias with scale = gamma * invstd, bias = beta - mean * scale,
- * the training forward's expression, so the same bits) where SiLU needs it, and where ReLU
- * needs its mask after a training forward (z > 0 exactly where y > 0), so that the backward
- * reads two arrays (dy, x) instead of three; after an eval-mode forward, whose expression
- * differs, ReLU takes its mask from y. The
+ * it from x (z = x * scale + bias with scale = gamma * invstd, bias = beta - mean * scale)
+ * where SiLU needs it, and ReLU takes its mask from y (y > 0 exactly where z > 0). The
  * gradient of z is formed on the fly in the statistics pass of the backward; for SiLU,
  * whose derivative costs an exp and a division, that pass also stores it in dx, and the
  * second pass turns it into the input gradient in place.
@@ -66,7 +63,6 @@ CORED_CLONES static void stats_shifted(double *s1, double *s2, const float *x, c
 /* The gradient of z from the gradient of y = act(z): dz = dy * act'(z). */
 #define DZ_NONE(j) (rdy[j])
 #define DZ_RELU(j) (ry[j] > 0.0f ? rdy[j] : 0.0f)
-#define DZ_RELU_X(j) (rx[j] * scale[j] + bias[j] > 0.0f ? rdy[j] : 0.0f)
 #define DZ_SILU(j) silu_grad(rdy[j], rx[j] * scale[j] + bias[j])
 #define DZ_STORED(j) (rdx[j])
 
@@ -95,9 +91,7 @@ CORED_CLONES static void stats_grad(double *s1, double *s2, float *dz_out, const
                                     const float *invstd, const float *scale, const float *bias,
                                     cored_act act, int lo, int hi, int c)
 {
-    if (act == CORED_ACT_RELU && !y) {
-        GRAD_STATS_LOOP(DZ_RELU_X)
-    } else if (act == CORED_ACT_RELU) {
+    if (act == CORED_ACT_RELU) {
         GRAD_STATS_LOOP(DZ_RELU)
     } else if (act == CORED_ACT_SILU && dz_out) { /* keeps dz for the second pass */
         for (int i = lo; i < hi; i++) {
@@ -186,13 +180,11 @@ CORED_CLONES static void eval_rows(float *y, const float *x, const float *mean,
     }
 
 CORED_CLONES static void dx_rows(float *dx, const float *dy, const float *x, const float *y,
-                                 const float *mean, const float *invstd, const float *scale,
-                                 const float *bias, const float *k, const float *m1, const float *m2,
-                                 cored_act act, int lo, int hi, int c)
+                                 const float *mean, const float *invstd, const float *k,
+                                 const float *m1, const float *m2, cored_act act, int lo, int hi,
+                                 int c)
 {
-    if (act == CORED_ACT_RELU && !y) {
-        DX_LOOP(DZ_RELU_X)
-    } else if (act == CORED_ACT_RELU) {
+    if (act == CORED_ACT_RELU) {
         DX_LOOP(DZ_RELU)
     } else if (act == CORED_ACT_SILU) { /* dz was stored in dx by the statistics pass */
         DX_LOOP(DZ_STORED)
@@ -298,7 +290,6 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
     float *coef = (float *)(part + (size_t)CORED_PARTS * 2 * c);
     float *scale = coef, *bias = coef + c, *k = coef + 2 * c, *m1 = coef + 3 * c, *m2 = coef + 4 * c;
     affine_coeffs(scale, bias, mean, invstd, gamma, beta, c);
-    if (train) y = NULL; /* ReLU's mask from x (see the top of the file) */
     #pragma omp parallel for schedule(static)
     for (int p = 0; p < CORED_PARTS; p++) {
         double *s1 = part + (size_t)p * 2 * c, *s2 = s1 + c;
@@ -327,7 +318,7 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
         m1[j] = train ? (float)(sdy[j] / n) : 0.0f;
         m2[j] = train ? (float)(sdyx[j] / n) : 0.0f;
     }
-    ROWS_PARALLEL(rows, c, dx_rows(dx, dy, x, y, mean, invstd, scale, bias, k, m1, m2, s->act, lo, hi, c));
+    ROWS_PARALLEL(rows, c, dx_rows(dx, dy, x, y, mean, invstd, k, m1, m2, s->act, lo, hi, c));
 }
 
 void cored_bn_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy,
