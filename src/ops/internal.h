@@ -65,9 +65,9 @@ void cored_gemm_bias_relu(int trans_a, int trans_b, int m, int n, int k, const f
    or the thread count. path: CORED_SGEMM_AUTO picks from the CPU (or CORED_SGEMM_PATH =
    scalar|avx2|avx512 in the environment); a path the CPU lacks falls back to AUTO.
    Packing buffers are kept in a pool for the next products; where one cannot be
-   allocated the product runs unpacked, the same chains. Returns 0. */
+   allocated the product runs unpacked, the same chains. */
 enum { CORED_SGEMM_AUTO = 0, CORED_SGEMM_SCALAR, CORED_SGEMM_AVX2, CORED_SGEMM_AVX512 };
-int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, float alpha,
+void cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, float alpha,
                     const float *a, int lda, const float *b, int ldb, float beta, float *c,
                     int ldc, const float *bias, int relu);
 /* 1 when this CPU can run the path. */

@@ -470,16 +470,16 @@ static void own_no_depth(const own_args *g, int m, int n)
         }
 }
 
-int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, float alpha,
+void cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, float alpha,
                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
                      int ldc, const float *bias, int relu)
 {
-    if (m <= 0 || n <= 0) return 0;
+    if (m <= 0 || n <= 0) return;
     if (path == CORED_SGEMM_AUTO || !path_supported(path)) path = cored_sgemm_own_default();
     own_args g = {trans_a, trans_b, k, lda, ldb, ldc, alpha, beta, a, b, bias, c, relu, get_path(path)};
     if (k <= 0) {
         own_no_depth(&g, m, n);
-        return 0;
+        return;
     }
     /* The team shares every block; small products run on this thread alone. The bits do
        not depend on how the tiles fall to threads (one chain per element). */
@@ -501,7 +501,7 @@ int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, flo
     float *buf = own_buffer_take((na + nb) * (own_rows ? nt : 1));
     if (!buf) { /* no memory for the packs: the same chains, unpacked */
         own_unpacked(&g, m, n);
-        return 0;
+        return;
     }
     if (own_rows) {
         #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
@@ -522,5 +522,4 @@ int cored_sgemm_own(int path, int trans_a, int trans_b, int m, int n, int k, flo
         own_team(&g, m, n, buf, buf + na);
     }
     own_buffer_give(buf);
-    return 0;
 }
