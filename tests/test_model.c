@@ -3,7 +3,7 @@
  * counts), any batch up to the built maximum, inference build == training build in eval
  * mode, copying slabs into a teacher, the feature tap and its gradient (directional
  * derivative), zero allocations per training step after warm-up (counting allocator),
- * and clean failure under injected allocation failures.
+ * BN calibration for benchmarks, and clean failure under injected allocation failures.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -537,6 +537,38 @@ static void test_folded_inference(void)
     }
 }
 
+/* cored_model_calibrate_bn: every BN's running mean is its batch mean of that forward, its
+   running variance the unbiased batch variance, and the momenta are as before (a second
+   training forward moves the statistics by 0.1 of the way). */
+static void test_calibrate_bn(void)
+{
+    const int n = 4;
+    cored_model *m = NULL;
+    CHECK(cored_model_create(&m, "tiny", 32, n, CORED_BUILD_TRAIN, NULL) == 0);
+    if (!m) return;
+    cored_model_init_params(m, 5);
+    fill_input(m, n, 21);
+    CHECK(cored_model_calibrate_bn(m, n, NULL) == 0);
+    int checked = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const cored_layer *l = &m->layers[i];
+        if (l->kind != LAYER_BN) continue;
+        const float *mean = m->aux + l->aux_off, *invstd = mean + l->c;
+        const float *run_mean = cored_model_param_data(m, l->p_mean), *run_var = cored_model_param_data(m, l->p_var);
+        double rows = (double)n * l->h * l->w;
+        for (int j = 0; j < l->c; j++) {
+            double var = 1.0 / ((double)invstd[j] * invstd[j]) - l->u.bn.eps;
+            CHECK_MSG(run_mean[j] == mean[j], "layer %d channel %d: running mean %g, batch mean %g", i, j, run_mean[j], mean[j]);
+            CHECK_MSG(fabs(run_var[j] - var * rows / (rows - 1)) <= 1e-5 * (var + 1e-3),
+                      "layer %d channel %d: running variance %g, unbiased batch variance %g", i, j, run_var[j], var * rows / (rows - 1));
+        }
+        CHECK_MSG(l->u.bn.momentum == 0.1f, "layer %d: momentum %g after calibration", i, l->u.bn.momentum);
+        checked++;
+    }
+    CHECK(checked == 4);
+    cored_model_free(m);
+}
+
 /* Every allocation of a model build can fail; the build then reports CORED_E_NOMEM and
    frees what it had (the sanitizer run checks for leaks). */
 static void test_allocation_failures(void)
@@ -570,6 +602,7 @@ int main(void)
     RUN(test_backbone_init);
     RUN(test_thread_invariance);
     RUN(test_folded_inference);
+    RUN(test_calibrate_bn);
     RUN(test_allocation_failures);
     return test_finish();
 }
