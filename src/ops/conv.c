@@ -169,6 +169,28 @@ static void epilogue(float *y, const float *b, size_t rows, int c, cored_act act
     }
 }
 
+/* y = act(x * w^T + b) over rows x n, x rows x k, w n x k, act ReLU or SiLU. ReLU: one
+   product whose micro-kernel adds the bias and clamps in registers. SiLU: tiles of rows,
+   each a serial GEMM followed at once by the bias and activation pass while the tile is in
+   cache. Either way the bits are those of the product followed by cored_bias_act_rows:
+   they depend neither on the tiling (one FMA chain per element) nor on the thread count. */
+static void product_act(float *y, const float *x, const float *w, const float *b, cored_act act, int rows, int k,
+                        int n)
+{
+    if (act == CORED_ACT_RELU) {
+        cored_gemm_bias_relu(0, 1, rows, n, k, x, k, w, k, y, n, b, 1);
+        return;
+    }
+    int tile = epi_tile(rows, k, n);
+    int tiles = (rows + tile - 1) / tile;
+    #pragma omp parallel for schedule(static) /* a team even for one tile: the product stays on its thread */
+    for (int t = 0; t < tiles; t++) {
+        int lo = t * tile, nr = rows - lo < tile ? rows - lo : tile;
+        cored_gemm_serial(0, 1, nr, n, k, 1.0f, x + (size_t)lo * k, k, w, k, 0.0f, y + (size_t)lo * n, n);
+        epilogue_leaf(y + (size_t)lo * n, b, (size_t)nr, n, act);
+    }
+}
+
 static void pointwise_forward(float *y, const float *x, const float *w, const float *b,
                               cored_act act, const cored_conv_shape *s, float *ws)
 {
@@ -178,23 +200,8 @@ static void pointwise_forward(float *y, const float *x, const float *w, const fl
         gather_strided(ws, x, s);
         in = ws;
     }
-    if (act == CORED_ACT_RELU) { /* one product, the bias and ReLU in its registers */
-        cored_gemm_bias_relu(0, 1, rows, s->cout, s->cin, in, s->cin, w, s->cin, y, s->cout, b, 1);
-        return;
-    }
     if (act != CORED_ACT_NONE) {
-        /* Tiles of rows, each a serial GEMM followed at once by the bias and activation
-           pass while the tile is in cache. The bits do not depend on the tiling (one FMA
-           chain per element), nor on the thread count. */
-        int tile = epi_tile(rows, s->cin, s->cout);
-        int tiles = (rows + tile - 1) / tile;
-        #pragma omp parallel for schedule(static) /* a team even for one tile: the product stays on its thread */
-        for (int t = 0; t < tiles; t++) {
-            int lo = t * tile, nr = rows - lo < tile ? rows - lo : tile;
-            cored_gemm_serial(0, 1, nr, s->cout, s->cin, 1.0f, in + (size_t)lo * s->cin, s->cin, w, s->cin,
-                       0.0f, y + (size_t)lo * s->cout, s->cout);
-            epilogue_leaf(y + (size_t)lo * s->cout, b, (size_t)nr, s->cout, act);
-        }
+        product_act(y, in, w, b, act, rows, s->cin, s->cout);
         return;
     }
     if (b) fill_bias(y, b, (size_t)rows, s->cout);
@@ -327,22 +334,9 @@ static void general_forward(float *y, const float *x, const float *w, const floa
         int nimg = s->n - n0 < chunk ? s->n - n0 : chunk;
         float *yc = y + (size_t)n0 * pix * s->cout;
         const int epi = act != CORED_ACT_NONE; /* bias and activation after the GEMMs */
-        if (act == CORED_ACT_RELU && s->groups == 1) { /* the bias and ReLU in the product's registers */
+        if (epi && s->groups == 1) {
             im2col(col, x, n0, nimg, 0, cg, s);
-            cored_gemm_bias_relu(0, 1, nimg * pix, s->cout, k, col, k, wr, k, yc, s->cout, b, 1);
-            continue;
-        }
-        if (epi && s->groups == 1) { /* tiles: GEMM, then the output pass while in cache */
-            im2col(col, x, n0, nimg, 0, cg, s);
-            int rows = nimg * pix, tile = epi_tile(rows, k, s->cout);
-            int tiles = (rows + tile - 1) / tile;
-            #pragma omp parallel for schedule(static) /* a team even for one tile: the product stays on its thread */
-            for (int t = 0; t < tiles; t++) {
-                int lo = t * tile, nr = rows - lo < tile ? rows - lo : tile;
-                cored_gemm_serial(0, 1, nr, s->cout, k, 1.0f, col + (size_t)lo * k, k, wr, k, 0.0f,
-                           yc + (size_t)lo * s->cout, s->cout);
-                epilogue_leaf(yc + (size_t)lo * s->cout, b, (size_t)nr, s->cout, act);
-            }
+            product_act(yc, col, wr, b, act, nimg * pix, k, s->cout);
             continue;
         }
         if (b && !epi) fill_bias(yc, b, (size_t)nimg * pix, s->cout);
