@@ -435,6 +435,12 @@ static void own_buffer_give(float *buf)
     pthread_mutex_unlock(&own_pool_lock);
 }
 
+/* The start of one element's chain, as the micro-kernels' init: 0, C or beta*C. */
+static float start1(const own_args *g, const float *c)
+{
+    return g->beta == 0.0f ? 0.0f : g->beta == 1.0f ? *c : g->beta * *c;
+}
+
 /* The bias and ReLU of one element of column j, as the micro-kernels apply them. */
 static float epilogue1(const own_args *g, float acc, int j)
 {
@@ -450,7 +456,7 @@ static void own_unpacked(const own_args *g, int m, int n)
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float *c = g->c + (size_t)i * g->ldc + j;
-            float acc = g->beta == 0.0f ? 0.0f : g->beta == 1.0f ? *c : g->beta * *c;
+            float acc = start1(g, c);
             for (int p = 0; p < g->k; p++) {
                 float av = g->ta ? g->a[(size_t)p * g->lda + i] : g->a[(size_t)i * g->lda + p];
                 float bv = g->tb ? g->b[(size_t)j * g->ldb + p] : g->b[(size_t)p * g->ldb + j];
@@ -466,7 +472,7 @@ static void own_no_depth(const own_args *g, int m, int n)
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float *c = g->c + (size_t)i * g->ldc + j;
-            *c = epilogue1(g, g->beta == 0.0f ? 0.0f : g->beta == 1.0f ? *c : g->beta * *c, j);
+            *c = epilogue1(g, start1(g, c), j);
         }
 }
 
