@@ -538,8 +538,8 @@ static void test_folded_inference(void)
 }
 
 /* cored_model_calibrate_bn: every BN's running mean is its batch mean of that forward, its
-   running variance the unbiased batch variance, and the momenta are as before (a second
-   training forward moves the statistics by 0.1 of the way). */
+   running variance the unbiased batch variance, and the momenta are as before (tiny's
+   0.1). */
 static void test_calibrate_bn(void)
 {
     const int n = 4;
