@@ -45,6 +45,30 @@ static int row_block(int c) { return c >= 4096 ? 1 : 4096 / c; }
 
 /* ---------------------------------------------------------------- leaf kernels */
 
+/* The backward passes read two or three arrays row by row. On arrays beyond the L3 the
+   hardware prefetcher kept up with none of them (tiny's first BN, 131072 x 32, two threads:
+   4.0-5.1 ms, and 2.6-2.8 ms with each row fetching the row PREFETCH_FLOATS floats ahead in
+   every array it reads; the same bits). */
+#define PREFETCH_FLOATS 512
+static inline int prefetch_ahead(int c) { return PREFETCH_FLOATS / c > 0 ? PREFETCH_FLOATS / c : 1; }
+
+/* Prefetches row i + ahead of each array that is not NULL (arrays of `rows` rows), also
+   beyond the caller's block: the next block of the same thread usually follows it. Inlined
+   by force: left a call, GCC found the function free of side effects (a prefetch has none)
+   and deleted every call. */
+__attribute__((always_inline)) static inline void prefetch_rows(int i, int ahead, int rows, int c,
+                                                                const float *a, const float *b,
+                                                                const float *d)
+{
+    if (i + ahead >= rows) return;
+    size_t off = (size_t)(i + ahead) * c;
+    for (int q = 0; q < c; q += 16) {
+        if (a) __builtin_prefetch(a + off + q);
+        if (b) __builtin_prefetch(b + off + q);
+        if (d) __builtin_prefetch(d + off + q);
+    }
+}
+
 /* Sums of rows [lo, hi) of x - shift and its square. */
 CORED_CLONES static void stats_shifted(double *s1, double *s2, const float *x, const float *shift,
                                        int lo, int hi, int c)
@@ -73,11 +97,12 @@ static inline float silu_grad(float dy, float z)
 }
 
 /* Sums over rows [lo, hi) of dz and dz * xhat. */
-#define GRAD_STATS_LOOP(DZ)                                                                \
+#define GRAD_STATS_LOOP(DZ, MASK)                                                          \
     for (int i = lo; i < hi; i++) {                                                        \
         const float *rdy = dy + (size_t)i * c, *rx = x + (size_t)i * c;                    \
         const float *ry = y ? y + (size_t)i * c : NULL;                                    \
         (void)ry;                                                                          \
+        prefetch_rows(i, ahead, rows, c, dy, x, MASK);                                       \
         _Pragma("omp simd")                                                                \
         for (int j = 0; j < c; j++) {                                                      \
             float dz = DZ(j), xh = (rx[j] - mean[j]) * invstd[j];                          \
@@ -89,14 +114,16 @@ static inline float silu_grad(float dy, float z)
 CORED_CLONES static void stats_grad(double *s1, double *s2, float *dz_out, const float *dy,
                                     const float *x, const float *y, const float *mean,
                                     const float *invstd, const float *scale, const float *bias,
-                                    cored_act act, int lo, int hi, int c)
+                                    cored_act act, int lo, int hi, int rows, int c)
 {
+    const int ahead = prefetch_ahead(c);
     if (act == CORED_ACT_RELU) {
-        GRAD_STATS_LOOP(DZ_RELU)
+        GRAD_STATS_LOOP(DZ_RELU, y)
     } else if (act == CORED_ACT_SILU && dz_out) { /* keeps dz for the second pass */
         for (int i = lo; i < hi; i++) {
             const float *rdy = dy + (size_t)i * c, *rx = x + (size_t)i * c;
             float *rdz = dz_out + (size_t)i * c;
+            prefetch_rows(i, ahead, rows, c, dy, x, NULL);
             #pragma omp simd
             for (int j = 0; j < c; j++) {
                 float dz = DZ_SILU(j), xh = (rx[j] - mean[j]) * invstd[j];
@@ -106,9 +133,9 @@ CORED_CLONES static void stats_grad(double *s1, double *s2, float *dz_out, const
             }
         }
     } else if (act == CORED_ACT_SILU) {
-        GRAD_STATS_LOOP(DZ_SILU)
+        GRAD_STATS_LOOP(DZ_SILU, NULL)
     } else {
-        GRAD_STATS_LOOP(DZ_NONE)
+        GRAD_STATS_LOOP(DZ_NONE, NULL)
     }
 }
 
@@ -166,12 +193,13 @@ CORED_CLONES static void eval_rows(float *y, const float *x, const float *mean,
 }
 
 /* dx = k * (dz - m1 - xhat * m2) over rows [lo, hi). */
-#define DX_LOOP(DZ)                                                                        \
+#define DX_LOOP(DZ, GRAD, MASK)                                                            \
     for (int i = lo; i < hi; i++) {                                                        \
         const float *rdy = dy + (size_t)i * c, *rx = x + (size_t)i * c;                    \
         const float *ry = y ? y + (size_t)i * c : NULL;                                    \
         float *rdx = dx + (size_t)i * c;                                                   \
         (void)ry, (void)rdy;                                                               \
+        prefetch_rows(i, ahead, rows, c, GRAD, x, MASK);                                     \
         _Pragma("omp simd")                                                                \
         for (int j = 0; j < c; j++) {                                                      \
             float xh = (rx[j] - mean[j]) * invstd[j];                                      \
@@ -182,14 +210,15 @@ CORED_CLONES static void eval_rows(float *y, const float *x, const float *mean,
 CORED_CLONES static void dx_rows(float *dx, const float *dy, const float *x, const float *y,
                                  const float *mean, const float *invstd, const float *k,
                                  const float *m1, const float *m2, cored_act act, int lo, int hi,
-                                 int c)
+                                 int rows, int c)
 {
+    const int ahead = prefetch_ahead(c);
     if (act == CORED_ACT_RELU) {
-        DX_LOOP(DZ_RELU)
+        DX_LOOP(DZ_RELU, dy, y)
     } else if (act == CORED_ACT_SILU) { /* dz was stored in dx by the statistics pass */
-        DX_LOOP(DZ_STORED)
+        DX_LOOP(DZ_STORED, dx, NULL)
     } else {
-        DX_LOOP(DZ_NONE)
+        DX_LOOP(DZ_NONE, dy, NULL)
     }
 }
 
@@ -296,7 +325,7 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
         memset(s1, 0, sizeof(double) * 2 * (size_t)c);
         int lo, hi;
         cored_part_range(rows, CORED_PARTS, p, &lo, &hi);
-        stats_grad(s1, s2, dx, dy, x, y, mean, invstd, scale, bias, s->act, lo, hi, c);
+        stats_grad(s1, s2, dx, dy, x, y, mean, invstd, scale, bias, s->act, lo, hi, rows, c);
     }
     double *sdy = part, *sdyx = part + c;
     reduce_parts(sdy, sdyx, part, c);
@@ -318,7 +347,7 @@ static void bn_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
         m1[j] = train ? (float)(sdy[j] / n) : 0.0f;
         m2[j] = train ? (float)(sdyx[j] / n) : 0.0f;
     }
-    ROWS_PARALLEL(rows, c, dx_rows(dx, dy, x, y, mean, invstd, k, m1, m2, s->act, lo, hi, c));
+    ROWS_PARALLEL(rows, c, dx_rows(dx, dy, x, y, mean, invstd, k, m1, m2, s->act, lo, hi, rows, c));
 }
 
 void cored_bn_backward_train(float *dx, float *dgamma, float *dbeta, const float *dy,
