@@ -321,6 +321,9 @@ static void test_conv_direct(void)
     direct_case(1, 9, 10, 8, 32, 2, 3, 1, 0, 0, 1, 1);  /* stride beyond the kernel */
     direct_case(1, 4, 23, 16, 16, 3, 1, 1, 1, 1, 1, 0); /* a row of 23: tiles of 6 + tail */
     direct_case(1, 5, 8, 7, 16, 7, 1, 3, 3, 3, 3, 0);   /* kernel wider than the interior */
+    /* partitions of several output rows, some across two images */
+    direct_case(3, 26, 9, 6, 16, 3, 1, 1, 1, 1, 1, 1);
+    direct_case(2, 41, 11, 4, 32, 5, 2, 2, 2, 2, 2, 0);
     for (int i = 0; i < 12; i++) {
         int k = 1 + (int)cored_rng_below(&rng, 5), stride = 1 + (int)cored_rng_below(&rng, 3);
         int p[4];
