@@ -73,8 +73,9 @@ FACES_TOOL  := $(BUILD)/faces_tool
 VIDEO_TOOL  := $(BUILD)/tests/tool_video
 BENCH_VIDEO := $(BUILD)/bench_video
 BENCH_GEMM  := $(BUILD)/bench_gemm
+BENCH_BN    := $(BUILD)/bench_bn
 
-.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench bench-gemm fixtures faces-model face-eval bench-faces fuzz fuzz-run fuzz-long clean
+.PHONY: all deps deps-test deps-fuzz deps-mpi test-mpi test test-c test-parity test-slow demo bench bench-gemm bench-bn fixtures faces-model face-eval bench-faces fuzz fuzz-run fuzz-long clean
 all: $(BIN) $(LIB)
 
 deps:
@@ -184,6 +185,14 @@ bench-gemm: $(BENCH_GEMM)
 	@set -e; for k in $(if $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo y),SkylakeX) Haswell; do \
 	  OPENBLAS_CORETYPE=$$k $(BENCH_GEMM) $(or $(REPEATS),3) $(or $(THREADS),2); done
 
+# BatchNorm's training passes on the models' shapes, against the bandwidth of a triad
+# (tools/bench_bn.c; docs/engine.md).
+$(BENCH_BN): $(BUILD)/tools/bench_bn.o $(LIB)
+	$(CC) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+bench-bn: $(BENCH_BN)
+	$(BENCH_BN) $(or $(REPEATS),9) $(or $(THREADS),2)
+
 bench-faces: $(BIN) $(BENCH_VIDEO) $(FACES_MODEL) | deps-test
 	$(PYTHON) tools/bench_faces.py --cored ./$(BIN) --video-tool $(BENCH_VIDEO) --model $(FACES_MODEL) \
 	  --threads $(or $(THREADS),2)
@@ -222,4 +231,4 @@ fuzz-long: $(FUZZ_BIN)
 clean:
 	rm -rf build build-san build-fuzz cored
 
--include $(BUILD)/tools/faces_tool.d $(BUILD)/tools/bench_video.d $(BUILD)/tools/bench_gemm.d $(BUILD)/tests/tool_video.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(BUILD)/tools/faces_tool.d $(BUILD)/tools/bench_video.d $(BUILD)/tools/bench_gemm.d $(BUILD)/tools/bench_bn.d $(BUILD)/tests/tool_video.d $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SRC:%.c=build-fuzz/%.d) $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "core/core.h"
 #include "ops/internal.h"
 #include "ops/ops.h"
@@ -35,20 +36,6 @@ static const struct {
 
 enum { IMPL_BLAS, IMPL_AVX512, IMPL_AVX2, IMPLS };
 static const char *impl_name[IMPLS] = {"blas", "avx512", "avx2"};
-
-static float *frand(size_t n, unsigned s)
-{
-    float *a = malloc(sizeof(float) * n);
-    if (!a) {
-        fprintf(stderr, "bench_gemm: out of memory\n");
-        exit(1);
-    }
-    for (size_t i = 0; i < n; i++) {
-        s = s * 1664525u + 1013904223u;
-        a[i] = (float)((s >> 8) * (1.0 / 16777216.0) - 0.5);
-    }
-    return a;
-}
 
 static void call(int impl, int ta, int tb, int m, int n, int k, const float *a, int lda,
                  const float *b, int ldb, float beta, float *c, int ldc)
@@ -66,12 +53,6 @@ static unsigned long long hash_floats(unsigned long long h, const float *x, size
     const unsigned char *b = (const unsigned char *)x;
     for (size_t i = 0; i < n * sizeof(float); i++) h = (h ^ b[i]) * 1099511628211ull;
     return h;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
 }
 
 int main(int argc, char **argv)
@@ -107,8 +88,8 @@ int main(int argc, char **argv)
             if (!hit || (hit != only_rows && hit[-1] != ',') || (hit[strlen(key)] && hit[strlen(key)] != ','))
                 continue;
         }
-        float *x = frand((size_t)rows * cin, 1 + s), *w = frand((size_t)cout * cin, 2 + s);
-        float *dy = frand((size_t)rows * cout, 3 + s);
+        float *x = bench_frand((size_t)rows * cin, 1 + s), *w = bench_frand((size_t)cout * cin, 2 + s);
+        float *dy = bench_frand((size_t)rows * cout, 3 + s);
         size_t out_max = (size_t)rows * (cin > cout ? cin : cout);
         if (out_max < (size_t)cin * cout) out_max = (size_t)cin * cout;
         float *out[IMPLS];
@@ -146,8 +127,7 @@ int main(int argc, char **argv)
             total_flop += flop;
             for (int i = 0; i < IMPLS; i++)
                 if (use[i]) {
-                    qsort(t[i], (size_t)nrep, sizeof(double), cmp_double);
-                    double med = nrep % 2 ? t[i][nrep / 2] : 0.5 * (t[i][nrep / 2 - 1] + t[i][nrep / 2]);
+                    double med = bench_median(t[i], nrep);
                     total_s[i] += med;
                     printf(" %8.1f", flop / med * 1e-9);
                 }
