@@ -8,9 +8,12 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "internal.h"
 #include "ops.h"
 #include "simd.h"
 
+/* Rows per task of cored_bias_act. */
+#define BIAS_ACT_ROWS 64
 /* Elements per independent random stream in dropout, so masks do not depend on threads. */
 #define DROPOUT_CHUNK 4096
 /* Elements per task of the element-wise kernels: large enough to amortise the threads. */
@@ -230,4 +233,21 @@ void cored_dropconnect_backward(float *dx, const float *dy, const float *scale, 
 {
     #pragma omp parallel for schedule(static) if ((size_t)n * per > EW_CHUNK)
     for (int i = 0; i < n; i++) scale_rows(dx + (size_t)i * per, dy + (size_t)i * per, scale[i], per);
+}
+
+/* ---------------------------------------------------------------- output pass */
+
+CORED_CLONES void cored_bias_act_leaf(float *y, const float *b, size_t rows, int c, cored_act act)
+{
+    cored_bias_act_rows(y, b, rows, c, act);
+}
+
+void cored_bias_act(float *y, const float *b, size_t rows, int c, cored_act act)
+{
+    size_t blocks = (rows + BIAS_ACT_ROWS - 1) / BIAS_ACT_ROWS;
+    #pragma omp parallel for schedule(static) if (blocks > 1)
+    for (size_t k = 0; k < blocks; k++) {
+        size_t lo = k * BIAS_ACT_ROWS, n = rows - lo < BIAS_ACT_ROWS ? rows - lo : BIAS_ACT_ROWS;
+        cored_bias_act_leaf(y + lo * (size_t)c, b, n, c, act);
+    }
 }

@@ -140,13 +140,7 @@ static void fill_bias(float *y, const float *b, size_t rows, int c)
     for (size_t r = 0; r < rows; r++) memcpy(y + r * c, b, sizeof(float) * (size_t)c);
 }
 
-#define EPI_ROWS 64 /* rows per task of the output pass */
 #define EPI_TILE_FLOATS 786432 /* input and output floats of one tile of a fused pointwise GEMM */
-
-CORED_CLONES static void epilogue_leaf(float *y, const float *b, size_t rows, int c, cored_act act)
-{
-    cored_bias_act_rows(y, b, rows, c, act);
-}
 
 /* Rows per tile of a GEMM with its output pass: at least 8 tiles where there are rows
    enough, at most EPI_TILE_FLOATS floats of input and output per
@@ -158,17 +152,6 @@ static int epi_tile(int rows, int k, int n)
     return tile < 32 ? 32 : tile;
 }
 
-/* y = act(y + b) over rows x c, in parallel over blocks of rows. */
-static void epilogue(float *y, const float *b, size_t rows, int c, cored_act act)
-{
-    size_t blocks = (rows + EPI_ROWS - 1) / EPI_ROWS;
-    #pragma omp parallel for schedule(static) if (blocks > 1)
-    for (size_t k = 0; k < blocks; k++) {
-        size_t lo = k * EPI_ROWS, n = rows - lo < EPI_ROWS ? rows - lo : EPI_ROWS;
-        epilogue_leaf(y + lo * (size_t)c, b, n, c, act);
-    }
-}
-
 /* y = act(x * w^T + b) over rows x n, x rows x k, w n x k, act ReLU or SiLU. ReLU: one
    product whose micro-kernel adds the bias and clamps in registers. SiLU: tiles of rows,
    each a serial GEMM followed at once by the bias and activation pass while the tile is in
@@ -178,7 +161,7 @@ static void product_act(float *y, const float *x, const float *w, const float *b
                         int n)
 {
     if (act == CORED_ACT_RELU) {
-        cored_gemm_bias_relu(0, 1, rows, n, k, x, k, w, k, y, n, b, 1);
+        cored_gemm_bias_relu(0, 1, rows, n, k, x, k, w, k, y, b, 1);
         return;
     }
     int tile = epi_tile(rows, k, n);
@@ -187,7 +170,7 @@ static void product_act(float *y, const float *x, const float *w, const float *b
     for (int t = 0; t < tiles; t++) {
         int lo = t * tile, nr = rows - lo < tile ? rows - lo : tile;
         cored_gemm_serial(0, 1, nr, n, k, 1.0f, x + (size_t)lo * k, k, w, k, 0.0f, y + (size_t)lo * n, n);
-        epilogue_leaf(y + (size_t)lo * n, b, (size_t)nr, n, act);
+        cored_bias_act_leaf(y + (size_t)lo * n, b, (size_t)nr, n, act);
     }
 }
 
@@ -345,7 +328,7 @@ static void general_forward(float *y, const float *x, const float *w, const floa
             cored_gemm(0, 1, nimg * pix, og, k, 1.0f, col, k, wr + (size_t)g * og * k, k,
                        b && !epi ? 1.0f : 0.0f, yc + (size_t)g * og, s->cout);
         }
-        if (epi) epilogue(yc, b, (size_t)nimg * pix, s->cout, act);
+        if (epi) cored_bias_act(yc, b, (size_t)nimg * pix, s->cout, act);
     }
 }
 

@@ -45,16 +45,17 @@ static void sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, co
 }
 
 /* 1 when CORED_GEMM=openblas: read once. */
+/* 1: cored's own SGEMM, 2: OpenBLAS (CORED_GEMM=openblas) */
+static int gemm_choice(void)
+{
+    const char *e = getenv("CORED_GEMM");
+    return e && !strcmp(e, "openblas") ? 2 : 1;
+}
+
 static int use_openblas(void)
 {
-    static int chosen; /* 0 until read, then 1 (own) or 2 (OpenBLAS) */
-    int v = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
-    if (!v) {
-        const char *e = getenv("CORED_GEMM");
-        v = e && !strcmp(e, "openblas") ? 2 : 1;
-        __atomic_store_n(&chosen, v, __ATOMIC_RELAXED);
-    }
-    return v == 2;
+    static int chosen;
+    return cored_once(&chosen, gemm_choice) == 2;
 }
 
 void cored_gemm_serial(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
@@ -124,19 +125,16 @@ void cored_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, cons
 }
 
 void cored_gemm_bias_relu(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
-                          const float *b, int ldb, float *c, int ldc, const float *bias, int relu)
+                          const float *b, int ldb, float *c, const float *bias, int relu)
 {
     if (m <= 0 || n <= 0) return;
     if (!use_openblas()) {
-        cored_sgemm_own(CORED_SGEMM_AUTO, trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc, bias,
+        cored_sgemm_own(CORED_SGEMM_AUTO, trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n, bias,
                         relu);
         return;
     }
-    cored_gemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    if (!bias && !relu) return;
-    #pragma omp parallel for schedule(static)
-    for (int i = 0; i < m; i++)
-        cored_bias_act_rows(c + (size_t)i * ldc, bias, 1, n, relu ? CORED_ACT_RELU : CORED_ACT_NONE);
+    cored_gemm(trans_a, trans_b, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, n);
+    if (bias || relu) cored_bias_act(c, bias, (size_t)m, n, relu ? CORED_ACT_RELU : CORED_ACT_NONE);
 }
 
 void cored_colsum_acc(float *out, const float *x, int rows, int c, float *ws)

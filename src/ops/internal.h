@@ -10,6 +10,18 @@
 /* Number of partitions of a reduction. Fixed, so results do not depend on threads. */
 #define CORED_PARTS 16
 
+/* A choice made once per process (from the environment, the CPU): *slot is 0 until the first
+   call, then choose()'s answer, never 0; the same answer on every thread. */
+static inline int cored_once(int *slot, int (*choose)(void))
+{
+    int v = __atomic_load_n(slot, __ATOMIC_RELAXED);
+    if (!v) {
+        v = choose();
+        __atomic_store_n(slot, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 /* Row range [*lo, *hi) of partition p out of `parts` over `rows` rows. */
 static inline void cored_part_range(int rows, int parts, int p, int *lo, int *hi)
 {
@@ -51,11 +63,17 @@ __attribute__((always_inline)) static inline void cored_bias_act_rows(float *y, 
     }
 }
 
-/* C = [ReLU](op(A)*op(B) + bias), bias (n floats) or NULL, added to each element's finished
-   sum: the bits of cored_gemm (beta 0) followed by cored_bias_act_rows, in one product whose
-   epilogue runs in registers (under CORED_GEMM=openblas, the product and then that pass). */
+/* cored_bias_act_rows on the calling thread (a CORED_CLONES leaf, act.c), and over rows x c
+   in parallel blocks of rows: the same bits either way. */
+void cored_bias_act_leaf(float *y, const float *b, size_t rows, int c, cored_act act);
+void cored_bias_act(float *y, const float *b, size_t rows, int c, cored_act act);
+
+/* C (m x n, rows contiguous) = [ReLU](op(A)*op(B) + bias), bias (n floats) or NULL, added to
+   each element's finished sum: the bits of cored_gemm (beta 0) followed by
+   cored_bias_act_rows, in one product whose epilogue runs in registers (under
+   CORED_GEMM=openblas, the product and then cored_bias_act). */
 void cored_gemm_bias_relu(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda,
-                          const float *b, int ldb, float *c, int ldc, const float *bias, int relu);
+                          const float *b, int ldb, float *c, const float *bias, int relu);
 
 /* cored's packed SGEMM (sgemm_own.c), which cored_gemm runs. Row-major,
    C = alpha*op(A)*op(B) + beta*C, like cored_gemm, plus an epilogue in registers: `bias`

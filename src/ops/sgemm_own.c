@@ -193,20 +193,22 @@ static int path_supported(int path)
 
 int cored_sgemm_own_supported(int path) { return path_supported(path); }
 
+/* CORED_SGEMM_PATH when the CPU has that path, else the widest path it has */
+static int path_choice(void)
+{
+    const char *env = getenv("CORED_SGEMM_PATH");
+    if (env && !strcmp(env, "avx512") && path_supported(CORED_SGEMM_AVX512)) return CORED_SGEMM_AVX512;
+    if (env && !strcmp(env, "avx2") && path_supported(CORED_SGEMM_AVX2)) return CORED_SGEMM_AVX2;
+    if (env && !strcmp(env, "scalar")) return CORED_SGEMM_SCALAR;
+    if (path_supported(CORED_SGEMM_AVX512)) return CORED_SGEMM_AVX512;
+    if (path_supported(CORED_SGEMM_AVX2)) return CORED_SGEMM_AVX2;
+    return CORED_SGEMM_SCALAR;
+}
+
 int cored_sgemm_own_default(void)
 {
-    static int chosen; /* 0 until the first call; the same answer from any thread */
-    int p = __atomic_load_n(&chosen, __ATOMIC_RELAXED);
-    if (p) return p;
-    const char *env = getenv("CORED_SGEMM_PATH");
-    if (env && !strcmp(env, "avx512") && path_supported(CORED_SGEMM_AVX512)) p = CORED_SGEMM_AVX512;
-    else if (env && !strcmp(env, "avx2") && path_supported(CORED_SGEMM_AVX2)) p = CORED_SGEMM_AVX2;
-    else if (env && !strcmp(env, "scalar")) p = CORED_SGEMM_SCALAR;
-    else if (path_supported(CORED_SGEMM_AVX512)) p = CORED_SGEMM_AVX512;
-    else if (path_supported(CORED_SGEMM_AVX2)) p = CORED_SGEMM_AVX2;
-    else p = CORED_SGEMM_SCALAR;
-    __atomic_store_n(&chosen, p, __ATOMIC_RELAXED);
-    return p;
+    static int chosen;
+    return cored_once(&chosen, path_choice);
 }
 
 static own_path get_path(int path)
