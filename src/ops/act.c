@@ -237,9 +237,16 @@ void cored_dropconnect_backward(float *dx, const float *dy, const float *scale, 
 
 /* ---------------------------------------------------------------- output pass */
 
-CORED_CLONES void cored_bias_act_leaf(float *y, const float *b, size_t rows, int c, cored_act act)
+CORED_CLONES static void bias_act_leaf(float *y, const float *b, size_t rows, int c, cored_act act)
 {
     cored_bias_act_rows(y, b, rows, c, act);
+}
+
+/* A plain function around the clone: Clang 14 names a cloned function's dispatcher
+   `<name>.ifunc`, so no other file can call a clone by its name. */
+void cored_bias_act_serial(float *y, const float *b, size_t rows, int c, cored_act act)
+{
+    bias_act_leaf(y, b, rows, c, act);
 }
 
 void cored_bias_act(float *y, const float *b, size_t rows, int c, cored_act act)
@@ -248,6 +255,6 @@ void cored_bias_act(float *y, const float *b, size_t rows, int c, cored_act act)
     #pragma omp parallel for schedule(static) if (blocks > 1)
     for (size_t k = 0; k < blocks; k++) {
         size_t lo = k * BIAS_ACT_ROWS, n = rows - lo < BIAS_ACT_ROWS ? rows - lo : BIAS_ACT_ROWS;
-        cored_bias_act_leaf(y + lo * (size_t)c, b, n, c, act);
+        bias_act_leaf(y + lo * (size_t)c, b, n, c, act);
     }
 }

@@ -170,7 +170,7 @@ static void product_act(float *y, const float *x, const float *w, const float *b
     for (int t = 0; t < tiles; t++) {
         int lo = t * tile, nr = rows - lo < tile ? rows - lo : tile;
         cored_gemm_serial(0, 1, nr, n, k, 1.0f, x + (size_t)lo * k, k, w, k, 0.0f, y + (size_t)lo * n, n);
-        cored_bias_act_leaf(y + (size_t)lo * n, b, (size_t)nr, n, act);
+        cored_bias_act_serial(y + (size_t)lo * n, b, (size_t)nr, n, act);
     }
 }
 

@@ -63,9 +63,9 @@ __attribute__((always_inline)) static inline void cored_bias_act_rows(float *y, 
     }
 }
 
-/* cored_bias_act_rows on the calling thread (a CORED_CLONES leaf, act.c), and over rows x c
-   in parallel blocks of rows: the same bits either way. */
-void cored_bias_act_leaf(float *y, const float *b, size_t rows, int c, cored_act act);
+/* cored_bias_act_rows on the calling thread (through a CORED_CLONES leaf, act.c), and over
+   rows x c in parallel blocks of rows: the same bits either way. */
+void cored_bias_act_serial(float *y, const float *b, size_t rows, int c, cored_act act);
 void cored_bias_act(float *y, const float *b, size_t rows, int c, cored_act act);
 
 /* C (m x n, rows contiguous) = [ReLU](op(A)*op(B) + bias), bias (n floats) or NULL, added to
