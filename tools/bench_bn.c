@@ -18,11 +18,12 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "bench_util.h"
 #include "cored.h"
 #include "ops/ops.h"
+
+#define MAX_REPS 64
 
 static const struct {
     int rows, c;
@@ -40,19 +41,19 @@ static const struct {
     {8192, 728, CORED_ACT_RELU, "Xception block 3"},
 };
 
+/* reps <= MAX_REPS */
 static double triad_gbs(int reps)
 {
     const size_t n = (size_t)16 << 20; /* 64 MB per array */
     float *a = bench_frand(n, 1), *b = bench_frand(n, 2), *c = bench_frand(n, 3);
-    double t[64];
-    int nrep = reps > 64 ? 64 : reps;
-    for (int r = 0; r < nrep; r++) {
+    double t[MAX_REPS];
+    for (int r = 0; r < reps; r++) {
         double t0 = omp_get_wtime();
         #pragma omp parallel for schedule(static)
         for (size_t i = 0; i < n; i++) c[i] = a[i] * 0.5f + b[i];
         t[r] = omp_get_wtime() - t0;
     }
-    double med = bench_median(t, nrep);
+    double med = bench_median(t, reps);
     free(a), free(b), free(c);
     return 3.0 * sizeof(float) * n / med * 1e-9;
 }
@@ -61,7 +62,7 @@ int main(int argc, char **argv)
 {
     int reps = argc > 1 ? atoi(argv[1]) : 9, threads = argc > 2 ? atoi(argv[2]) : 2;
     if (reps < 1) reps = 1;
-    if (reps > 64) reps = 64;
+    if (reps > MAX_REPS) reps = MAX_REPS;
     threads = cored_set_threads(threads);
     printf("# bench_bn: %d threads, %d repeats (medians); triad %.1f GB/s\n", threads, reps,
            triad_gbs(reps));
@@ -83,7 +84,7 @@ int main(int argc, char **argv)
         float *mean = par, *invstd = par + s.c, *run_mean = par + 2 * s.c, *run_var = par + 3 * s.c;
         float *dgamma = par + 4 * s.c, *dbeta = par + 5 * s.c;
         for (int j = 0; j < s.c; j++) run_var[j] = 1.0f, gamma[j] += 1.0f;
-        double tf[64], tb[64];
+        double tf[MAX_REPS], tb[MAX_REPS];
         for (int r = -1; r < reps; r++) {
             double t0 = omp_get_wtime();
             cored_bn_forward_train(y, mean, invstd, run_mean, run_var, x, gamma, beta, &s, ws);

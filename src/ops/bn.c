@@ -47,15 +47,15 @@ static int row_block(int c) { return c >= 4096 ? 1 : 4096 / c; }
 
 /* The backward passes read two or three arrays row by row. On arrays beyond the L3 the
    hardware prefetcher kept up with none of them (tiny's first BN, 131072 x 32, two threads:
-   4.0-5.1 ms, and 2.6-2.8 ms with each row fetching the row PREFETCH_FLOATS floats ahead in
+   4.0-5.1 ms, and 2.6-3.7 ms with each row fetching the row PREFETCH_FLOATS floats ahead in
    every array it reads; the same bits). */
 #define PREFETCH_FLOATS 512
 static inline int prefetch_ahead(int c) { return PREFETCH_FLOATS / c > 0 ? PREFETCH_FLOATS / c : 1; }
 
 /* Prefetches row i + ahead of each array that is not NULL (arrays of `rows` rows), also
    beyond the caller's block: the next block of the same thread usually follows it. Inlined
-   by force: left a call, GCC found the function free of side effects (a prefetch has none)
-   and deleted every call. */
+   by force: where GCC kept it a function, it found it free of side effects (a prefetch has
+   none) and deleted every call. */
 __attribute__((always_inline)) static inline void prefetch_rows(int i, int ahead, int rows, int c,
                                                                 const float *a, const float *b,
                                                                 const float *d)
@@ -102,7 +102,7 @@ static inline float silu_grad(float dy, float z)
         const float *rdy = dy + (size_t)i * c, *rx = x + (size_t)i * c;                    \
         const float *ry = y ? y + (size_t)i * c : NULL;                                    \
         (void)ry;                                                                          \
-        prefetch_rows(i, ahead, rows, c, dy, x, MASK);                                       \
+        prefetch_rows(i, ahead, rows, c, dy, x, MASK);                                     \
         _Pragma("omp simd")                                                                \
         for (int j = 0; j < c; j++) {                                                      \
             float dz = DZ(j), xh = (rx[j] - mean[j]) * invstd[j];                          \
@@ -199,7 +199,7 @@ CORED_CLONES static void eval_rows(float *y, const float *x, const float *mean,
         const float *ry = y ? y + (size_t)i * c : NULL;                                    \
         float *rdx = dx + (size_t)i * c;                                                   \
         (void)ry, (void)rdy;                                                               \
-        prefetch_rows(i, ahead, rows, c, GRAD, x, MASK);                                     \
+        prefetch_rows(i, ahead, rows, c, GRAD, x, MASK);                                   \
         _Pragma("omp simd")                                                                \
         for (int j = 0; j < c; j++) {                                                      \
             float xh = (rx[j] - mean[j]) * invstd[j];                                      \

@@ -44,7 +44,6 @@ static void sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, co
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-/* 1 when CORED_GEMM=openblas: read once. */
 /* 1: cored's own SGEMM, 2: OpenBLAS (CORED_GEMM=openblas) */
 static int gemm_choice(void)
 {
@@ -52,6 +51,7 @@ static int gemm_choice(void)
     return e && !strcmp(e, "openblas") ? 2 : 1;
 }
 
+/* 1 when CORED_GEMM=openblas: read once. */
 static int use_openblas(void)
 {
     static int chosen;
